@@ -157,6 +157,9 @@ typedef struct plx_backend_props {
   uint32_t reduce_op_mask; /* PLX_BIT(PLX_SUM..) operators */
 } plx_backend_props;
 
+PLX_STATIC_ASSERT(sizeof(plx_backend_props) == 72, "plx_backend_props layout");
+PLX_STATIC_ASSERT(offsetof(plx_backend_props, capabilities) == 48, "plx_backend_props layout");
+
 /**
  * @brief Properties of an open backend. Strings are owned by the backend
  * and valid until plx_backend_close().

@@ -1,0 +1,88 @@
+// The objects behind the opaque handles of plexus.h, and the helpers every
+// entry point uses: handle checks, the PLX_THREAD_SINGLE lock, slot calls.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "core/status.hpp"
+#include "loader/plugin_lib.hpp"
+#include "loader/report.hpp"
+#include "plexus/plexus.h"
+
+namespace plexus::loader {
+
+constexpr uint64_t backend_magic = 0x706c782d626b6e64ull;  // "plx-bknd"
+constexpr uint64_t comm_magic = 0x706c782d636f6d6dull;     // "plx-comm"
+constexpr uint64_t queue_magic = 0x706c782d71756575ull;    // "plx-queu"
+
+struct OpCounters {
+  std::atomic<uint64_t> calls{0}, bytes{0}, time_ns{0};
+};
+
+}  // namespace plexus::loader
+
+struct plx_backend {
+  uint64_t magic = plexus::loader::backend_magic;
+  const plexus::loader::PluginLib *lib = nullptr;
+  void *state = nullptr;
+  plexus::loader::LoadReport report;
+  std::mutex serial;  // taken around every call when the plugin is PLX_THREAD_SINGLE
+  std::atomic<int32_t> live_objects{0};
+};
+
+struct plx_comm {
+  uint64_t magic = plexus::loader::comm_magic;
+  plx_backend *backend = nullptr;
+  void *state = nullptr;
+  int32_t rank = 0, size = 0, device = -1;
+  std::atomic<plx_status> sticky{PLX_OK};
+  std::mutex sticky_mutex;
+  std::string sticky_message;
+  plexus::loader::OpCounters counters[PLX_COLL_KIND_COUNT];
+  std::atomic<int32_t> live_queues{0};
+};
+
+struct plx_queue {
+  uint64_t magic = plexus::loader::queue_magic;
+  plx_comm *comm = nullptr;
+  void *state = nullptr;
+};
+
+namespace plexus::loader {
+
+// Holds the backend's lock for the call when the plugin is single-threaded.
+class CallGuard {
+ public:
+  explicit CallGuard(plx_backend *b) {
+    if (b->lib->info->threading == PLX_THREAD_SINGLE) lock_.emplace(b->serial);
+  }
+
+ private:
+  std::optional<std::unique_lock<std::mutex>> lock_;
+};
+
+// Handle checks: PLX_ERR_INVALID_ARGUMENT naming the function and argument.
+plx_status check_backend(const char *fn, plx_backend *b);
+plx_status check_comm(const char *fn, plx_comm *c);  // also fails fast when sticky
+plx_status check_not_null(const char *fn, const char *arg, const void *p);
+
+// Records a sticky failure returned by the plugin (its message from the
+// thread's last error); returns status.
+plx_status note_result(plx_comm *c, plx_status status);
+void mark_sticky(plx_comm *c, plx_status status, const std::string &message);
+
+// PLX_ERR_UNSUPPORTED naming the backend and the missing slot.
+plx_status missing_slot(const char *fn, plx_backend *b, const char *slot);
+
+}  // namespace plexus::loader
+
+// Calls `slot` of the backend's vtable with the backend's lock when needed,
+// or fails with PLX_ERR_UNSUPPORTED when the slot is absent (PLX-L-8).
+#define PLX_CALL_SLOT(fn, backend, slot, ...)                                   \
+  (PLX_VTABLE_HAS((backend)->lib->vtable, slot)                                 \
+       ? (plexus::loader::CallGuard((backend)), (backend)->lib->vtable->slot(__VA_ARGS__)) \
+       : plexus::loader::missing_slot(fn, (backend), #slot))

@@ -1,0 +1,47 @@
+#include "loader/unique_id.hpp"
+
+#include <cstring>
+
+#include "core/status.hpp"
+
+namespace plexus::loader {
+namespace {
+
+constexpr char id_magic[8] = {'P', 'L', 'E', 'X', 'U', 'S', 'I', 'D'};
+
+uint32_t checksum_of(const plx_unique_id &id) {
+  plx_unique_id copy = id;
+  reinterpret_cast<UniqueIdHeader *>(copy.bytes)->checksum = 0;
+  uint32_t h = 2166136261u;
+  for (const uint8_t b : copy.bytes) h = (h ^ b) * 16777619u;
+  return h;
+}
+
+}  // namespace
+
+void seal_unique_id(plx_unique_id *id, const char *plugin) {
+  UniqueIdHeader header{};
+  std::memcpy(header.magic, id_magic, sizeof(id_magic));
+  header.layout = 1;
+  std::strncpy(header.plugin, plugin, sizeof(header.plugin) - 1);
+  std::memcpy(id->bytes, &header, sizeof(header));
+  reinterpret_cast<UniqueIdHeader *>(id->bytes)->checksum = checksum_of(*id);
+}
+
+plx_status check_unique_id(const char *fn, const plx_unique_id *id, const char *plugin) {
+  UniqueIdHeader header;
+  std::memcpy(&header, id->bytes, sizeof(header));
+  if (std::memcmp(header.magic, id_magic, sizeof(id_magic)) != 0 || header.layout != 1)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT,
+                      "{}: id is not a plexus unique id (bad magic or layout)", fn);
+  if (header.checksum != checksum_of(*id))
+    return core::fail(PLX_ERR_INVALID_ARGUMENT,
+                      "{}: id is corrupted (checksum mismatch): pass the 256 bytes unchanged", fn);
+  if (std::memchr(header.plugin, '\0', sizeof(header.plugin)) == nullptr ||
+      std::strcmp(header.plugin, plugin) != 0)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT,
+                      "{}: id was made by backend '{:.31s}', not by '{}'", fn, header.plugin, plugin);
+  return PLX_OK;
+}
+
+}  // namespace plexus::loader
