@@ -5,6 +5,17 @@
 
 namespace plexus::core {
 
+namespace {
+thread_local std::string last;
+}  // namespace
+
+plx_status fail_message(plx_status status, const std::string &message) {
+  last = message;
+  return services().set_error(status, message.c_str());
+}
+
+const std::string &last_message() { return last; }
+
 const char *status_name(plx_status status) {
   switch (status) {
     case PLX_OK: return "PLX_OK";

@@ -15,9 +15,12 @@ namespace plexus::core {
 // "PLX_ERR_TIMEOUT"; "PLX_ERR_<unknown>" for a code outside the table.
 const char *status_name(plx_status status);
 
-inline plx_status fail_message(plx_status status, const std::string &message) {
-  return services().set_error(status, message.c_str());
-}
+// Reports `message` as the thread's last error and returns status.
+plx_status fail_message(plx_status status, const std::string &message);
+
+// The message of this thread's most recent fail() in this copy of core, so
+// a plugin can pass it on (to its peers, into a sticky state).
+const std::string &last_message();
 
 template <typename... Args>
 plx_status fail(plx_status status, fmt::format_string<Args...> format, Args &&...args) {

@@ -237,9 +237,6 @@ PLX_API plx_status plx_get_unique_id(plx_backend_h backend, plx_unique_id *id);
 PLX_API plx_status plx_comm_init(plx_backend_h backend, const plx_unique_id *id, int32_t nranks,
                                  int32_t rank, const plx_comm_config *config, plx_comm_h *out);
 
-/** color for ranks that want no communicator from plx_comm_split. */
-#define PLX_SPLIT_NO_COLOR (-1)
-
 /**
  * @brief Split a communicator: ranks with the same color form a new one,
  * ordered by key then by their old rank. Collective over the parent.

@@ -218,6 +218,9 @@ typedef struct plx_unique_id {
   uint8_t bytes[PLX_UNIQUE_ID_BYTES];
 } plx_unique_id;
 
+/** The color of ranks that want no communicator from plx_comm_split. */
+#define PLX_SPLIT_NO_COLOR (-1)
+
 /** Flags for plx_coll_options.flags. */
 /** This rank takes part and receives the result but adds nothing to it (an
  *  all-reduce treats its input as the identity of the operator; its send

@@ -1,0 +1,96 @@
+// Reductions: all-reduce, reduce and reduce-scatter (see shm_coll.hpp).
+#include <cstring>
+
+#include "core/cpu_reduce.hpp"
+#include "plugins/shm-native/shm_coll.hpp"
+
+namespace plexus::shm_native {
+namespace {
+
+constexpr int32_t max_sources = 1024;
+
+// Reduces `length` elements at byte offset `offset` of every rank's slot
+// for `step`, in rank order, into dst.
+plx_status reduce_slots(Op &op, uint32_t step, size_t offset, size_t length, void *dst) {
+  const void *sources[max_sources];
+  for (int32_t r = 0; r < op.comm.nranks(); ++r) sources[r] = op.comm.slot(r, step) + offset;
+  return core::reduce_into(op.desc.dtype, op.desc.op, dst, sources, op.comm.nranks(), length);
+}
+
+// Every rank reduces the whole message; to_all false: only root does.
+plx_status one_shot(Op &op, bool to_all) {
+  const uint32_t step = op.comm.next_step();
+  const size_t bytes = op.desc.count * op.elem_bytes;
+  std::memcpy(op.comm.slot(op.comm.rank(), step), op.desc.send, bytes);
+  if (plx_status s = op.exchange(step)) return s;
+  op.record(PLX_ALGO_ONE_SHOT);
+  if (!to_all && op.comm.rank() != op.desc.root) return PLX_OK;
+  return reduce_slots(op, step, 0, op.desc.count, op.desc.recv);
+}
+
+// One chunk of a two-shot reduction: copy in, reduce this rank's share
+// into its own slot, then copy every share out (to every rank, or root).
+plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
+  Comm &c = op.comm;
+  const uint32_t step = c.next_step();
+  const size_t es = op.elem_bytes;
+  std::memcpy(c.slot(c.rank(), step), static_cast<const uint8_t *>(op.desc.send) + first * es, count * es);
+  if (plx_status s = op.exchange(step)) return s;
+  const Share mine = share_of(count, c.nranks(), c.rank());
+  if (plx_status s = reduce_slots(op, step, mine.first * es, mine.length, c.slot(c.rank(), step) + mine.first * es))
+    return s;
+  if (plx_status s = op.finish_share(step)) return s;
+  if (!to_all && c.rank() != op.desc.root) return PLX_OK;
+  auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
+  for (int32_t r = 0; r < c.nranks(); ++r) {
+    const Share share = share_of(count, c.nranks(), r);
+    std::memcpy(out + share.first * es, c.slot(r, step) + share.first * es, share.length * es);
+  }
+  return PLX_OK;
+}
+
+plx_status two_shot(Op &op, bool to_all) {
+  const size_t chunk = op.comm.params().slot_bytes / op.elem_bytes;
+  for (size_t first = 0; first < op.desc.count; first += chunk)
+    if (plx_status s = two_shot_chunk(op, first, std::min(chunk, op.desc.count - first), to_all)) return s;
+  op.record(PLX_ALGO_TWO_SHOT);
+  return PLX_OK;
+}
+
+plx_status reduction(Op &op, bool to_all) {
+  if (op.desc.count == 0) return PLX_OK;
+  const size_t bytes = op.desc.count * op.elem_bytes;
+  const Params &p = op.comm.params();
+  const bool small = bytes <= p.oneshot_max_bytes && bytes <= p.slot_bytes;
+  const int32_t forced = op.desc.options->algorithm;
+  if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes))
+    return one_shot(op, to_all);
+  return two_shot(op, to_all);
+}
+
+}  // namespace
+
+plx_status all_reduce(Op &op) { return reduction(op, true); }
+plx_status reduce(Op &op) { return reduction(op, false); }
+
+// Block b of every rank's input goes to rank b: each step carries a piece
+// of every block, and rank r reduces the pieces of its block.
+plx_status reduce_scatter(Op &op) {
+  Comm &c = op.comm;
+  const size_t es = op.elem_bytes, n = static_cast<size_t>(c.nranks());
+  const size_t chunk = c.params().slot_bytes / (n * es);
+  const auto *in = static_cast<const uint8_t *>(op.desc.send);
+  for (size_t first = 0; first < op.desc.count; first += chunk) {
+    const size_t len = std::min(chunk, op.desc.count - first);
+    const uint32_t step = c.next_step();
+    for (size_t b = 0; b < n; ++b)
+      std::memcpy(c.slot(c.rank(), step) + b * len * es, in + (b * op.desc.count + first) * es, len * es);
+    if (plx_status s = op.exchange(step)) return s;
+    void *dst = static_cast<uint8_t *>(op.desc.recv) + first * es;
+    if (plx_status s = reduce_slots(op, step, c.rank() * len * es, len, dst)) return s;
+  }
+  op.record(PLX_ALGO_COPY);
+  return PLX_OK;
+}
+
+}  // namespace plexus::shm_native

@@ -1,0 +1,159 @@
+#include "plugins/shm-native/shm_backend.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/host_topology.hpp"
+#include "core/params.hpp"
+#include "core/status.hpp"
+#include "plugins/shm-native/shm_coll.hpp"
+
+namespace plexus::shm_native {
+namespace {
+
+struct Backend {
+  Params params;
+};
+
+uint64_t size_param(const plx_host_services &s, const char *name, uint64_t fallback) {
+  const char *text = s.param_get("shm-native", name);
+  const auto v = text ? core::parse_size(text) : std::nullopt;
+  return v ? *v : fallback;
+}
+
+// Reads the parameters once per backend; a bad value is an error that names
+// the variable, not a silent default.
+plx_status read_params(const plx_host_services &s, Params *p) {
+  p->slot_bytes = size_param(s, "SLOT_BYTES", p->slot_bytes);
+  p->oneshot_max_bytes = size_param(s, "ONESHOT_MAX_BYTES", p->oneshot_max_bytes);
+  const char *spin = s.param_get("shm-native", "SPIN");
+  if (auto v = spin ? core::parse_int(spin) : std::nullopt; v && *v >= 0 && *v < (1 << 30))
+    p->spin_iterations = static_cast<int32_t>(*v);
+  if (p->slot_bytes < 4096 || p->slot_bytes > (1ull << 30) || p->slot_bytes % 64)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_SLOT_BYTES={} must "
+                      "be a multiple of 64 between 4K and 1G", p->slot_bytes);
+  return PLX_OK;
+}
+
+Comm &as_comm(void *comm) { return *static_cast<Comm *>(comm); }
+
+// What a rank tells the others in a split.
+struct SplitEntry {
+  int32_t color, key, rank, pad;
+  core::RendezvousId id;
+};
+
+}  // namespace
+
+plx_status backend_init(const plx_host_info *host, void **backend) {
+  core::set_services(host->services, "shm-native");
+  auto b = std::make_unique<Backend>();
+  if (plx_status s = read_params(*host->services, &b->params)) return s;
+  *backend = b.release();
+  return PLX_OK;
+}
+
+plx_status backend_finalize(void *backend) {
+  delete static_cast<Backend *>(backend);
+  return PLX_OK;
+}
+
+plx_status backend_topology(void *, plx_topology_info *info, char *json, size_t capacity, size_t *needed) {
+  core::HostTopology topology;
+  if (plx_status s = core::probe_host_topology(&topology)) return s;
+  core::fill_topology_info(topology, info);
+  info->gpu_count = 0, info->p2p_all_pairs = -1, info->nvlink_all_pairs = -1;
+  core::JsonWriter w;
+  w.begin_object().field("backend", "shm-native").key("host");
+  core::write_host_topology_json(topology, w);
+  w.key("slot_numa_node").value(static_cast<int64_t>(core::current_numa_node())).end_object();
+  const std::string &text = w.str();
+  if (needed) *needed = text.size() + 1;
+  if (json && capacity) {
+    const size_t n = std::min(capacity - 1, text.size());
+    std::memcpy(json, text.data(), n);
+    json[n] = '\0';
+  }
+  return PLX_OK;
+}
+
+plx_status backend_unique_id(void *, uint8_t *payload) {
+  core::RendezvousId id{};
+  if (plx_status s = core::make_rendezvous_id(&id)) return s;
+  std::memcpy(payload, &id, sizeof(id));
+  return PLX_OK;
+}
+
+plx_status comm_init(void *backend, const uint8_t *payload, int32_t nranks, int32_t rank,
+                     const plx_comm_config *config, void **comm) {
+  core::RendezvousId id;
+  std::memcpy(&id, payload, sizeof(id));
+  if (std::memchr(id.name, '\0', sizeof(id.name)) == nullptr || std::strncmp(id.name, "/plexus-", 8) != 0)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: the unique id names no plexus rendezvous");
+  std::unique_ptr<Comm> c;
+  if (plx_status s = Comm::create(id, nranks, rank, *config, static_cast<Backend *>(backend)->params, &c))
+    return s;
+  *comm = c.release();
+  return PLX_OK;
+}
+
+// Every rank proposes an id; each color uses the one of its lowest (key,
+// rank) member, and members are ranked by (key, old rank).
+plx_status comm_split(void *comm, int32_t color, int32_t key, const plx_comm_config *config, void **out) {
+  Comm &c = as_comm(comm);
+  SplitEntry mine{color, key, c.rank(), 0, {}};
+  if (plx_status s = core::make_rendezvous_id(&mine.id)) return s;
+  std::vector<SplitEntry> all(c.nranks());
+  if (plx_status s = c.rendezvous().allgather(&mine, sizeof(mine), all.data(), c.timeout_ms())) return s;
+  *out = nullptr;
+  if (color == PLX_SPLIT_NO_COLOR) return PLX_OK;
+  std::vector<SplitEntry> group;
+  for (const SplitEntry &e : all)
+    if (e.color == color) group.push_back(e);
+  std::stable_sort(group.begin(), group.end(), [](auto &a, auto &b) { return a.key < b.key; });
+  const auto me = std::find_if(group.begin(), group.end(), [&](auto &e) { return e.rank == c.rank(); });
+  std::unique_ptr<Comm> child;
+  if (plx_status s = Comm::create(group.front().id, static_cast<int32_t>(group.size()),
+                                  static_cast<int32_t>(me - group.begin()), *config, c.params(), &child))
+    return s;
+  *out = child.release();
+  return PLX_OK;
+}
+
+plx_status comm_destroy(void *comm) {
+  delete static_cast<Comm *>(comm);
+  return PLX_OK;
+}
+
+plx_status comm_abort(void *comm) {
+  Comm &c = as_comm(comm);
+  c.rendezvous().post_failure(PLX_ERR_ABORTED, fmt::format("shm-native: rank {} aborted the communicator", c.rank()));
+  return PLX_OK;
+}
+
+plx_status comm_async_status(void *comm, plx_status *status) {
+  std::string message;
+  *status = as_comm(comm).rendezvous().failure(&message);
+  return PLX_OK;
+}
+
+plx_status comm_query(void *comm, int32_t *rank, int32_t *size, int32_t *cuda_device) {
+  *rank = as_comm(comm).rank();
+  *size = as_comm(comm).nranks();
+  *cuda_device = -1;
+  return PLX_OK;
+}
+
+plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats) {
+  Comm &c = as_comm(comm);
+  for (int32_t a = 0; a < PLX_ALGO_COUNT; ++a) stats->algorithm_calls[a] = c.algorithm_calls[coll][a].load();
+  stats->last_algorithm = c.last_algorithm[coll].load();
+  return PLX_OK;
+}
+
+plx_status collective(void *comm, const plx_coll_desc *desc) {
+  return run_collective(as_comm(comm), *desc);
+}
+
+}  // namespace plexus::shm_native

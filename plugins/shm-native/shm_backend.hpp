@@ -1,0 +1,24 @@
+// The vtable slots of shm-native.
+#pragma once
+
+#include "plexus/plugin.h"
+
+namespace plexus::shm_native {
+
+plx_status backend_init(const plx_host_info *host, void **backend);
+plx_status backend_finalize(void *backend);
+plx_status backend_topology(void *backend, plx_topology_info *info, char *json, size_t capacity,
+                            size_t *needed);
+plx_status backend_unique_id(void *backend, uint8_t *payload);
+
+plx_status comm_init(void *backend, const uint8_t *payload, int32_t nranks, int32_t rank,
+                     const plx_comm_config *config, void **comm);
+plx_status comm_split(void *comm, int32_t color, int32_t key, const plx_comm_config *config, void **out);
+plx_status comm_destroy(void *comm);
+plx_status comm_abort(void *comm);
+plx_status comm_async_status(void *comm, plx_status *status);
+plx_status comm_query(void *comm, int32_t *rank, int32_t *size, int32_t *cuda_device);
+plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
+plx_status collective(void *comm, const plx_coll_desc *desc);
+
+}  // namespace plexus::shm_native

@@ -1,0 +1,61 @@
+#include "plugins/shm-native/shm_coll.hpp"
+
+#include <cstring>
+
+#include "core/status.hpp"
+
+namespace plexus::shm_native {
+namespace {
+
+const char *const coll_labels[] = {"all_reduce", "reduce",  "broadcast", "all_gather", "gather",
+                                   "reduce_scatter", "barrier", "send", "recv"};
+
+size_t dtype_bytes(int32_t dtype) {
+  static const size_t sizes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
+  return sizes[dtype];
+}
+
+}  // namespace
+
+plx_status Op::sync(CounterField field, uint32_t step) {
+  publish(comm, field, step + 1);
+  return wait_all(comm, field, step + 1, deadline, label);
+}
+
+void Op::record(plx_algorithm algorithm) {
+  comm.algorithm_calls[desc.coll][algorithm].fetch_add(1, std::memory_order_relaxed);
+  comm.last_algorithm[desc.coll].store(algorithm, std::memory_order_relaxed);
+}
+
+// Shares are multiples of 16 elements, so SIMD loops run on whole vectors
+// and no two ranks write the same cache line of a slot.
+Share share_of(size_t count, int32_t nranks, int32_t r) {
+  const size_t per = ((count + nranks - 1) / nranks + 15) / 16 * 16;
+  const size_t first = std::min(count, per * r);
+  return {first, std::min(count, first + per) - first};
+}
+
+plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
+  if (plx_status s = comm.posted_failure()) return s;
+  comm.count_collective();
+  Op op{comm, desc, desc.dtype >= 0 ? dtype_bytes(desc.dtype) : 1, Deadline(comm.timeout_ms()),
+        {coll_labels[desc.coll], comm.collectives()}};
+  switch (desc.coll) {
+    case PLX_COLL_ALL_REDUCE: return all_reduce(op);
+    case PLX_COLL_REDUCE: return reduce(op);
+    case PLX_COLL_REDUCE_SCATTER: return reduce_scatter(op);
+    case PLX_COLL_BROADCAST: return broadcast(op);
+    case PLX_COLL_ALL_GATHER: return all_gather(op);
+    case PLX_COLL_GATHER: return gather(op);
+    case PLX_COLL_BARRIER: return barrier(op);
+    default:
+      return core::fail(PLX_ERR_UNSUPPORTED, "shm-native: {} is not implemented", coll_labels[desc.coll]);
+  }
+}
+
+plx_status barrier(Op &op) {
+  op.record(PLX_ALGO_COPY);
+  return op.exchange(op.comm.next_step());
+}
+
+}  // namespace plexus::shm_native

@@ -1,0 +1,50 @@
+// The collectives of shm-native, each a sequence of steps over the slots
+// (shm_comm.hpp). Algorithms, per the size of the message:
+//  - reductions up to PLEXUS_SHM_NATIVE_ONESHOT_MAX_BYTES: one-shot, every
+//    rank reduces all inputs in rank order;
+//  - larger: reduce-scatter then all-gather (two-shot), a slot-sized chunk
+//    per step, each element reduced by one rank in rank order;
+//  - broadcast, gather and all-gather: copies through the slots.
+// Both reduction algorithms add the inputs in rank order, so every rank and
+// every size gives bit-identical results (PLX-P-8).
+#pragma once
+
+#include "plugins/shm-native/shm_wait.hpp"
+
+namespace plexus::shm_native {
+
+// State of one collective while it runs.
+struct Op {
+  Comm &comm;
+  const plx_coll_desc &desc;
+  size_t elem_bytes;
+  Deadline deadline;
+  OpLabel label;
+
+  // Publishes this rank's `arrive` for `step` and waits for every peer's.
+  plx_status exchange(uint32_t step) { return sync(&RankControl::arrive, step); }
+  // The same for `done` (the reduce-scatter half of a step is finished).
+  plx_status finish_share(uint32_t step) { return sync(&RankControl::done, step); }
+  void record(plx_algorithm algorithm);
+
+ private:
+  plx_status sync(CounterField field, uint32_t step);
+};
+
+plx_status run_collective(Comm &comm, const plx_coll_desc &desc);
+
+plx_status all_reduce(Op &op);
+plx_status reduce(Op &op);
+plx_status reduce_scatter(Op &op);
+plx_status broadcast(Op &op);
+plx_status all_gather(Op &op);
+plx_status gather(Op &op);
+plx_status barrier(Op &op);
+
+// The share [first, first+length) of `count` elements that rank r reduces.
+struct Share {
+  size_t first, length;
+};
+Share share_of(size_t count, int32_t nranks, int32_t r);
+
+}  // namespace plexus::shm_native

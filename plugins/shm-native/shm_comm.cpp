@@ -1,0 +1,72 @@
+#include "plugins/shm-native/shm_comm.hpp"
+
+#include <cstring>
+#include <new>
+
+#include "core/log.hpp"
+#include "core/status.hpp"
+
+namespace plexus::shm_native {
+namespace {
+
+// What ranks exchange to map each other: the name of each rank's segment.
+struct SegmentAnnouncement {
+  char name[128];
+  uint64_t bytes;
+};
+
+}  // namespace
+
+Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms)
+    : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms) {}
+
+Comm::~Comm() = default;
+
+plx_status Comm::create(const core::RendezvousId &id, int32_t nranks, int32_t rank,
+                        const plx_comm_config &config, const Params &params,
+                        std::unique_ptr<Comm> *out) {
+  std::unique_ptr<Comm> comm(new Comm(nranks, rank, params, config.timeout_ms));
+  if (plx_status s = core::Rendezvous::join(id, nranks, rank, config.init_timeout_ms, &comm->rendezvous_))
+    return s;
+  if (plx_status s = comm->map_peers(config.init_timeout_ms)) return s;
+  *out = std::move(comm);
+  return PLX_OK;
+}
+
+// Creates this rank's segment, tells the others its name, maps theirs, and
+// once all have mapped all, removes every name: from then on nothing of the
+// communicator is left in /dev/shm, whatever happens to the ranks.
+plx_status Comm::map_peers(int32_t init_timeout_ms) {
+  const uint64_t bytes = slot_offset + 2 * params_.slot_bytes;
+  peers_.resize(nranks_);
+  core::ShmSegment &own = peers_[rank_];
+  if (plx_status s = core::ShmSegment::create(core::ShmSegment::make_name("shm-native"), bytes, &own))
+    return fail_all(s, core::last_message());
+  new (own.data()) RankControl();
+  SegmentAnnouncement mine{};
+  std::strncpy(mine.name, own.name().c_str(), sizeof(mine.name) - 1);
+  mine.bytes = bytes;
+  std::vector<SegmentAnnouncement> all(nranks_);
+  if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all.data(), init_timeout_ms)) return s;
+  for (int32_t r = 0; r < nranks_; ++r) {
+    if (r == rank_) continue;
+    if (plx_status s = core::ShmSegment::open(all[r].name, all[r].bytes, &peers_[r]))
+      return fail_all(s, "rank " + std::to_string(rank_) + " could not map rank " + std::to_string(r) + "'s segment");
+  }
+  const plx_status s = rendezvous_->barrier(init_timeout_ms);
+  own.unlink();
+  return s;
+}
+
+plx_status Comm::fail_all(plx_status status, const std::string &message) {
+  rendezvous_->post_failure(status, message);
+  return core::fail(status, "{}", message);
+}
+
+plx_status Comm::posted_failure() {
+  std::string message;
+  const plx_status s = rendezvous_->failure(&message);
+  return s == PLX_OK ? PLX_OK : core::fail(s, "{}", message);
+}
+
+}  // namespace plexus::shm_native

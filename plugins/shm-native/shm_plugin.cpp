@@ -1,0 +1,64 @@
+// shm-native: the entry point (plx_plugin_query), its parameters and the
+// vtable. Collectives over POSIX shared memory between the processes (or
+// threads) of one host; see shm_comm.hpp and shm_coll.hpp.
+#include "plugins/shm-native/shm_backend.hpp"
+
+namespace plexus::shm_native {
+namespace {
+
+const plx_param_decl params[] = {
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "1M",
+     "Bytes of one data slot; every rank maps two per rank of the communicator."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
+     "Largest reduction done one-shot (every rank reduces all inputs); larger ones "
+     "reduce-scatter then all-gather."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
+     "Polls of a peer's counter before yielding the core, then sleeping on a futex."},
+};
+
+constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;
+constexpr uint32_t all_ops = (1u << PLX_REDUCE_OP_COUNT) - 1;
+constexpr uint64_t capabilities =
+    PLX_CAP_COLL(PLX_COLL_ALL_REDUCE) | PLX_CAP_COLL(PLX_COLL_REDUCE) |
+    PLX_CAP_COLL(PLX_COLL_BROADCAST) | PLX_CAP_COLL(PLX_COLL_ALL_GATHER) |
+    PLX_CAP_COLL(PLX_COLL_GATHER) | PLX_CAP_COLL(PLX_COLL_REDUCE_SCATTER) |
+    PLX_CAP_COLL(PLX_COLL_BARRIER) | PLX_CAP_SPLIT | PLX_CAP_ABORT | PLX_CAP_ASYNC_STATUS |
+    PLX_CAP_TOPOLOGY | PLX_CAP_THREAD_RANKS;
+
+const plx_plugin_vtable vtable = [] {
+  plx_plugin_vtable v{};
+  v.struct_size = sizeof(v);
+  v.abi_major = PLX_PLUGIN_ABI_MAJOR;
+  v.abi_minor = PLX_PLUGIN_ABI_MINOR;
+  v.init = backend_init;
+  v.finalize = backend_finalize;
+  v.topology = backend_topology;
+  v.get_unique_id = backend_unique_id;
+  v.comm_init = comm_init;
+  v.comm_split = comm_split;
+  v.comm_destroy = comm_destroy;
+  v.comm_abort = comm_abort;
+  v.comm_async_status = comm_async_status;
+  v.comm_query = comm_query;
+  v.comm_stats = comm_stats;
+  v.collective = collective;
+  return v;
+}();
+
+const plx_plugin_info info = {
+    sizeof(plx_plugin_info), PLX_PLUGIN_ABI_MAJOR, PLX_PLUGIN_ABI_MINOR, "shm-native",
+    "host memory, C++20", 0, 1, 0, PLX_THREAD_PER_COMM, capabilities, PLX_BIT(PLX_MEM_HOST),
+    0, all_dtypes, all_ops, params, sizeof(params) / sizeof(*params), 0, &vtable};
+
+}  // namespace
+}  // namespace plexus::shm_native
+
+extern "C" PLX_PLUGIN_EXPORT plx_status plx_plugin_query(const plx_host_info *host,
+                                                         const plx_plugin_info **out) {
+  if (host == nullptr || out == nullptr || host->struct_size < sizeof(plx_host_info))
+    return PLX_ERR_INVALID_ARGUMENT;
+  if (host->abi_major < PLX_PLUGIN_ABI_MAJOR || host->min_abi_major > PLX_PLUGIN_ABI_MAJOR)
+    return host->services->set_error(PLX_ERR_INCOMPATIBLE_ABI, "shm-native speaks plugin ABI 1");
+  *out = &plexus::shm_native::info;
+  return PLX_OK;
+}

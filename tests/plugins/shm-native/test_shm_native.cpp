@@ -1,0 +1,122 @@
+// shm-native through the loader, with ranks as forked processes and as
+// threads: every collective against a host reference on random data, timeouts,
+// a killed rank, abort, split. The exhaustive matrix is plexus-conformance's.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "plexus/plexus.h"
+
+namespace {
+
+// Runs body(comm) on `nranks` forked ranks; returns how many exited non-zero.
+int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int timeout_ms = 5000) {
+  plx_backend_h backend = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < nranks; ++r) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
+      cfg.timeout_ms = timeout_ms;
+      plx_comm_h comm = nullptr;
+      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
+      if (comm) plx_comm_destroy(comm);
+      _exit(code);
+    }
+    pids.push_back(pid);
+  }
+  int failed = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  plx_backend_close(backend);
+  return failed;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+// The sum over ranks in rank order, as every rank must compute it.
+std::vector<float> expected_sum(size_t n, int nranks) {
+  std::vector<float> sum = random_floats(n, 1000);
+  for (int r = 1; r < nranks; ++r) {
+    const std::vector<float> x = random_floats(n, 1000 + r);
+    for (size_t i = 0; i < n; ++i) sum[i] += x[i];
+  }
+  return sum;
+}
+
+int all_reduce_case(plx_comm_h comm, int rank, int nranks, size_t n, bool in_place) {
+  std::vector<float> send = random_floats(n, 1000 + rank), recv(n, -777.0f);
+  float *out = in_place ? send.data() : recv.data();
+  if (plx_all_reduce(comm, send.data(), out, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 1;
+  const std::vector<float> want = expected_sum(n, nranks);
+  return std::memcmp(out, want.data(), n * sizeof(float)) == 0 ? 0 : 2;
+}
+
+}  // namespace
+
+TEST_CASE("ShmNative.AllReduce.float32_sum_matches_reference") {
+  for (int nranks : {2, 3, 4})
+    for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{1023}, size_t{300001}})
+      for (bool in_place : {false, true}) {
+        CAPTURE(nranks);
+        CAPTURE(n);
+        CAPTURE(in_place);
+        CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) { return all_reduce_case(c, r, nranks, n, in_place); }) == 0);
+      }
+}
+
+TEST_CASE("ShmNative.Broadcast.and_gather_move_bytes") {
+  const int nranks = 3;
+  CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+    const size_t n = 500000;
+    std::vector<int32_t> buf(n, r == 1 ? 0 : -1);
+    if (r == 1) for (size_t i = 0; i < n; ++i) buf[i] = static_cast<int32_t>(i * 7);
+    if (plx_broadcast(c, buf.data(), buf.data(), n, PLX_INT32, 1, nullptr, nullptr)) return 1;
+    for (size_t i = 0; i < n; ++i) if (buf[i] != static_cast<int32_t>(i * 7)) return 2;
+    const uint64_t counts[] = {3, 0, 70000};
+    std::vector<int64_t> mine(counts[r], r * 1000), all(70003, -1);
+    if (plx_gather(c, mine.data(), all.data(), 0, counts, PLX_INT64, 2, nullptr, nullptr)) return 3;
+    if (r == 2 && (all[0] != 0 || all[2] != 0 || all[3] != 2000 || all[70002] != 2000)) return 4;
+    return 0;
+  }) == 0);
+}
+
+TEST_CASE("ShmNative.Failure.missing_rank_times_out_and_killed_rank_is_lost") {
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    if (r == 1) { usleep(100000); raise(SIGKILL); }
+    float x = 1;
+    const plx_status s = plx_all_reduce(c, &x, &x, 1, PLX_FLOAT32, PLX_SUM, nullptr, nullptr);
+    return (s == PLX_ERR_PEER_LOST || s == PLX_ERR_TIMEOUT) ? 0 : 1;
+  }) == 1);  // the killed rank itself counts as failed
+}
+
+TEST_CASE("ShmNative.Failure.abort_reaches_every_rank") {
+  CHECK(run_ranks(3, [](plx_comm_h c, int r) {
+    if (r == 0) plx_comm_abort(c);
+    float x = 1;
+    const plx_status s = plx_all_reduce(c, &x, &x, 1, PLX_FLOAT32, PLX_SUM, nullptr, nullptr);
+    plx_status again = PLX_OK;
+    plx_comm_async_status(c, &again);
+    return s == PLX_ERR_ABORTED && again == PLX_ERR_ABORTED ? 0 : 1;
+  }) == 0);
+}
