@@ -8,6 +8,7 @@
 #include "core/params.hpp"
 #include "core/status.hpp"
 #include "plugins/shm-native/shm_coll.hpp"
+#include "plugins/shm-native/shm_queue.hpp"
 
 namespace plexus::shm_native {
 namespace {
@@ -154,6 +155,26 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats) {
 
 plx_status collective(void *comm, const plx_coll_desc *desc) {
   return run_collective(as_comm(comm), *desc);
+}
+
+plx_status queue_create(void *comm, const plx_queue_config *config, void **queue) {
+  std::unique_ptr<Queue> q;
+  if (plx_status s = Queue::create(as_comm(comm), *config, &q)) return s;
+  *queue = q.release();
+  return PLX_OK;
+}
+
+plx_status queue_enqueue(void *queue, const void *msg, uint64_t bytes, int32_t timeout_ms) {
+  return static_cast<Queue *>(queue)->enqueue(msg, bytes, timeout_ms);
+}
+
+plx_status queue_dequeue(void *queue, void *buf, uint64_t capacity, uint64_t *bytes, int32_t timeout_ms) {
+  return static_cast<Queue *>(queue)->dequeue(buf, capacity, bytes, timeout_ms);
+}
+
+plx_status queue_destroy(void *queue) {
+  delete static_cast<Queue *>(queue);
+  return PLX_OK;
 }
 
 }  // namespace plexus::shm_native

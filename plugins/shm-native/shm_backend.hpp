@@ -21,4 +21,9 @@ plx_status comm_query(void *comm, int32_t *rank, int32_t *size, int32_t *cuda_de
 plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
 plx_status collective(void *comm, const plx_coll_desc *desc);
 
+plx_status queue_create(void *comm, const plx_queue_config *config, void **queue);
+plx_status queue_enqueue(void *queue, const void *msg, uint64_t bytes, int32_t timeout_ms);
+plx_status queue_dequeue(void *queue, void *buf, uint64_t capacity, uint64_t *bytes, int32_t timeout_ms);
+plx_status queue_destroy(void *queue);
+
 }  // namespace plexus::shm_native

@@ -23,7 +23,7 @@ constexpr uint64_t capabilities =
     PLX_CAP_COLL(PLX_COLL_BROADCAST) | PLX_CAP_COLL(PLX_COLL_ALL_GATHER) |
     PLX_CAP_COLL(PLX_COLL_GATHER) | PLX_CAP_COLL(PLX_COLL_REDUCE_SCATTER) |
     PLX_CAP_COLL(PLX_COLL_BARRIER) | PLX_CAP_SPLIT | PLX_CAP_ABORT | PLX_CAP_ASYNC_STATUS |
-    PLX_CAP_TOPOLOGY | PLX_CAP_THREAD_RANKS;
+    PLX_CAP_TOPOLOGY | PLX_CAP_THREAD_RANKS | PLX_CAP_QUEUE;
 
 const plx_plugin_vtable vtable = [] {
   plx_plugin_vtable v{};
@@ -42,6 +42,10 @@ const plx_plugin_vtable vtable = [] {
   v.comm_query = comm_query;
   v.comm_stats = comm_stats;
   v.collective = collective;
+  v.queue_create = queue_create;
+  v.queue_enqueue = queue_enqueue;
+  v.queue_dequeue = queue_dequeue;
+  v.queue_destroy = queue_destroy;
   return v;
 }();
 

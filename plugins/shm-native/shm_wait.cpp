@@ -15,21 +15,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Counters wrap; ranks are never more than a few steps apart.
-bool reached(uint32_t value, uint32_t target) { return static_cast<int32_t>(value - target) >= 0; }
+}  // namespace
 
-inline void cpu_relax() {
+void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
 }
 
-// Shared (not private) futex: the word lives in a segment other processes map.
-void futex_wait(std::atomic<uint32_t> *word, uint32_t seen, long sleep_ns) {
-  const timespec ts{0, sleep_ns};
-  syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAIT, seen, &ts, nullptr, 0);
-}
+namespace {
 
+// Shared (not private) futex: the word lives in a segment other processes map.
 void futex_wake(std::atomic<uint32_t> *word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
@@ -60,8 +56,14 @@ Deadline::Deadline(int32_t timeout_ms)
 
 bool Deadline::expired() const { return timeout_ms_ >= 0 && Clock::now() >= end_; }
 
-void publish(Comm &comm, CounterField field, uint32_t value) {
-  Counter &counter = comm.control(comm.rank()).*field;
+// Naps are short so that the slow-path checks (deadline, liveness, abort)
+// run every 2 ms even if no wake-up comes.
+void futex_nap(Counter &counter, uint32_t seen) {
+  const timespec ts{0, 2'000'000};
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&counter.value), FUTEX_WAIT, seen, &ts, nullptr, 0);
+}
+
+void publish_counter(Counter &counter, uint32_t value) {
   counter.value.store(value, std::memory_order_release);
   // Pairs with the waiter's increment of sleepers before its last look at
   // value: one of the two sides sees the other, so no wake-up is lost.
@@ -71,27 +73,10 @@ void publish(Comm &comm, CounterField field, uint32_t value) {
 
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what) {
-  Counter &counter = comm.control(r).*field;
-  const Params &p = comm.params();
   Clock::time_point next_liveness = Clock::now();
-  for (int64_t i = 0;; ++i) {
-    if (reached(counter.value.load(std::memory_order_acquire), target)) return PLX_OK;
-    if (i < p.spin_iterations) {
-      cpu_relax();
-      if ((i & 1023) == 1023)
-        if (plx_status s = comm.posted_failure()) return s;
-      continue;
-    }
-    if (plx_status s = check_progress(comm, r, deadline, what, &next_liveness)) return s;
-    if (i < p.spin_iterations + p.yield_iterations) {
-      sched_yield();
-      continue;
-    }
-    counter.sleepers.fetch_add(1, std::memory_order_seq_cst);
-    const uint32_t seen = counter.value.load(std::memory_order_seq_cst);
-    if (!reached(seen, target)) futex_wait(&counter.value, seen, 2'000'000);
-    counter.sleepers.fetch_sub(1, std::memory_order_relaxed);
-  }
+  return wait_on(comm.control(r).*field, comm.params(),
+                 [target](uint32_t v) { return reached(v, target); },
+                 [&] { return check_progress(comm, r, deadline, what, &next_liveness); });
 }
 
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,

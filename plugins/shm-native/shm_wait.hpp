@@ -6,6 +6,8 @@
 #pragma once
 
 #include <chrono>
+#include <sched.h>
+
 #include <cstdint>
 
 #include "plugins/shm-native/shm_comm.hpp"
@@ -32,8 +34,23 @@ struct OpLabel {
   uint64_t seq;
 };
 
-// Stores `value` into this rank's counter and wakes any rank sleeping on it.
-void publish(Comm &comm, CounterField field, uint32_t value);
+// Counters wrap; ranks are never more than a few steps apart.
+inline bool reached(uint32_t value, uint32_t target) {
+  return static_cast<int32_t>(value - target) >= 0;
+}
+
+// Stores `value` into a counter and wakes any rank sleeping on it.
+void publish_counter(Counter &counter, uint32_t value);
+inline void publish(Comm &comm, CounterField field, uint32_t value) {
+  publish_counter(comm.control(comm.rank()).*field, value);
+}
+
+// The waiting loop every wait uses: polls `counter` until ready(value) holds,
+// spinning `spin` times, then yielding, then sleeping on the counter's futex
+// in short naps; check() runs on the slow path and ends the wait with its
+// status when that is not PLX_OK.
+template <typename Ready, typename Check>
+plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check);
 
 // Waits until rank r's counter has reached `target` (wrap-safe).
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
@@ -42,5 +59,28 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
 // Waits for every rank but this one.
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                     const OpLabel &what);
+
+void cpu_relax();
+void futex_nap(Counter &counter, uint32_t seen);
+
+template <typename Ready, typename Check>
+plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) {
+  for (int64_t i = 0;; ++i) {
+    if (ready(counter.value.load(std::memory_order_acquire))) return PLX_OK;
+    if (i < p.spin_iterations) {
+      cpu_relax();
+      if ((i & 1023) != 1023) continue;
+    }
+    if (plx_status s = check()) return s;
+    if (i < p.spin_iterations + p.yield_iterations) {
+      sched_yield();
+      continue;
+    }
+    counter.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const uint32_t seen = counter.value.load(std::memory_order_seq_cst);
+    if (!ready(seen)) futex_nap(counter, seen);
+    counter.sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
 
 }  // namespace plexus::shm_native

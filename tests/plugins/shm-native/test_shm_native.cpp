@@ -32,6 +32,7 @@ int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int t
       plx_comm_h comm = nullptr;
       int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
       if (comm) plx_comm_destroy(comm);
+      if (code) fprintf(stderr, "rank %d exits with %d: %s\n", r, code, plx_last_error());
       _exit(code);
     }
     pids.push_back(pid);
@@ -119,4 +120,53 @@ TEST_CASE("ShmNative.Failure.abort_reaches_every_rank") {
     plx_comm_async_status(c, &again);
     return s == PLX_ERR_ABORTED && again == PLX_ERR_ABORTED ? 0 : 1;
   }) == 0);
+}
+
+TEST_CASE("ShmNative.Queue.every_reader_gets_every_message_in_order") {
+  CHECK(run_ranks(4, [](plx_comm_h c, int r) {
+    plx_queue_config cfg = PLX_QUEUE_CONFIG_INIT;
+    cfg.writer_rank = 0, cfg.slot_bytes = 256, cfg.slot_count = 8;
+    plx_queue_h q = nullptr;
+    if (plx_queue_create(c, &cfg, &q)) return 1;
+    int code = 0;
+    for (uint32_t m = 0; m < 200 && code == 0; ++m) {
+      std::vector<uint8_t> msg(m * 13 % 2000);  // sizes from 0 to several slots
+      for (size_t i = 0; i < msg.size(); ++i) msg[i] = static_cast<uint8_t>(m + i);
+      if (r == 0) {
+        code = plx_queue_enqueue(q, msg.data(), msg.size(), -1) ? 2 : 0;
+        continue;
+      }
+      std::vector<uint8_t> got(2000, 0xA5);
+      uint64_t bytes = 0;
+      if (plx_queue_dequeue(q, got.data(), got.size(), &bytes, -1)) code = 3;
+      else if (bytes != msg.size() || std::memcmp(got.data(), msg.data(), bytes)) code = 4;
+    }
+    uint64_t bytes = 0;
+    if (r != 0 && plx_queue_dequeue(q, nullptr, 0, &bytes, 0) != PLX_IN_PROGRESS) code = 5;
+    plx_queue_destroy(q);
+    return code;
+  }) == 0);
+}
+
+TEST_CASE("ShmNative.Queue.small_buffer_consumes_nothing_and_dead_reader_is_noticed") {
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    plx_queue_config cfg = PLX_QUEUE_CONFIG_INIT;
+    cfg.writer_rank = 0, cfg.slot_bytes = 64, cfg.slot_count = 4;
+    plx_queue_h q = nullptr;
+    if (plx_queue_create(c, &cfg, &q)) return 1;
+    char msg[100] = "hello";
+    if (r == 1) {
+      char small[10];
+      uint64_t bytes = 0;
+      if (plx_queue_dequeue(q, small, sizeof(small), &bytes, -1) != PLX_ERR_INVALID_ARGUMENT || bytes != 100) return 2;
+      char big[100];
+      if (plx_queue_dequeue(q, big, sizeof(big), &bytes, -1) || std::strcmp(big, "hello")) return 3;
+      raise(SIGKILL);
+    }
+    if (plx_queue_enqueue(q, msg, sizeof(msg), -1)) return 4;
+    plx_status s = PLX_OK;
+    for (int i = 0; i < 100 && s == PLX_OK; ++i) s = plx_queue_enqueue(q, msg, sizeof(msg), -1);
+    plx_queue_destroy(q);
+    return s == PLX_ERR_PEER_LOST ? 0 : 5;
+  }) == 1);  // the reader killed itself
 }

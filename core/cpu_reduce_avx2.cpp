@@ -1,0 +1,260 @@
+// AVX2 (+FMA, F16C) reduction kernels; results match cpu_reduce.cpp's scalar
+// kernels bit for bit. Every function carries a target attribute instead of
+// the file being built with -mavx2: then nothing else compiled here (inline
+// code from headers) can carry AVX2 instructions into code that runs on
+// CPUs without it, and the build needs no per-file flags.
+#include "core/cpu_reduce.hpp"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#define PLX_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace plexus::core::detail {
+namespace {
+
+// ---- integer lanes: wrapping add/mul, min/max by signedness ----
+
+// No 8-bit multiply: the low byte of a 16-bit product only depends on the
+// low bytes, so multiply even and odd bytes as 16-bit lanes.
+PLX_AVX2 __m256i mul_epi8(__m256i a, __m256i b) {
+  const __m256i even = _mm256_mullo_epi16(a, b);
+  const __m256i odd = _mm256_mullo_epi16(_mm256_srli_epi16(a, 8), _mm256_srli_epi16(b, 8));
+  return _mm256_or_si256(_mm256_and_si256(even, _mm256_set1_epi16(0xFF)), _mm256_slli_epi16(odd, 8));
+}
+
+// No 64-bit multiply: lo*lo + ((hi*lo + lo*hi) << 32), all mod 2^64.
+PLX_AVX2 __m256i mul_epi64(__m256i a, __m256i b) {
+  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b),
+                                         _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+  return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(cross, 32));
+}
+
+// a > b per 64-bit lane; unsigned compares with the sign bits flipped.
+template <class S>
+PLX_AVX2 __m256i greater_epi64(__m256i a, __m256i b) {
+  if constexpr (std::is_signed_v<S>) return _mm256_cmpgt_epi64(a, b);
+  const __m256i flip = _mm256_set1_epi64x(INT64_MIN);
+  return _mm256_cmpgt_epi64(_mm256_xor_si256(a, flip), _mm256_xor_si256(b, flip));
+}
+
+template <class S>
+struct IntVec {
+  using Store = S;
+  using V = __m256i;
+  static constexpr size_t width = 32 / sizeof(S);
+  static constexpr bool is_8 = sizeof(S) == 1, is_32 = sizeof(S) == 4, is_signed = std::is_signed_v<S>;
+
+  PLX_AVX2 static V load(const S *p) { return _mm256_loadu_si256(reinterpret_cast<const V *>(p)); }
+  PLX_AVX2 static void store(S *p, V v) { _mm256_storeu_si256(reinterpret_cast<V *>(p), v); }
+  PLX_AVX2 static V add(V a, V b) {
+    return is_8 ? _mm256_add_epi8(a, b) : is_32 ? _mm256_add_epi32(a, b) : _mm256_add_epi64(a, b);
+  }
+  PLX_AVX2 static V mul(V a, V b) {
+    return is_8 ? mul_epi8(a, b) : is_32 ? _mm256_mullo_epi32(a, b) : mul_epi64(a, b);
+  }
+  PLX_AVX2 static V min(V a, V b) {
+    if constexpr (is_8) return is_signed ? _mm256_min_epi8(a, b) : _mm256_min_epu8(a, b);
+    if constexpr (is_32) return is_signed ? _mm256_min_epi32(a, b) : _mm256_min_epu32(a, b);
+    return _mm256_blendv_epi8(a, b, greater_epi64<S>(a, b));
+  }
+  PLX_AVX2 static V max(V a, V b) {
+    if constexpr (is_8) return is_signed ? _mm256_max_epi8(a, b) : _mm256_max_epu8(a, b);
+    if constexpr (is_32) return is_signed ? _mm256_max_epi32(a, b) : _mm256_max_epu32(a, b);
+    return _mm256_blendv_epi8(b, a, greater_epi64<S>(a, b));
+  }
+  // No vector integer division; AVG is rare enough to divide lane by lane.
+  PLX_AVX2 static V div(V v, int n) {
+    S lanes[width];
+    store(lanes, v);
+    for (S &x : lanes) x = is_signed ? S(int64_t(x) / n) : S(uint64_t(x) / uint64_t(n));
+    return load(lanes);
+  }
+};
+
+// ---- float lanes (float32, and float16/bfloat16 widened to float32) ----
+
+// The scalar rules: NaN if either is NaN (all-ones, canonical once stored);
+// on equal values OR (min) / AND (max) of the bits orders -0.0 below +0.0.
+struct F32Ops {
+  using V = __m256;
+  static constexpr size_t width = 8;
+  PLX_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  PLX_AVX2 static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  PLX_AVX2 static V div(V v, int n) { return _mm256_div_ps(v, _mm256_set1_ps(float(n))); }
+  PLX_AVX2 static V min(V a, V b) {
+    const V m = _mm256_blendv_ps(_mm256_min_ps(a, b), _mm256_or_ps(a, b), _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+    return _mm256_or_ps(m, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+  }
+  PLX_AVX2 static V max(V a, V b) {
+    const V m = _mm256_blendv_ps(_mm256_max_ps(a, b), _mm256_and_ps(a, b), _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+    return _mm256_or_ps(m, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+  }
+  PLX_AVX2 static V canonical(V v) {
+    const V nan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000));
+    return _mm256_blendv_ps(v, nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+};
+
+struct Float32Vec : F32Ops {
+  using Store = float;
+  PLX_AVX2 static V load(const float *p) { return _mm256_loadu_ps(p); }
+  PLX_AVX2 static void store(float *p, V v) { _mm256_storeu_ps(p, canonical(v)); }
+};
+
+struct Float16Vec : F32Ops {
+  using Store = uint16_t;
+  PLX_AVX2 static V load(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+  }
+  PLX_AVX2 static void store(uint16_t *p, V v) {
+    const __m128i half = _mm256_cvtps_ph(canonical(v), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(p), half);
+  }
+};
+
+// bfloat16 is the top half of a float32; rounding adds 0x7FFF plus the kept
+// lsb (ties to even) as the scalar path does, then packs the halves.
+struct BFloat16Vec : F32Ops {
+  using Store = uint16_t;
+  PLX_AVX2 static V load(const uint16_t *p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  PLX_AVX2 static void store(uint16_t *p, V v) {
+    const __m256i bits = _mm256_castps_si256(canonical(v));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF));
+    const __m256i top = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0xD8);
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(p), _mm256_castsi256_si128(packed));
+  }
+};
+
+struct Float64Vec {
+  using Store = double;
+  using V = __m256d;
+  static constexpr size_t width = 4;
+  PLX_AVX2 static V load(const double *p) { return _mm256_loadu_pd(p); }
+  PLX_AVX2 static void store(double *p, V v) { _mm256_storeu_pd(p, canonical(v)); }
+  PLX_AVX2 static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  PLX_AVX2 static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  PLX_AVX2 static V div(V v, int n) { return _mm256_div_pd(v, _mm256_set1_pd(double(n))); }
+  PLX_AVX2 static V min(V a, V b) {
+    const V m = _mm256_blendv_pd(_mm256_min_pd(a, b), _mm256_or_pd(a, b), _mm256_cmp_pd(a, b, _CMP_EQ_OQ));
+    return _mm256_or_pd(m, _mm256_cmp_pd(a, b, _CMP_UNORD_Q));
+  }
+  PLX_AVX2 static V max(V a, V b) {
+    const V m = _mm256_blendv_pd(_mm256_max_pd(a, b), _mm256_and_pd(a, b), _mm256_cmp_pd(a, b, _CMP_EQ_OQ));
+    return _mm256_or_pd(m, _mm256_cmp_pd(a, b, _CMP_UNORD_Q));
+  }
+  PLX_AVX2 static V canonical(V v) {
+    const V nan = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FF8000000000000));
+    return _mm256_blendv_pd(v, nan, _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+  }
+};
+
+// ---- the kernel: blocks of unroll vectors, all sources per block ----
+
+constexpr int unroll = 4;
+
+template <class P, plx_reduce_op Op>
+PLX_AVX2 typename P::V combine(typename P::V a, typename P::V b) {
+  if constexpr (Op == PLX_SUM || Op == PLX_AVG) return P::add(a, b);
+  else if constexpr (Op == PLX_PROD) return P::mul(a, b);
+  else if constexpr (Op == PLX_MIN) return P::min(a, b);
+  else return P::max(a, b);
+}
+
+// AVG: one division of the sum at the end, as in the scalar kernels.
+template <class P, plx_reduce_op Op>
+PLX_AVX2 typename P::V finish(typename P::V acc, int nsrc) {
+  if constexpr (Op == PLX_AVG) return P::div(acc, nsrc);
+  else return acc;
+}
+
+template <class P>
+const typename P::Store *source(const ReduceCall &c, int s, size_t i) {
+  return static_cast<const typename P::Store *>(c.srcs[s]) + i;
+}
+
+// Reads the block from every source before writing it, so dst may be a source.
+template <class P, plx_reduce_op Op, int U>
+PLX_AVX2 void reduce_vectors(const ReduceCall &c, size_t i) {
+  typename P::V acc[U];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u) acc[u] = P::load(source<P>(c, 0, i) + u * P::width);
+  for (int s = 1; s < c.nsrc; ++s)
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) acc[u] = combine<P, Op>(acc[u], P::load(source<P>(c, s, i) + u * P::width));
+  auto *dst = static_cast<typename P::Store *>(c.dst) + i;
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u) P::store(dst + u * P::width, finish<P, Op>(acc[u], c.nsrc));
+}
+
+// The last n < width elements go through a zero-padded vector, so the tail
+// is computed by the same instructions as the rest.
+template <class P, plx_reduce_op Op>
+PLX_AVX2 void reduce_tail(const ReduceCall &c, size_t i, size_t n) {
+  typename P::Store lanes[P::width] = {};
+  std::memcpy(lanes, source<P>(c, 0, i), n * sizeof(lanes[0]));
+  typename P::V acc = P::load(lanes);
+  for (int s = 1; s < c.nsrc; ++s) {
+    std::memcpy(lanes, source<P>(c, s, i), n * sizeof(lanes[0]));
+    acc = combine<P, Op>(acc, P::load(lanes));
+  }
+  P::store(lanes, finish<P, Op>(acc, c.nsrc));
+  std::memcpy(static_cast<typename P::Store *>(c.dst) + i, lanes, n * sizeof(lanes[0]));
+}
+
+template <class P, plx_reduce_op Op>
+PLX_AVX2 void reduce_typed(const ReduceCall &c) {
+  size_t i = 0;
+  for (; i + unroll * P::width <= c.count; i += unroll * P::width) reduce_vectors<P, Op, unroll>(c, i);
+  for (; i + P::width <= c.count; i += P::width) reduce_vectors<P, Op, 1>(c, i);
+  if (i < c.count) reduce_tail<P, Op>(c, i, c.count - i);
+}
+
+template <class P>
+PLX_AVX2 void reduce_by_op(const ReduceCall &c) {
+  switch (c.op) {
+    case PLX_SUM: return reduce_typed<P, PLX_SUM>(c);
+    case PLX_PROD: return reduce_typed<P, PLX_PROD>(c);
+    case PLX_MIN: return reduce_typed<P, PLX_MIN>(c);
+    case PLX_MAX: return reduce_typed<P, PLX_MAX>(c);
+    default: return reduce_typed<P, PLX_AVG>(c);
+  }
+}
+
+}  // namespace
+
+bool reduce_avx2(const ReduceCall &c) {
+  switch (c.dtype) {
+    case PLX_INT8: reduce_by_op<IntVec<int8_t>>(c); break;
+    case PLX_UINT8: reduce_by_op<IntVec<uint8_t>>(c); break;
+    case PLX_INT32: reduce_by_op<IntVec<int32_t>>(c); break;
+    case PLX_UINT32: reduce_by_op<IntVec<uint32_t>>(c); break;
+    case PLX_INT64: reduce_by_op<IntVec<int64_t>>(c); break;
+    case PLX_UINT64: reduce_by_op<IntVec<uint64_t>>(c); break;
+    case PLX_FLOAT16: reduce_by_op<Float16Vec>(c); break;
+    case PLX_BFLOAT16: reduce_by_op<BFloat16Vec>(c); break;
+    case PLX_FLOAT32: reduce_by_op<Float32Vec>(c); break;
+    default: reduce_by_op<Float64Vec>(c); break;
+  }
+  return true;
+}
+
+}  // namespace plexus::core::detail
+
+#else
+
+namespace plexus::core::detail {
+bool reduce_avx2(const ReduceCall &) { return false; }
+}  // namespace plexus::core::detail
+
+#endif
