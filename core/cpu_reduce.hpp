@@ -47,6 +47,11 @@ const char *cpu_isa_name(CpuIsa isa);
 plx_status reduce_into(plx_dtype dtype, plx_reduce_op op, void *dst, const void *const *srcs,
                        int nsrc, size_t count, CpuIsa isa = active_cpu_isa());
 
+// Writes `count` copies of the identity element of `op` for `dtype` (0 or
+// -0.0 for sums, 1 for products, the largest value or +inf for min, the
+// smallest or -inf for max): reducing with it changes no value's bits.
+plx_status fill_identity(plx_dtype dtype, plx_reduce_op op, void *dst, size_t count);
+
 namespace detail {
 
 // One validated call, as the per-ISA kernels receive it.

@@ -17,11 +17,19 @@ plx_status reduce_slots(Op &op, uint32_t step, size_t offset, size_t length, voi
   return core::reduce_into(op.desc.dtype, op.desc.op, dst, sources, op.comm.nranks(), length);
 }
 
+// This rank's input for elements [first, first+count): its send buffer, or
+// the operator's identity when it takes part without contributing.
+plx_status copy_in(Op &op, void *dst, size_t first, size_t count) {
+  if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
+    return core::fill_identity(op.desc.dtype, op.desc.op, dst, count);
+  std::memcpy(dst, static_cast<const uint8_t *>(op.desc.send) + first * op.elem_bytes, count * op.elem_bytes);
+  return PLX_OK;
+}
+
 // Every rank reduces the whole message; to_all false: only root does.
 plx_status one_shot(Op &op, bool to_all) {
   const uint32_t step = op.comm.next_step();
-  const size_t bytes = op.desc.count * op.elem_bytes;
-  std::memcpy(op.comm.slot(op.comm.rank(), step), op.desc.send, bytes);
+  if (plx_status s = copy_in(op, op.comm.slot(op.comm.rank(), step), 0, op.desc.count)) return s;
   if (plx_status s = op.exchange(step)) return s;
   op.record(PLX_ALGO_ONE_SHOT);
   if (!to_all && op.comm.rank() != op.desc.root) return PLX_OK;
@@ -34,7 +42,7 @@ plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   Comm &c = op.comm;
   const uint32_t step = c.next_step();
   const size_t es = op.elem_bytes;
-  std::memcpy(c.slot(c.rank(), step), static_cast<const uint8_t *>(op.desc.send) + first * es, count * es);
+  if (plx_status s = copy_in(op, c.slot(c.rank(), step), first, count)) return s;
   if (plx_status s = op.exchange(step)) return s;
   const Share mine = share_of(count, c.nranks(), c.rank());
   if (plx_status s = reduce_slots(op, step, mine.first * es, mine.length, c.slot(c.rank(), step) + mine.first * es))
@@ -79,12 +87,12 @@ plx_status reduce_scatter(Op &op) {
   Comm &c = op.comm;
   const size_t es = op.elem_bytes, n = static_cast<size_t>(c.nranks());
   const size_t chunk = c.params().slot_bytes / (n * es);
-  const auto *in = static_cast<const uint8_t *>(op.desc.send);
   for (size_t first = 0; first < op.desc.count; first += chunk) {
     const size_t len = std::min(chunk, op.desc.count - first);
     const uint32_t step = c.next_step();
     for (size_t b = 0; b < n; ++b)
-      std::memcpy(c.slot(c.rank(), step) + b * len * es, in + (b * op.desc.count + first) * es, len * es);
+      if (plx_status s = copy_in(op, c.slot(c.rank(), step) + b * len * es, b * op.desc.count + first, len))
+        return s;
     if (plx_status s = op.exchange(step)) return s;
     void *dst = static_cast<uint8_t *>(op.desc.recv) + first * es;
     if (plx_status s = reduce_slots(op, step, c.rank() * len * es, len, dst)) return s;

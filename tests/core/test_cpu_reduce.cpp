@@ -362,3 +362,18 @@ TEST_CASE("Core.CpuReduce.isa_override_only_lowers") {
   MESSAGE("CPU ISA detected: " << std::string(cpu_isa_name(detect_cpu_isa()))
                                << ", active: " << std::string(cpu_isa_name(active_cpu_isa())));
 }
+
+TEST_CASE("Core.CpuReduce.identity_leaves_every_value_unchanged") {
+  const float values[] = {0.0f, -0.0f, 1.5f, -3.25f, 1e30f, -1e-30f};
+  for (plx_reduce_op op : {PLX_SUM, PLX_PROD, PLX_MIN, PLX_MAX}) {
+    std::vector<float> identity(6, 123.0f), out(6);
+    REQUIRE(plexus::core::fill_identity(PLX_FLOAT32, op, identity.data(), identity.size()) == PLX_OK);
+    const void *srcs[] = {values, identity.data()};
+    REQUIRE(plexus::core::reduce_into(PLX_FLOAT32, op, out.data(), srcs, 2, 6) == PLX_OK);
+    CHECK(std::memcmp(out.data(), values, sizeof(values)) == 0);
+  }
+  std::vector<int8_t> ints(300, 5);
+  REQUIRE(plexus::core::fill_identity(PLX_INT8, PLX_MAX, ints.data(), ints.size()) == PLX_OK);
+  CHECK(std::all_of(ints.begin(), ints.end(), [](int8_t v) { return v == -128; }));
+  CHECK(plexus::core::fill_identity(PLX_INT8, 9, ints.data(), 1) == PLX_ERR_INVALID_ARGUMENT);
+}

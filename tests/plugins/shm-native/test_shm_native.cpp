@@ -170,3 +170,49 @@ TEST_CASE("ShmNative.Queue.small_buffer_consumes_nothing_and_dead_reader_is_noti
     return s == PLX_ERR_PEER_LOST ? 0 : 5;
   }) == 1);  // the reader killed itself
 }
+
+TEST_CASE("ShmNative.AllReduce.no_contribution_adds_nothing") {
+  CHECK(run_ranks(3, [](plx_comm_h c, int r) {
+    for (size_t n : {size_t{5}, size_t{600000}}) {  // one-shot and two-shot
+      std::vector<float> buf(n, static_cast<float>(r + 1));
+      plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+      if (r == 1) opts.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+      if (plx_all_reduce(c, r == 1 ? nullptr : buf.data(), buf.data(), n, PLX_FLOAT32, PLX_SUM, &opts, nullptr)) return 1;
+      for (float v : buf) if (v != 4.0f) return 2;  // ranks 0 and 2 give 1 + 3
+    }
+    return 0;
+  }) == 0);
+}
+
+TEST_CASE("ShmNative.Split.and_threads_as_ranks") {
+  CHECK(run_ranks(4, [](plx_comm_h c, int r) {
+    plx_comm_h half = nullptr;
+    if (plx_comm_split(c, r % 2, -r, nullptr, &half) || half == nullptr) return 1;
+    int32_t rank = -1, size = -1;
+    plx_comm_rank(half, &rank), plx_comm_size(half, &size);
+    if (size != 2 || rank != (r < 2 ? 1 : 0)) return 2;  // key -r reverses the order
+    int64_t v = r, sum = 0;
+    if (plx_all_reduce(half, &v, &sum, 1, PLX_INT64, PLX_SUM, nullptr, nullptr) || sum != (r % 2 ? 4 : 2)) return 3;
+    plx_comm_h none = reinterpret_cast<plx_comm_h>(1);
+    if (plx_comm_split(c, r == 0 ? PLX_SPLIT_NO_COLOR : 0, 0, nullptr, &none) || (r == 0) != (none == nullptr)) return 4;
+    if (none) plx_comm_destroy(none);
+    return plx_comm_destroy(half) ? 5 : 0;
+  }) == 0);
+  plx_backend_h backend = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+  std::vector<int> results(3, -1);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 3; ++r)
+    threads.emplace_back([&, r] {
+      plx_comm_h comm = nullptr;
+      if (plx_comm_init(backend, &id, 3, r, nullptr, &comm)) return;
+      double v = r + 0.5, max = 0;
+      results[r] = plx_all_reduce(comm, &v, &max, 1, PLX_FLOAT64, PLX_MAX, nullptr, nullptr) == PLX_OK && max == 2.5;
+      plx_comm_destroy(comm);
+    });
+  for (auto &t : threads) t.join();
+  CHECK(results == std::vector<int>{1, 1, 1});
+  CHECK(plx_backend_close(backend) == PLX_OK);
+}
