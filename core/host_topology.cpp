@@ -52,16 +52,20 @@ uint64_t meminfo_bytes(const std::string &path, std::string_view key) {
   return 0;
 }
 
-// What libnuma's numa_node_size64 reports (the node's MemFree), read from
-// sysfs without it; /proc/meminfo stands in for a lone node without sysfs.
+// Where a node's MemTotal and MemFree are (what libnuma reads too); a lone
+// node falls back to /proc/meminfo where sysfs is missing.
+std::string node_meminfo_path(int node, size_t node_count) {
+  std::string path = fmt::format("/sys/devices/system/node/node{}/meminfo", node);
+  if (node_count > 1 || std::ifstream(path).good()) return path;
+  return "/proc/meminfo";
+}
+
 uint64_t node_free_bytes(int node, size_t node_count) {
 #if PLEXUS_HAVE_NUMA
   long long free_bytes = 0;
   if (numa_available() >= 0 && numa_node_size64(node, &free_bytes) >= 0) return static_cast<uint64_t>(free_bytes);
 #endif
-  const uint64_t from_sysfs = meminfo_bytes(fmt::format("/sys/devices/system/node/node{}/meminfo", node), "MemFree:");
-  if (from_sysfs > 0 || node_count > 1) return from_sysfs;
-  return meminfo_bytes("/proc/meminfo", "MemFree:");
+  return meminfo_bytes(node_meminfo_path(node, node_count), "MemFree:");
 }
 
 // "0-3,8,10-11", as the kernel and hwloc write CPU lists.
@@ -119,7 +123,7 @@ void probe_with_proc(HostTopology *topology) {
   topology->cores = cpu.cores > 0 ? std::min(cpu.cores, topology->pus) : topology->pus;
   topology->packages = std::max(1, cpu.packages);
   topology->cpu_model = cpu.model;
-  topology->nodes = {NumaNode{0, cpu_list(allowed), meminfo_bytes("/proc/meminfo", "MemTotal:"), 0}};
+  topology->nodes = {NumaNode{0, cpu_list(allowed), meminfo_bytes(node_meminfo_path(0, 1), "MemTotal:"), 0}};
   topology->source = "proc";
 }
 

@@ -30,7 +30,7 @@ struct HostTopology {
   int pus = 0;    // hardware threads
   std::vector<NumaNode> nodes;
   std::string cpu_model;
-  std::string source;  // "hwloc" or "proc": who answered
+  std::string source;  // "hwloc", or "proc" for the /proc, sysfs and sysconf fallback
 };
 
 // hwloc when built with it (falling back to /proc if it fails at run time);

@@ -30,7 +30,6 @@ struct plx_backend {
   const plexus::loader::PluginLib *lib = nullptr;
   void *state = nullptr;
   plexus::loader::LoadReport report;
-  std::mutex serial;  // taken around every call when the plugin is PLX_THREAD_SINGLE
   std::atomic<int32_t> live_objects{0};
 };
 
@@ -54,11 +53,11 @@ struct plx_queue {
 
 namespace plexus::loader {
 
-// Holds the backend's lock for the call when the plugin is single-threaded.
+// Holds the plugin's lock for the call when it is single-threaded (PLX-L-13).
 class CallGuard {
  public:
-  explicit CallGuard(plx_backend *b) {
-    if (b->lib->info->threading == PLX_THREAD_SINGLE) lock_.emplace(b->serial);
+  explicit CallGuard(const PluginLib *lib) {
+    if (lib->info->threading == PLX_THREAD_SINGLE) lock_.emplace(lib->serial);
   }
 
  private:
@@ -84,5 +83,5 @@ plx_status missing_slot(const char *fn, plx_backend *b, const char *slot);
 // or fails with PLX_ERR_UNSUPPORTED when the slot is absent (PLX-L-8).
 #define PLX_CALL_SLOT(fn, backend, slot, ...)                                   \
   (PLX_VTABLE_HAS((backend)->lib->vtable, slot)                                 \
-       ? (plexus::loader::CallGuard((backend)), (backend)->lib->vtable->slot(__VA_ARGS__)) \
+       ? (plexus::loader::CallGuard((backend)->lib), (backend)->lib->vtable->slot(__VA_ARGS__)) \
        : plexus::loader::missing_slot(fn, (backend), #slot))

@@ -122,7 +122,7 @@ plx_status try_candidate(Candidate *c, plx_backend **backend) {
   if (plx_status s = load_plugin(c->path, file_name, c, &lib)) return s;
   void *state = nullptr;
   set_last_error(PLX_OK, "");
-  if (plx_status s = lib->vtable->init(host_info(), &state)) {
+  if (plx_status s = (CallGuard(lib), lib->vtable->init(host_info(), &state))) {
     c->stage = "init", c->status = s;
     c->reason = *plx_last_error() ? plx_last_error() : "init failed without a message";
     return s;
@@ -153,7 +153,9 @@ plx_status fail_open(const BackendSpec &spec, const std::vector<Candidate> &trie
                             r->spec_source, r->spec, why,
                             r->search_dirs.empty() ? "(nothing)" : fmt::format("{}", fmt::join(r->search_dirs, ":")),
                             available_names(found));
-  core::log_warn("{}", r->text());
+  // An explicit request that fails is worth a warning; auto finding nothing
+  // on a machine is an answer the caller gets anyway.
+  core::log(spec.automatic ? PLX_LOG_INFO : PLX_LOG_WARN, "{}", r->text());
   return core::fail(r->status, "plx_backend_open: {}", r->decision);
 }
 
@@ -192,6 +194,8 @@ plx_status open_backend(const char *spec_arg, plx_backend **out) {
     }
     if (!spec.automatic) core::log_warn("backend '{}' could not be opened: {}", c.name, c.reason);
     tried.push_back(c);
+    // Only a decline moves on; a plugin that loaded and failed its init is the answer.
+    if (c.stage == "init" && s != PLX_ERR_UNSUPPORTED) break;
   }
   return fail_open(spec, tried, found, report.get());
 }

@@ -3,6 +3,7 @@
 // else of it runs (PLX-L-4 .. PLX-L-6).
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,9 @@ struct PluginLib {
   const plx_plugin_vtable *vtable = nullptr;
   uint16_t abi_major = 0;  // negotiated
   uint16_t abi_minor = 0;
+  // Taken around every call into a PLX_THREAD_SINGLE plugin: its globals are
+  // shared by every backend opened from it, so the lock is the library's.
+  mutable std::mutex serial;
 };
 
 // Loads the library at `path`, queries and validates it. `file_name` is the
