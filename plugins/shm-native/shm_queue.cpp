@@ -83,7 +83,9 @@ plx_status Queue::wait_for_room(int32_t timeout_ms) {
     const uint32_t needed = next_ - slot_count_ + 1;
     auto check = [&]() -> plx_status {
       if (plx_status s = comm_.posted_failure()) return s;
-      if (!comm_.rendezvous().peer_alive(r))
+      // A reader that consumed enough and then left has made room anyway.
+      if (!comm_.rendezvous().peer_alive(r) &&
+          !reached(header_->tails[r].value.load(std::memory_order_acquire), needed))
         return comm_.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native queue: reader rank {} died", r));
       if (timeout_ms == 0) return PLX_IN_PROGRESS;
       if (deadline.expired())
@@ -127,18 +129,19 @@ plx_status Queue::enqueue(const void *msg, uint64_t bytes, int32_t timeout_ms) {
 
 plx_status Queue::wait_for_chunk(int32_t timeout_ms) {
   const Deadline deadline(timeout_ms);
+  const uint32_t wanted = next_ + 1;
   auto check = [&]() -> plx_status {
     // A poll (timeout 0) only says whether a message is there.
     if (timeout_ms == 0) return PLX_IN_PROGRESS;
     if (plx_status s = comm_.posted_failure()) return s;
-    if (!comm_.rendezvous().peer_alive(writer_))
+    if (!comm_.rendezvous().peer_alive(writer_) &&
+        !reached(header_->head.value.load(std::memory_order_acquire), wanted))
       return comm_.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native queue: the writer, rank {}, "
                             "left or died", writer_));
     if (deadline.expired())
       return core::fail(PLX_ERR_TIMEOUT, "shm-native queue: no message from rank {} within {} ms", writer_, timeout_ms);
     return PLX_OK;
   };
-  const uint32_t wanted = next_ + 1;
   return wait_on(header_->head, comm_.params(), [&](uint32_t head) { return reached(head, wanted); }, check);
 }
 

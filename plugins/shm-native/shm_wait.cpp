@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <ctime>
+#include <functional>
 
 #include "core/status.hpp"
 
@@ -33,12 +34,14 @@ void futex_wake(std::atomic<uint32_t> *word) {
 // The slow path's checks: a failure posted by anyone, the peer's death, the
 // deadline. Liveness reads /proc, so it runs at most every few ms.
 plx_status check_progress(Comm &comm, int32_t r, const Deadline &deadline, const OpLabel &what,
-                          Clock::time_point *next_liveness) {
+                          Clock::time_point *next_liveness, const std::function<bool()> &arrived) {
   if (plx_status s = comm.posted_failure()) return s;
   const Clock::time_point now = Clock::now();
   if (now >= *next_liveness) {
     *next_liveness = now + std::chrono::milliseconds(10);
-    if (!comm.rendezvous().peer_alive(r))
+    // A peer may publish its last step and leave between our look at its
+    // counter and this check: gone but arrived is not lost.
+    if (!comm.rendezvous().peer_alive(r) && !arrived())
       return comm.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native: rank {} died; rank {} noticed "
                            "while waiting in {} #{}", r, comm.rank(), what.coll, what.seq));
   }
@@ -76,7 +79,11 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
   Clock::time_point next_liveness = Clock::now();
   return wait_on(comm.control(r).*field, comm.params(),
                  [target](uint32_t v) { return reached(v, target); },
-                 [&] { return check_progress(comm, r, deadline, what, &next_liveness); });
+                 [&] {
+                   return check_progress(comm, r, deadline, what, &next_liveness, [&] {
+                     return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
+                   });
+                 });
 }
 
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
