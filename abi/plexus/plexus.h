@@ -113,8 +113,10 @@ PLX_API const char *plx_algorithm_string(plx_algorithm algorithm);
  * in, else in <libdir>/plexus/1/.
  *
  * A backend named explicitly that cannot be loaded is an error, never a
- * silent fallback (PLX-L-3). Only PLX_ERR_UNSUPPORTED from a plugin's
- * initialisation moves on to the next candidate of a list or of auto.
+ * silent fallback to one the spec did not name (PLX-L-3). Within a list, a
+ * candidate that is missing or rejected moves on to the next; of the
+ * failures of a plugin's initialisation only PLX_ERR_UNSUPPORTED (a
+ * decline) does, any other ends the open with its status.
  * Every attempt is recorded in the load report (plx_load_report).
  * Opening is thread-safe; each open returns its own handle.
  *
