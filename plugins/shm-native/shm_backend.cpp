@@ -23,14 +23,19 @@ uint64_t size_param(const plx_host_services &s, const char *name, uint64_t fallb
   return v ? *v : fallback;
 }
 
+int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback) {
+  const char *text = s.param_get("shm-native", name);
+  const auto v = text ? core::parse_int(text) : std::nullopt;
+  return v && *v >= 0 && *v < (1 << 30) ? static_cast<int32_t>(*v) : fallback;
+}
+
 // Reads the parameters once per backend; a bad value is an error that names
 // the variable, not a silent default.
 plx_status read_params(const plx_host_services &s, Params *p) {
   p->slot_bytes = size_param(s, "SLOT_BYTES", p->slot_bytes);
   p->oneshot_max_bytes = size_param(s, "ONESHOT_MAX_BYTES", p->oneshot_max_bytes);
-  const char *spin = s.param_get("shm-native", "SPIN");
-  if (auto v = spin ? core::parse_int(spin) : std::nullopt; v && *v >= 0 && *v < (1 << 30))
-    p->spin_iterations = static_cast<int32_t>(*v);
+  p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
+  p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
   if (p->slot_bytes < 4096 || p->slot_bytes > (1ull << 30) || p->slot_bytes % 64)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_SLOT_BYTES={} must "
                       "be a multiple of 64 between 4K and 1G", p->slot_bytes);

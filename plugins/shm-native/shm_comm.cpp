@@ -1,5 +1,7 @@
 #include "plugins/shm-native/shm_comm.hpp"
 
+#include <sched.h>
+
 #include <cstring>
 #include <new>
 
@@ -17,8 +19,22 @@ struct SegmentAnnouncement {
 
 }  // namespace
 
+namespace {
+
+// With more ranks than cores a spinning rank burns the time slice of the
+// rank it waits for; then waiting yields at once.
+int32_t spin_for(int32_t nranks, int32_t configured) {
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return configured;
+  return nranks > CPU_COUNT(&cpus) ? 0 : configured;
+}
+
+}  // namespace
+
 Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms)
-    : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms) {}
+    : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms) {
+  params_.spin_iterations = spin_for(nranks, params.spin_iterations);
+}
 
 Comm::~Comm() = default;
 

@@ -13,7 +13,9 @@ const plx_param_decl params[] = {
      "Largest reduction done one-shot (every rank reduces all inputs); larger ones "
      "reduce-scatter then all-gather."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
-     "Polls of a peer's counter before yielding the core, then sleeping on a futex."},
+     "Polls of a peer's counter before yielding the core; 0 when there are more ranks than cores."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "YIELD", "200",
+     "sched_yield calls after spinning, before sleeping on a futex."},
 };
 
 constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;

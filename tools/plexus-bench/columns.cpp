@@ -1,0 +1,147 @@
+#include "tools/plexus-bench/columns.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+namespace plexus::bench {
+namespace {
+
+int cannot(const std::string &message) {
+  std::fprintf(stderr, "plexus-bench: %s\n", message.c_str());
+  return 2;
+}
+
+std::string find_on_path(const char *program) {
+  const char *path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  for (size_t at = 0; at <= dirs.size();) {
+    const size_t colon = std::min(dirs.find(':', at), dirs.size());
+    const std::string candidate = dirs.substr(at, colon - at) + "/" + program;
+    if (colon > at && access(candidate.c_str(), X_OK) == 0) return candidate;
+    at = colon + 1;
+  }
+  return "";
+}
+
+// What a backend must offer for this run, or "" when it does.
+std::string missing(const Options &o, const plx_backend_props &p) {
+  if (!(p.mem_kind_mask & PLX_BIT(PLX_MEM_HOST)))
+    return "takes no host memory, and this plexus-bench measures host buffers only (no CUDA build)";
+  if (!(p.capabilities & PLX_CAP_COLL(coll_kind(o.coll)))) return fmt::format("has no {}", coll_name(o.coll));
+  if (!(p.dtype_mask & PLX_BIT(o.dtype))) return fmt::format("has no dtype {}", dtype_name(o.dtype));
+  if (is_reduction(o.coll) && !(p.reduce_op_mask & PLX_BIT(o.redop)))
+    return fmt::format("has no reduction op {}", redop_name(o.redop));
+  return "";
+}
+
+int open_plexus(const Options &o, const std::string &spec, Column *c) {
+  const std::string shown = spec.empty() ? "the default backend" : "backend '" + spec + "'";
+  if (plx_status s = plx_backend_open(spec.empty() ? nullptr : spec.c_str(), &c->backend))
+    return cannot(fmt::format("cannot open {}: {}: {}", shown, plx_status_string(s), plx_last_error()));
+  plx_backend_props props{};
+  props.struct_size = sizeof(props);
+  plx_backend_props_get(c->backend, &props);
+  c->label = props.name;
+  c->open_spec = spec.rfind('/', 0) == 0 ? props.path : props.name;
+  c->detail = fmt::format("{} {}.{}.{} ({})", props.name, props.version_major, props.version_minor,
+                          props.version_patch, props.build_info ? props.build_info : "");
+  if (const std::string why = missing(o, props); !why.empty()) return cannot(fmt::format("{} {}", c->label, why));
+  plx_unique_id id{};
+  if (plx_status s = plx_get_unique_id(c->backend, &id))
+    return cannot(fmt::format("{}: plx_get_unique_id: {}: {}", c->label, plx_status_string(s), plx_last_error()));
+  for (uint8_t b : id.bytes) c->id_hex += fmt::format("{:02x}", b);
+  return 0;
+}
+
+std::string mpi_unsupported(const Options &o) {
+  if (o.dtype == PLX_FLOAT16 || o.dtype == PLX_BFLOAT16)
+    return fmt::format("Open MPI has no {} type", dtype_name(o.dtype));
+  if (is_reduction(o.coll) && o.redop == PLX_AVG) return "MPI has no avg reduction";
+  return "";
+}
+
+int open_mpi(const Options &o, Column *c) {
+  c->label = mpi_peer;
+  c->mpi = true;
+#if PLEXUS_BENCH_HAVE_MPI
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
+  c->mpi_exe = (self.parent_path() / "plexus-bench-mpi").string();
+  c->mpirun = find_on_path("mpirun");
+  if (access(c->mpi_exe.c_str(), X_OK) != 0) return cannot("the mpi peer: " + c->mpi_exe + " is missing");
+  if (c->mpirun.empty()) return cannot("the mpi peer: no mpirun on PATH (apt-get install openmpi-bin)");
+  if (const std::string why = mpi_unsupported(o); !why.empty()) return cannot("the mpi peer: " + why);
+  return 0;
+#else
+  (void)o;
+  return cannot("the mpi peer: plexus-bench was built without MPI (apt-get install libopenmpi-dev "
+                "openmpi-bin, then meson setup --reconfigure)");
+#endif
+}
+
+}  // namespace
+
+plx_coll_kind coll_kind(Coll c) {
+  switch (c) {
+    case Coll::all_reduce: return PLX_COLL_ALL_REDUCE;
+    case Coll::reduce: return PLX_COLL_REDUCE;
+    case Coll::broadcast: return PLX_COLL_BROADCAST;
+    case Coll::all_gather: return PLX_COLL_ALL_GATHER;
+    case Coll::reduce_scatter: return PLX_COLL_REDUCE_SCATTER;
+    default: return PLX_COLL_GATHER;
+  }
+}
+
+int open_columns(const Options &o, std::vector<Column> *out) {
+  const std::vector<std::string> specs = o.backends.empty() ? std::vector<std::string>{""} : o.backends;
+  for (const std::string &spec : specs) {
+    out->emplace_back();
+    if (int code = spec == mpi_peer ? open_mpi(o, &out->back()) : open_plexus(o, spec, &out->back())) return code;
+  }
+  for (size_t i = 0; i < out->size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if ((*out)[i].label == (*out)[j].label)
+        return cannot(fmt::format("columns {} and {} are both {}", j + 1, i + 1, (*out)[i].label));
+  return 0;
+}
+
+void close_columns(std::vector<Column> *cols) {
+  for (Column &c : *cols)
+    if (c.backend) plx_backend_close(c.backend), c.backend = nullptr;
+}
+
+std::string ids_env(const std::vector<Column> &cols) {
+  std::string out;
+  for (const Column &c : cols)
+    if (!c.mpi) out += (out.empty() ? "" : ",") + c.open_spec + "=" + c.id_hex;
+  return out;
+}
+
+bool parse_ids_env(const std::string &text, std::vector<std::pair<std::string, plx_unique_id>> *out) {
+  for (size_t at = 0; at < text.size();) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    const std::string entry = text.substr(at, comma - at);
+    const size_t eq = entry.rfind('=');
+    if (eq == std::string::npos || entry.size() - eq - 1 != 2 * PLX_UNIQUE_ID_BYTES) return false;
+    plx_unique_id id{};
+    for (size_t i = 0; i < PLX_UNIQUE_ID_BYTES; ++i)
+      id.bytes[i] = static_cast<uint8_t>(std::strtoul(entry.substr(eq + 1 + 2 * i, 2).c_str(), nullptr, 16));
+    out->emplace_back(entry.substr(0, eq), id);
+    at = comma + 1;
+  }
+  return true;
+}
+
+std::vector<int32_t> plexus_column_numbers(const Options &o) {
+  if (o.backends.empty()) return {0};
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < o.backends.size(); ++i)
+    if (o.backends[i] != mpi_peer) out.push_back(static_cast<int32_t>(i));
+  return out;
+}
+
+}  // namespace plexus::bench

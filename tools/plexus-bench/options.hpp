@@ -1,0 +1,69 @@
+// What one plexus-bench run measures. The launcher, its rank processes and
+// plexus-bench-mpi all parse the same command line with parse_options(), so
+// every column sweeps exactly the same sizes with the same iteration counts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plexus/types.h"
+
+namespace plexus::bench {
+
+enum class Coll { all_reduce, reduce, broadcast, all_gather, reduce_scatter, gather };
+
+// The name a column uses for the Open MPI peer.
+inline constexpr const char *mpi_peer = "mpi";
+
+struct Options {
+  Coll coll = Coll::all_reduce;
+  plx_dtype dtype = PLX_FLOAT32;
+  plx_reduce_op redop = PLX_SUM;
+  int32_t ranks = 4;
+  uint64_t min_bytes = 8;
+  uint64_t max_bytes = 32ull << 20;
+  uint64_t factor = 4;
+  int32_t iters = 0;    // 0: clamp(2G / size, 5, 200)
+  int32_t warmup = -1;  // -1: max(2, iterations / 10)
+  int32_t timeout_s = 1800;
+  std::vector<std::string> backends;  // empty: the default backend
+  std::string csv, json, plot;
+};
+
+// Returns -1 to go on, else the exit status: 0 after --help, 2 after a
+// usage error (printed with the usage text).
+int parse_options(int argc, char **argv, Options *out);
+
+// One size of the sweep. bytes is the largest per-rank buffer (nccl-tests'
+// convention): the input of all_reduce, reduce, broadcast and
+// reduce_scatter, the gathered output of all_gather and gather; count is
+// its elements. A gathering or scattering op moves count / nranks elements
+// per rank.
+struct SizePoint {
+  uint64_t bytes = 0;
+  uint64_t count = 0;
+  int32_t iters = 0;
+  int32_t warmup = 0;
+};
+
+// Sizes min, min*f, ... up to max; a size whose per-rank share holds no
+// whole element is left out, others are rounded down to whole shares.
+std::vector<SizePoint> sweep_points(const Options &o);
+
+// Elements each rank sends and receives at one size.
+uint64_t send_count(const Options &o, const SizePoint &p);
+uint64_t recv_count(const Options &o, const SizePoint &p);
+
+bool is_reduction(Coll c);
+// nccl-tests' bus bandwidth factor: busbw = algbw * factor.
+double bus_factor(Coll c, int32_t nranks);
+
+const char *coll_name(Coll c);
+const char *dtype_name(plx_dtype dtype);
+size_t dtype_bytes(plx_dtype dtype);
+const char *redop_name(plx_reduce_op op);
+// 8, 512, 2K, 32M: the sweep's sizes as a person writes them.
+std::string human_bytes(uint64_t bytes);
+
+}  // namespace plexus::bench

@@ -1,0 +1,129 @@
+// A rank process: started by the launcher (launcher.cpp) with
+// PLEXUS_BENCH_RANK, PLEXUS_BENCH_NRANKS, PLEXUS_BENCH_IDS and
+// PLEXUS_BENCH_FD (its pipe back to the launcher). It runs every plexus
+// column in order, one communicator at a time.
+#include "tools/plexus-bench/rank.hpp"
+
+#include <errno.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "plexus/plexus.h"
+#include "tools/plexus-bench/columns.hpp"
+#include "tools/plexus-bench/sweep.hpp"
+
+namespace plexus::bench {
+namespace {
+
+class PlexusTransport final : public Transport {
+ public:
+  PlexusTransport(const Options &o, plx_comm_h comm, std::string label, int32_t rank, int fd)
+      : o_(o), comm_(comm), label_(std::move(label)), rank_(rank), fd_(fd) {}
+  int32_t rank() const override { return rank_; }
+  int32_t nranks() const override { return o_.ranks; }
+  bool run(const SizePoint &p, const void *send, void *recv) override {
+    return ok("a collective", call(p, send, recv));
+  }
+  bool barrier() override { return ok("plx_barrier", plx_barrier(comm_, nullptr, nullptr)); }
+  bool report(const RankResult &r) override;
+
+ private:
+  plx_status call(const SizePoint &p, const void *send, void *recv);
+  bool ok(const char *what, plx_status s);
+
+  const Options &o_;
+  plx_comm_h comm_;
+  std::string label_;
+  int32_t rank_;
+  int fd_;
+};
+
+plx_status PlexusTransport::call(const SizePoint &p, const void *send, void *recv) {
+  const uint64_t per = p.count / static_cast<uint64_t>(o_.ranks);
+  switch (o_.coll) {
+    case Coll::all_reduce: return plx_all_reduce(comm_, send, recv, p.count, o_.dtype, o_.redop, nullptr, nullptr);
+    case Coll::reduce: return plx_reduce(comm_, send, recv, p.count, o_.dtype, o_.redop, 0, nullptr, nullptr);
+    case Coll::broadcast: return plx_broadcast(comm_, send, recv, p.count, o_.dtype, 0, nullptr, nullptr);
+    case Coll::all_gather: return plx_all_gather(comm_, send, recv, per, o_.dtype, nullptr, nullptr);
+    case Coll::gather: return plx_gather(comm_, send, recv, per, nullptr, o_.dtype, 0, nullptr, nullptr);
+    default: return plx_reduce_scatter(comm_, send, recv, per, o_.dtype, o_.redop, nullptr, nullptr);
+  }
+}
+
+bool PlexusTransport::ok(const char *what, plx_status s) {
+  if (s == PLX_OK) return true;
+  std::fprintf(stderr, "plexus-bench: rank %d, %s: %s (%s) failed: %s: %s\n", rank_, label_.c_str(), what,
+               coll_name(o_.coll), plx_status_string(s), plx_last_error());
+  return false;
+}
+
+bool write_all(int fd, const std::string &text) {
+  for (size_t at = 0; at < text.size();) {
+    const ssize_t n = write(fd, text.data() + at, text.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    at += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool PlexusTransport::report(const RankResult &r) {
+  if (write_all(fd_, result_line(r))) return true;
+  std::fprintf(stderr, "plexus-bench: rank %d: the launcher's pipe is gone\n", rank_);
+  return false;
+}
+
+bool plx_ok(int32_t rank, const std::string &label, const char *call, plx_status s) {
+  if (s != PLX_OK)
+    std::fprintf(stderr, "plexus-bench: rank %d, %s: %s failed: %s: %s\n", rank, label.c_str(), call,
+                 plx_status_string(s), plx_last_error());
+  return s == PLX_OK;
+}
+
+// One column: open, join, sweep, leave. A failed sweep aborts the
+// communicator so the other ranks stop waiting at once.
+bool run_column(const Options &o, int32_t column, const std::string &spec, const plx_unique_id &id,
+                int32_t rank, int fd) {
+  plx_backend_h backend = nullptr;
+  if (!plx_ok(rank, spec, "plx_backend_open", plx_backend_open(spec.c_str(), &backend))) return false;
+  plx_comm_config config = PLX_COMM_CONFIG_INIT;
+  plx_comm_h comm = nullptr;
+  bool ok = plx_ok(rank, spec, "plx_comm_init", plx_comm_init(backend, &id, o.ranks, rank, &config, &comm));
+  if (ok) {
+    PlexusTransport t(o, comm, spec, rank, fd);
+    ok = run_sweep(o, column, t);
+    if (!ok) plx_comm_abort(comm);
+    plx_comm_destroy(comm);
+  }
+  plx_backend_close(backend);
+  return ok;
+}
+
+int env_int(const char *name) {
+  const char *v = std::getenv(name);
+  return v ? std::atoi(v) : -1;
+}
+
+}  // namespace
+
+int rank_main(const Options &o) {
+  const int32_t rank = env_int("PLEXUS_BENCH_RANK"), nranks = env_int("PLEXUS_BENCH_NRANKS");
+  const int fd = env_int("PLEXUS_BENCH_FD");
+  const char *ids_text = std::getenv("PLEXUS_BENCH_IDS");
+  std::vector<std::pair<std::string, plx_unique_id>> ids;
+  const std::vector<int32_t> columns = plexus_column_numbers(o);
+  if (rank < 0 || rank >= o.ranks || nranks != o.ranks || fd < 0 || !ids_text ||
+      !parse_ids_env(ids_text, &ids) || ids.size() != columns.size()) {
+    std::fprintf(stderr, "plexus-bench: PLEXUS_BENCH_RANK is set but the rank's environment is incomplete "
+                         "(ranks are started by plexus-bench itself)\n");
+    return 2;
+  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (!run_column(o, columns[i], ids[i].first, ids[i].second, rank, fd)) return 3;
+  return 0;
+}
+
+}  // namespace plexus::bench

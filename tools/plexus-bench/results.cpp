@@ -1,0 +1,62 @@
+#include "tools/plexus-bench/results.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace plexus::bench {
+namespace {
+
+Stat merge(const Options &o, const SizePoint &p, const std::vector<RankResult> &ranks) {
+  Stat s;
+  s.present = true;
+  s.iters = static_cast<int32_t>(ranks.front().ns.size());
+  std::vector<double> slowest(ranks.front().ns.size(), 0.0);
+  for (const RankResult &r : ranks) {
+    s.wrong += r.wrong;
+    for (size_t i = 0; i < slowest.size() && i < r.ns.size(); ++i)
+      slowest[i] = std::max(slowest[i], static_cast<double>(r.ns[i]) / 1e3);
+  }
+  std::sort(slowest.begin(), slowest.end());
+  if (slowest.empty()) return s;
+  s.median_us = quantile(slowest, 0.5), s.p10_us = quantile(slowest, 0.1), s.p90_us = quantile(slowest, 0.9);
+  s.min_us = slowest.front(), s.max_us = slowest.back();
+  s.algbw_gbs = s.median_us > 0 ? static_cast<double>(p.bytes) / (s.median_us * 1e3) : 0;
+  s.busbw_gbs = s.algbw_gbs * bus_factor(o.coll, o.ranks);
+  return s;
+}
+
+}  // namespace
+
+double quantile(const std::vector<double> &sorted, double q) {
+  if (sorted.empty()) return 0;
+  const double at = q * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(at), hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - static_cast<double>(lo));
+}
+
+Collector::Collector(const Options &o, size_t columns) : o_(o), columns_(columns) {
+  for (const SizePoint &p : sweep_points(o)) rows_.push_back(Row{p, std::vector<Stat>(columns)});
+}
+
+const Stat *Collector::add(const RankResult &r, std::string *error) {
+  const auto row = std::find_if(rows_.begin(), rows_.end(), [&](const Row &x) { return x.point.bytes == r.bytes; });
+  if (row == rows_.end() || r.column < 0 || static_cast<size_t>(r.column) >= columns_ || r.rank < 0 ||
+      r.rank >= o_.ranks || r.ns.size() != static_cast<size_t>(row->point.iters)) {
+    *error = fmt::format("unexpected result: column {}, rank {}, {} bytes, {} times", r.column, r.rank, r.bytes,
+                         r.ns.size());
+    return nullptr;
+  }
+  std::vector<RankResult> &got = partial_[{r.column, r.bytes}];
+  for (const RankResult &g : got)
+    if (g.rank == r.rank) return *error = fmt::format("rank {} reported {} bytes twice", r.rank, r.bytes), nullptr;
+  got.push_back(r);
+  if (got.size() < static_cast<size_t>(o_.ranks)) return nullptr;
+  Stat &stat = row->cols[static_cast<size_t>(r.column)];
+  stat = merge(o_, row->point, got);
+  partial_.erase({r.column, r.bytes});
+  ++completed_;
+  return &stat;
+}
+
+}  // namespace plexus::bench

@@ -1,0 +1,54 @@
+// The launcher's view of the results: every rank's line for a (column,
+// size) merged into one statistic. Per iteration the slowest rank's time
+// counts (a collective is done when the last rank is), and the statistic is
+// the median and the 10th and 90th percentiles over the iterations.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tools/plexus-bench/options.hpp"
+#include "tools/plexus-bench/sweep.hpp"
+
+namespace plexus::bench {
+
+struct Stat {
+  bool present = false;
+  int32_t iters = 0;
+  double median_us = 0, p10_us = 0, p90_us = 0, min_us = 0, max_us = 0;
+  uint64_t wrong = 0;  // summed over ranks
+  double algbw_gbs = 0, busbw_gbs = 0;  // from the median; GB = 1e9 bytes
+};
+
+struct Row {
+  SizePoint point;
+  std::vector<Stat> cols;
+};
+
+class Collector {
+ public:
+  Collector(const Options &o, size_t columns);
+  // Takes one rank's result; returns the column's Stat once every rank has
+  // reported that size, else nullptr. A result for an unknown size or
+  // column, or a rank twice, sets *error.
+  const Stat *add(const RankResult &r, std::string *error);
+  const std::vector<Row> &rows() const { return rows_; }
+  // Sizes completed, over all columns (progress).
+  size_t completed() const { return completed_; }
+  size_t total() const { return rows_.size() * columns_; }
+
+ private:
+  const Options &o_;
+  size_t columns_;
+  size_t completed_ = 0;
+  std::vector<Row> rows_;
+  std::map<std::pair<int32_t, uint64_t>, std::vector<RankResult>> partial_;
+};
+
+// The q-quantile (0..1) of sorted values, interpolated linearly.
+double quantile(const std::vector<double> &sorted, double q);
+
+}  // namespace plexus::bench

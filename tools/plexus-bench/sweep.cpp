@@ -1,0 +1,97 @@
+#include "tools/plexus-bench/sweep.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "tools/plexus-bench/data.hpp"
+
+namespace plexus::bench {
+namespace {
+
+struct FreeDeleter {
+  void operator()(void *p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<uint8_t, FreeDeleter>;
+
+// Page-aligned and touched once, so page faults stay out of the timings.
+Buffer make_buffer(uint64_t bytes) {
+  const uint64_t rounded = (std::max<uint64_t>(bytes, 1) + 4095) / 4096 * 4096;
+  Buffer b(static_cast<uint8_t *>(std::aligned_alloc(4096, rounded)));
+  if (b) std::memset(b.get(), 0, rounded);
+  return b;
+}
+
+bool measure(const Options &o, const SizePoint &p, Transport &t, uint8_t *send, uint8_t *recv, RankResult *r) {
+  const uint64_t seed = size_seed(p.bytes);
+  fill_input(o.dtype, seed, t.rank(), 0, send_count(o, p), send);
+  poison(o.dtype, recv, recv_count(o, p));
+  if (!t.run(p, send, recv)) return false;
+  r->wrong = count_wrong(o, p, t.rank(), seed, recv);
+  if (!t.barrier()) return false;
+  for (int32_t i = 0; i < p.warmup; ++i)
+    if (!t.run(p, send, recv)) return false;
+  if (!t.barrier()) return false;
+  r->ns.resize(static_cast<size_t>(p.iters));
+  for (int64_t &ns : r->ns) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!t.run(p, send, recv)) return false;
+    ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string result_line(const RankResult &r) {
+  std::string line = fmt::format("R {} {} {} {} {}", r.column, r.rank, r.bytes, r.count, r.wrong);
+  for (int64_t ns : r.ns) fmt::format_to(std::back_inserter(line), " {}", ns);
+  line += '\n';
+  return line;
+}
+
+bool parse_result_line(std::string_view line, RankResult *out) {
+  if (line.size() < 2 || line.substr(0, 2) != "R ") return false;
+  std::string text(line.substr(2));
+  const char *at = text.c_str();
+  char *end = nullptr;
+  int64_t fields[5];
+  for (int64_t &f : fields) {
+    f = std::strtoll(at, &end, 10);
+    if (end == at) return false;
+    at = end;
+  }
+  *out = RankResult{static_cast<int32_t>(fields[0]), static_cast<int32_t>(fields[1]),
+                    static_cast<uint64_t>(fields[2]), static_cast<uint64_t>(fields[3]),
+                    static_cast<uint64_t>(fields[4]), {}};
+  for (int64_t v = std::strtoll(at, &end, 10); end != at; v = std::strtoll(at, &end, 10)) {
+    out->ns.push_back(v);
+    at = end;
+  }
+  return true;
+}
+
+bool run_sweep(const Options &o, int32_t column, Transport &t) {
+  const std::vector<SizePoint> points = sweep_points(o);
+  uint64_t send_max = 0, recv_max = 0;
+  for (const SizePoint &p : points) {
+    send_max = std::max(send_max, send_count(o, p) * dtype_bytes(o.dtype));
+    recv_max = std::max(recv_max, recv_count(o, p) * dtype_bytes(o.dtype));
+  }
+  const Buffer send = make_buffer(send_max), recv = make_buffer(recv_max);
+  if (!send || !recv) {
+    std::fprintf(stderr, "plexus-bench: rank %d: cannot allocate %llu + %llu bytes\n", t.rank(),
+                 static_cast<unsigned long long>(send_max), static_cast<unsigned long long>(recv_max));
+    return false;
+  }
+  for (const SizePoint &p : points) {
+    RankResult r{column, t.rank(), p.bytes, p.count, 0, {}};
+    if (!measure(o, p, t, send.get(), recv.get(), &r) || !t.report(r)) return false;
+  }
+  return true;
+}
+
+}  // namespace plexus::bench

@@ -1,0 +1,115 @@
+// The bench's correctness check must pass right results computed another
+// way (plexus' CPU reduction, in another order) and catch wrong ones: a
+// changed element, an output never written, blocks in the wrong place.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/cpu_reduce.hpp"
+#include "tools/plexus-bench/data.hpp"
+
+namespace pb = plexus::bench;
+
+namespace {
+
+constexpr uint64_t seed = 12345;
+
+struct Case {
+  pb::Options o;
+  pb::SizePoint p;
+};
+
+Case make_case(pb::Coll coll, plx_dtype dtype, plx_reduce_op redop, int32_t ranks, uint64_t count) {
+  Case c;
+  c.o.coll = coll, c.o.dtype = dtype, c.o.redop = redop, c.o.ranks = ranks;
+  c.p.count = count, c.p.bytes = count * pb::dtype_bytes(dtype);
+  return c;
+}
+
+std::vector<std::vector<uint8_t>> inputs(const Case &c) {
+  std::vector<std::vector<uint8_t>> in(static_cast<size_t>(c.o.ranks));
+  for (int32_t r = 0; r < c.o.ranks; ++r) {
+    in[r].resize(pb::send_count(c.o, c.p) * pb::dtype_bytes(c.o.dtype));
+    pb::fill_input(c.o.dtype, seed, r, 0, pb::send_count(c.o, c.p), in[r].data());
+  }
+  return in;
+}
+
+// What a correct all-reduce gives, combined from the last rank to the first.
+std::vector<uint8_t> reduced_backwards(const Case &c) {
+  const auto in = inputs(c);
+  std::vector<const void *> srcs;
+  for (auto it = in.rbegin(); it != in.rend(); ++it) srcs.push_back(it->data());
+  std::vector<uint8_t> out(in[0].size());
+  REQUIRE(plexus::core::reduce_into(c.o.dtype, c.o.redop, out.data(), srcs.data(), c.o.ranks, c.p.count) == PLX_OK);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Bench.Check.right_reductions_pass_and_a_changed_element_fails") {
+  for (plx_dtype d = PLX_INT8; d <= PLX_FLOAT64; ++d)
+    for (plx_reduce_op op = PLX_SUM; op <= PLX_AVG; ++op) {
+      CAPTURE(d);
+      CAPTURE(op);
+      const Case c = make_case(pb::Coll::all_reduce, d, op, 5, 999);
+      std::vector<uint8_t> out = reduced_backwards(c);
+      CHECK(pb::count_wrong(c.o, c.p, 3, seed, out.data()) == 0);
+      out[17 * pb::dtype_bytes(d)] ^= 0x40;  // a bit far above any rounding error
+      CHECK(pb::count_wrong(c.o, c.p, 3, seed, out.data()) == 1);
+      pb::poison(d, out.data(), c.p.count);
+      // An 8-bit product wraps onto any value, the poison's too, 1 in 256.
+      CHECK(pb::count_wrong(c.o, c.p, 3, seed, out.data()) >= c.p.count - c.p.count / 64);
+    }
+}
+
+TEST_CASE("Bench.Check.half_types_may_round_every_step") {
+  // bfloat16 summed pairwise with a rounding after each addition, as a
+  // ring sending bfloat16 would: within the documented tolerance.
+  const Case c = make_case(pb::Coll::all_reduce, PLX_BFLOAT16, PLX_SUM, 8, 4096);
+  const auto in = inputs(c);
+  std::vector<uint8_t> out = in[0];
+  for (int32_t r = 1; r < c.o.ranks; ++r) {
+    const void *srcs[] = {out.data(), in[r].data()};
+    REQUIRE(plexus::core::reduce_into(PLX_BFLOAT16, PLX_SUM, out.data(), srcs, 2, c.p.count) == PLX_OK);
+  }
+  CHECK(pb::count_wrong(c.o, c.p, 0, seed, out.data()) == 0);
+}
+
+TEST_CASE("Bench.Check.data_movement_is_exact_and_placed") {
+  const Case c = make_case(pb::Coll::all_gather, PLX_FLOAT32, PLX_SUM, 4, 4000);
+  const auto in = inputs(c);
+  std::vector<uint8_t> out;
+  for (const auto &block : in) out.insert(out.end(), block.begin(), block.end());
+  CHECK(pb::count_wrong(c.o, c.p, 2, seed, out.data()) == 0);
+  std::swap_ranges(out.begin(), out.begin() + in[0].size(), out.begin() + in[0].size());
+  CHECK(pb::count_wrong(c.o, c.p, 2, seed, out.data()) == 2000);
+  const Case g = make_case(pb::Coll::gather, PLX_FLOAT32, PLX_SUM, 4, 4000);
+  CHECK(pb::count_wrong(g.o, g.p, 1, seed, out.data()) == 0);  // only root 0 receives
+}
+
+TEST_CASE("Bench.Check.reduce_scatter_checks_this_ranks_block") {
+  const Case c = make_case(pb::Coll::reduce_scatter, PLX_FLOAT32, PLX_SUM, 4, 4000);
+  const auto in = inputs(c);
+  std::vector<const void *> srcs;
+  for (const auto &x : in) srcs.push_back(x.data() + 2 * 1000 * sizeof(float));  // block 2
+  std::vector<float> out(1000);
+  REQUIRE(plexus::core::reduce_into(PLX_FLOAT32, PLX_SUM, out.data(), srcs.data(), 4, 1000) == PLX_OK);
+  CHECK(pb::count_wrong(c.o, c.p, 2, seed, out.data()) == 0);
+  CHECK(pb::count_wrong(c.o, c.p, 1, seed, out.data()) == 1000);
+}
+
+TEST_CASE("Bench.Sweep.sizes_follow_nccl_tests") {
+  pb::Options o;
+  o.coll = pb::Coll::all_gather, o.ranks = 3, o.min_bytes = 8, o.max_bytes = 4096, o.factor = 8;
+  const std::vector<pb::SizePoint> points = pb::sweep_points(o);
+  REQUIRE(points.size() == 3);  // 8 bytes hold 2 floats: no whole share for 3 ranks
+  CHECK(points[0].bytes == 60);  // 64 bytes = 16 floats, rounded down to 5 per rank
+  CHECK(points[2].count == 1023);
+  CHECK(points[0].iters == 200);
+  CHECK(points[0].warmup == 20);
+  CHECK(pb::bus_factor(pb::Coll::all_reduce, 4) == doctest::Approx(1.5));
+}
