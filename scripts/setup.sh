@@ -4,7 +4,10 @@
 # run before every build. CUDA and NCCL are optional and never installed here.
 set -euo pipefail
 
-packages=(meson ninja-build pkg-config g++ libfmt-dev doctest-dev libhwloc-dev libnuma-dev python3)
+# openmpi: the peer column of plexus-bench for host memory (Open MPI's
+# MPI_Allreduce); python3-matplotlib for `plexus-bench --plot` is left out.
+packages=(meson ninja-build pkg-config g++ libfmt-dev doctest-dev libhwloc-dev libnuma-dev python3
+          openmpi-bin libopenmpi-dev)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "setup: no dpkg (not Debian); install by hand: ${packages[*]}"
