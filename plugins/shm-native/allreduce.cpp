@@ -36,17 +36,43 @@ plx_status one_shot(Op &op, bool to_all) {
   return reduce_slots(op, step, 0, op.desc.count, op.desc.recv);
 }
 
-// One chunk of a two-shot reduction: copy in, reduce this rank's share
-// into its own slot, then copy every share out (to every rank, or root).
+// Copies this rank's input for the chunk into its slot, all but its own
+// share: only this rank reads that part, and it reads it from `send`.
+plx_status copy_in_for_peers(Op &op, uint8_t *slot, size_t first, size_t count, const Share &mine) {
+  if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) return copy_in(op, slot, first, count);
+  const size_t es = op.elem_bytes;
+  const auto *in = static_cast<const uint8_t *>(op.desc.send) + first * es;
+  std::memcpy(slot, in, mine.first * es);
+  const size_t after = mine.first + mine.length;
+  std::memcpy(slot + after * es, in + after * es, (count - after) * es);
+  return PLX_OK;
+}
+
+// Reduces this rank's share in rank order, its own input straight from
+// `send`, into its own slot where the peers pick it up.
+plx_status reduce_share(Op &op, uint32_t step, size_t first, const Share &mine) {
+  Comm &c = op.comm;
+  const size_t es = op.elem_bytes, offset = mine.first * es;
+  const bool own_in_slot = op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION;
+  const void *sources[max_sources];
+  for (int32_t r = 0; r < c.nranks(); ++r)
+    sources[r] = r == c.rank() && !own_in_slot
+                     ? static_cast<const uint8_t *>(op.desc.send) + (first + mine.first) * es
+                     : c.slot(r, step) + offset;
+  return core::reduce_into(op.desc.dtype, op.desc.op, c.slot(c.rank(), step) + offset, sources,
+                           c.nranks(), mine.length);
+}
+
+// One chunk of a two-shot reduction: copy in, reduce this rank's share,
+// then copy every share out (to every rank, or to root).
 plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   Comm &c = op.comm;
   const uint32_t step = c.next_step();
   const size_t es = op.elem_bytes;
-  if (plx_status s = copy_in(op, c.slot(c.rank(), step), first, count)) return s;
-  if (plx_status s = op.exchange(step)) return s;
   const Share mine = share_of(count, c.nranks(), c.rank());
-  if (plx_status s = reduce_slots(op, step, mine.first * es, mine.length, c.slot(c.rank(), step) + mine.first * es))
-    return s;
+  if (plx_status s = copy_in_for_peers(op, c.slot(c.rank(), step), first, count, mine)) return s;
+  if (plx_status s = op.exchange(step)) return s;
+  if (plx_status s = reduce_share(op, step, first, mine)) return s;
   if (plx_status s = op.finish_share(step)) return s;
   if (!to_all && c.rank() != op.desc.root) return PLX_OK;
   auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
