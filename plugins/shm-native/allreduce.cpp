@@ -95,7 +95,9 @@ plx_status reduction(Op &op, bool to_all) {
   if (op.desc.count == 0) return PLX_OK;
   const size_t bytes = op.desc.count * op.elem_bytes;
   const Params &p = op.comm.params();
-  const bool small = bytes <= p.oneshot_max_bytes && bytes <= p.slot_bytes;
+  // One-shot makes every rank read every input: its limit shrinks as ranks grow.
+  const uint64_t oneshot_limit = p.oneshot_max_bytes * 2 / static_cast<uint64_t>(op.comm.nranks());
+  const bool small = bytes <= oneshot_limit && bytes <= p.slot_bytes;
   const int32_t forced = op.desc.options->algorithm;
   if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes))
     return one_shot(op, to_all);

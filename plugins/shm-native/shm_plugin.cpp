@@ -10,8 +10,8 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "1M",
      "Bytes of one data slot; every rank maps two per rank of the communicator."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
-     "Largest reduction done one-shot (every rank reduces all inputs); larger ones "
-     "reduce-scatter then all-gather."},
+     "Largest reduction done one-shot (every rank reduces all inputs) with 2 ranks, scaled by "
+     "2/n for n ranks; larger ones reduce-scatter then all-gather."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
      "Polls of a peer's counter before yielding the core; 0 when there are more ranks than cores."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "YIELD", "200",
