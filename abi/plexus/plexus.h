@@ -333,7 +333,8 @@ PLX_API plx_status plx_all_gather(plx_comm_h comm, const void *send, void *recv,
  * 0's counts[0] elements, then rank 1's counts[1], ... A zero count is
  * allowed. counts (nranks entries, the same on every rank) may be NULL to
  * mean `count` elements from every rank; then count is used, else it is
- * ignored. recv may be NULL on ranks other than root.
+ * ignored. recv may be NULL on ranks other than root. In place: root's
+ * send == recv + (counts[0] + ... + counts[root-1]) elements.
  */
 PLX_API plx_status plx_gather(plx_comm_h comm, const void *send, void *recv, uint64_t count,
                               const uint64_t *counts, plx_dtype dtype, int32_t root,

@@ -222,9 +222,11 @@ typedef struct plx_unique_id {
 #define PLX_SPLIT_NO_COLOR (-1)
 
 /** Flags for plx_coll_options.flags. */
-/** This rank takes part and receives the result but adds nothing to it (an
- *  all-reduce treats its input as the identity of the operator; its send
- *  buffer is not read and may be NULL). */
+/** This rank takes part and receives the result but adds nothing to it (a
+ *  reduction treats its input as the identity of the operator; its send
+ *  buffer is not read and may be NULL). PLX_AVG still divides by the
+ *  communicator's size, so it averages over every rank, zeros for the ranks
+ *  that add nothing. */
 #define PLX_COLL_FLAG_NO_CONTRIBUTION (1u << 0)
 
 /**

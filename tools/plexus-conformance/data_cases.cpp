@@ -1,0 +1,158 @@
+#include "data_cases.hpp"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+namespace plexus::conformance {
+namespace {
+
+constexpr uint64_t kLargeBytes = 64ull << 20;
+constexpr uint64_t kSizes[] = {0, 1, 7, 1023, (1ull << 20) + 3};
+constexpr plx_coll_kind kColls[] = {PLX_COLL_ALL_REDUCE, PLX_COLL_REDUCE,     PLX_COLL_REDUCE_SCATTER,
+                                    PLX_COLL_BROADCAST,  PLX_COLL_ALL_GATHER, PLX_COLL_GATHER};
+
+bool has(uint32_t mask, int32_t bit) { return (mask >> bit) & 1u; }
+
+// `wanted` when the mask has it, else its lowest member.
+int32_t preferred(uint32_t mask, int32_t wanted) {
+  if (has(mask, wanted) || mask == 0) return wanted;
+  return __builtin_ctz(mask);
+}
+
+std::vector<plx_mem_kind> memory_kinds(const plx_backend_props &p) {
+  std::vector<plx_mem_kind> kinds;
+  if (has(p.mem_kind_mask, PLX_MEM_HOST)) kinds.push_back(PLX_MEM_HOST);
+  if (has(p.mem_kind_mask, PLX_MEM_SHARED_HOST) && has(p.alloc_kind_mask, PLX_MEM_SHARED_HOST))
+    kinds.push_back(PLX_MEM_SHARED_HOST);
+  return kinds;
+}
+
+bool representative(const plx_backend_props &p, plx_coll_kind coll, plx_dtype dtype, plx_reduce_op op) {
+  if (coll == PLX_COLL_ALL_REDUCE)
+    return dtype == preferred(p.dtype_mask, PLX_FLOAT32) && op == preferred(p.reduce_op_mask, PLX_SUM);
+  return coll == PLX_COLL_BROADCAST && dtype == preferred(p.dtype_mask, PLX_INT8);
+}
+
+struct Planner {
+  const plx_backend_props &props;
+  int32_t nranks;
+  bool full;
+  std::vector<DataCase> cases;
+
+  void add(DataCase c, bool no_contribution = false) {
+    c.seq = cases.size();
+    c.root = static_cast<int32_t>(c.seq % static_cast<uint64_t>(nranks));
+    if (no_contribution) c.absent = static_cast<int32_t>(c.seq / 2 % static_cast<uint64_t>(nranks));
+    cases.push_back(c);
+  }
+
+  // One rank adds nothing: it passes the flag and no send buffer.
+  void no_contribution(const DataCase &c) {
+    const bool all = full || (c.dtype == preferred(props.dtype_mask, PLX_FLOAT32) &&
+                              c.op == preferred(props.reduce_op_mask, PLX_SUM));
+    for (const uint64_t count : kSizes)
+      for (const bool in_place : {false, true})
+        if (count > 0 && (count <= 1023 || (all && !in_place)))
+          add({c.coll, c.dtype, c.op, count, in_place, false, false, 0, c.mem, 0}, true);
+  }
+
+  void sizes(DataCase c) {
+    for (const uint64_t count : kSizes)
+      for (const bool in_place : {false, true})
+        for (const bool aligned : {true, false}) {
+          if (aligned && count > 1023 && !full) continue;
+          for (const bool varied : {false, true})
+            if (!varied || c.coll == PLX_COLL_GATHER)
+              add({c.coll, c.dtype, c.op, count, in_place, aligned, varied, 0, c.mem, 0});
+        }
+    if (is_reduction(c.coll) && c.op != PLX_AVG && nranks > 1 &&
+        (props.capabilities & PLX_CAP_NO_CONTRIBUTION))
+      no_contribution(c);
+    if (!full && !representative(props, c.coll, c.dtype, c.op)) return;
+    const uint64_t large = kLargeBytes / plx_dtype_size(c.dtype);
+    for (const bool in_place : {false, true})
+      add({c.coll, c.dtype, c.op, large, in_place, false, false, 0, c.mem, 0});
+  }
+
+  void collective(plx_coll_kind coll) {
+    for (plx_dtype d = 0; d < PLX_DTYPE_COUNT; ++d) {
+      if (!has(props.dtype_mask, d)) continue;
+      for (plx_reduce_op op = 0; op < (is_reduction(coll) ? PLX_REDUCE_OP_COUNT : 1); ++op) {
+        if (is_reduction(coll) && !has(props.reduce_op_mask, op)) continue;
+        for (const plx_mem_kind mem : memory_kinds(props))
+          sizes({coll, d, is_reduction(coll) ? op : -1, 0, false, false, false, 0, mem, 0});
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool is_reduction(plx_coll_kind coll) {
+  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
+}
+
+std::string data_group(const DataCase &c) {
+  std::string name = fmt::format("{} {}", plx_coll_string(c.coll), plx_dtype_string(c.dtype));
+  if (c.op >= 0) name += fmt::format(" {}", plx_reduce_op_string(c.op));
+  if (c.mem == PLX_MEM_SHARED_HOST) name += " shared_host";
+  return name;
+}
+
+std::string data_case_name(const DataCase &c) {
+  const uint64_t bytes = c.count * plx_dtype_size(c.dtype);
+  std::string name = fmt::format("size {}", c.count);
+  if (bytes >= (64ull << 20)) name += fmt::format(" ({} MiB)", bytes >> 20);
+  name += c.in_place ? " in-place" : " out-of-place";
+  name += c.aligned ? " aligned" : " unaligned";
+  if (c.coll == PLX_COLL_REDUCE || c.coll == PLX_COLL_BROADCAST || c.coll == PLX_COLL_GATHER)
+    name += fmt::format(" root {}", c.root);
+  if (c.varied) name += " per-rank counts";
+  if (c.absent >= 0) name += fmt::format(" rank {} contributes nothing", c.absent);
+  return name;
+}
+
+std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks) {
+  std::vector<uint64_t> counts(static_cast<size_t>(nranks), c.count);
+  if (c.varied)
+    for (int32_t r = 0; r < nranks; ++r) counts[r] = (r % 2 == 1) ? 0 : c.count + static_cast<uint64_t>(r);
+  return counts;
+}
+
+std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full) {
+  Planner planner{props, nranks, full, {}};
+  for (const plx_coll_kind coll : kColls)
+    if (props.capabilities & PLX_CAP_COLL(coll)) planner.collective(coll);
+  return std::move(planner.cases);
+}
+
+std::vector<std::string> plan_notes(const plx_backend_props &props) {
+  std::vector<std::string> notes;
+  std::string missing;
+  for (plx_coll_kind coll = 0; coll < PLX_COLL_KIND_COUNT; ++coll)
+    if (!(props.capabilities & PLX_CAP_COLL(coll))) missing += fmt::format(" {}", plx_coll_string(coll));
+  if (!missing.empty()) notes.push_back("not advertised, not tested:" + missing);
+  if (!has(props.alloc_kind_mask, PLX_MEM_SHARED_HOST))
+    notes.push_back(
+        "shared_host buffers skipped: plx_mem_alloc does not offer PLX_MEM_SHARED_HOST (alloc_kind_mask)");
+  if (has(props.mem_kind_mask, PLX_MEM_PINNED_HOST) || has(props.mem_kind_mask, PLX_MEM_DEVICE))
+    notes.push_back("pinned-host and device buffers are not yet tested by plexus-conformance");
+  if (props.capabilities & PLX_CAP_NO_CONTRIBUTION)
+    notes.push_back(
+        "PLX_COLL_FLAG_NO_CONTRIBUTION is not tested with avg: plexus.h does not say whether avg "
+        "then divides by every rank or by the contributing ones");
+  if (props.capabilities & (PLX_CAP_COLL(PLX_COLL_SEND) | PLX_CAP_COLL(PLX_COLL_RECV)))
+    notes.push_back("send/recv are advertised but not yet tested by plexus-conformance");
+  const std::pair<uint64_t, const char *> untested[] = {
+      {PLX_CAP_QUEUE, "queues"},           {PLX_CAP_MEM_REGISTER, "registration"},
+      {PLX_CAP_DEFRAGMENT, "defragment"}, {PLX_CAP_WIRE_PRECISION, "wire precision"},
+      {PLX_CAP_GROUP, "groups"},          {PLX_CAP_TOPOLOGY, "topology"}};
+  std::string advertised;
+  for (const auto &[cap, name] : untested)
+    if (props.capabilities & cap) advertised += fmt::format(" {}", name);
+  if (!advertised.empty()) notes.push_back("advertised, not yet tested by plexus-conformance:" + advertised);
+  return notes;
+}
+
+}  // namespace plexus::conformance

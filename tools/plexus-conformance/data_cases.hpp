@@ -1,0 +1,43 @@
+// The data groups: which cases run, in an order every rank computes alike
+// from the backend's properties, so all ranks issue the same collectives.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plexus/plexus.h"
+
+namespace plexus::conformance {
+
+struct DataCase {
+  plx_coll_kind coll;
+  plx_dtype dtype;
+  plx_reduce_op op;  // -1 for data movement
+  uint64_t count;  // elements per rank (all-gather, reduce-scatter, gather: each rank's part)
+  bool in_place;
+  bool aligned;  // false: send and recv start 1 and 3 elements past a 256-byte boundary
+  bool varied;  // gather: per-rank counts, rank 1 contributing none
+  int32_t root;
+  plx_mem_kind mem;
+  uint64_t seq;  // the case's number: seeds its inputs, picks the checking rank
+  int32_t absent = -1;  // the rank passing PLX_COLL_FLAG_NO_CONTRIBUTION, or -1
+};
+
+bool is_reduction(plx_coll_kind coll);
+std::string data_group(const DataCase &c);  // "all_reduce float32 sum"
+std::string data_case_name(const DataCase &c);  // "size 1023 in-place unaligned root 1"
+// Gather's per-rank counts (varied or not).
+std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks);
+
+// Every advertised collective x dtype x operator x size x placement x
+// alignment x memory kind. The 64 MiB size runs for a representative
+// subset (float32 sum all-reduce, int8 broadcast) unless `full`; sizes up
+// to 1023 run aligned and unaligned, larger ones unaligned unless `full`.
+// With PLX_CAP_NO_CONTRIBUTION, reductions also run with one rank adding
+// nothing (small sizes; 1 Mi + 3 for float32 sum, or all with `full`).
+std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full);
+// What the plan leaves out, and why, for the report.
+std::vector<std::string> plan_notes(const plx_backend_props &props);
+
+}  // namespace plexus::conformance

@@ -1,0 +1,21 @@
+// The sessions a rank runs: each is one set of rank processes started by
+// the launcher (launcher.hpp). Data groups share one session and one
+// communicator; groups that kill ranks or must see leaks get fresh ones.
+#pragma once
+
+#include "rank.hpp"
+
+namespace plexus::conformance {
+
+void run_data_session(RankContext &ctx);  // data_session.cpp
+void run_init_session(RankContext &ctx);  // error_sessions.cpp
+void run_timeout_session(RankContext &ctx);
+void run_kill_session(RankContext &ctx, bool during);
+void run_abort_session(RankContext &ctx, bool from_thread);
+void run_leak_session(RankContext &ctx);  // leak_session.cpp
+void run_thread_session(RankContext &ctx);  // thread_session.cpp
+
+// Argument checks of the loader, run inside the data session (arg_cases.cpp).
+void run_argument_cases(RankContext &ctx, plx_comm_h comm);
+
+}  // namespace plexus::conformance

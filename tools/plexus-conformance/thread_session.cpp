@@ -1,0 +1,118 @@
+// Thread stress at the declared threading level (PLX-P-14): PER_COMM gives
+// every thread a communicator of its own, all running at once; MULTIPLE has
+// the threads share one, taking turns so that every rank still issues the
+// same collectives in the same order, while another thread keeps asking for
+// its status. With PLX_CAP_THREAD_RANKS, rank 0 also runs a communicator
+// whose ranks are threads of its process.
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "sessions.hpp"
+
+namespace plexus::conformance {
+namespace {
+
+constexpr int32_t kThreads = 4;
+constexpr int32_t kIterations = 200;
+constexpr int32_t kTimeoutMs = 30000;
+
+// Iteration `it` of thread `t`: an int32 sum whose result every rank knows.
+std::string iterate(plx_comm_h comm, int32_t rank, int32_t nranks, int32_t t, int32_t it) {
+  const size_t n = 1 + static_cast<size_t>(it * 997 + t * 131) % 5000;
+  std::vector<int32_t> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = rank * 7 + t * 3 + it + static_cast<int32_t>(i % 11);
+  const plx_status s = plx_all_reduce(comm, x.data(), x.data(), n, PLX_INT32, PLX_SUM, nullptr, nullptr);
+  if (s != PLX_OK) return fmt::format("all_reduce #{} returned {}", it, status_text(s));
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t want = 7 * nranks * (nranks - 1) / 2 + nranks * (t * 3 + it + static_cast<int32_t>(i % 11));
+    if (x[i] != want) return fmt::format("all_reduce #{} element {} got {} want {}", it, i, x[i], want);
+  }
+  plx_op_stats stats{};
+  stats.struct_size = sizeof(stats);
+  plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats);
+  return {};
+}
+
+void per_comm_thread(const RankContext &ctx, int32_t t, CaseScope *c) {
+  plx_comm_h comm = nullptr;
+  const plx_status s = join(ctx, static_cast<size_t>(1 + t), kTimeoutMs, kTimeoutMs, &comm);
+  if (!c->expect(s == PLX_OK, "plx_comm_init returned {}", status_text(s))) return;
+  for (int32_t it = 0; it < kIterations && !c->failed(); ++it) {
+    const std::string error = iterate(comm, ctx.rank(), ctx.nranks(), t, it);
+    c->expect(error.empty(), "{}", error);
+  }
+  c->expect(plx_comm_destroy(comm) == PLX_OK, "plx_comm_destroy: {}", plx_last_error());
+}
+
+// Runs body(t, scope) on kThreads threads, each with a case of its own.
+template <typename Body>
+void on_threads(RankContext &ctx, const std::string &what, Body body) {
+  std::vector<std::unique_ptr<CaseScope>> cases;
+  for (int32_t t = 0; t < kThreads; ++t)
+    cases.push_back(
+        std::make_unique<CaseScope>(ctx.out, "PLX-P-14", "threads", fmt::format("{}, thread {}", what, t)));
+  std::vector<std::thread> threads;
+  for (int32_t t = 0; t < kThreads; ++t) threads.emplace_back(body, t, cases[t].get());
+  for (std::thread &th : threads) th.join();
+}
+
+// Threads share `comm` and take iterations in turn: thread it % kThreads.
+void run_multiple(RankContext &ctx, plx_comm_h comm) {
+  std::mutex mutex;
+  std::condition_variable turn_changed;
+  int32_t turn = 0;
+  std::atomic<bool> done = false;
+  std::thread poller([&] {
+    for (plx_status st; !done; std::this_thread::yield()) plx_comm_async_status(comm, &st);
+  });
+  on_threads(ctx, "one shared communicator", [&](int32_t t, CaseScope *c) {
+    for (int32_t it = t; it < kIterations; it += kThreads) {
+      std::unique_lock lock(mutex);
+      turn_changed.wait(lock, [&] { return turn == it; });
+      const std::string error = iterate(comm, ctx.rank(), ctx.nranks(), t, it);
+      c->expect(error.empty(), "{}", error);
+      ++turn;
+      turn_changed.notify_all();
+    }
+  });
+  done = true;
+  poller.join();
+}
+
+// Rank 0 alone: nranks threads of this process form one communicator.
+void run_thread_ranks(RankContext &ctx) {
+  CaseScope c(ctx.out, "PLX-P-14", "threads", "ranks as threads of one process");
+  std::vector<std::string> errors(ctx.nranks());
+  std::vector<std::thread> threads;
+  for (int32_t r = 0; r < ctx.nranks(); ++r)
+    threads.emplace_back([&, r] {
+      plx_comm_h comm = nullptr;
+      if (plx_status s = join(ctx, 7, kTimeoutMs, kTimeoutMs, &comm, ctx.nranks(), r))
+        return void(errors[r] = status_text(s));
+      for (int32_t it = 0; it < 50 && errors[r].empty(); ++it)
+        errors[r] = iterate(comm, r, ctx.nranks(), 0, it);
+      plx_comm_destroy(comm);
+    });
+  for (std::thread &th : threads) th.join();
+  for (int32_t r = 0; r < ctx.nranks(); ++r) c.expect(errors[r].empty(), "thread rank {}: {}", r, errors[r]);
+}
+
+}  // namespace
+
+void run_thread_session(RankContext &ctx) {
+  if (ctx.props.threading == PLX_THREAD_MULTIPLE) {
+    const plx_comm_h comm = join_checked(ctx, 1, kTimeoutMs);
+    if (comm == nullptr) return;
+    run_multiple(ctx, comm);
+    plx_comm_destroy(comm);
+  } else {
+    on_threads(ctx, "a communicator each", [&](int32_t t, CaseScope *c) { per_comm_thread(ctx, t, c); });
+  }
+  if (ctx.has_cap(PLX_CAP_THREAD_RANKS) && ctx.rank() == 0) run_thread_ranks(ctx);
+}
+
+}  // namespace plexus::conformance
