@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
+
+#include "core/status.hpp"
 
 namespace plexus::core {
 
@@ -113,6 +116,17 @@ JsonWriter &JsonWriter::null() {
   before_value();
   out_ += "null";
   return *this;
+}
+
+plx_status copy_text_out(const std::string &text, char *buf, size_t capacity, size_t *needed) {
+  if (buf == nullptr && capacity > 0)
+    return fail(PLX_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is {}", capacity);
+  if (needed) *needed = text.size() + 1;
+  if (capacity == 0) return PLX_OK;
+  const size_t n = std::min(capacity - 1, text.size());
+  std::memcpy(buf, text.data(), n);
+  buf[n] = '\0';
+  return PLX_OK;
 }
 
 }  // namespace plexus::core

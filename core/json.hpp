@@ -8,10 +8,17 @@
 #include <string_view>
 #include <vector>
 
+#include "plexus/types.h"
+
 namespace plexus::core {
 
 // `s` with quotes, backslashes and control characters escaped, unquoted.
 std::string json_escape(std::string_view s);
+
+// Copies `text` into a caller's buffer under the rules of plexus's report
+// calls: NUL-terminated, truncated to capacity, *needed (may be NULL) gets
+// the full size with the NUL, capacity 0 only asks for the size.
+plx_status copy_text_out(const std::string &text, char *buf, size_t capacity, size_t *needed);
 
 class JsonWriter {
  public:

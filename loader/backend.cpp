@@ -111,14 +111,14 @@ plx_status plx_load_report(plx_backend_h backend, plx_format format, char *buf, 
   } else {
     return core::fail(PLX_ERR_NOT_FOUND, "{}: this thread has not called plx_backend_open yet", fn);
   }
-  return copy_out(format == PLX_FORMAT_JSON ? report->json() : report->text(), buf, capacity, needed);
+  return core::copy_text_out(format == PLX_FORMAT_JSON ? report->json() : report->text(), buf, capacity, needed);
 }
 
 plx_status plx_plugins_describe(plx_format format, char *buf, size_t capacity, size_t *needed) {
   if (format != PLX_FORMAT_TEXT && format != PLX_FORMAT_JSON)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "plx_plugins_describe: format {} is neither "
                       "PLX_FORMAT_TEXT nor PLX_FORMAT_JSON", format);
-  return copy_out(describe_plugins(format), buf, capacity, needed);
+  return core::copy_text_out(describe_plugins(format), buf, capacity, needed);
 }
 
 plx_status plx_backend_topology(plx_backend_h backend, plx_topology_info *info, char *json,

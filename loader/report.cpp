@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstring>
 
 #include "core/json.hpp"
 #include "core/status.hpp"
@@ -45,15 +44,5 @@ std::string LoadReport::json() const {
   return w.str();
 }
 
-plx_status copy_out(const std::string &text, char *buf, size_t capacity, size_t *needed) {
-  if (buf == nullptr && capacity > 0)
-    return core::fail(PLX_ERR_INVALID_ARGUMENT, "buf is NULL but capacity is {}", capacity);
-  if (needed) *needed = text.size() + 1;
-  if (capacity == 0) return PLX_OK;
-  const size_t n = std::min(capacity - 1, text.size());
-  std::memcpy(buf, text.data(), n);
-  buf[n] = '\0';
-  return PLX_OK;
-}
 
 }  // namespace plexus::loader

@@ -41,7 +41,5 @@ struct LoadReport {
   std::string json() const;
 };
 
-// Copies `text` into the caller's buffer under the report calls' rules.
-plx_status copy_out(const std::string &text, char *buf, size_t capacity, size_t *needed);
 
 }  // namespace plexus::loader
