@@ -32,6 +32,7 @@ std::string find_on_path(const char *program) {
 std::string missing(const Options &o, const plx_backend_props &p) {
   if (!(p.mem_kind_mask & PLX_BIT(PLX_MEM_HOST)))
     return "takes no host memory, and this plexus-bench measures host buffers only (no CUDA build)";
+  if (is_queue(o)) return p.capabilities & PLX_CAP_QUEUE ? "" : "has no queues (PLX_CAP_QUEUE)";
   if (!(p.capabilities & PLX_CAP_COLL(coll_kind(o.coll)))) return fmt::format("has no {}", coll_name(o.coll));
   if (!(p.dtype_mask & PLX_BIT(o.dtype))) return fmt::format("has no dtype {}", dtype_name(o.dtype));
   if (is_reduction(o.coll) && !(p.reduce_op_mask & PLX_BIT(o.redop)))
@@ -68,6 +69,10 @@ std::string mpi_unsupported(const Options &o) {
 int open_mpi(const Options &o, Column *c) {
   c->label = mpi_peer;
   c->mpi = true;
+  // Checked first, so the answer is the same with or without an MPI build.
+  if (is_queue(o))
+    return cannot("the mpi peer does not apply to --op queue: MPI has no single-writer, many-reader "
+                  "message queue to compare with; drop 'mpi' from --backends");
 #if PLEXUS_BENCH_HAVE_MPI
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
   c->mpi_exe = (self.parent_path() / "plexus-bench-mpi").string();

@@ -19,7 +19,8 @@ constexpr const char *usage_text =
     "                      mpirun); default: the default backend (PLEXUS_BACKEND or auto)\n"
     "  --ranks N           rank processes (default 4)\n"
     "  --op NAME           all_reduce (default), reduce, broadcast, all_gather,\n"
-    "                      reduce_scatter, gather (root 0)\n"
+    "                      reduce_scatter, gather (root 0); queue: plx_queue_* message\n"
+    "                      latency and burst rate, rank 0 writing, the others reading\n"
     "  -d, --dtype NAME    float32 (default), float64, float16, bfloat16, int8, uint8,\n"
     "                      int32, uint32, int64, uint64\n"
     "  -o, --redop NAME    sum (default), prod, min, max, avg\n"
@@ -35,11 +36,13 @@ constexpr const char *usage_text =
     "  -h, --help          this help\n"
     "\n"
     "Size is the largest per-rank buffer, as in nccl-tests: the input of all_reduce,\n"
-    "reduce, broadcast, reduce_scatter; the gathered output of all_gather and gather.\n"
+    "reduce, broadcast, reduce_scatter; the gathered output of all_gather and gather;\n"
+    "one message of queue (at least 8 bytes: it carries the writer's time stamp).\n"
     "Exit status: 0 all good, 1 a correctness check failed, 2 usage or a backend that\n"
     "cannot run this, 3 a run failed (a rank's error, crash or the timeout).\n";
 
-const char *const coll_names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "gather"};
+const char *const coll_names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "gather",
+                                   "queue"};
 const char *const dtype_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
                                    "float16", "bfloat16", "float32", "float64"};
 const size_t dtype_sizes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
@@ -159,6 +162,8 @@ std::string apply(std::string_view flag, std::string_view value, Options *o) {
 std::string validate(const Options &o) {
   if (o.min_bytes > o.max_bytes) return "-b is larger than -e";
   if (o.ranks > 1024) return "--ranks is at most 1024";
+  if (is_queue(o) && o.ranks < 2) return "--op queue needs --ranks 2 or more: rank 0 writes, the others read";
+  if (is_queue(o) && o.min_bytes < 8) return "--op queue needs -b 8 or more: a message carries an 8-byte time stamp";
   for (const std::string &b : o.backends)
     if (b.empty()) return "--backends has an empty entry";
   for (size_t i = 0; i < o.backends.size(); ++i)
@@ -187,7 +192,7 @@ int parse_options(int argc, char **argv, Options *o) {
 }
 
 std::vector<SizePoint> sweep_points(const Options &o) {
-  const uint64_t es = dtype_bytes(o.dtype);
+  const uint64_t es = is_queue(o) ? 1 : dtype_bytes(o.dtype);  // a queue moves bytes
   const bool shared = o.coll == Coll::all_gather || o.coll == Coll::gather || o.coll == Coll::reduce_scatter;
   const uint64_t unit = shared ? static_cast<uint64_t>(o.ranks) : 1;
   std::vector<SizePoint> out;

@@ -11,7 +11,9 @@
 
 namespace plexus::bench {
 
-enum class Coll { all_reduce, reduce, broadcast, all_gather, reduce_scatter, gather };
+// queue is not a collective: plx_queue_* with rank 0 writing and every other
+// rank reading (queue_sweep.hpp); it shares the sweep of sizes and the report.
+enum class Coll { all_reduce, reduce, broadcast, all_gather, reduce_scatter, gather, queue };
 
 // The name a column uses for the Open MPI peer.
 inline constexpr const char *mpi_peer = "mpi";
@@ -56,6 +58,7 @@ uint64_t send_count(const Options &o, const SizePoint &p);
 uint64_t recv_count(const Options &o, const SizePoint &p);
 
 bool is_reduction(Coll c);
+inline bool is_queue(const Options &o) { return o.coll == Coll::queue; }
 // nccl-tests' bus bandwidth factor: busbw = algbw * factor.
 double bus_factor(Coll c, int32_t nranks);
 

@@ -13,6 +13,7 @@
 
 #include "plexus/plexus.h"
 #include "tools/plexus-bench/columns.hpp"
+#include "tools/plexus-bench/queue_sweep.hpp"
 #include "tools/plexus-bench/sweep.hpp"
 
 namespace plexus::bench {
@@ -94,7 +95,7 @@ bool run_column(const Options &o, int32_t column, const std::string &spec, const
   bool ok = plx_ok(rank, spec, "plx_comm_init", plx_comm_init(backend, &id, o.ranks, rank, &config, &comm));
   if (ok) {
     PlexusTransport t(o, comm, spec, rank, fd);
-    ok = run_sweep(o, column, t);
+    ok = is_queue(o) ? run_queue_sweep(o, column, comm, t) : run_sweep(o, column, t);
     if (!ok) plx_comm_abort(comm);
     plx_comm_destroy(comm);
   }

@@ -70,6 +70,62 @@ std::string stat_cells(const Stat &s, double memcpy) {
                      memcpy > 0 ? s.busbw_gbs / memcpy : 0.0, check_text(s));
 }
 
+// The queue mode's table (queue_sweep.hpp): the method in the header, then
+// per column the latency to all readers and the burst's rate.
+constexpr int queue_group_width = 10 + 18 + 10 + 10 + 8 + 11;
+
+void print_queue_header(std::FILE *out, const RunInfo &info) {
+  const Options &o = *info.options;
+  fmt::print(out, "# plexus-bench: queue, {} ranks: rank 0 writes, ranks 1..{} read; plx_queue_config defaults "
+                  "(4096-byte slots, 64 of them)\n", o.ranks, o.ranks - 1);
+  for (size_t i = 0; i < info.labels.size(); ++i)
+    fmt::print(out, "# column {}: {}: {}\n", i + 1, info.labels[i], info.details[i]);
+  fmt::print(out, "# messages per size: {} timed, {} warm-up, then a burst; host {}; {}; libplexus {}\n",
+             o.iters > 0 ? std::to_string(o.iters) : "clamp(2G / size, 5, 200)",
+             o.warmup >= 0 ? std::to_string(o.warmup) : "max(2, timed / 10)", info.host, info.date, info.library);
+  fmt::print(out, "# latency: the writer stamps steady_clock (CLOCK_MONOTONIC, system-wide) into the message just "
+                  "before plx_queue_enqueue;\n#   each reader takes receive time - stamp as plx_queue_dequeue "
+                  "returns; per message the slowest reader counts;\n#   median and p10-p90 over messages, in us. "
+                  "A plx_barrier before each message: the writer sends only once every\n#   reader has consumed "
+                  "the previous one, so no latency is queueing delay\n");
+  fmt::print(out, "# burst: clamp(64M / size, 64, 10000) messages enqueued back to back; time = the last reader's "
+                  "receipt of the last\n#   message - the first's stamp; msgs/s and GB/s (1e9 B/s, per reader) "
+                  "over that time; readers check as they go\n");
+  fmt::print(out, "# check: every byte of every message (sequence number, a pattern of (size, sequence), a "
+                  "plausible stamp)\n");
+  if (info.labels.size() > 1)
+    fmt::print(out, "# ratio(X) = latency({}) / latency(X): above 1, X is faster\n", info.labels[0]);
+}
+
+void print_queue_column_names(std::FILE *out, const RunInfo &info) {
+  std::string groups = fmt::format("#{:>17}", ""), names = fmt::format("#{:>11} {:>4}", "size", "n");
+  for (const std::string &label : info.labels) {
+    groups += fmt::format("  {:-^{}}", " " + label + " ", queue_group_width);
+    names += fmt::format("  {:>10}{:>18}{:>10}{:>10}{:>8}{:>11}", "lat(us)", "p10-p90", "burst", "msgs/s", "GB/s",
+                         "check");
+  }
+  for (size_t i = 1; i < info.labels.size(); ++i) names += fmt::format(" {:>14}", "ratio(" + info.labels[i] + ")");
+  fmt::print(out, "{}\n{}\n", groups, names);
+}
+
+std::string queue_cells(const Stat &s) {
+  if (!s.present) return fmt::format("  {:>10}{:>18}{:>10}{:>10}{:>8}{:>11}", "-", "-", "-", "-", "-", "-");
+  return fmt::format("  {:>10}{:>18}{:>10}{:>10}{:>8.2f}{:>11}", num(s.median_us), num(s.p10_us) + "-" + num(s.p90_us),
+                     s.burst_msgs, num(s.burst_msgs_per_s / 1e6) + "M", s.burst_gbs, check_text(s));
+}
+
+void print_queue_table(std::FILE *out, const RunInfo &info, const std::vector<Row> &rows) {
+  print_queue_header(out, info);
+  print_queue_column_names(out, info);
+  for (const Row &r : rows) {
+    std::string line = fmt::format("{:>12} {:>4}", r.point.bytes, r.point.iters);
+    for (const Stat &s : r.cols) line += queue_cells(s);
+    for (size_t i = 1; i < r.cols.size(); ++i)
+      line += ratio(r, i) > 0 ? fmt::format(" {:>14.2f}", ratio(r, i)) : fmt::format(" {:>14}", "-");
+    fmt::print(out, "{}\n", line);
+  }
+}
+
 // The fields of one (size, column), shared by the CSV and the JSON.
 struct Fields {
   const Row &row;
@@ -84,6 +140,9 @@ void json_result(core::JsonWriter &w, const RunInfo &info, size_t col, const Fie
   w.field("min_us", f.s.min_us).field("max_us", f.s.max_us).field("algbw_gbs", f.s.algbw_gbs);
   w.field("busbw_gbs", f.s.busbw_gbs).field("busbw_over_memcpy", f.s.busbw_gbs / info.memcpy_gbs);
   w.field("ratio_vs_first", f.ratio).field("wrong_elements", f.s.wrong).field("check", f.s.wrong == 0);
+  if (is_queue(*info.options))
+    w.field("burst_msgs", f.s.burst_msgs).field("burst_us", f.s.burst_us)
+        .field("burst_msgs_per_s", f.s.burst_msgs_per_s).field("burst_gbs", f.s.burst_gbs);
   w.end_object();
 }
 
@@ -121,6 +180,7 @@ int run_python(const std::string &python, const std::string &script, const std::
 }  // namespace
 
 void print_table(std::FILE *out, const RunInfo &info, const std::vector<Row> &rows) {
+  if (is_queue(*info.options)) return print_queue_table(out, info, rows);
   print_header(out, info);
   print_column_names(out, info);
   for (const Row &r : rows) {
@@ -135,7 +195,8 @@ void print_table(std::FILE *out, const RunInfo &info, const std::vector<Row> &ro
 bool write_csv(const std::string &path, const RunInfo &info, const std::vector<Row> &rows) {
   const Options &o = *info.options;
   std::string text = "op,dtype,redop,ranks,backend,size_bytes,count,iters,warmup,median_us,p10_us,p90_us,"
-                     "min_us,max_us,algbw_gbs,busbw_gbs,busbw_over_memcpy,memcpy_gbs,ratio_vs_first,wrong_elements\n";
+                     "min_us,max_us,algbw_gbs,busbw_gbs,busbw_over_memcpy,memcpy_gbs,ratio_vs_first,wrong_elements";
+  text += is_queue(o) ? ",burst_msgs,burst_us,burst_msgs_per_s,burst_gbs\n" : "\n";
   for (const Row &r : rows)
     for (size_t c = 0; c < r.cols.size(); ++c) {
       const Stat &s = r.cols[c];
@@ -145,6 +206,9 @@ bool write_csv(const std::string &path, const RunInfo &info, const std::vector<R
                           r.point.count, s.iters, r.point.warmup, s.median_us, s.p10_us, s.p90_us, s.min_us,
                           s.max_us, s.algbw_gbs, s.busbw_gbs, s.busbw_gbs / info.memcpy_gbs, info.memcpy_gbs,
                           ratio(r, c), s.wrong);
+      if (is_queue(o))  // the burst, after the columns every op has
+        text.insert(text.size() - 1, fmt::format(",{},{},{},{}", s.burst_msgs, s.burst_us, s.burst_msgs_per_s,
+                                                 s.burst_gbs));
     }
   return write_file(path, text);
 }

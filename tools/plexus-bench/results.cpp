@@ -7,6 +7,17 @@
 namespace plexus::bench {
 namespace {
 
+// The burst is done when the slowest reader has its last message.
+void merge_burst(const SizePoint &p, const std::vector<RankResult> &ranks, Stat *s) {
+  int64_t slowest_ns = 0;
+  for (const RankResult &r : ranks) s->burst_msgs = std::max(s->burst_msgs, r.burst_msgs);
+  for (const RankResult &r : ranks) slowest_ns = std::max(slowest_ns, r.burst_ns);
+  if (s->burst_msgs == 0 || slowest_ns <= 0) return;
+  const double msgs = static_cast<double>(s->burst_msgs), ns = static_cast<double>(slowest_ns);
+  s->burst_us = ns / 1e3, s->burst_msgs_per_s = msgs / ns * 1e9;
+  s->burst_gbs = msgs * static_cast<double>(p.bytes) / ns;
+}
+
 Stat merge(const Options &o, const SizePoint &p, const std::vector<RankResult> &ranks) {
   Stat s;
   s.present = true;
@@ -23,6 +34,7 @@ Stat merge(const Options &o, const SizePoint &p, const std::vector<RankResult> &
   s.min_us = slowest.front(), s.max_us = slowest.back();
   s.algbw_gbs = s.median_us > 0 ? static_cast<double>(p.bytes) / (s.median_us * 1e3) : 0;
   s.busbw_gbs = s.algbw_gbs * bus_factor(o.coll, o.ranks);
+  merge_burst(p, ranks, &s);
   return s;
 }
 

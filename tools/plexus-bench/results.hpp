@@ -1,7 +1,9 @@
 // The launcher's view of the results: every rank's line for a (column,
 // size) merged into one statistic. Per iteration the slowest rank's time
 // counts (a collective is done when the last rank is), and the statistic is
-// the median and the 10th and 90th percentiles over the iterations.
+// the median and the 10th and 90th percentiles over the iterations. A
+// queue's message counts when its slowest reader has it (the writer
+// reports zeros), and so does its burst.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,9 @@ struct Stat {
   double median_us = 0, p10_us = 0, p90_us = 0, min_us = 0, max_us = 0;
   uint64_t wrong = 0;  // summed over ranks
   double algbw_gbs = 0, busbw_gbs = 0;  // from the median; GB = 1e9 bytes
+  // Queue only: the burst, timed until the slowest reader had it all.
+  int64_t burst_msgs = 0;
+  double burst_us = 0, burst_msgs_per_s = 0, burst_gbs = 0;
 };
 
 struct Row {

@@ -47,26 +47,28 @@ bool measure(const Options &o, const SizePoint &p, Transport &t, uint8_t *send, 
 }  // namespace
 
 std::string result_line(const RankResult &r) {
-  std::string line = fmt::format("R {} {} {} {} {}", r.column, r.rank, r.bytes, r.count, r.wrong);
+  std::string line = fmt::format("{} {} {} {} {} {}", r.burst_msgs > 0 ? 'Q' : 'R', r.column, r.rank, r.bytes,
+                                 r.count, r.wrong);
+  if (r.burst_msgs > 0) fmt::format_to(std::back_inserter(line), " {} {}", r.burst_msgs, r.burst_ns);
   for (int64_t ns : r.ns) fmt::format_to(std::back_inserter(line), " {}", ns);
   line += '\n';
   return line;
 }
 
 bool parse_result_line(std::string_view line, RankResult *out) {
-  if (line.size() < 2 || line.substr(0, 2) != "R ") return false;
+  if (line.size() < 2 || (line.substr(0, 2) != "R " && line.substr(0, 2) != "Q ")) return false;
   std::string text(line.substr(2));
   const char *at = text.c_str();
   char *end = nullptr;
-  int64_t fields[5];
-  for (int64_t &f : fields) {
-    f = std::strtoll(at, &end, 10);
+  int64_t fields[7] = {};
+  for (size_t i = 0; i < (line[0] == 'Q' ? 7u : 5u); ++i) {
+    fields[i] = std::strtoll(at, &end, 10);
     if (end == at) return false;
     at = end;
   }
   *out = RankResult{static_cast<int32_t>(fields[0]), static_cast<int32_t>(fields[1]),
                     static_cast<uint64_t>(fields[2]), static_cast<uint64_t>(fields[3]),
-                    static_cast<uint64_t>(fields[4]), {}};
+                    static_cast<uint64_t>(fields[4]), {}, fields[5], fields[6]};
   for (int64_t v = std::strtoll(at, &end, 10); end != at; v = std::strtoll(at, &end, 10)) {
     out->ns.push_back(v);
     at = end;

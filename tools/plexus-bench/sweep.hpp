@@ -19,7 +19,9 @@
 namespace plexus::bench {
 
 // What one rank measured at one size. Travels to the launcher as a line:
-// "R <column> <rank> <bytes> <count> <wrong> <ns> <ns> ...".
+// "R <column> <rank> <bytes> <count> <wrong> <ns> <ns> ...", or for a
+// queue "Q <column> <rank> <bytes> <count> <wrong> <burst_msgs> <burst_ns>
+// <ns> ...", so the collectives' line stays as it was.
 struct RankResult {
   int32_t column = 0;
   int32_t rank = 0;
@@ -27,6 +29,8 @@ struct RankResult {
   uint64_t count = 0;
   uint64_t wrong = 0;  // elements of this rank's output that failed the check
   std::vector<int64_t> ns;
+  int64_t burst_msgs = 0;  // queue only: messages in the burst, and the
+  int64_t burst_ns = 0;    // time until this rank had them all (0: writer)
 };
 
 std::string result_line(const RankResult &r);
