@@ -31,6 +31,9 @@ for n in $ranks; do
     --csv "$out/bench-shm-$n.csv" > "$out/bench-shm-$n.txt" 2>&1
   echo "bench $n ranks: exit $?"; grep -v "^plexus-bench:" "$out/bench-shm-$n.txt" | cut -c1-120 | tail -14
 done
+"$build/tools/plexus-bench/plexus-bench" --backends shm-native --op queue --ranks 5 -b 8 -e 64K -f 8 \
+  --csv "$out/bench-queue-5.csv" > "$out/bench-queue-5.txt" 2>&1
+echo "queue bench 1 writer, 4 readers: exit $?"; grep -v "^plexus-bench:" "$out/bench-queue-5.txt" | tail -8
 conf="$build/tools/plexus-conformance/plexus-conformance"
 if [ -x "$conf" ]; then
   "$conf" --backend shm-native --ranks 8 --json "$out/conformance-8.json" > "$out/conformance-8.txt" 2>&1
