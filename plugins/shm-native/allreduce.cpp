@@ -8,6 +8,7 @@ namespace plexus::shm_native {
 namespace {
 
 constexpr int32_t max_sources = 1024;
+constexpr int32_t max_in_place_ranks = 4;
 
 // Reduces `length` elements at byte offset `offset` of every rank's slot
 // for `step`, in rank order, into dst.
@@ -26,14 +27,73 @@ plx_status copy_in(Op &op, void *dst, size_t first, size_t count) {
   return PLX_OK;
 }
 
+// A pool send buffer can be read in place unless this rank contributes
+// nothing or writes its result over its input while peers may still read it.
+bool may_read_in_place(const Op &op) {
+  return !(op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) &&
+         !overlap(op.desc.send, op.desc.recv, op.desc.count * op.elem_bytes);
+}
+
+bool any_peer_published(Op &op, uint32_t step) {
+  for (int32_t r = 0; r < op.comm.nranks(); ++r)
+    if (r != op.comm.rank() && op.comm.control(r).input[step & 1u].segment_id != 0) return true;
+  return false;
+}
+
+bool all_peers_published(Op &op, uint32_t step) {
+  for (int32_t r = 0; r < op.comm.nranks(); ++r)
+    if (r != op.comm.rank() && op.comm.control(r).input[step & 1u].segment_id == 0) return false;
+  return true;
+}
+
+// Reduces every rank's input for `step` in rank order into recv: each from
+// the rank's pool block where it published one, else from its slot.
+plx_status reduce_inputs(Op &op, uint32_t step, bool mine_in_place) {
+  Comm &c = op.comm;
+  const size_t bytes = op.desc.count * op.elem_bytes;
+  const void *sources[max_sources];
+  for (int32_t r = 0; r < c.nranks(); ++r) {
+    const uint8_t *block = r == c.rank() && mine_in_place ? static_cast<const uint8_t *>(op.desc.send) : nullptr;
+    if (r != c.rank())
+      if (plx_status s = op.peer_input(r, step, bytes, &block)) return s;
+    sources[r] = block ? block : c.slot(r, step);
+  }
+  return core::reduce_into(op.desc.dtype, op.desc.op, op.desc.recv, sources, c.nranks(), op.desc.count);
+}
+
+// After the exchange of `step`: every rank (reduce: root) reduces, and if
+// any rank's input was read in place, all wait until every rank is done.
+plx_status finish_one_shot(Op &op, uint32_t step, bool to_all, bool mine_in_place) {
+  const bool wait_done = mine_in_place || any_peer_published(op, step);
+  plx_status s = PLX_OK;
+  if (to_all || op.comm.rank() == op.desc.root) s = reduce_inputs(op, step, mine_in_place);
+  if (s == PLX_OK && wait_done) s = op.finish_share(step);
+  return s;
+}
+
 // Every rank reduces the whole message; to_all false: only root does.
 plx_status one_shot(Op &op, bool to_all) {
   const uint32_t step = op.comm.next_step();
-  if (plx_status s = copy_in(op, op.comm.slot(op.comm.rank(), step), 0, op.desc.count)) return s;
+  const bool mine_in_place = op.publish_input(step, op.desc.send, op.desc.count * op.elem_bytes,
+                                              may_read_in_place(op));
+  if (!mine_in_place)
+    if (plx_status s = copy_in(op, op.comm.slot(op.comm.rank(), step), 0, op.desc.count)) return s;
   if (plx_status s = op.exchange(step)) return s;
   op.record(PLX_ALGO_ONE_SHOT);
-  if (!to_all && op.comm.rank() != op.desc.root) return PLX_OK;
-  return reduce_slots(op, step, 0, op.desc.count, op.desc.recv);
+  return finish_one_shot(op, step, to_all, mine_in_place);
+}
+
+// Too large for the slots: if every rank's input is a pool block, one step
+// reduces them all in place; otherwise the step only told so, and *done
+// stays false for two-shot to take over.
+plx_status try_in_place(Op &op, bool to_all, bool *done) {
+  const uint32_t step = op.comm.next_step();
+  const bool mine = op.publish_input(step, op.desc.send, op.desc.count * op.elem_bytes, may_read_in_place(op));
+  if (plx_status s = op.exchange(step)) return s;
+  *done = mine && all_peers_published(op, step);
+  if (!*done) return PLX_OK;
+  op.record(PLX_ALGO_ONE_SHOT);
+  return finish_one_shot(op, step, to_all, true);
 }
 
 // Copies this rank's input for the chunk into its slot, all but its own
@@ -101,6 +161,12 @@ plx_status reduction(Op &op, bool to_all) {
   const int32_t forced = op.desc.options->algorithm;
   if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes))
     return one_shot(op, to_all);
+  // Reading n inputs in place beats copying through the slots while n is
+  // small; with more ranks two-shot's 1/n shares of the reading win.
+  if (op.comm.reads_in_place() && op.comm.nranks() <= max_in_place_ranks && forced != PLX_ALGO_TWO_SHOT) {
+    bool done = false;
+    if (plx_status s = try_in_place(op, to_all, &done); s != PLX_OK || done) return s;
+  }
   return two_shot(op, to_all);
 }
 

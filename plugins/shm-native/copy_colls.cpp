@@ -7,6 +7,29 @@
 
 namespace plexus::shm_native {
 
+namespace {
+
+// Root's input was published as a pool block for `step`: the others copy it
+// straight out of their mapping of it, and nobody returns before all have.
+plx_status broadcast_in_place(Op &op, uint32_t step, size_t total) {
+  Comm &c = op.comm;
+  const auto *in = static_cast<const uint8_t *>(op.desc.send);
+  auto *out = static_cast<uint8_t *>(op.desc.recv);
+  if (c.rank() != op.desc.root) {
+    const uint8_t *block = nullptr;
+    if (plx_status s = op.peer_input(op.desc.root, step, total, &block)) return s;
+    std::memcpy(out, block, total);
+  } else if (out != in) {
+    std::memcpy(out, in, total);
+  }
+  op.record(PLX_ALGO_COPY);
+  return op.finish_share(step);
+}
+
+}  // namespace
+
+// Root publishes whether its input is read in place with the first step;
+// only in the copy case do more steps follow.
 plx_status broadcast(Op &op) {
   Comm &c = op.comm;
   const size_t total = op.desc.count * op.elem_bytes, chunk = c.params().slot_bytes;
@@ -16,8 +39,12 @@ plx_status broadcast(Op &op) {
   for (size_t first = 0; first < total; first += chunk) {
     const size_t len = std::min(chunk, total - first);
     const uint32_t step = c.next_step();
-    if (root) std::memcpy(c.slot(c.rank(), step), in + first, len);
+    const bool publish = root && first == 0;
+    const bool in_place = publish && op.publish_input(step, in, total, out == in || !overlap(in, out, total));
+    if (root && !in_place) std::memcpy(c.slot(c.rank(), step), in + first, len);
     if (plx_status s = op.exchange(step)) return s;
+    if (first == 0 && c.control(op.desc.root).input[step & 1u].segment_id != 0)
+      return broadcast_in_place(op, step, total);
     if (!root) std::memcpy(out + first, c.slot(op.desc.root, step), len);
     else if (out != in) std::memmove(out + first, in + first, len);
   }

@@ -36,6 +36,14 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   p->oneshot_max_bytes = size_param(s, "ONESHOT_MAX_BYTES", p->oneshot_max_bytes);
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
+  p->read_in_place = int_param(s, "READ_IN_PLACE", 1) != 0;
+  if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
+    const auto v = core::parse_double(text);
+    if (!v || !(*v >= 0.0 && *v <= 1.0))
+      return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_DEFRAG_THRESHOLD={} must be "
+                        "a fraction between 0 and 1", text);
+    p->defrag_threshold = *v;
+  }
   if (p->slot_bytes < 4096 || p->slot_bytes > (1ull << 30) || p->slot_bytes % 64)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_SLOT_BYTES={} must "
                       "be a multiple of 64 between 4K and 1G", p->slot_bytes);
@@ -74,14 +82,7 @@ plx_status backend_topology(void *, plx_topology_info *info, char *json, size_t 
   w.begin_object().field("backend", "shm-native").key("host");
   core::write_host_topology_json(topology, w);
   w.key("slot_numa_node").value(static_cast<int64_t>(core::current_numa_node())).end_object();
-  const std::string &text = w.str();
-  if (needed) *needed = text.size() + 1;
-  if (json && capacity) {
-    const size_t n = std::min(capacity - 1, text.size());
-    std::memcpy(json, text.data(), n);
-    json[n] = '\0';
-  }
-  return PLX_OK;
+  return core::copy_text_out(w.str(), json, capacity, needed);
 }
 
 plx_status backend_unique_id(void *, uint8_t *payload) {
@@ -160,6 +161,31 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats) {
 
 plx_status collective(void *comm, const plx_coll_desc *desc) {
   return run_collective(as_comm(comm), *desc);
+}
+
+// Pool slots: shm-native has one pool per communicator, of
+// PLX_MEM_SHARED_HOST (the loader checks the kind against alloc_kind_mask).
+plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr) {
+  return as_comm(comm).pool().pool().allocate(params->bytes, params->alignment, params->tag, ptr);
+}
+
+plx_status mem_free(void *comm, void *ptr) { return as_comm(comm).pool().pool().free(ptr); }
+
+plx_status mem_stats(void *comm, int32_t, uint32_t tag, plx_mem_stats *stats) {
+  return as_comm(comm).pool().pool().stats(tag, stats);
+}
+
+plx_status mem_defragment(void *comm, int32_t, uint64_t *released) {
+  return as_comm(comm).pool().pool().defragment(released);
+}
+
+plx_status mem_trim(void *comm, int32_t, uint64_t keep_bytes, uint64_t *released) {
+  return as_comm(comm).pool().pool().trim(keep_bytes, released);
+}
+
+plx_status mem_pressure(void *comm, int32_t, plx_pressure *level) {
+  *level = as_comm(comm).pool().pool().pressure();
+  return PLX_OK;
 }
 
 plx_status queue_create(void *comm, const plx_queue_config *config, void **queue) {

@@ -21,6 +21,13 @@ plx_status comm_query(void *comm, int32_t *rank, int32_t *size, int32_t *cuda_de
 plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
 plx_status collective(void *comm, const plx_coll_desc *desc);
 
+plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr);
+plx_status mem_free(void *comm, void *ptr);
+plx_status mem_stats(void *comm, int32_t kind, uint32_t tag, plx_mem_stats *stats);
+plx_status mem_defragment(void *comm, int32_t kind, uint64_t *released);
+plx_status mem_trim(void *comm, int32_t kind, uint64_t keep_bytes, uint64_t *released);
+plx_status mem_pressure(void *comm, int32_t kind, plx_pressure *level);
+
 plx_status queue_create(void *comm, const plx_queue_config *config, void **queue);
 plx_status queue_enqueue(void *queue, const void *msg, uint64_t bytes, int32_t timeout_ms);
 plx_status queue_dequeue(void *queue, void *buf, uint64_t capacity, uint64_t *bytes, int32_t timeout_ms);

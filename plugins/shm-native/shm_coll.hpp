@@ -7,6 +7,13 @@
 //  - broadcast, gather and all-gather: copies through the slots.
 // Both reduction algorithms add the inputs in rank order, so every rank and
 // every size gives bit-identical results (PLX-P-8).
+//
+// Reading in place (shm_pool.hpp): when a send buffer is a block of this
+// rank's PLX_MEM_SHARED_HOST pool, one-shot all-reduce and reduce, and
+// broadcast's root, publish (segment, offset) in the control page instead of
+// copying into the slot, and peers read the block through their mapping.
+// The owner then must not return, and let its caller overwrite the block,
+// before every peer has read it: such a step ends with a `done` sync.
 #pragma once
 
 #include "plugins/shm-native/shm_wait.hpp"
@@ -27,6 +34,14 @@ struct Op {
   plx_status finish_share(uint32_t step) { return sync(&RankControl::done, step); }
   void record(plx_algorithm algorithm);
 
+  // Publishes [ptr, ptr+bytes) as this rank's input for `step` when `allowed`
+  // and it is one pool block peers can map; otherwise clears the entry.
+  bool publish_input(uint32_t step, const void *ptr, size_t bytes, bool allowed);
+  // Rank r's published input for `step` as mapped here, or nullptr when it
+  // published none (its input is in its slot). A mapping that fails fails
+  // the communicator for every rank, so no owner waits for it in vain.
+  plx_status peer_input(int32_t r, uint32_t step, size_t bytes, const uint8_t **out);
+
  private:
   plx_status sync(CounterField field, uint32_t step);
 };
@@ -46,5 +61,8 @@ struct Share {
   size_t first, length;
 };
 Share share_of(size_t count, int32_t nranks, int32_t r);
+
+// Whether two byte ranges share a byte.
+bool overlap(const void *a, const void *b, size_t bytes);
 
 }  // namespace plexus::shm_native

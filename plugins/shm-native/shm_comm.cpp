@@ -1,6 +1,7 @@
 #include "plugins/shm-native/shm_comm.hpp"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <new>
@@ -11,10 +12,13 @@
 namespace plexus::shm_native {
 namespace {
 
-// What ranks exchange to map each other: the name of each rank's segment.
+// What ranks exchange to map each other: the name of each rank's segment,
+// and its pid and descriptor, to try the /proc/<pid>/fd path pool blocks use.
 struct SegmentAnnouncement {
   char name[128];
   uint64_t bytes;
+  int32_t pid;
+  int32_t fd;
 };
 
 }  // namespace
@@ -44,6 +48,7 @@ plx_status Comm::create(const core::RendezvousId &id, int32_t nranks, int32_t ra
   std::unique_ptr<Comm> comm(new Comm(nranks, rank, params, config.timeout_ms));
   if (plx_status s = core::Rendezvous::join(id, nranks, rank, config.init_timeout_ms, &comm->rendezvous_))
     return s;
+  comm->pool_ = std::make_unique<ShmPool>(params.defrag_threshold);
   if (plx_status s = comm->map_peers(config.init_timeout_ms)) return s;
   *out = std::move(comm);
   return PLX_OK;
@@ -62,16 +67,38 @@ plx_status Comm::map_peers(int32_t init_timeout_ms) {
   SegmentAnnouncement mine{};
   std::strncpy(mine.name, own.name().c_str(), sizeof(mine.name) - 1);
   mine.bytes = bytes;
+  mine.pid = static_cast<int32_t>(::getpid());
+  mine.fd = own.fd();
   std::vector<SegmentAnnouncement> all(nranks_);
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all.data(), init_timeout_ms)) return s;
+  std::vector<int32_t> pids(nranks_), fds(nranks_);
   for (int32_t r = 0; r < nranks_; ++r) {
+    pids[r] = all[r].pid, fds[r] = all[r].fd;
     if (r == rank_) continue;
     if (plx_status s = core::ShmSegment::open(all[r].name, all[r].bytes, &peers_[r]))
       return fail_all(s, "rank " + std::to_string(rank_) + " could not map rank " + std::to_string(r) + "'s segment");
   }
+  const plx_status probed = probe_peer_fds(pids, fds);
   const plx_status s = rendezvous_->barrier(init_timeout_ms);
   own.unlink();
+  reads_in_place_ = probed == PLX_OK && params_.read_in_place;
+  for (int32_t r = 0; r < nranks_; ++r)
+    reads_in_place_ = reads_in_place_ && control(r).maps_peers.load(std::memory_order_acquire);
   return s;
+}
+
+// Pool blocks are read in place only if every rank can open every peer's
+// descriptors; the barrier after this makes every rank's answer visible, so
+// all ranks take the same decision. A failure only costs the copy.
+plx_status Comm::probe_peer_fds(const std::vector<int32_t> &pids, const std::vector<int32_t> &fds) {
+  peer_maps_ = std::make_unique<PeerMaps>(pids);
+  for (int32_t r = 0; r < nranks_; ++r)
+    if (r != rank_ && PeerMaps::probe(pids[r], fds[r]) != PLX_OK) {
+      core::log_info("{}", core::last_message());
+      return PLX_ERR_UNSUPPORTED;
+    }
+  control(rank_).maps_peers.store(1, std::memory_order_release);
+  return PLX_OK;
 }
 
 plx_status Comm::fail_all(plx_status status, const std::string &message) {

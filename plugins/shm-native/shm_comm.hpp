@@ -17,6 +17,7 @@
 #include "core/rendezvous.hpp"
 #include "core/shm_segment.hpp"
 #include "plexus/plugin.h"
+#include "plugins/shm-native/shm_pool.hpp"
 
 namespace plexus::shm_native {
 
@@ -25,6 +26,8 @@ struct Params {
   uint64_t oneshot_max_bytes = 64 << 10;
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
+  double defrag_threshold = 0.30;    // the loader's PLEXUS_DEFRAG_THRESHOLD
+  bool read_in_place = true;         // peers read pool send buffers in place
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks
@@ -38,6 +41,11 @@ struct RankControl {
   Counter arrive;  // steps whose input this rank has published
   Counter done;    // steps whose reduce-scatter share this rank has finished
   alignas(128) std::atomic<uint32_t> numa_node{0xffffffffu};
+  // Set at init when this rank could open every peer's /proc/<pid>/fd.
+  std::atomic<uint32_t> maps_peers{0};
+  // Step s's input, when it is a pool block read in place instead of a
+  // copy in the slot: entry s % 2, double-buffered like the slots.
+  alignas(128) BlockRef input[2];
 };
 
 class Comm {
@@ -61,6 +69,11 @@ class Comm {
 
   // The next step number; every rank takes the same sequence.
   uint32_t next_step() { return step_++; }
+
+  ShmPool &pool() { return *pool_; }
+  PeerMaps &peer_maps() { return *peer_maps_; }
+  // Whether every rank can map every peer's pool segments (decided at init).
+  bool reads_in_place() const { return reads_in_place_; }
   uint64_t collectives() const { return collectives_; }
   void count_collective() { ++collectives_; }
 
@@ -78,6 +91,7 @@ class Comm {
  private:
   Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms);
   plx_status map_peers(int32_t init_timeout_ms);
+  plx_status probe_peer_fds(const std::vector<int32_t> &pids, const std::vector<int32_t> &fds);
 
   int32_t rank_, nranks_;
   Params params_;
@@ -86,6 +100,12 @@ class Comm {
   uint64_t collectives_ = 0;
   std::unique_ptr<core::Rendezvous> rendezvous_;
   std::vector<core::ShmSegment> peers_;  // peers_[rank_] is our own segment
+  // Destroyed before peers_: the pool and the peers' pool mappings go first.
+  std::unique_ptr<ShmPool> pool_;
+  std::unique_ptr<PeerMaps> peer_maps_;
+  bool reads_in_place_ = false;
 };
+
+static_assert(sizeof(RankControl) <= Comm::slot_offset, "control words fit their page");
 
 }  // namespace plexus::shm_native

@@ -16,6 +16,9 @@ const plx_param_decl params[] = {
      "Polls of a peer's counter before yielding the core; 0 when there are more ranks than cores."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "YIELD", "200",
      "sched_yield calls after spinning, before sleeping on a futex."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
+     "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
+     "0: it is copied through the slots like any host buffer."},
 };
 
 constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;
@@ -25,7 +28,10 @@ constexpr uint64_t capabilities =
     PLX_CAP_COLL(PLX_COLL_BROADCAST) | PLX_CAP_COLL(PLX_COLL_ALL_GATHER) |
     PLX_CAP_COLL(PLX_COLL_GATHER) | PLX_CAP_COLL(PLX_COLL_REDUCE_SCATTER) |
     PLX_CAP_COLL(PLX_COLL_BARRIER) | PLX_CAP_SPLIT | PLX_CAP_ABORT | PLX_CAP_ASYNC_STATUS |
-    PLX_CAP_TOPOLOGY | PLX_CAP_THREAD_RANKS | PLX_CAP_QUEUE | PLX_CAP_NO_CONTRIBUTION;
+    PLX_CAP_TOPOLOGY | PLX_CAP_THREAD_RANKS | PLX_CAP_QUEUE | PLX_CAP_NO_CONTRIBUTION |
+    PLX_CAP_MEM_ALLOC | PLX_CAP_DEFRAGMENT;
+// Pool blocks are host memory too: collectives take both kinds.
+constexpr uint32_t mem_kinds = PLX_BIT(PLX_MEM_HOST) | PLX_BIT(PLX_MEM_SHARED_HOST);
 
 const plx_plugin_vtable vtable = [] {
   plx_plugin_vtable v{};
@@ -44,6 +50,12 @@ const plx_plugin_vtable vtable = [] {
   v.comm_query = comm_query;
   v.comm_stats = comm_stats;
   v.collective = collective;
+  v.mem_alloc = mem_alloc;
+  v.mem_free = mem_free;
+  v.mem_stats = mem_stats;
+  v.mem_defragment = mem_defragment;
+  v.mem_trim = mem_trim;
+  v.mem_pressure = mem_pressure;
   v.queue_create = queue_create;
   v.queue_enqueue = queue_enqueue;
   v.queue_dequeue = queue_dequeue;
@@ -53,8 +65,8 @@ const plx_plugin_vtable vtable = [] {
 
 const plx_plugin_info info = {
     sizeof(plx_plugin_info), PLX_PLUGIN_ABI_MAJOR, PLX_PLUGIN_ABI_MINOR, "shm-native",
-    "host memory, C++20", 0, 1, 0, PLX_THREAD_PER_COMM, capabilities, PLX_BIT(PLX_MEM_HOST),
-    0, all_dtypes, all_ops, params, sizeof(params) / sizeof(*params), 0, &vtable};
+    "host memory, C++20", 0, 1, 0, PLX_THREAD_PER_COMM, capabilities, mem_kinds,
+    PLX_BIT(PLX_MEM_SHARED_HOST), all_dtypes, all_ops, params, sizeof(params) / sizeof(*params), 0, &vtable};
 
 }  // namespace
 }  // namespace plexus::shm_native

@@ -1,0 +1,32 @@
+// Inputs read in place from pool blocks (see shm_coll.hpp and shm_pool.hpp).
+#include "core/status.hpp"
+#include "plugins/shm-native/shm_coll.hpp"
+
+namespace plexus::shm_native {
+
+bool overlap(const void *a, const void *b, size_t bytes) {
+  const auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return x < y + bytes && y < x + bytes;
+}
+
+// The entry is written at every call, also to clear it: peers read it for
+// each step, and entry step % 2 still holds what step - 2 published.
+bool Op::publish_input(uint32_t step, const void *ptr, size_t bytes, bool allowed) {
+  BlockRef ref{};
+  const bool published = allowed && bytes > 0 && comm.reads_in_place() &&
+                         comm.pool().describe(ptr, bytes, &ref);
+  comm.control(comm.rank()).input[step & 1u] = published ? ref : BlockRef{};
+  return published;
+}
+
+plx_status Op::peer_input(int32_t r, uint32_t step, size_t bytes, const uint8_t **out) {
+  const BlockRef ref = comm.control(r).input[step & 1u];
+  *out = nullptr;
+  if (ref.segment_id == 0) return PLX_OK;
+  if (plx_status s = comm.peer_maps().resolve(r, ref, bytes, out))
+    return comm.fail_all(s, fmt::format("rank {} cannot read rank {}'s pool block in {} #{}: {}",
+                                        comm.rank(), r, label.coll, label.seq, core::last_message()));
+  return PLX_OK;
+}
+
+}  // namespace plexus::shm_native

@@ -1,0 +1,310 @@
+// shm-native's PLX_MEM_SHARED_HOST pool through the loader: allocation,
+// statistics per tag, bad frees, defragment and trim, pressure, collectives
+// on pool buffers across forked ranks and threads, and that nothing stays
+// behind (no /dev/shm name, no descriptor).
+#include <dirent.h>
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "plexus/plexus.h"
+
+namespace {
+
+int count_fds() {
+  int n = 0;
+  if (DIR *d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+// Names in /dev/shm made by any of `pids` ("/plexus-<uid>-<pid>-...").
+int shm_names_of(const std::vector<pid_t> &pids) {
+  int n = 0;
+  DIR *d = opendir("/dev/shm");
+  if (!d) return 0;
+  while (dirent *e = readdir(d))
+    for (pid_t pid : pids)
+      n += std::strstr(e->d_name, ("-" + std::to_string(pid) + "-").c_str()) != nullptr;
+  closedir(d);
+  return n;
+}
+
+void *alloc(plx_comm_h comm, uint64_t bytes, uint32_t tag = 0, uint64_t alignment = 0) {
+  plx_mem_alloc_params p{sizeof(p), PLX_MEM_SHARED_HOST, bytes, alignment, tag, 0};
+  void *ptr = nullptr;
+  return plx_mem_alloc(comm, &p, &ptr) == PLX_OK ? ptr : nullptr;
+}
+
+plx_mem_stats stats(plx_comm_h comm, uint32_t tag = PLX_MEM_TAG_ALL) {
+  plx_mem_stats s{};
+  s.struct_size = sizeof(s);
+  REQUIRE(plx_mem_stats_get(comm, PLX_MEM_SHARED_HOST, tag, &s) == PLX_OK);
+  return s;
+}
+
+// A one-rank communicator in this process, for the pool calls alone.
+struct SoloComm {
+  plx_backend_h backend = nullptr;
+  plx_comm_h comm = nullptr;
+  int fds_before = 0;
+  SoloComm() {
+    REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
+    plx_unique_id id;
+    REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+    fds_before = count_fds();
+    REQUIRE(plx_comm_init(backend, &id, 1, 0, nullptr, &comm) == PLX_OK);
+  }
+  // Destroys the communicator and checks no descriptor stayed open.
+  void finish() {
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+    comm = nullptr;
+    CHECK(count_fds() == fds_before);
+  }
+  ~SoloComm() {
+    if (comm) plx_comm_destroy(comm);
+    plx_backend_close(backend);
+  }
+};
+
+// Runs body(comm, rank) on forked ranks; a rank fails (exits non-zero) when
+// the body does or when it has more descriptors after destroy than before
+// init. Returns how many failed; *pids_out gets the ranks' pids.
+int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, std::vector<pid_t> *pids_out = nullptr) {
+  plx_backend_h backend = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < nranks; ++r) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
+      cfg.timeout_ms = 10000;
+      const int fds = count_fds();
+      plx_comm_h comm = nullptr;
+      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
+      if (comm && plx_comm_destroy(comm) != PLX_OK) code = code ? code : 81;
+      if (code == 0 && count_fds() != fds) code = 80;
+      if (code) fprintf(stderr, "rank %d exits with %d: %s\n", r, code, plx_last_error());
+      _exit(code);
+    }
+    pids.push_back(pid);
+  }
+  int failed = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  plx_backend_close(backend);
+  if (pids_out) *pids_out = pids;
+  return failed;
+}
+
+float value(int rank, size_t i) { return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997)); }
+
+// Sums of small integers: exact in float32 whatever the order.
+int all_reduce_case(plx_comm_h comm, int rank, int nranks, size_t n, bool in_place) {
+  auto *send = static_cast<float *>(alloc(comm, n * sizeof(float)));
+  auto *recv = in_place ? send : static_cast<float *>(alloc(comm, n * sizeof(float)));
+  if (!send || !recv) return 1;
+  for (size_t i = 0; i < n; ++i) send[i] = value(rank, i);
+  if (plx_all_reduce(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 2;
+  for (size_t i = 0; i < n; ++i) {
+    float want = 0;
+    for (int r = 0; r < nranks; ++r) want += value(r, i);
+    if (recv[i] != want) return 3;
+  }
+  if (!in_place && plx_mem_free(comm, recv) != PLX_OK) return 4;
+  return plx_mem_free(comm, send) == PLX_OK ? 0 : 5;
+}
+
+int broadcast_case(plx_comm_h comm, int rank, size_t n, int root, bool in_place) {
+  auto *send = static_cast<int32_t *>(alloc(comm, n * 4));
+  auto *recv = in_place ? send : static_cast<int32_t *>(alloc(comm, n * 4));
+  if (!send || !recv) return 1;
+  for (size_t i = 0; i < n; ++i) send[i] = rank == root ? static_cast<int32_t>(i * 7) : -1;
+  if (plx_broadcast(comm, send, recv, n, PLX_INT32, root, nullptr, nullptr) != PLX_OK) return 2;
+  for (size_t i = 0; i < n; ++i)
+    if (recv[i] != static_cast<int32_t>(i * 7)) return 3;
+  if (!in_place) plx_mem_free(comm, recv);
+  plx_mem_free(comm, send);
+  return 0;
+}
+
+int all_gather_case(plx_comm_h comm, int rank, int nranks, size_t n) {
+  auto *send = static_cast<int64_t *>(alloc(comm, n * 8));
+  auto *recv = static_cast<int64_t *>(alloc(comm, n * 8 * nranks));
+  if (!send || !recv) return 1;
+  for (size_t i = 0; i < n; ++i) send[i] = rank * 1000000 + static_cast<int64_t>(i);
+  if (plx_all_gather(comm, send, recv, n, PLX_INT64, nullptr, nullptr) != PLX_OK) return 2;
+  for (int r = 0; r < nranks; ++r)
+    for (size_t i = 0; i < n; ++i)
+      if (recv[r * n + i] != r * 1000000 + static_cast<int64_t>(i)) return 3;
+  plx_mem_free(comm, recv);
+  plx_mem_free(comm, send);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("ShmPool.Alloc.free_and_stats_per_tag") {
+  SoloComm solo;
+  void *a = alloc(solo.comm, 1000, 3);
+  void *b = alloc(solo.comm, 5000, 5, 4096);
+  void *c = alloc(solo.comm, 3 << 20, 5);
+  REQUIRE((a && b && c));
+  CHECK(reinterpret_cast<uintptr_t>(a) % 256 == 0);
+  CHECK(reinterpret_cast<uintptr_t>(b) % 4096 == 0);
+  CHECK(reinterpret_cast<uintptr_t>(c) % 256 == 0);
+  std::memset(c, 0x5a, 3 << 20);
+  CHECK(stats(solo.comm, 3).bytes_in_use >= 1000);
+  CHECK(stats(solo.comm, 3).alloc_count == 1);
+  CHECK(stats(solo.comm, 5).bytes_requested == 5000 + (3 << 20));
+  const plx_mem_stats all = stats(solo.comm);
+  CHECK(all.kind == PLX_MEM_SHARED_HOST);
+  CHECK(all.bytes_in_use >= 6000 + (3 << 20));
+  CHECK(all.bytes_reserved >= all.bytes_in_use);
+  for (void *p : {a, b, c}) CHECK(plx_mem_free(solo.comm, p) == PLX_OK);
+  CHECK(stats(solo.comm).bytes_in_use == 0);
+  CHECK(stats(solo.comm, 3).bytes_in_use == 0);
+  CHECK(stats(solo.comm, 5).bytes_in_use == 0);
+  CHECK(stats(solo.comm, 5).free_count == 2);
+  solo.finish();
+}
+
+TEST_CASE("ShmPool.Free.foreign_double_and_interior_are_invalid") {
+  SoloComm solo;
+  void *a = alloc(solo.comm, 4096);
+  REQUIRE(a);
+  std::vector<char> foreign(4096);
+  CHECK(plx_mem_free(solo.comm, foreign.data()) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(plx_mem_free(solo.comm, static_cast<char *>(a) + 256) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(plx_mem_free(solo.comm, a) == PLX_OK);
+  CHECK(plx_mem_free(solo.comm, a) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(plx_mem_free(solo.comm, nullptr) == PLX_OK);
+  plx_mem_alloc_params p{sizeof(p), PLX_MEM_PINNED_HOST, 64, 0, 0, 0};
+  void *ptr = nullptr;
+  CHECK(plx_mem_alloc(solo.comm, &p, &ptr) == PLX_ERR_UNSUPPORTED);
+  solo.finish();
+}
+
+TEST_CASE("ShmPool.Defragment.and_trim_release_whole_segments") {
+  SoloComm solo;
+  std::vector<void *> blocks;
+  for (int i = 0; i < 4; ++i) blocks.push_back(alloc(solo.comm, 6 << 20));
+  for (void *p : blocks) REQUIRE(p);
+  const uint64_t reserved = stats(solo.comm).bytes_reserved;
+  CHECK(reserved >= (24u << 20));
+  for (void *p : blocks) plx_mem_free(solo.comm, p);
+  uint64_t released = 0;
+  CHECK(plx_mem_defragment(solo.comm, PLX_MEM_SHARED_HOST, &released) == PLX_OK);
+  CHECK(released > 0);
+  CHECK(stats(solo.comm).bytes_reserved == reserved - released);
+  CHECK(stats(solo.comm).defragment_count >= 1);
+  blocks.clear();
+  for (int i = 0; i < 3; ++i) blocks.push_back(alloc(solo.comm, 8 << 20));
+  for (void *p : blocks) plx_mem_free(solo.comm, p);
+  CHECK(plx_mem_trim(solo.comm, PLX_MEM_SHARED_HOST, 0, &released) == PLX_OK);
+  CHECK(released >= (24u << 20));
+  CHECK(stats(solo.comm).bytes_reserved == 0);
+  solo.finish();
+}
+
+TEST_CASE("ShmPool.Pressure.level_is_valid_and_live_block_goes_with_destroy") {
+  SoloComm solo;
+  plx_pressure level = -1;
+  CHECK(plx_mem_pressure(solo.comm, PLX_MEM_SHARED_HOST, &level) == PLX_OK);
+  CHECK((level == PLX_PRESSURE_LOW || level == PLX_PRESSURE_MEDIUM || level == PLX_PRESSURE_HIGH));
+  CHECK(alloc(solo.comm, 1 << 20) != nullptr);  // never freed: destroy releases it
+  solo.finish();
+}
+
+TEST_CASE("ShmPool.Collectives.on_pool_buffers_across_processes") {
+  for (int nranks : {2, 3}) {
+    CAPTURE(nranks);
+    std::vector<pid_t> pids;
+    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+      for (size_t n : {size_t{1}, size_t{1000}, size_t{300001}})
+        for (bool in_place : {false, true})
+          if (int e = all_reduce_case(c, r, nranks, n, in_place)) return 10 + e;
+      for (bool in_place : {false, true})
+        if (int e = broadcast_case(c, r, 700001, 1, in_place)) return 20 + e;
+      if (int e = broadcast_case(c, r, 100, 0, false)) return 30 + e;
+      if (int e = all_gather_case(c, r, nranks, 200003)) return 40 + e;
+      return stats(c).bytes_in_use == 0 ? 0 : 50;
+    }, &pids) == 0);
+    CHECK(shm_names_of(pids) == 0);
+  }
+}
+
+// Rank 0 frees and trims its block between collectives, so the peer's cached
+// mapping of that segment goes stale and a new segment (often under the same
+// descriptor number) takes its place.
+TEST_CASE("ShmPool.Collectives.survive_released_and_recycled_segments") {
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    for (int round = 0; round < 4; ++round) {
+      if (int e = all_reduce_case(c, r, 2, 5000, false)) return 10 * round + e;
+      if (int e = broadcast_case(c, r, 300000, 0, false)) return 50 + e;
+      if (plx_mem_trim(c, PLX_MEM_SHARED_HOST, 0, nullptr) != PLX_OK) return 60;
+    }
+    return 0;
+  }) == 0);
+}
+
+TEST_CASE("ShmPool.Collectives.threads_as_ranks") {
+  plx_backend_h backend = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+  int results[2] = {-1, -1};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      plx_comm_h comm = nullptr;
+      if (plx_comm_init(backend, &id, 2, r, nullptr, &comm) != PLX_OK) return;
+      results[r] = all_reduce_case(comm, r, 2, 4096, false) + broadcast_case(comm, r, 4096, 1, false);
+      plx_comm_destroy(comm);
+    });
+  for (auto &t : threads) t.join();
+  CHECK(results[0] == 0);
+  CHECK(results[1] == 0);
+  plx_backend_close(backend);
+}
+
+TEST_CASE("ShmPool.Killed.rank_with_live_blocks_leaves_no_shm_name") {
+  std::vector<pid_t> pids;
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    void *p = alloc(c, 4 << 20);
+    if (!p) return 1;
+    if (r == 1) raise(SIGKILL);
+    float x = 1;
+    const plx_status s = plx_all_reduce(c, &x, &x, 1, PLX_FLOAT32, PLX_SUM, nullptr, nullptr);
+    return s == PLX_ERR_PEER_LOST || s == PLX_ERR_TIMEOUT ? 0 : 2;
+  }, &pids) == 1);  // the killed rank itself counts as failed
+  pids.push_back(getpid());  // the rendezvous is named after the id's maker
+  CHECK(shm_names_of(pids) == 0);
+}
+
+// The fallback when peers cannot open /proc/<pid>/fd (forced here: as root
+// in a container every probe succeeds): pool buffers go through the slots.
+TEST_CASE("ShmPool.Collectives.copy_path_when_reading_in_place_is_off") {
+  setenv("PLEXUS_SHM_NATIVE_READ_IN_PLACE", "0", 1);
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    if (int e = all_reduce_case(c, r, 2, 300001, false)) return 10 + e;
+    return broadcast_case(c, r, 300001, 1, false);
+  }) == 0);
+  unsetenv("PLEXUS_SHM_NATIVE_READ_IN_PLACE");
+}
