@@ -14,38 +14,11 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/plugins/shm-native/fork_ranks.hpp"
 
 namespace {
 
-// Runs body(comm) on `nranks` forked ranks; returns how many exited non-zero.
-int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int timeout_ms = 5000) {
-  plx_backend_h backend = nullptr;
-  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
-  plx_unique_id id;
-  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
-  std::vector<pid_t> pids;
-  for (int r = 0; r < nranks; ++r) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
-      cfg.timeout_ms = timeout_ms;
-      plx_comm_h comm = nullptr;
-      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
-      if (comm) plx_comm_destroy(comm);
-      if (code) fprintf(stderr, "rank %d exits with %d: %s\n", r, code, plx_last_error());
-      _exit(code);
-    }
-    pids.push_back(pid);
-  }
-  int failed = 0;
-  for (pid_t pid : pids) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
-  plx_backend_close(backend);
-  return failed;
-}
+using plexus::test::run_ranks;
 
 std::vector<float> random_floats(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);

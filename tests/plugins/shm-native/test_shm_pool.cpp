@@ -17,17 +17,12 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/plugins/shm-native/fork_ranks.hpp"
 
 namespace {
 
-int count_fds() {
-  int n = 0;
-  if (DIR *d = opendir("/proc/self/fd")) {
-    while (readdir(d)) ++n;
-    closedir(d);
-  }
-  return n;
-}
+using plexus::test::count_fds;
+using plexus::test::run_ranks;
 
 // Names in /dev/shm made by any of `pids` ("/plexus-<uid>-<pid>-...").
 int shm_names_of(const std::vector<pid_t> &pids) {
@@ -77,41 +72,6 @@ struct SoloComm {
     plx_backend_close(backend);
   }
 };
-
-// Runs body(comm, rank) on forked ranks; a rank fails (exits non-zero) when
-// the body does or when it has more descriptors after destroy than before
-// init. Returns how many failed; *pids_out gets the ranks' pids.
-int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, std::vector<pid_t> *pids_out = nullptr) {
-  plx_backend_h backend = nullptr;
-  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
-  plx_unique_id id;
-  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
-  std::vector<pid_t> pids;
-  for (int r = 0; r < nranks; ++r) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
-      cfg.timeout_ms = 10000;
-      const int fds = count_fds();
-      plx_comm_h comm = nullptr;
-      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
-      if (comm && plx_comm_destroy(comm) != PLX_OK) code = code ? code : 81;
-      if (code == 0 && count_fds() != fds) code = 80;
-      if (code) fprintf(stderr, "rank %d exits with %d: %s\n", r, code, plx_last_error());
-      _exit(code);
-    }
-    pids.push_back(pid);
-  }
-  int failed = 0;
-  for (pid_t pid : pids) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
-  plx_backend_close(backend);
-  if (pids_out) *pids_out = pids;
-  return failed;
-}
 
 float value(int rank, size_t i) { return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997)); }
 
@@ -245,7 +205,7 @@ TEST_CASE("ShmPool.Collectives.on_pool_buffers_across_processes") {
       if (int e = broadcast_case(c, r, 100, 0, false)) return 30 + e;
       if (int e = all_gather_case(c, r, nranks, 200003)) return 40 + e;
       return stats(c).bytes_in_use == 0 ? 0 : 50;
-    }, &pids) == 0);
+    }, 10000, &pids) == 0);
     CHECK(shm_names_of(pids) == 0);
   }
 }
@@ -293,7 +253,7 @@ TEST_CASE("ShmPool.Killed.rank_with_live_blocks_leaves_no_shm_name") {
     float x = 1;
     const plx_status s = plx_all_reduce(c, &x, &x, 1, PLX_FLOAT32, PLX_SUM, nullptr, nullptr);
     return s == PLX_ERR_PEER_LOST || s == PLX_ERR_TIMEOUT ? 0 : 2;
-  }, &pids) == 1);  // the killed rank itself counts as failed
+  }, 10000, &pids) == 1);  // the killed rank itself counts as failed
   pids.push_back(getpid());  // the rendezvous is named after the id's maker
   CHECK(shm_names_of(pids) == 0);
 }

@@ -1,0 +1,54 @@
+#include "tests/plugins/shm-native/fork_ranks.hpp"
+
+#include <dirent.h>
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace plexus::test {
+
+int count_fds() {
+  int n = 0;
+  if (DIR *d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int timeout_ms,
+              std::vector<pid_t> *pids_out) {
+  plx_backend_h backend = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < nranks; ++r) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
+      cfg.timeout_ms = timeout_ms;
+      const int fds = count_fds();
+      plx_comm_h comm = nullptr;
+      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
+      if (comm && plx_comm_destroy(comm) != PLX_OK) code = code ? code : 81;
+      if (code == 0 && count_fds() != fds) code = 80;
+      if (code) fprintf(stderr, "rank %d exits with %d: %s\n", r, code, plx_last_error());
+      _exit(code);
+    }
+    pids.push_back(pid);
+  }
+  int failed = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  plx_backend_close(backend);
+  if (pids_out) *pids_out = pids;
+  return failed;
+}
+
+}  // namespace plexus::test
