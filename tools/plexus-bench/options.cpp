@@ -29,6 +29,10 @@ constexpr const char *usage_text =
     "  -f, --stepfactor F  size multiplier (default 4)\n"
     "  -n, --iters N       timed iterations per size (default clamp(2G / size, 5, 200))\n"
     "  -w, --warmup_iters N  warm-up iterations per size (default max(2, iterations / 10))\n"
+    "  --mem KIND          host (default): buffers from aligned_alloc; shared_host: the\n"
+    "                      plexus columns allocate from the backend's shared-host pool\n"
+    "                      (plx_mem_alloc), which peers may read in place; mpi keeps\n"
+    "                      ordinary buffers\n"
     "  --csv FILE          every number, one row per size and backend\n"
     "  --json FILE         the same as JSON, with the run's settings\n"
     "  --plot FILE.png     latency and bus bandwidth against size (python3 + matplotlib)\n"
@@ -146,6 +150,8 @@ std::string apply_text(std::string_view flag, std::string_view value, Options *o
   else if (flag == "--json") o->json = value;
   else if (flag == "--plot") o->plot = value;
   else if (flag == "--backends") o->backends = split_commas(value);
+  else if (flag == "--mem" && (value == "host" || value == "shared_host")) o->shared_host = value == "shared_host";
+  else if (flag == "--mem") return fmt::format("bad value '{}' for --mem (host or shared_host)", value);
   else return "";
   return "-";
 }

@@ -30,6 +30,7 @@ struct Options {
   int32_t warmup = -1;  // -1: max(2, iterations / 10)
   int32_t timeout_s = 1800;
   std::vector<std::string> backends;  // empty: the default backend
+  bool shared_host = false;  // --mem shared_host: plexus columns use plx_mem_alloc buffers
   std::string csv, json, plot;
 };
 

@@ -29,6 +29,9 @@ class PlexusTransport final : public Transport {
     return ok("a collective", call(p, send, recv));
   }
   bool barrier() override { return ok("plx_barrier", plx_barrier(comm_, nullptr, nullptr)); }
+  bool pooled() const override { return o_.shared_host; }
+  void *allocate(uint64_t bytes) override;
+  void release(void *p) override { plx_mem_free(comm_, p); }
   bool report(const RankResult &r) override;
 
  private:
@@ -52,6 +55,14 @@ plx_status PlexusTransport::call(const SizePoint &p, const void *send, void *rec
     case Coll::gather: return plx_gather(comm_, send, recv, per, nullptr, o_.dtype, 0, nullptr, nullptr);
     default: return plx_reduce_scatter(comm_, send, recv, per, o_.dtype, o_.redop, nullptr, nullptr);
   }
+}
+
+// A pool buffer for --mem shared_host; a backend without that pool fails
+// the run (printed here), never falls back to ordinary memory silently.
+void *PlexusTransport::allocate(uint64_t bytes) {
+  plx_mem_alloc_params params{sizeof(params), PLX_MEM_SHARED_HOST, bytes, 4096, 0, 0};
+  void *p = nullptr;
+  return ok("plx_mem_alloc (--mem shared_host)", plx_mem_alloc(comm_, &params, &p)) ? p : nullptr;
 }
 
 bool PlexusTransport::ok(const char *what, plx_status s) {

@@ -36,8 +36,9 @@ constexpr int group_width = 10 + 18 + 8 + 8 + 8 + 9;
 
 void print_header(std::FILE *out, const RunInfo &info) {
   const Options &o = *info.options;
-  fmt::print(out, "# plexus-bench: {}, {}, {}, {} ranks, root 0, host buffers\n", coll_name(o.coll),
-             dtype_name(o.dtype), is_reduction(o.coll) ? redop_name(o.redop) : "-", o.ranks);
+  fmt::print(out, "# plexus-bench: {}, {}, {}, {} ranks, root 0, {} buffers\n", coll_name(o.coll),
+             dtype_name(o.dtype), is_reduction(o.coll) ? redop_name(o.redop) : "-", o.ranks,
+             o.shared_host ? "shared-host pool (mpi: ordinary host)" : "host");
   for (size_t i = 0; i < info.labels.size(); ++i)
     fmt::print(out, "# column {}: {}: {}\n", i + 1, info.labels[i], info.details[i]);
   fmt::print(out, "# iterations per size: {} timed, {} warm-up; host {}; {}; libplexus {}\n",

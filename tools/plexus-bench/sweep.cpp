@@ -12,15 +12,19 @@
 namespace plexus::bench {
 namespace {
 
-struct FreeDeleter {
-  void operator()(void *p) const { std::free(p); }
+// Frees through the pool the buffer came from, or with free().
+struct BufferDeleter {
+  Transport *pool = nullptr;
+  void operator()(void *p) const { pool ? pool->release(p) : std::free(p); }
 };
-using Buffer = std::unique_ptr<uint8_t, FreeDeleter>;
+using Buffer = std::unique_ptr<uint8_t, BufferDeleter>;
 
-// Page-aligned and touched once, so page faults stay out of the timings.
-Buffer make_buffer(uint64_t bytes) {
+// Page-aligned (or pool-aligned) and touched once, so page faults stay out
+// of the timings.
+Buffer make_buffer(Transport &t, uint64_t bytes) {
   const uint64_t rounded = (std::max<uint64_t>(bytes, 1) + 4095) / 4096 * 4096;
-  Buffer b(static_cast<uint8_t *>(std::aligned_alloc(4096, rounded)));
+  Buffer b(static_cast<uint8_t *>(t.pooled() ? t.allocate(rounded) : std::aligned_alloc(4096, rounded)),
+           BufferDeleter{t.pooled() ? &t : nullptr});
   if (b) std::memset(b.get(), 0, rounded);
   return b;
 }
@@ -83,7 +87,7 @@ bool run_sweep(const Options &o, int32_t column, Transport &t) {
     send_max = std::max(send_max, send_count(o, p) * dtype_bytes(o.dtype));
     recv_max = std::max(recv_max, recv_count(o, p) * dtype_bytes(o.dtype));
   }
-  const Buffer send = make_buffer(send_max), recv = make_buffer(recv_max);
+  const Buffer send = make_buffer(t, send_max), recv = make_buffer(t, recv_max);
   if (!send || !recv) {
     std::fprintf(stderr, "plexus-bench: rank %d: cannot allocate %llu + %llu bytes\n", t.rank(),
                  static_cast<unsigned long long>(send_max), static_cast<unsigned long long>(recv_max));

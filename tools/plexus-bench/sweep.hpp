@@ -45,6 +45,11 @@ class Transport {
   // One collective of the run's op at size p; false after printing why.
   virtual bool run(const SizePoint &p, const void *send, void *recv) = 0;
   virtual bool barrier() = 0;
+  // True when buffers come from the backend's pool (--mem shared_host on a
+  // plexus column); allocate then gives one or nullptr after printing why.
+  virtual bool pooled() const { return false; }
+  virtual void *allocate(uint64_t) { return nullptr; }
+  virtual void release(void *) {}
   // Hands this rank's result of one size on; false after printing why.
   virtual bool report(const RankResult &r) = 0;
 };
