@@ -54,10 +54,15 @@ plx_status check_progress(Comm &comm, int32_t r, const Deadline &deadline, const
 
 }  // namespace
 
-Deadline::Deadline(int32_t timeout_ms)
-    : timeout_ms_(timeout_ms), end_(Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms)) {}
-
-bool Deadline::expired() const { return timeout_ms_ >= 0 && Clock::now() >= end_; }
+bool Deadline::expired() const {
+  if (timeout_ms_ < 0) return false;
+  const Clock::time_point now = Clock::now();
+  if (!started_) {
+    started_ = true;
+    end_ = now + std::chrono::milliseconds(timeout_ms_);
+  }
+  return now >= end_;
+}
 
 // Naps are short so that the slow-path checks (deadline, liveness, abort)
 // run every 2 ms even if no wake-up comes.

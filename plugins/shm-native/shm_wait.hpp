@@ -14,15 +14,20 @@
 
 namespace plexus::shm_native {
 
+// The end of a wait. It starts at the first look (expired()), not at
+// construction: a collective whose peers are ready never reads the clock,
+// and the few microseconds of spinning before the first look do not matter
+// against timeouts of seconds.
 class Deadline {
  public:
-  explicit Deadline(int32_t timeout_ms);
+  explicit Deadline(int32_t timeout_ms) : timeout_ms_(timeout_ms) {}
   bool expired() const;
   int32_t timeout_ms() const { return timeout_ms_; }
 
  private:
   int32_t timeout_ms_;  // negative: forever
-  std::chrono::steady_clock::time_point end_;
+  mutable std::chrono::steady_clock::time_point end_{};
+  mutable bool started_ = false;
 };
 
 using CounterField = Counter RankControl::*;
