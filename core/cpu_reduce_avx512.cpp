@@ -177,95 +177,13 @@ struct Float64Vec {
   }
 };
 
-// ---- the kernel: blocks of unroll vectors, all sources per block ----
-
-constexpr int unroll = 4;
-
-template <class P, plx_reduce_op Op>
-PLX_AVX512 typename P::V combine(typename P::V a, typename P::V b) {
-  if constexpr (Op == PLX_SUM || Op == PLX_AVG) return P::add(a, b);
-  else if constexpr (Op == PLX_PROD) return P::mul(a, b);
-  else if constexpr (Op == PLX_MIN) return P::min(a, b);
-  else return P::max(a, b);
-}
-
-// AVG: one division of the sum at the end, as in the scalar kernels.
-template <class P, plx_reduce_op Op>
-PLX_AVX512 typename P::V finish(typename P::V acc, int nsrc) {
-  if constexpr (Op == PLX_AVG) return P::div(acc, nsrc);
-  else return acc;
-}
-
-template <class P>
-const typename P::Store *source(const ReduceCall &c, int s, size_t i) {
-  return static_cast<const typename P::Store *>(c.srcs[s]) + i;
-}
-
-// Reads the block from every source before writing it, so dst may be a source.
-template <class P, plx_reduce_op Op, int U>
-PLX_AVX512 void reduce_vectors(const ReduceCall &c, size_t i) {
-  typename P::V acc[U];
-#pragma GCC unroll 8
-  for (int u = 0; u < U; ++u) acc[u] = P::load(source<P>(c, 0, i) + u * P::width);
-  for (int s = 1; s < c.nsrc; ++s)
-#pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) acc[u] = combine<P, Op>(acc[u], P::load(source<P>(c, s, i) + u * P::width));
-  auto *dst = static_cast<typename P::Store *>(c.dst) + i;
-#pragma GCC unroll 8
-  for (int u = 0; u < U; ++u) P::store(dst + u * P::width, finish<P, Op>(acc[u], c.nsrc));
-}
-
-// The last n < width elements go through a zero-padded vector, so the tail
-// is computed by the same instructions as the rest.
-template <class P, plx_reduce_op Op>
-PLX_AVX512 void reduce_tail(const ReduceCall &c, size_t i, size_t n) {
-  typename P::Store lanes[P::width] = {};
-  std::memcpy(lanes, source<P>(c, 0, i), n * sizeof(lanes[0]));
-  typename P::V acc = P::load(lanes);
-  for (int s = 1; s < c.nsrc; ++s) {
-    std::memcpy(lanes, source<P>(c, s, i), n * sizeof(lanes[0]));
-    acc = combine<P, Op>(acc, P::load(lanes));
-  }
-  P::store(lanes, finish<P, Op>(acc, c.nsrc));
-  std::memcpy(static_cast<typename P::Store *>(c.dst) + i, lanes, n * sizeof(lanes[0]));
-}
-
-template <class P, plx_reduce_op Op>
-PLX_AVX512 void reduce_typed(const ReduceCall &c) {
-  size_t i = 0;
-  for (; i + unroll * P::width <= c.count; i += unroll * P::width) reduce_vectors<P, Op, unroll>(c, i);
-  for (; i + P::width <= c.count; i += P::width) reduce_vectors<P, Op, 1>(c, i);
-  if (i < c.count) reduce_tail<P, Op>(c, i, c.count - i);
-}
-
-template <class P>
-PLX_AVX512 void reduce_by_op(const ReduceCall &c) {
-  switch (c.op) {
-    case PLX_SUM: return reduce_typed<P, PLX_SUM>(c);
-    case PLX_PROD: return reduce_typed<P, PLX_PROD>(c);
-    case PLX_MIN: return reduce_typed<P, PLX_MIN>(c);
-    case PLX_MAX: return reduce_typed<P, PLX_MAX>(c);
-    default: return reduce_typed<P, PLX_AVG>(c);
-  }
-}
+#define PLX_KERNEL_TARGET PLX_AVX512
+#include "core/cpu_reduce_kernel.inc"
+#undef PLX_KERNEL_TARGET
 
 }  // namespace
 
-bool reduce_avx512(const ReduceCall &c) {
-  switch (c.dtype) {
-    case PLX_INT8: reduce_by_op<IntVec<int8_t>>(c); break;
-    case PLX_UINT8: reduce_by_op<IntVec<uint8_t>>(c); break;
-    case PLX_INT32: reduce_by_op<IntVec<int32_t>>(c); break;
-    case PLX_UINT32: reduce_by_op<IntVec<uint32_t>>(c); break;
-    case PLX_INT64: reduce_by_op<IntVec<int64_t>>(c); break;
-    case PLX_UINT64: reduce_by_op<IntVec<uint64_t>>(c); break;
-    case PLX_FLOAT16: reduce_by_op<Float16Vec>(c); break;
-    case PLX_BFLOAT16: reduce_by_op<BFloat16Vec>(c); break;
-    case PLX_FLOAT32: reduce_by_op<Float32Vec>(c); break;
-    default: reduce_by_op<Float64Vec>(c); break;
-  }
-  return true;
-}
+bool reduce_avx512(const ReduceCall &c) { return reduce_dispatch(c); }
 
 }  // namespace plexus::core::detail
 
