@@ -49,9 +49,26 @@ class DevicePool {
   static plx_status create(const DevicePoolConfig &config, std::unique_ptr<DevicePool> *out);
   ~DevicePool();  // frees every segment; callers synchronise their streams first
 
+  // Host bookkeeping only, no CUDA call, unless the pool must grow (a new
+  // segment: cudaMalloc, or cuMemCreate + map). Blocks are >= 256-byte
+  // aligned; `alignment` (a power of two, 0 = 256) may ask for more.
   plx_status allocate(size_t bytes, size_t alignment, uint32_t tag, void **out);
+  // Immediate, NOT stream-ordered: the block may be handed out again at
+  // once. The caller makes sure no queued work (on any stream) still uses it
+  // (record an event and wait for it, or synchronise the stream) -- the
+  // contract of cudaFree without its implicit device synchronisation. No
+  // CUDA call, except that an automatic defragmentation (fragmentation above
+  // defrag_threshold with >= 64 MiB free, at most once a second) releases
+  // whole free segments from inside free; set defrag_threshold >= 1 to keep
+  // release to explicit defragment/trim calls. INVALID_ARGUMENT, with the
+  // pool unchanged, for anything but the start of a live block.
   plx_status free(void *ptr);
   plx_status stats(uint32_t tag, plx_mem_stats *out) const;
+  // Both give back only whole free segments (cached blocks are drained
+  // first); a live block never moves. Releasing a VMM segment waits for the
+  // device (cudaDeviceSynchronize) before unmapping it; cudaFree waits by
+  // itself. defragment releases every whole free segment; trim releases
+  // them, largest first, until reserved <= keep_bytes.
   plx_status defragment(uint64_t *released);
   plx_status trim(uint64_t keep_bytes, uint64_t *released);
   // From free device memory (cudaMemGetInfo): LOW under 30 % used, MEDIUM
@@ -60,8 +77,14 @@ class DevicePool {
   bool owns(const void *ptr) const;
   int device() const;
   DeviceMemoryApi api() const;
+  // Segment sizes are multiples of this (the VMM granule, at least 2 MiB).
+  size_t segment_granularity() const;
 
   // The export of the segment holding `ptr` (any byte of a live block).
+  // Export once per segment and peer, not per message: a vmm export makes a
+  // new fd each time (about 0.6 ms), which the caller sends and closes.
+  // The exporter keeps the segment (frees no block of it that a peer uses)
+  // until every importer has closed its ImportedSegment.
   plx_status export_segment(const void *ptr, DeviceSegmentExport *out);
 
  private:

@@ -17,7 +17,7 @@ namespace plexus::core {
 struct GpuInfo {
   int ordinal = -1;            // CUDA ordinal under CUDA_VISIBLE_DEVICES
   std::string name;            // "NVIDIA H200"
-  std::string pci_bus_id;      // "0000:18:00.0", lower case as sysfs writes it
+  std::string pci_bus_id;      // "00000000:18:00.0": lower case, 8-digit domain (NVML's spelling)
   std::string uuid;            // "GPU-8f2c..."
   int numa_node = -1;          // -1 when the platform does not say
   std::string cpus;            // the CPUs close to it: "0-47,96-143"
@@ -31,7 +31,7 @@ enum class PciePath { same_device, pix, pxb, phb, node, sys, unknown };
 
 struct GpuLink {
   int nvlinks = 0;             // active NVLinks between the pair (0: none)
-  int nvlink_version = 0;      // NVLink generation, 0 when none or unknown
+  int nvlink_version = 0;      // NVLink generation (4 on Hopper), 0 when none or unknown
   PciePath pcie = PciePath::unknown;
   bool p2p_reported = false;   // cudaDeviceCanAccessPeer both ways
   bool p2p_works = false;      // a real copy both ways came back intact
@@ -42,7 +42,7 @@ struct GpuTopology {
   std::vector<GpuInfo> gpus;
   // links[i][j] for i != j; links[i][i] has pcie == same_device.
   std::vector<std::vector<GpuLink>> links;
-  std::string nvml;            // "NVML <driver version>", or why NVML was not used
+  std::string nvml;            // "NVML <driver version>", or why NVML was not used (never starting "NVML ")
   bool peer_copies_checked = false;
 };
 
@@ -63,11 +63,23 @@ void write_gpu_topology_json(const GpuTopology &topology, JsonWriter &json);
 // failed its check, then CPU affinity and NUMA node per GPU and a legend.
 std::string gpu_topology_matrix(const GpuTopology &topology);
 
-// "NV18", "PIX", "SYS", "X" for the diagonal.
+// "NV18", "PIX", "SYS", "X" for the diagonal, "?" for an unknown PCIe path.
 std::string link_label(const GpuLink &link);
 
+// "X", "PIX", "PXB", "PHB", "NODE", "SYS", "unknown": the JSON "pcie" values.
+const char *pcie_path_name(PciePath path);
+
+// The GPUs one a line (name, bus id, memory, compute capability, NUMA node,
+// UUID), the NVML line, how peer access was checked, then the matrix: what
+// plexus-info prints.
+std::string gpu_topology_text(const GpuTopology &topology);
+
+// Whether the NVLink counts came from NVML (nvml reads "NVML <version>").
+bool nvml_was_used(const GpuTopology &topology);
+
 // The GPU half of plx_topology_info: gpu_count, p2p_all_pairs (1 when every
-// pair's copy check passed), nvlink_all_pairs.
+// pair's copy check passed; 1 for one GPU, -1 for none), nvlink_all_pairs
+// (-1 without NVML or GPUs). The other fields are left as they are.
 void fill_gpu_topology_info(const GpuTopology &topology, plx_topology_info *out);
 
 }  // namespace plexus::core

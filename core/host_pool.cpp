@@ -64,11 +64,10 @@ HostPool::HostPool(SegmentSource &source, const HostPoolConfig &config)
       config_(normalized(config)),
       free_map_(std::make_unique<FreeMap>()),
       caches_(std::make_unique<CacheSlot[]>(kCacheSlots)),
-      live_(std::make_unique<LiveShard[]>(kLiveShards)),
-      counters_(std::make_unique<Counters>()) {}
+      live_(std::make_unique<LiveShard[]>(kLiveShards)) {}
 
 HostPool::~HostPool() {
-  const uint64_t in_use = counters_->total.in_use.load();
+  const uint64_t in_use = bytes_in_use();
   if (in_use != 0) log_warn("pool destroyed with {} bytes still in use", in_use);
   for (const auto &[base, segment] : segments_)
     source_.release(reinterpret_cast<void *>(base), segment.bytes, segment.handle);
@@ -81,13 +80,14 @@ plx_status HostPool::allocate(size_t bytes, size_t alignment, uint32_t tag, void
   alignment = std::max(alignment, config_.alignment);
   const bool cacheable = alignment == config_.alignment && bytes <= config_.cache_max_block_bytes;
   const size_t size = cacheable ? class_size(bytes) : round_up(bytes, kGranule);
-  Block *block = cacheable ? pop_cached(size) : nullptr;
+  const Claim claim{bytes, tag, static_cast<uint32_t>(thread_slot()), cacheable};
+  Block *block = pop_cached(claim, size, alignment);
   if (block == nullptr) {
     if (const plx_status status = allocate_block(size, alignment, &block); status != PLX_OK) return status;
+    CacheSlot &slot = caches_[claim.slot];
+    std::lock_guard lock(slot.mutex);
+    claim_locked(slot, block, claim);
   }
-  block->cacheable = cacheable;
-  block->requested = bytes;
-  block->tag = tag;
   track_live(block);
   *out = reinterpret_cast<void *>(block->addr);
   return PLX_OK;
@@ -99,8 +99,11 @@ plx_status HostPool::free(void *ptr) {
   if (block == nullptr)
     return fail(PLX_ERR_INVALID_ARGUMENT,
                 "pool free: {} is not a live block of this pool (freed twice, interior or foreign pointer)", ptr);
-  if (block->cacheable && push_cached(block)) return PLX_OK;
-  if (return_block(block)) {
+  Evicted back;
+  park(block, &back);
+  bool defragment_due = false;
+  for (size_t i = 0; i < back.count; ++i) defragment_due = return_block(back.blocks[i]) || defragment_due;
+  if (defragment_due) {
     const uint64_t bytes = release_free_segments(0, true);
     log_debug("pool defragmented by itself: {} bytes given back", bytes);
   }
@@ -114,7 +117,8 @@ plx_status HostPool::stats(uint32_t tag, plx_mem_stats *out) const {
   *out = plx_mem_stats{};
   out->struct_size = sizeof(plx_mem_stats);
   out->kind = config_.kind;
-  (tag == PLX_MEM_TAG_ALL ? counters_->total : counters_->tags[tag]).fill(out);
+  for (size_t i = 0; i < kCacheSlots; ++i)
+    (tag == PLX_MEM_TAG_ALL ? caches_[i].total : caches_[i].tags[tag]).add_to(out);
   if (tag == PLX_MEM_TAG_ALL) fill_pool_stats(out);
   return PLX_OK;
 }
@@ -135,7 +139,7 @@ plx_status HostPool::trim(uint64_t keep_bytes, uint64_t *released) {
 // system, so it is no pressure.
 plx_pressure HostPool::pressure() const {
   if (config_.max_bytes == 0) return pressure_from_used_fraction(system_memory_used_fraction());
-  const double in_use = static_cast<double>(counters_->total.in_use.load(std::memory_order_relaxed));
+  const double in_use = static_cast<double>(bytes_in_use());
   return pressure_from_used_fraction(in_use / static_cast<double>(config_.max_bytes));
 }
 
@@ -144,13 +148,15 @@ bool HostPool::owns(const void *ptr) const {
   return segment_containing_locked(ptr) != nullptr;
 }
 
-plx_status HostPool::segment_of(const void *ptr, void **base, size_t *offset, uint64_t *handle) const {
+plx_status HostPool::segment_of(const void *ptr, void **base, size_t *offset, uint64_t *handle,
+                                size_t *segment_bytes) const {
   std::lock_guard lock(mutex_);
   const Segment *segment = segment_containing_locked(ptr);
   if (segment == nullptr) return fail(PLX_ERR_NOT_FOUND, "pool: {} is in none of its segments", ptr);
   if (base != nullptr) *base = reinterpret_cast<void *>(segment->base);
   if (offset != nullptr) *offset = reinterpret_cast<uintptr_t>(ptr) - segment->base;
   if (handle != nullptr) *handle = segment->handle;
+  if (segment_bytes != nullptr) *segment_bytes = segment->bytes;
   return PLX_OK;
 }
 

@@ -64,7 +64,10 @@ struct HostPoolConfig {
   size_t auto_defrag_min_free_bytes = size_t{64} << 20;
   std::chrono::milliseconds auto_defrag_interval{1000};
   // Requests up to this size are rounded to size classes and served from
-  // per-thread caches (at most 1 MiB; 0 turns the caches off).
+  // per-thread caches (at most 1 MiB; 0 turns the caches off, the large-block
+  // caches too). Larger blocks, when freed, park in a small per-thread cache
+  // of their own (a few blocks, up to 1 GiB per thread slot) and serve a later
+  // request of their size (within 1/8) without the pool lock.
   size_t cache_max_block_bytes = size_t{64} << 10;
   // Copied into plx_mem_stats.kind.
   plx_mem_kind kind = PLX_MEM_HOST;
@@ -88,7 +91,10 @@ class HostPool {
   plx_status free(void *ptr);
 
   // Totals for PLX_MEM_TAG_ALL; for one tag only the per-tag fields (in use,
-  // requested, peak, counts) are filled and the pool-wide ones are 0.
+  // requested, peak, counts) are filled and the pool-wide ones are 0. Blocks
+  // parked in the caches count as free (largest_free_block included). The
+  // counters are kept per thread slot, so bytes_peak is the sum of each
+  // slot's peak: exact with one thread, never below the true peak with more.
   plx_status stats(uint32_t tag, plx_mem_stats *out) const;
   // Coalesces cached blocks and gives back every whole free segment.
   plx_status defragment(uint64_t *released);
@@ -100,7 +106,8 @@ class HostPool {
   bool owns(const void *ptr) const;
   // The segment holding `ptr` (any byte of it) and the offset in it, so a
   // plugin can name the block to peers; NOT_FOUND if the pool has none.
-  plx_status segment_of(const void *ptr, void **base, size_t *offset, uint64_t *handle) const;
+  plx_status segment_of(const void *ptr, void **base, size_t *offset, uint64_t *handle,
+                        size_t *segment_bytes = nullptr) const;
   const HostPoolConfig &config() const { return config_; }
 
  private:
@@ -114,6 +121,7 @@ class HostPool {
     Block *next_free = nullptr;
     size_t requested = 0;
     uint32_t tag = 0;
+    uint32_t slot = 0;       // the cache slot whose counters hold it
     bool free = false;       // in the free map
     bool cacheable = false;  // size-class block, may park in a cache
   };
@@ -126,8 +134,7 @@ class HostPool {
   class FreeMap;
   struct CacheSlot;
   struct LiveShard;
-  struct TagCounters;
-  struct Counters;
+  struct Evicted;
 
   plx_status check_request(size_t bytes, size_t alignment, uint32_t tag) const;
   plx_status allocate_block(size_t size, size_t alignment, Block **out);
@@ -147,10 +154,23 @@ class HostPool {
   void add_segment_locked(void *base, size_t bytes, uint64_t handle);
   const Segment *segment_containing_locked(const void *ptr) const;
 
-  Block *pop_cached(size_t size);
-  bool push_cached(Block *block);
+  // Who takes a block: the caller's request, tag and thread slot.
+  struct Claim {
+    size_t bytes;
+    uint32_t tag;
+    uint32_t slot;
+    bool cacheable;
+  };
+  Block *pop_cached(const Claim &claim, size_t size, size_t alignment);
+  void claim_locked(CacheSlot &slot, Block *block, const Claim &claim);
+  Block *pop_large_locked(CacheSlot &slot, size_t size, size_t alignment);
+  bool large_cacheable(const Block *block) const;
+  void park(Block *block, Evicted *back);
+  void park_large_locked(CacheSlot &slot, Block *block, Evicted *back);
   void drain_caches();
   uint64_t largest_cached_block() const;
+  void unclaim_locked(CacheSlot &slot, const Block *block);
+  uint64_t bytes_in_use() const;
   void track_live(Block *block);
   Block *untrack_live(uintptr_t addr);
 
@@ -178,7 +198,6 @@ class HostPool {
   std::chrono::steady_clock::time_point last_auto_defrag_{};
   std::unique_ptr<CacheSlot[]> caches_;
   std::unique_ptr<LiveShard[]> live_;
-  std::unique_ptr<Counters> counters_;
 };
 
 // LOW under 30 % used, MEDIUM to 80 %, HIGH above (DESIGN §5).

@@ -13,25 +13,94 @@ namespace plexus::core {
 // ---------------------------------------------------------------------------
 // Front caches and the live-block registry (their own locks, never nested)
 
-HostPool::Block *HostPool::pop_cached(size_t size) {
-  CacheSlot &slot = caches_[thread_slot()];
+// A parked block for the request, taken and counted under the thread's own
+// slot lock: one uncontended lock for the whole cache hit.
+HostPool::Block *HostPool::pop_cached(const Claim &claim, size_t size, size_t alignment) {
+  if (config_.cache_max_block_bytes == 0) return nullptr;
+  CacheSlot &slot = caches_[claim.slot];
   std::lock_guard lock(slot.mutex);
-  std::vector<Block *> &blocks = slot.classes[bin_of(size)];
-  if (blocks.empty()) return nullptr;
-  Block *block = blocks.back();
-  blocks.pop_back();
-  slot.bytes -= block->size;
+  Block *block = nullptr;
+  if (!claim.cacheable) {
+    block = pop_large_locked(slot, size, alignment);
+  } else if (std::vector<Block *> &blocks = slot.classes[bin_of(size)]; !blocks.empty()) {
+    block = blocks.back();
+    blocks.pop_back();
+    slot.bytes -= block->size;
+  }
+  if (block != nullptr) claim_locked(slot, block, claim);
   return block;
 }
 
-bool HostPool::push_cached(Block *block) {
-  CacheSlot &slot = caches_[thread_slot()];
+void HostPool::claim_locked(CacheSlot &slot, Block *block, const Claim &claim) {
+  block->cacheable = claim.cacheable;
+  block->requested = claim.bytes;
+  block->tag = claim.tag;
+  block->slot = claim.slot;
+  slot.total.on_alloc(block->size, block->requested);
+  slot.tags[block->tag].on_alloc(block->size, block->requested);
+}
+
+// Counted against the slot that allocated the block, whoever frees it.
+void HostPool::unclaim_locked(CacheSlot &slot, const Block *block) {
+  slot.total.on_free(block->size, block->requested);
+  slot.tags[block->tag].on_free(block->size, block->requested);
+}
+
+// The smallest parked block that fits with at most 1/8 to spare: a large
+// block serves requests of about its own size only, so the cache cannot
+// strand a big block under a small request.
+HostPool::Block *HostPool::pop_large_locked(CacheSlot &slot, size_t size, size_t alignment) {
+  size_t best = kLargeCacheDepth;
+  for (size_t i = 0; i < slot.large_count; ++i) {
+    const Block *b = slot.large[i];
+    if (b->size < size || b->size - size > size / 8 || b->addr % alignment != 0) continue;
+    if (best == kLargeCacheDepth || b->size < slot.large[best]->size) best = i;
+  }
+  if (best == kLargeCacheDepth) return nullptr;
+  Block *block = slot.large[best];
+  std::copy(slot.large.begin() + best + 1, slot.large.begin() + slot.large_count, slot.large.begin() + best);
+  --slot.large_count;
+  slot.large_bytes -= block->size;
+  return block;
+}
+
+bool HostPool::large_cacheable(const Block *block) const {
+  return config_.cache_max_block_bytes > 0 && block->size > config_.cache_max_block_bytes &&
+         block->size <= kLargeCacheSlotBytes;
+}
+
+// Parks a freed block in this thread's slot; what the caches do not keep
+// goes to `back` for the free map.
+void HostPool::park(Block *block, Evicted *back) {
+  const size_t here = thread_slot();
+  if (block->slot != here) {  // another thread's block: its slot's counters
+    CacheSlot &owner = caches_[block->slot];
+    std::lock_guard lock(owner.mutex);
+    unclaim_locked(owner, block);
+  }
+  CacheSlot &slot = caches_[here];
   std::lock_guard lock(slot.mutex);
+  if (block->slot == here) unclaim_locked(slot, block);
+  const bool large = !block->cacheable && large_cacheable(block);
+  if (!block->cacheable && !large) return back->add(block);
+  if (large) return park_large_locked(slot, block, back);
   std::vector<Block *> &blocks = slot.classes[bin_of(block->size)];
-  if (blocks.size() >= kCacheDepth || slot.bytes + block->size > kCacheSlotBytes) return false;
+  if (blocks.size() >= kCacheDepth || slot.bytes + block->size > kCacheSlotBytes) return back->add(block);
   blocks.push_back(block);
   slot.bytes += block->size;
-  return true;
+}
+
+// Newest in, oldest out, within the depth and the byte bound.
+void HostPool::park_large_locked(CacheSlot &slot, Block *block, Evicted *back) {
+  size_t evict = 0;
+  size_t bytes = slot.large_bytes + block->size;
+  while (evict < slot.large_count && (slot.large_count - evict >= kLargeCacheDepth || bytes > kLargeCacheSlotBytes))
+    bytes -= slot.large[evict++]->size;
+  for (size_t i = 0; i < evict; ++i) back->add(slot.large[i]);
+  std::copy(slot.large.begin() + evict, slot.large.begin() + slot.large_count, slot.large.begin());
+  slot.large_count -= evict;
+  slot.large[slot.large_count++] = block;
+  slot.large_bytes = bytes;
 }
 
 void HostPool::drain_caches() {
@@ -43,6 +112,9 @@ void HostPool::drain_caches() {
       blocks.clear();
     }
     caches_[i].bytes = 0;
+    drained.insert(drained.end(), caches_[i].large.begin(), caches_[i].large.begin() + caches_[i].large_count);
+    caches_[i].large_count = 0;
+    caches_[i].large_bytes = 0;
   }
   std::lock_guard lock(mutex_);
   for (Block *block : drained) release_block_locked(block);
@@ -54,18 +126,23 @@ uint64_t HostPool::largest_cached_block() const {
     std::lock_guard lock(caches_[i].mutex);
     for (const std::vector<Block *> &blocks : caches_[i].classes)
       if (!blocks.empty()) largest = std::max<uint64_t>(largest, blocks.back()->size);
+    for (size_t j = 0; j < caches_[i].large_count; ++j)
+      largest = std::max<uint64_t>(largest, caches_[i].large[j]->size);
   }
   return largest;
 }
 
+// Lock-free, so exact only once threads are quiet.
+uint64_t HostPool::bytes_in_use() const {
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < kCacheSlots; ++i) bytes += caches_[i].total.in_use.get();
+  return bytes;
+}
+
 void HostPool::track_live(Block *block) {
   LiveShard &shard = live_[live_shard_of(block->addr)];
-  {
-    std::lock_guard lock(shard.mutex);
-    shard.blocks.emplace(block->addr, block);
-  }
-  counters_->total.on_alloc(block->size, block->requested);
-  counters_->tags[block->tag].on_alloc(block->size, block->requested);
+  std::lock_guard lock(shard.mutex);
+  shard.blocks.emplace(block->addr, block);
 }
 
 HostPool::Block *HostPool::untrack_live(uintptr_t addr) {
@@ -78,8 +155,6 @@ HostPool::Block *HostPool::untrack_live(uintptr_t addr) {
     block = it->second;
     shard.blocks.erase(it);
   }
-  counters_->total.on_free(block->size, block->requested);
-  counters_->tags[block->tag].on_free(block->size, block->requested);
   return block;
 }
 
@@ -97,7 +172,7 @@ bool HostPool::return_block(Block *block) {
 // Without a whole free segment a run could give nothing back, so it waits.
 bool HostPool::auto_defragment_due_locked() {
   if (whole_free_segments_ == 0) return false;
-  const uint64_t in_use = counters_->total.in_use.load(std::memory_order_relaxed);
+  const uint64_t in_use = bytes_in_use();
   const uint64_t free_bytes = reserved_ > in_use ? reserved_ - in_use : 0;
   if (free_bytes < config_.auto_defrag_min_free_bytes) return false;
   const auto now = std::chrono::steady_clock::now();

@@ -23,6 +23,11 @@ constexpr size_t kMaxCachedBlock = size_t{1} << 20;
 constexpr size_t kCacheSlots = 16;
 constexpr size_t kCacheDepth = 32;              // blocks per class per slot
 constexpr size_t kCacheSlotBytes = size_t{1} << 20;  // bounds what caches pin
+// Large blocks parked per slot, oldest evicted first; with the byte bound
+// this keeps what 16 slots can strand at 16 GiB in the worst case, all of it
+// given back by a miss (before the pool grows), defragment and trim.
+constexpr size_t kLargeCacheDepth = 4;
+constexpr size_t kLargeCacheSlotBytes = size_t{1} << 30;
 constexpr size_t kLiveShards = 64;
 constexpr int kBinCount = 256;  // 4 per power of two, sizes up to 2^63
 
@@ -128,47 +133,71 @@ class HostPool::FreeMap {
   std::array<uint64_t, kBinCount / 64> bits_{};
 };
 
-// Free small blocks by class, LIFO: the block freed last is warmest in cache.
+// A counter that only its slot's lock holder writes (a load and a store,
+// no locked read-modify-write) and anyone may read without the lock.
+class SlotCounter {
+ public:
+  void add(uint64_t n) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void sub(uint64_t n) { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void raise_to(uint64_t n) {
+    if (n > value_.load(std::memory_order_relaxed)) value_.store(n, std::memory_order_relaxed);
+  }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// What one slot's threads allocated (a free is counted against the slot that
+// allocated the block, so in_use never goes below 0 and its peak is real).
+struct Tally {
+  SlotCounter in_use, requested, peak, allocs, frees;
+
+  void on_alloc(uint64_t size, uint64_t requested_bytes) {
+    in_use.add(size);
+    peak.raise_to(in_use.get());
+    requested.add(requested_bytes);
+    allocs.add(1);
+  }
+  void on_free(uint64_t size, uint64_t requested_bytes) {
+    in_use.sub(size);
+    requested.sub(requested_bytes);
+    frees.add(1);
+  }
+  void add_to(plx_mem_stats *out) const {
+    out->bytes_in_use += in_use.get();
+    out->bytes_requested += requested.get();
+    out->bytes_peak += peak.get();
+    out->alloc_count += allocs.get();
+    out->free_count += frees.get();
+  }
+};
+
+// One thread slot: its free small blocks by class, LIFO (the block freed
+// last is warmest in cache), a few large free blocks, and its counters. All
+// under `mutex`, which only the slot's own threads take on the hot path.
 struct alignas(64) HostPool::CacheSlot {
   std::mutex mutex;
   std::array<std::vector<Block *>, bin_of(kMaxCachedBlock) + 1> classes;
   size_t bytes = 0;
+  std::array<Block *, kLargeCacheDepth> large{};  // oldest first
+  size_t large_count = 0;
+  size_t large_bytes = 0;
+  Tally total;
+  std::array<Tally, PLX_MEM_TAG_COUNT> tags;
+};
+
+// Blocks that free() must return to the free map: the freed one when no
+// cache took it, or large ones it displaced.
+struct HostPool::Evicted {
+  std::array<Block *, kLargeCacheDepth + 1> blocks{};
+  size_t count = 0;
+  void add(Block *block) { blocks[count++] = block; }
 };
 
 struct alignas(64) HostPool::LiveShard {
   std::mutex mutex;
   std::unordered_map<uintptr_t, Block *> blocks;
-};
-
-// Updated without the pool lock (relaxed atomics): exact once threads are
-// quiet, which is when statistics are read in earnest.
-struct HostPool::TagCounters {
-  std::atomic<uint64_t> in_use{0}, requested{0}, peak{0}, allocs{0}, frees{0};
-
-  void on_alloc(uint64_t size, uint64_t requested_bytes) {
-    const uint64_t now = in_use.fetch_add(size, std::memory_order_relaxed) + size;
-    uint64_t seen = peak.load(std::memory_order_relaxed);
-    while (seen < now && !peak.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {}
-    requested.fetch_add(requested_bytes, std::memory_order_relaxed);
-    allocs.fetch_add(1, std::memory_order_relaxed);
-  }
-  void on_free(uint64_t size, uint64_t requested_bytes) {
-    in_use.fetch_sub(size, std::memory_order_relaxed);
-    requested.fetch_sub(requested_bytes, std::memory_order_relaxed);
-    frees.fetch_add(1, std::memory_order_relaxed);
-  }
-  void fill(plx_mem_stats *out) const {
-    out->bytes_in_use = in_use.load(std::memory_order_relaxed);
-    out->bytes_requested = requested.load(std::memory_order_relaxed);
-    out->bytes_peak = peak.load(std::memory_order_relaxed);
-    out->alloc_count = allocs.load(std::memory_order_relaxed);
-    out->free_count = frees.load(std::memory_order_relaxed);
-  }
-};
-
-struct HostPool::Counters {
-  TagCounters total;
-  std::array<TagCounters, PLX_MEM_TAG_COUNT> tags;
 };
 
 }  // namespace plexus::core

@@ -1,41 +1,96 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine (device tool): configure and build with
-# that machine's Meson, run the test suite, record plexus-info, and run the
-# shm-native benchmark and conformance kit at the rank counts this machine's
-# cores allow. Everything lands under $OUT for docs/performance.md.
+# that machine's Meson, run the unit and GPU test suites, record plexus-info
+# (GPU topology included), then the benchmarks and conformance runs that the
+# GPUs and cores allow. Everything lands under $OUT for docs/performance.md.
+#
+# PLEXUS_GPU_STEPS picks steps (default "test info alloc nccl conf socket"):
+#   test    meson test, suites unit and gpu
+#   info    plexus-info and its JSON
+#   alloc   plexus-bench-alloc: device pool against cudaMalloc and cudaMallocAsync
+#   nccl    plexus-bench --mem device: nccl plugin against raw NCCL, float32 and bfloat16
+#   conf    plexus-conformance --backend nccl
+#   socket  the nccl bench and conformance on NCCL's socket transport
+#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16")
 set -uo pipefail
-export NCCL_NVLS_ENABLE=0
+export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
 mkdir -p "$out"
 build=build-gpu
-ranks=${PLEXUS_GPU_RANKS:-"8 16"}
+steps=" ${PLEXUS_GPU_STEPS:-test info alloc nccl conf socket} "
+has_step() { [[ "$steps" == *" $1 "* ]]; }
+bin="$build/tools"
 
 {
   date -u; uname -r; nproc; meson --version; ninja --version
-  nvidia-smi -L 2>&1; nvcc --version 2>&1 | tail -1; command -v mpirun || echo "no mpirun"
+  nvidia-smi -L 2>&1; nvidia-smi topo -m 2>&1; nvcc --version 2>&1 | tail -1
+  command -v mpirun || echo "no mpirun"
 } > "$out/machine.txt" 2>&1
-cat "$out/machine.txt"
+head -8 "$out/machine.txt"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
 
 if ! meson setup "$build" > "$out/setup.log" 2>&1; then tail -30 "$out/setup.log"; exit 1; fi
-grep -A12 "Dependencies" "$out/setup.log"
+grep -A10 "Dependencies" "$out/setup.log"
 if ! ninja -C "$build" > "$out/build.log" 2>&1; then grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; fi
-meson test -C "$build" --num-processes 8 --print-errorlogs > "$out/test.log" 2>&1
-grep -E "^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|SKIP)" "$out/test.log"
-grep -E "^(Ok|Fail|Skipped|Timeout):" "$out/test.log"
 
-"$build/tools/plexus-info/plexus-info" --json > "$out/info.json" 2>&1
-peer=""
-[ -x "$build/tools/plexus-bench/plexus-bench-mpi" ] && command -v mpirun >/dev/null && peer=",mpi"
-for n in $ranks; do
-  "$build/tools/plexus-bench/plexus-bench" --backends "shm-native$peer" --ranks "$n" -b 8 -e 32M -f 4 \
-    --csv "$out/bench-shm-$n.csv" > "$out/bench-shm-$n.txt" 2>&1
-  echo "bench $n ranks: exit $?"; grep -v "^plexus-bench:" "$out/bench-shm-$n.txt" | cut -c1-120 | tail -14
-done
-"$build/tools/plexus-bench/plexus-bench" --backends shm-native --op queue --ranks 5 -b 8 -e 64K -f 8 \
-  --csv "$out/bench-queue-5.csv" > "$out/bench-queue-5.txt" 2>&1
-echo "queue bench 1 writer, 4 readers: exit $?"; grep -v "^plexus-bench:" "$out/bench-queue-5.txt" | tail -8
-conf="$build/tools/plexus-conformance/plexus-conformance"
-if [ -x "$conf" ]; then
-  "$conf" --backend shm-native --ranks 8 --json "$out/conformance-8.json" > "$out/conformance-8.txt" 2>&1
-  echo "conformance 8 ranks: exit $?"; tail -3 "$out/conformance-8.txt"
+if has_step test; then
+  meson test -C "$build" --suite unit --suite gpu --num-processes 8 --print-errorlogs > "$out/test.log" 2>&1
+  grep -E "^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|SKIP)" "$out/test.log"
+  grep -E "^(Ok|Fail|Skipped|Timeout):" "$out/test.log"
+fi
+
+if has_step info; then
+  "$bin/plexus-info/plexus-info" > "$out/info.txt" 2>&1
+  "$bin/plexus-info/plexus-info" --json > "$out/info.json" 2>&1
+  sed -n '/GPU topology/,/^$/p' "$out/info.txt" | head -20
+fi
+
+run_bench() {  # name, then plexus-bench arguments
+  local name=$1; shift
+  "$bin/plexus-bench/plexus-bench" "$@" --csv "$out/bench-$name.csv" > "$out/bench-$name.txt" 2>&1
+  echo "bench $name: exit $?"; grep -v "^plexus-bench:" "$out/bench-$name.txt" | cut -c1-130 | tail -20
+}
+
+run_conformance() {  # name, then plexus-conformance arguments
+  local name=$1; shift
+  "$bin/plexus-conformance/plexus-conformance" "$@" --json "$out/conformance-$name.json" \
+    > "$out/conformance-$name.txt" 2>&1
+  echo "conformance $name: exit $?"; grep -iE "fail" "$out/conformance-$name.txt" | head -8
+  tail -2 "$out/conformance-$name.txt"
+}
+
+if has_step alloc && [ -x "$bin/plexus-bench-alloc/plexus-bench-alloc" ]; then
+  for api in cuda_malloc vmm; do
+    "$bin/plexus-bench-alloc/plexus-bench-alloc" --api "$api" --threads 1,8 \
+      --csv "$out/alloc-$api.csv" > "$out/alloc-$api.txt" 2>&1
+    echo "alloc bench $api: exit $?"; tail -16 "$out/alloc-$api.txt"
+  done
+fi
+
+device_ranks=$(( gpus < 2 ? 1 : gpus ))
+if has_step nccl; then
+  for dtype in float32 bfloat16; do
+    run_bench "nccl-$dtype-$device_ranks" --mem device --backends nccl,raw-nccl --ranks "$device_ranks" \
+      -d "$dtype" -b 8 -e 256M -f 4 -n 20 -w 5
+  done
+  run_bench "nccl-graph-$device_ranks" --mem device --graph --backends nccl,raw-nccl --ranks "$device_ranks" \
+    -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5
+fi
+if has_step conf; then
+  run_conformance "nccl-$device_ranks" --backend nccl --ranks "$device_ranks"
+fi
+if has_step socket; then
+  (export NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1
+   run_bench "nccl-socket-$device_ranks" --mem device --backends nccl,raw-nccl --ranks "$device_ranks" \
+     -b 8 -e 64M -f 8 -n 10 -w 3
+   run_conformance "nccl-socket-$device_ranks" --backend nccl --ranks "$device_ranks")
+fi
+
+if has_step shm; then
+  peer=""
+  [ -x "$bin/plexus-bench/plexus-bench-mpi" ] && command -v mpirun >/dev/null && peer=",mpi"
+  for n in ${PLEXUS_GPU_RANKS:-8 16}; do
+    run_bench "shm-$n" --backends "shm-native$peer" --ranks "$n" -b 8 -e 32M -f 4
+  done
+  run_conformance "shm-8" --backend shm-native --ranks 8
 fi

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <thread>
 #include <vector>
@@ -416,4 +417,65 @@ TEST_CASE("Core.HostPool.eight_threads_with_constant_defragmentation") {
   config.auto_defrag_min_free_bytes = 0;
   config.auto_defrag_interval = std::chrono::milliseconds(0);
   CHECK(hammer_from_eight_threads(config).defragment_count > 0);
+}
+
+// Blocks beyond the size classes park in a per-thread cache of their own
+// and serve requests of about their size (within 1/8) without the pool lock.
+TEST_CASE("Core.HostPool.large_blocks_come_back_from_the_thread_cache") {
+  CountingSource source;
+  HostPool pool(source);  // default: classes up to 64 KiB, 2 MiB segments
+  void *large = allocate(pool, 3 * MiB);
+  CHECK(pool.free(large) == PLX_OK);
+  CHECK(stats_of(pool).bytes_in_use == 0);
+  CHECK(stats_of(pool).largest_free_block >= 3 * MiB);  // parked blocks count as free
+  CHECK(allocate(pool, 3 * MiB) == large);
+  CHECK(pool.free(large) == PLX_OK);
+  CHECK(allocate(pool, 3 * MiB - 200 * KiB) == large);  // within 1/8: the same block
+  CHECK(stats_of(pool).bytes_in_use == 3 * MiB);        // counted at its real size
+  CHECK(pool.free(large) == PLX_OK);
+  void *half = allocate(pool, 1536 * KiB);  // too small for the parked block:
+  CHECK(stats_of(pool).bytes_in_use == 1536 * KiB);  // drained to the free map and split
+  CHECK(pool.free(half) == PLX_OK);
+  uint64_t released = 0;
+  CHECK(pool.defragment(&released) == PLX_OK);  // drains the large caches too
+  CHECK(stats_of(pool).bytes_reserved == 0);
+  CHECK(released == std::accumulate(source.acquired.begin(), source.acquired.end(), uint64_t{0}));
+}
+
+// Four large blocks per thread slot, the oldest evicted to the free map.
+TEST_CASE("Core.HostPool.large_cache_keeps_the_newest_four") {
+  CountingSource source;
+  HostPoolConfig config;
+  config.min_segment_bytes = 16 * MiB;
+  HostPool pool(source, config);
+  std::vector<void *> blocks;
+  for (int i = 0; i < 6; ++i) blocks.push_back(allocate(pool, 2 * MiB));
+  for (void *ptr : blocks) CHECK(pool.free(ptr) == PLX_OK);
+  std::vector<void *> again;
+  for (int i = 0; i < 4; ++i) again.push_back(allocate(pool, 2 * MiB));
+  std::sort(again.begin(), again.end());
+  std::vector<void *> newest(blocks.begin() + 2, blocks.end());
+  std::sort(newest.begin(), newest.end());
+  CHECK(again == newest);
+  CHECK(source.acquired.size() == 1);
+  for (void *ptr : again) CHECK(pool.free(ptr) == PLX_OK);
+}
+
+// A block freed by another thread is counted against the thread (slot) that
+// allocated it, so per-slot counters never go below zero.
+TEST_CASE("Core.HostPool.cross_thread_frees_keep_the_counters_exact") {
+  MallocSegmentSource source;
+  HostPool pool(source);
+  std::vector<void *> blocks;
+  std::thread producer([&] {
+    for (int i = 0; i < 20; ++i) blocks.push_back(allocate(pool, i % 2 ? 4096 : 3 * MiB, 5));
+  });
+  producer.join();
+  for (void *ptr : blocks) CHECK(pool.free(ptr) == PLX_OK);
+  const plx_mem_stats tag = stats_of(pool, 5);
+  CHECK(tag.bytes_in_use == 0);
+  CHECK(tag.alloc_count == 20);
+  CHECK(tag.free_count == 20);
+  CHECK(tag.bytes_peak == 10 * 4096 + 10 * 3 * MiB);
+  CHECK(stats_of(pool).bytes_requested == 0);
 }

@@ -8,6 +8,10 @@
 #include <cstring>
 #include <filesystem>
 
+#if PLEXUS_BENCH_HAVE_NCCL
+#include "tools/plexus-bench/raw_nccl.hpp"
+#endif
+
 namespace plexus::bench {
 namespace {
 
@@ -29,9 +33,18 @@ std::string find_on_path(const char *program) {
 }
 
 // What a backend must offer for this run, or "" when it does.
+std::string missing_memory(const Options &o, const plx_backend_props &p) {
+  if (on_device(o) && !(p.mem_kind_mask & PLX_BIT(PLX_MEM_DEVICE)))
+    return "takes no device memory: measure it with --mem host or shared_host";
+  if (o.mem == Mem::device_pool && !(p.alloc_kind_mask & PLX_BIT(PLX_MEM_DEVICE)))
+    return "has no device pool (plx_mem_alloc of PLX_MEM_DEVICE): use --mem device";
+  if (!on_device(o) && !(p.mem_kind_mask & PLX_BIT(PLX_MEM_HOST)))
+    return "takes no host memory: measure it with --mem device";
+  return "";
+}
+
 std::string missing(const Options &o, const plx_backend_props &p) {
-  if (!(p.mem_kind_mask & PLX_BIT(PLX_MEM_HOST)))
-    return "takes no host memory, and this plexus-bench measures host buffers only (no CUDA build)";
+  if (std::string why = missing_memory(o, p); !why.empty()) return why;
   if (is_queue(o)) return p.capabilities & PLX_CAP_QUEUE ? "" : "has no queues (PLX_CAP_QUEUE)";
   if (!(p.capabilities & PLX_CAP_COLL(coll_kind(o.coll)))) return fmt::format("has no {}", coll_name(o.coll));
   if (!(p.dtype_mask & PLX_BIT(o.dtype))) return fmt::format("has no dtype {}", dtype_name(o.dtype));
@@ -73,6 +86,9 @@ int open_mpi(const Options &o, Column *c) {
   if (is_queue(o))
     return cannot("the mpi peer does not apply to --op queue: MPI has no single-writer, many-reader "
                   "message queue to compare with; drop 'mpi' from --backends");
+  if (on_device(o))
+    return cannot(fmt::format("the mpi peer measures host buffers only, not --mem {}; compare device buffers "
+                              "with raw-nccl", mem_name(o.mem)));
 #if PLEXUS_BENCH_HAVE_MPI
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
   c->mpi_exe = (self.parent_path() / "plexus-bench-mpi").string();
@@ -86,6 +102,30 @@ int open_mpi(const Options &o, Column *c) {
   return cannot("the mpi peer: plexus-bench was built without MPI (apt-get install libopenmpi-dev "
                 "openmpi-bin, then meson setup --reconfigure)");
 #endif
+}
+
+int open_raw_nccl(const Options &o, Column *c) {
+  c->label = c->open_spec = raw_nccl_peer;
+  if (is_queue(o)) return cannot("the raw-nccl peer does not apply to --op queue: NCCL has no message queue");
+  if (!on_device(o))
+    return cannot(fmt::format("the raw-nccl peer measures device buffers: add --mem device (not --mem {})",
+                              mem_name(o.mem)));
+#if PLEXUS_BENCH_HAVE_NCCL
+  plx_unique_id id{};
+  std::string why;
+  if (!raw_nccl_unique_id(&id, &c->detail, &why)) return cannot("the raw-nccl peer: " + why);
+  for (uint8_t b : id.bytes) c->id_hex += fmt::format("{:02x}", b);
+  return 0;
+#else
+  return cannot("the raw-nccl peer: plexus-bench was built without NCCL (install NCCL, then meson setup "
+                "--reconfigure)");
+#endif
+}
+
+int open_column(const Options &o, const std::string &spec, Column *c) {
+  if (spec == mpi_peer) return open_mpi(o, c);
+  if (spec == raw_nccl_peer) return open_raw_nccl(o, c);
+  return open_plexus(o, spec, c);
 }
 
 }  // namespace
@@ -105,7 +145,7 @@ int open_columns(const Options &o, std::vector<Column> *out) {
   const std::vector<std::string> specs = o.backends.empty() ? std::vector<std::string>{""} : o.backends;
   for (const std::string &spec : specs) {
     out->emplace_back();
-    if (int code = spec == mpi_peer ? open_mpi(o, &out->back()) : open_plexus(o, spec, &out->back())) return code;
+    if (int code = open_column(o, spec, &out->back())) return code;
   }
   for (size_t i = 0; i < out->size(); ++i)
     for (size_t j = 0; j < i; ++j)

@@ -1,5 +1,6 @@
 // The columns of a run: plexus backends, opened and checked by the launcher
-// before any rank starts, and the Open MPI peer.
+// before any rank starts, the Open MPI peer, and the raw-nccl peer (NCCL
+// called directly in the rank processes, --mem device).
 #pragma once
 
 #include <string>
@@ -11,8 +12,8 @@
 namespace plexus::bench {
 
 struct Column {
-  std::string label;     // as printed: "shm-native", "mpi"
-  bool mpi = false;
+  std::string label;     // as printed: "shm-native", "mpi", "raw-nccl"
+  bool mpi = false;      // runs under mpirun, not in the rank processes
   std::string open_spec; // what the ranks open: the plugin's name, or its absolute path
   // Held open until the ranks are done: a plugin's unique id may need the
   // process that made it (NCCL's bootstrap root does).
@@ -27,14 +28,14 @@ struct Column {
 int open_columns(const Options &o, std::vector<Column> *out);
 void close_columns(std::vector<Column> *cols);
 
-// PLEXUS_BENCH_IDS for the ranks: "spec=hex,spec=hex" of the plexus columns
-// in column order.
+// PLEXUS_BENCH_IDS for the ranks: "spec=hex,spec=hex" of the columns the
+// rank processes run (plexus backends and raw-nccl), in column order.
 std::string ids_env(const std::vector<Column> &cols);
 // The inverse: (spec, id) pairs; false when the text is malformed.
 bool parse_ids_env(const std::string &text, std::vector<std::pair<std::string, plx_unique_id>> *out);
 
-// The column numbers of the plexus backends of o, in order (the ranks map
-// PLEXUS_BENCH_IDS' entries onto them).
+// The column numbers of the columns the rank processes run, in order (the
+// ranks map PLEXUS_BENCH_IDS' entries onto them).
 std::vector<int32_t> plexus_column_numbers(const Options &o);
 
 plx_coll_kind coll_kind(Coll c);

@@ -21,6 +21,11 @@
 #include "tools/plexus-bench/procs.hpp"
 #include "tools/plexus-bench/rank.hpp"
 #include "tools/plexus-bench/report.hpp"
+#if PLEXUS_BENCH_HAVE_CUDA
+#include "tools/plexus-bench/device.hpp"
+#endif
+
+extern char **environ;
 
 namespace plexus::bench {
 namespace {
@@ -141,6 +146,40 @@ std::string run_columns(Run &run, const std::vector<Column> &cols, int argc, cha
   return "";
 }
 
+// --mem device: a CUDA device, and a GPU per rank unless --allow-shared-gpu.
+// -1 to go on, else the exit status (77, a skipped test, with
+// --skip-without-gpu and no device).
+int check_gpus(const Options &o) {
+  if (!on_device(o)) return -1;
+  std::string why = "no CUDA device: plexus-bench was built without CUDA (install the CUDA toolkit, then meson "
+                    "setup --reconfigure)";
+  int gpus = 0;
+#if PLEXUS_BENCH_HAVE_CUDA
+  gpus = visible_gpus(&why);
+#endif
+  if (gpus == 0 && o.skip_without_gpu) return std::printf("SKIP: --mem %s: %s\n", mem_name(o.mem), why.c_str()), 77;
+  if (gpus == 0) return std::fprintf(stderr, "plexus-bench: --mem %s: %s\n", mem_name(o.mem), why.c_str()), 2;
+  if (o.ranks <= gpus || o.allow_shared_gpu) return -1;
+  std::fprintf(stderr, "plexus-bench: --ranks %d is more than the %d visible GPU%s: NCCL cannot put two ranks on one "
+                       "GPU (--allow-shared-gpu runs rank r on GPU r %% %d anyway, for backends that can share)\n",
+               o.ranks, gpus, gpus == 1 ? "" : "s", gpus);
+  return 2;
+}
+
+// What of the environment changes the numbers (NCCL_* and the plexus
+// settings), for the header: every one reaches the ranks unchanged.
+std::vector<std::string> tuning_environment() {
+  std::vector<std::string> out;
+  for (char **e = environ; *e; ++e) {
+    const std::string_view entry = *e;
+    const bool plexus = entry.rfind("PLEXUS_", 0) == 0 && entry.rfind("PLEXUS_BENCH_", 0) != 0;
+    if (entry.rfind("NCCL_", 0) == 0 || plexus || entry.rfind("CUDA_VISIBLE_DEVICES=", 0) == 0)
+      out.emplace_back(entry);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 RunInfo describe_run(const Options &o, const std::vector<Column> &cols) {
   RunInfo info;
   info.options = &o;
@@ -150,6 +189,7 @@ RunInfo describe_run(const Options &o, const std::vector<Column> &cols) {
   info.host = host;
   info.date = fmt::format("{:%Y-%m-%d %H:%M:%S}", fmt::localtime(std::time(nullptr)));
   info.library = plx_version_string();
+  info.environment = tuning_environment();
   return info;
 }
 
@@ -178,6 +218,7 @@ uint64_t wrong_total(const std::vector<Row> &rows) {
 }  // namespace
 
 int launch(const Options &o, int argc, char **argv) {
+  if (int code = check_gpus(o); code >= 0) return code;
   std::vector<Column> cols;
   if (int code = open_columns(o, &cols)) return close_columns(&cols), code;
   RunInfo info = describe_run(o, cols);

@@ -16,7 +16,8 @@ constexpr const char *usage_text =
     "\n"
     "  --backends A,B,...  backends measured side by side, the first is the reference of\n"
     "                      the ratio columns; 'mpi' is Open MPI (plexus-bench-mpi under\n"
-    "                      mpirun); default: the default backend (PLEXUS_BACKEND or auto)\n"
+    "                      mpirun); 'raw-nccl' is NCCL called directly by the ranks (with\n"
+    "                      --mem device); default: the default backend (PLEXUS_BACKEND or auto)\n"
     "  --ranks N           rank processes (default 4)\n"
     "  --op NAME           all_reduce (default), reduce, broadcast, all_gather,\n"
     "                      reduce_scatter, gather (root 0); queue: plx_queue_* message\n"
@@ -32,7 +33,17 @@ constexpr const char *usage_text =
     "  --mem KIND          host (default): buffers from aligned_alloc; shared_host: the\n"
     "                      plexus columns allocate from the backend's shared-host pool\n"
     "                      (plx_mem_alloc), which peers may read in place; mpi keeps\n"
-    "                      ordinary buffers\n"
+    "                      ordinary buffers; device: cudaMalloc on GPU rank % GPUs, one\n"
+    "                      non-blocking stream per rank, timed as nccl-tests (-n calls\n"
+    "                      back to back, one stream sync: one sample); device_pool: the\n"
+    "                      plexus columns allocate from the backend's device pool\n"
+    "                      (raw-nccl keeps cudaMalloc buffers)\n"
+    "  --graph             device: capture the -n calls of a sample once per size in a\n"
+    "                      CUDA graph and time its launches (mode 'graph', else 'eager')\n"
+    "  --samples N         device: timed samples per size (default 20)\n"
+    "  --allow-shared-gpu  device: allow more ranks than GPUs (NCCL refuses two ranks\n"
+    "                      on one GPU; other backends may not)\n"
+    "  --skip-without-gpu  device: exit 77 (a skipped test) when there is no CUDA device\n"
     "  --csv FILE          every number, one row per size and backend\n"
     "  --json FILE         the same as JSON, with the run's settings\n"
     "  --plot FILE.png     latency and bus bandwidth against size (python3 + matplotlib)\n"
@@ -43,7 +54,8 @@ constexpr const char *usage_text =
     "reduce, broadcast, reduce_scatter; the gathered output of all_gather and gather;\n"
     "one message of queue (at least 8 bytes: it carries the writer's time stamp).\n"
     "Exit status: 0 all good, 1 a correctness check failed, 2 usage or a backend that\n"
-    "cannot run this, 3 a run failed (a rank's error, crash or the timeout).\n";
+    "cannot run this (no CUDA device for --mem device), 3 a run failed (a rank's error,\n"
+    "crash or the timeout), 77 no CUDA device with --skip-without-gpu.\n";
 
 const char *const coll_names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "gather",
                                    "queue"};
@@ -51,6 +63,7 @@ const char *const dtype_names[] = {"int8", "uint8", "int32", "uint32", "int64", 
                                    "float16", "bfloat16", "float32", "float64"};
 const size_t dtype_sizes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 const char *const redop_names[] = {"sum", "prod", "min", "max", "avg"};
+const char *const mem_names[] = {"host", "shared_host", "device", "device_pool"};
 
 template <size_t N>
 std::optional<int> index_of(const char *const (&names)[N], std::string_view name) {
@@ -136,6 +149,7 @@ std::string apply_number(std::string_view flag, std::string_view value, Options 
   if (flag == "-n" || flag == "--iters") return set(&o->iters, 1);
   if (flag == "-w" || flag == "--warmup_iters") return set(&o->warmup, 0);
   if (flag == "--timeout") return set(&o->timeout_s, 1);
+  if (flag == "--samples") return set(&o->samples, 1);
   if (flag == "-f" || flag == "--stepfactor") {
     int32_t f = 0;
     const std::string r = set(&f, 2);
@@ -150,10 +164,21 @@ std::string apply_text(std::string_view flag, std::string_view value, Options *o
   else if (flag == "--json") o->json = value;
   else if (flag == "--plot") o->plot = value;
   else if (flag == "--backends") o->backends = split_commas(value);
-  else if (flag == "--mem" && (value == "host" || value == "shared_host")) o->shared_host = value == "shared_host";
-  else if (flag == "--mem") return fmt::format("bad value '{}' for --mem (host or shared_host)", value);
-  else return "";
+  else if (flag == "--mem") {
+    const auto i = index_of(mem_names, value);
+    if (!i) return fmt::format("bad value '{}' for --mem (host, shared_host, device or device_pool)", value);
+    o->mem = static_cast<Mem>(*i);
+  } else return "";
   return "-";
+}
+
+// The options without a value; false when `flag` is none of them.
+bool apply_switch(std::string_view flag, Options *o) {
+  if (flag == "--graph") o->graph = true;
+  else if (flag == "--allow-shared-gpu") o->allow_shared_gpu = true;
+  else if (flag == "--skip-without-gpu") o->skip_without_gpu = true;
+  else return false;
+  return true;
 }
 
 // "-": taken; "": unknown flag; else the error.
@@ -170,6 +195,9 @@ std::string validate(const Options &o) {
   if (o.ranks > 1024) return "--ranks is at most 1024";
   if (is_queue(o) && o.ranks < 2) return "--op queue needs --ranks 2 or more: rank 0 writes, the others read";
   if (is_queue(o) && o.min_bytes < 8) return "--op queue needs -b 8 or more: a message carries an 8-byte time stamp";
+  if (is_queue(o) && on_device(o)) return "--op queue works on host memory only: drop --mem device";
+  if (o.samples > 0 && !on_device(o)) return "--samples needs --mem device or device_pool: host buffers time every call";
+  if (o.graph && !on_device(o)) return "--graph needs --mem device or device_pool: only stream-ordered calls are captured";
   for (const std::string &b : o.backends)
     if (b.empty()) return "--backends has an empty entry";
   for (size_t i = 0; i < o.backends.size(); ++i)
@@ -184,6 +212,7 @@ int parse_options(int argc, char **argv, Options *o) {
   for (int i = 1; i < argc; ++i) {
     std::string_view flag = argv[i], value;
     if (flag == "-h" || flag == "--help") return std::printf("%s", usage_text), 0;
+    if (apply_switch(flag, o)) continue;
     const size_t eq = flag.rfind("--", 0) == 0 ? flag.find('=') : std::string_view::npos;
     if (eq != std::string_view::npos) value = flag.substr(eq + 1), flag = flag.substr(0, eq);
     else if (i + 1 < argc) value = argv[i + 1];
@@ -208,6 +237,7 @@ std::vector<SizePoint> sweep_points(const Options &o) {
     p.bytes = p.count * es;
     p.iters = o.iters > 0 ? o.iters : static_cast<int32_t>(std::clamp<uint64_t>((2ull << 30) / b, 5, 200));
     p.warmup = o.warmup >= 0 ? o.warmup : std::max(2, p.iters / 10);
+    p.samples = !on_device(o) ? p.iters : o.samples > 0 ? o.samples : 20;
     if (p.count > 0 && (out.empty() || out.back().bytes != p.bytes)) out.push_back(p);
     if (b > UINT64_MAX / o.factor) break;
   }
@@ -245,6 +275,13 @@ const char *coll_name(Coll c) { return coll_names[static_cast<int>(c)]; }
 const char *dtype_name(plx_dtype dtype) { return dtype_names[dtype]; }
 size_t dtype_bytes(plx_dtype dtype) { return dtype_sizes[dtype]; }
 const char *redop_name(plx_reduce_op op) { return redop_names[op]; }
+const char *mem_name(Mem m) { return mem_names[static_cast<int>(m)]; }
+
+const char *column_mem(const Options &o, const std::string &label) {
+  if (label == mpi_peer) return "host";
+  if (label == raw_nccl_peer && o.mem == Mem::device_pool) return "device";
+  return mem_name(o.mem);
+}
 
 std::string human_bytes(uint64_t bytes) {
   const char *units[] = {"", "K", "M", "G", "T"};

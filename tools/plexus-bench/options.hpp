@@ -17,6 +17,13 @@ enum class Coll { all_reduce, reduce, broadcast, all_gather, reduce_scatter, gat
 
 // The name a column uses for the Open MPI peer.
 inline constexpr const char *mpi_peer = "mpi";
+// The name of the NCCL peer: NCCL called directly inside the rank processes
+// (raw_nccl.hpp), on the same device buffers as the plexus columns.
+inline constexpr const char *raw_nccl_peer = "raw-nccl";
+
+// Where the buffers live (--mem). device and device_pool put every rank on
+// GPU rank % visible GPUs (device.hpp).
+enum class Mem { host, shared_host, device, device_pool };
 
 struct Options {
   Coll coll = Coll::all_reduce;
@@ -30,7 +37,11 @@ struct Options {
   int32_t warmup = -1;  // -1: max(2, iterations / 10)
   int32_t timeout_s = 1800;
   std::vector<std::string> backends;  // empty: the default backend
-  bool shared_host = false;  // --mem shared_host: plexus columns use plx_mem_alloc buffers
+  Mem mem = Mem::host;
+  bool graph = false;             // --graph: each sample is one launch of a captured CUDA graph
+  int32_t samples = 0;            // device: timed samples per size; 0: 20
+  bool allow_shared_gpu = false;  // device: more ranks than GPUs is allowed
+  bool skip_without_gpu = false;  // device: exit 77 (a skipped test) without a CUDA device
   std::string csv, json, plot;
 };
 
@@ -43,11 +54,15 @@ int parse_options(int argc, char **argv, Options *out);
 // reduce_scatter, the gathered output of all_gather and gather; count is
 // its elements. A gathering or scattering op moves count / nranks elements
 // per rank.
+// Host buffers: samples == iters, each sample one call. Device buffers
+// (nccl-tests' method): each sample is iters calls back to back on the
+// stream and one synchronisation, divided by iters.
 struct SizePoint {
   uint64_t bytes = 0;
   uint64_t count = 0;
   int32_t iters = 0;
   int32_t warmup = 0;
+  int32_t samples = 0;
 };
 
 // Sizes min, min*f, ... up to max; a size whose per-rank share holds no
@@ -60,6 +75,13 @@ uint64_t recv_count(const Options &o, const SizePoint &p);
 
 bool is_reduction(Coll c);
 inline bool is_queue(const Options &o) { return o.coll == Coll::queue; }
+inline bool on_device(const Options &o) { return o.mem == Mem::device || o.mem == Mem::device_pool; }
+const char *mem_name(Mem m);
+// "eager" (one call after the other) or "graph" (--graph).
+inline const char *mode_name(const Options &o) { return o.graph ? "graph" : "eager"; }
+// The memory a column's buffers really are: the peers keep ordinary
+// buffers where the plexus columns use a backend's pool.
+const char *column_mem(const Options &o, const std::string &label);
 // nccl-tests' bus bandwidth factor: busbw = algbw * factor.
 double bus_factor(Coll c, int32_t nranks);
 

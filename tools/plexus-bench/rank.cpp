@@ -1,7 +1,8 @@
 // A rank process: started by the launcher (launcher.cpp) with
 // PLEXUS_BENCH_RANK, PLEXUS_BENCH_NRANKS, PLEXUS_BENCH_IDS and
-// PLEXUS_BENCH_FD (its pipe back to the launcher). It runs every plexus
-// column in order, one communicator at a time.
+// PLEXUS_BENCH_FD (its pipe back to the launcher). It runs every column of
+// PLEXUS_BENCH_IDS in order, one communicator at a time: on host buffers
+// here, on device buffers in device_rank.cpp (--mem device).
 #include "tools/plexus-bench/rank.hpp"
 
 #include <errno.h>
@@ -15,6 +16,9 @@
 #include "tools/plexus-bench/columns.hpp"
 #include "tools/plexus-bench/queue_sweep.hpp"
 #include "tools/plexus-bench/sweep.hpp"
+#if PLEXUS_BENCH_HAVE_CUDA
+#include "tools/plexus-bench/device.hpp"
+#endif
 
 namespace plexus::bench {
 namespace {
@@ -29,7 +33,7 @@ class PlexusTransport final : public Transport {
     return ok("a collective", call(p, send, recv));
   }
   bool barrier() override { return ok("plx_barrier", plx_barrier(comm_, nullptr, nullptr)); }
-  bool pooled() const override { return o_.shared_host; }
+  bool pooled() const override { return o_.mem == Mem::shared_host; }
   void *allocate(uint64_t bytes) override;
   void release(void *p) override { plx_mem_free(comm_, p); }
   bool report(const RankResult &r) override;
@@ -46,15 +50,7 @@ class PlexusTransport final : public Transport {
 };
 
 plx_status PlexusTransport::call(const SizePoint &p, const void *send, void *recv) {
-  const uint64_t per = p.count / static_cast<uint64_t>(o_.ranks);
-  switch (o_.coll) {
-    case Coll::all_reduce: return plx_all_reduce(comm_, send, recv, p.count, o_.dtype, o_.redop, nullptr, nullptr);
-    case Coll::reduce: return plx_reduce(comm_, send, recv, p.count, o_.dtype, o_.redop, 0, nullptr, nullptr);
-    case Coll::broadcast: return plx_broadcast(comm_, send, recv, p.count, o_.dtype, 0, nullptr, nullptr);
-    case Coll::all_gather: return plx_all_gather(comm_, send, recv, per, o_.dtype, nullptr, nullptr);
-    case Coll::gather: return plx_gather(comm_, send, recv, per, nullptr, o_.dtype, 0, nullptr, nullptr);
-    default: return plx_reduce_scatter(comm_, send, recv, per, o_.dtype, o_.redop, nullptr, nullptr);
-  }
+  return plexus_collective(o_, comm_, p, send, recv, nullptr);
 }
 
 // A pool buffer for --mem shared_host; a backend without that pool fails
@@ -82,36 +78,29 @@ bool write_all(int fd, const std::string &text) {
   return true;
 }
 
-bool PlexusTransport::report(const RankResult &r) {
-  if (write_all(fd_, result_line(r))) return true;
-  std::fprintf(stderr, "plexus-bench: rank %d: the launcher's pipe is gone\n", rank_);
-  return false;
-}
+bool PlexusTransport::report(const RankResult &r) { return write_result(fd_, rank_, r); }
 
-bool plx_ok(int32_t rank, const std::string &label, const char *call, plx_status s) {
-  if (s != PLX_OK)
-    std::fprintf(stderr, "plexus-bench: rank %d, %s: %s failed: %s: %s\n", rank, label.c_str(), call,
-                 plx_status_string(s), plx_last_error());
-  return s == PLX_OK;
-}
-
-// One column: open, join, sweep, leave. A failed sweep aborts the
-// communicator so the other ranks stop waiting at once.
+// One column on host buffers: open, join, sweep, leave.
 bool run_column(const Options &o, int32_t column, const std::string &spec, const plx_unique_id &id,
                 int32_t rank, int fd) {
-  plx_backend_h backend = nullptr;
-  if (!plx_ok(rank, spec, "plx_backend_open", plx_backend_open(spec.c_str(), &backend))) return false;
-  plx_comm_config config = PLX_COMM_CONFIG_INIT;
-  plx_comm_h comm = nullptr;
-  bool ok = plx_ok(rank, spec, "plx_comm_init", plx_comm_init(backend, &id, o.ranks, rank, &config, &comm));
-  if (ok) {
+  return with_plexus_comm(o, spec, id, rank, -1, [&](plx_comm_h comm) {
     PlexusTransport t(o, comm, spec, rank, fd);
-    ok = is_queue(o) ? run_queue_sweep(o, column, comm, t) : run_sweep(o, column, t);
-    if (!ok) plx_comm_abort(comm);
-    plx_comm_destroy(comm);
-  }
-  plx_backend_close(backend);
-  return ok;
+    return is_queue(o) ? run_queue_sweep(o, column, comm, t) : run_sweep(o, column, t);
+  });
+}
+
+// The ranks' side of --mem device; cudaSetDevice is its first CUDA call.
+int device_columns(const Options &o, int32_t rank, int fd,
+                   const std::vector<std::pair<std::string, plx_unique_id>> &ids,
+                   const std::vector<int32_t> &columns) {
+#if PLEXUS_BENCH_HAVE_CUDA
+  return device_rank_main(o, rank, fd, ids, columns);
+#else
+  (void)fd, (void)ids, (void)columns;
+  std::fprintf(stderr, "plexus-bench: rank %d: --mem %s: plexus-bench was built without CUDA\n", rank,
+               mem_name(o.mem));
+  return 2;
+#endif
 }
 
 int env_int(const char *name) {
@@ -133,9 +122,55 @@ int rank_main(const Options &o) {
                          "(ranks are started by plexus-bench itself)\n");
     return 2;
   }
+  if (on_device(o)) return device_columns(o, rank, fd, ids, columns);
   for (size_t i = 0; i < ids.size(); ++i)
     if (!run_column(o, columns[i], ids[i].first, ids[i].second, rank, fd)) return 3;
   return 0;
+}
+
+bool plexus_ok(int32_t rank, const std::string &label, const char *call, plx_status s) {
+  if (s != PLX_OK)
+    std::fprintf(stderr, "plexus-bench: rank %d, %s: %s failed: %s: %s\n", rank, label.c_str(), call,
+                 plx_status_string(s), plx_last_error());
+  return s == PLX_OK;
+}
+
+plx_status plexus_collective(const Options &o, plx_comm_h comm, const SizePoint &p, const void *send, void *recv,
+                             void *stream) {
+  const uint64_t per = p.count / static_cast<uint64_t>(o.ranks);
+  switch (o.coll) {
+    case Coll::all_reduce: return plx_all_reduce(comm, send, recv, p.count, o.dtype, o.redop, nullptr, stream);
+    case Coll::reduce: return plx_reduce(comm, send, recv, p.count, o.dtype, o.redop, 0, nullptr, stream);
+    case Coll::broadcast: return plx_broadcast(comm, send, recv, p.count, o.dtype, 0, nullptr, stream);
+    case Coll::all_gather: return plx_all_gather(comm, send, recv, per, o.dtype, nullptr, stream);
+    case Coll::gather: return plx_gather(comm, send, recv, per, nullptr, o.dtype, 0, nullptr, stream);
+    default: return plx_reduce_scatter(comm, send, recv, per, o.dtype, o.redop, nullptr, stream);
+  }
+}
+
+std::string plexus_call_name(const Options &o) { return fmt::format("plx_{}", coll_name(o.coll)); }
+
+bool write_result(int fd, int32_t rank, const RankResult &r) {
+  if (write_all(fd, result_line(r))) return true;
+  std::fprintf(stderr, "plexus-bench: rank %d: the launcher's pipe is gone\n", rank);
+  return false;
+}
+
+bool with_plexus_comm(const Options &o, const std::string &spec, const plx_unique_id &id, int32_t rank,
+                      int32_t cuda_device, const std::function<bool(plx_comm_h)> &body) {
+  plx_backend_h backend = nullptr;
+  if (!plexus_ok(rank, spec, "plx_backend_open", plx_backend_open(spec.c_str(), &backend))) return false;
+  plx_comm_config config = PLX_COMM_CONFIG_INIT;
+  config.cuda_device = cuda_device;
+  plx_comm_h comm = nullptr;
+  bool ok = plexus_ok(rank, spec, "plx_comm_init", plx_comm_init(backend, &id, o.ranks, rank, &config, &comm));
+  if (ok) {
+    ok = body(comm);
+    if (!ok) plx_comm_abort(comm);
+    plx_comm_destroy(comm);
+  }
+  plx_backend_close(backend);
+  return ok;
 }
 
 }  // namespace plexus::bench

@@ -34,19 +34,53 @@ double ratio(const Row &r, size_t col) {
 
 constexpr int group_width = 10 + 18 + 8 + 8 + 8 + 9;
 
+const char *buffers_text(Mem m) {
+  switch (m) {
+    case Mem::host: return "host buffers";
+    case Mem::shared_host: return "shared-host pool buffers (mpi: ordinary host)";
+    case Mem::device: return "device buffers (cudaMalloc), rank r on GPU r % GPUs";
+    default: return "device pool buffers (plx_mem_alloc PLX_MEM_DEVICE; raw-nccl: cudaMalloc), rank r on GPU r % GPUs";
+  }
+}
+
+// How a size was timed: per call on host buffers, per batch on the device.
+void print_method(std::FILE *out, const Options &o) {
+  const std::string iters = o.iters > 0 ? std::to_string(o.iters) : "clamp(2G / size, 5, 200)";
+  const std::string warmup = o.warmup >= 0 ? std::to_string(o.warmup) : on_device(o) ? "max(2, n / 10)"
+                                                                                    : "max(2, timed / 10)";
+  if (!on_device(o)) {
+    fmt::print(out, "# iterations per size: {} timed, {} warm-up\n", iters, warmup);
+    fmt::print(out, "# time: median over iterations of the slowest rank's time per iteration, in us; "
+                    "p10-p90: its spread\n");
+    return;
+  }
+  fmt::print(out, "# per size: {} warm-up calls, then {} samples of n = {} calls back to back on the rank's "
+                  "non-blocking stream and one cudaStreamSynchronize\n", warmup, o.samples > 0 ? o.samples : 20,
+             iters);
+  if (o.graph)
+    fmt::print(out, "# mode graph: the n calls captured once per size in a CUDA graph; a sample is one "
+                    "cudaGraphLaunch\n");
+  else
+    fmt::print(out, "# mode eager: a sample is n calls one after the other\n");
+  fmt::print(out, "# time: per call, median over samples of the slowest rank's sample time / n, in us; "
+                  "p10-p90: its spread\n");
+}
+
 void print_header(std::FILE *out, const RunInfo &info) {
   const Options &o = *info.options;
-  fmt::print(out, "# plexus-bench: {}, {}, {}, {} ranks, root 0, {} buffers\n", coll_name(o.coll),
-             dtype_name(o.dtype), is_reduction(o.coll) ? redop_name(o.redop) : "-", o.ranks,
-             o.shared_host ? "shared-host pool (mpi: ordinary host)" : "host");
+  fmt::print(out, "# plexus-bench: {}, {}, {}, {} ranks, root 0, {}{}\n", coll_name(o.coll), dtype_name(o.dtype),
+             is_reduction(o.coll) ? redop_name(o.redop) : "-", o.ranks, buffers_text(o.mem),
+             on_device(o) ? fmt::format(", mode {}", mode_name(o)) : "");
   for (size_t i = 0; i < info.labels.size(); ++i)
     fmt::print(out, "# column {}: {}: {}\n", i + 1, info.labels[i], info.details[i]);
-  fmt::print(out, "# iterations per size: {} timed, {} warm-up; host {}; {}; libplexus {}\n",
-             o.iters > 0 ? std::to_string(o.iters) : "clamp(2G / size, 5, 200)",
-             o.warmup >= 0 ? std::to_string(o.warmup) : "max(2, timed / 10)", info.host, info.date, info.library);
+  fmt::print(out, "# host {}; {}; libplexus {}\n", info.host, info.date, info.library);
+  if (!info.environment.empty()) {
+    std::string env;
+    for (const std::string &e : info.environment) env += " " + e;
+    fmt::print(out, "# environment (passed to every rank):{}\n", env);
+  }
+  print_method(out, o);
   fmt::print(out, "# memcpy, one core, 64M buffers: {:.2f} GB/s (bus/mcp = busbw / this)\n", info.memcpy_gbs);
-  fmt::print(out, "# time: median over iterations of the slowest rank's time per iteration, in us; "
-                  "p10-p90: its spread\n");
   fmt::print(out, "# algbw = size / time, busbw = algbw * {:.3f} (nccl-tests), GB/s = 1e9 B/s\n",
              bus_factor(o.coll, o.ranks));
   if (info.labels.size() > 1)
@@ -55,8 +89,9 @@ void print_header(std::FILE *out, const RunInfo &info) {
 
 void print_column_names(std::FILE *out, const RunInfo &info) {
   std::string groups = fmt::format("#{:>29}", ""), names = fmt::format("#{:>11} {:>12} {:>4}", "size", "count", "n");
+  const std::string mode = info.options->graph ? " [graph]" : "";
   for (const std::string &label : info.labels) {
-    groups += fmt::format("  {:-^{}}", " " + label + " ", group_width);
+    groups += fmt::format("  {:-^{}}", " " + label + mode + " ", group_width);
     names += fmt::format("  {:>10}{:>18}{:>8}{:>8}{:>8}{:>9}", "time(us)", "p10-p90", "algbw", "busbw", "bus/mcp",
                          "check");
   }
@@ -135,8 +170,10 @@ struct Fields {
 };
 
 void json_result(core::JsonWriter &w, const RunInfo &info, size_t col, const Fields &f) {
-  w.begin_object().field("backend", info.labels[col].c_str()).field("size_bytes", f.row.point.bytes);
-  w.field("count", f.row.point.count).field("iters", f.s.iters).field("warmup", f.row.point.warmup);
+  const Options &o = *info.options;
+  w.begin_object().field("backend", info.labels[col].c_str()).field("mem", column_mem(o, info.labels[col]));
+  w.field("mode", mode_name(o)).field("size_bytes", f.row.point.bytes).field("count", f.row.point.count);
+  w.field("iters", f.row.point.iters).field("samples", f.s.samples).field("warmup", f.row.point.warmup);
   w.field("median_us", f.s.median_us).field("p10_us", f.s.p10_us).field("p90_us", f.s.p90_us);
   w.field("min_us", f.s.min_us).field("max_us", f.s.max_us).field("algbw_gbs", f.s.algbw_gbs);
   w.field("busbw_gbs", f.s.busbw_gbs).field("busbw_over_memcpy", f.s.busbw_gbs / info.memcpy_gbs);
@@ -151,9 +188,13 @@ void json_settings(core::JsonWriter &w, const RunInfo &info) {
   const Options &o = *info.options;
   w.field("tool", "plexus-bench").field("op", coll_name(o.coll)).field("dtype", dtype_name(o.dtype));
   w.field("redop", redop_name(o.redop)).field("ranks", o.ranks).field("root", 0);
+  w.field("mem", mem_name(o.mem)).field("mode", mode_name(o));
   w.field("host", info.host.c_str()).field("date", info.date.c_str()).field("library", info.library.c_str());
   w.field("memcpy_gbs", info.memcpy_gbs).field("busbw_factor", bus_factor(o.coll, o.ranks));
   w.field("ratio", "time(first) / time(this): above 1 this backend is faster than the first");
+  w.key("environment").begin_array();
+  for (const std::string &e : info.environment) w.value(e.c_str());
+  w.end_array();
   w.key("backends").begin_array();
   for (size_t i = 0; i < info.labels.size(); ++i)
     w.begin_object().field("name", info.labels[i].c_str()).field("detail", info.details[i].c_str()).end_object();
@@ -195,16 +236,18 @@ void print_table(std::FILE *out, const RunInfo &info, const std::vector<Row> &ro
 
 bool write_csv(const std::string &path, const RunInfo &info, const std::vector<Row> &rows) {
   const Options &o = *info.options;
-  std::string text = "op,dtype,redop,ranks,backend,size_bytes,count,iters,warmup,median_us,p10_us,p90_us,"
-                     "min_us,max_us,algbw_gbs,busbw_gbs,busbw_over_memcpy,memcpy_gbs,ratio_vs_first,wrong_elements";
+  std::string text = "op,dtype,redop,ranks,backend,mem,mode,size_bytes,count,iters,samples,warmup,median_us,"
+                     "p10_us,p90_us,min_us,max_us,algbw_gbs,busbw_gbs,busbw_over_memcpy,memcpy_gbs,ratio_vs_first,"
+                     "wrong_elements";
   text += is_queue(o) ? ",burst_msgs,burst_us,burst_msgs_per_s,burst_gbs\n" : "\n";
   for (const Row &r : rows)
     for (size_t c = 0; c < r.cols.size(); ++c) {
       const Stat &s = r.cols[c];
       if (!s.present) continue;
-      text += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", coll_name(o.coll),
-                          dtype_name(o.dtype), redop_name(o.redop), o.ranks, info.labels[c], r.point.bytes,
-                          r.point.count, s.iters, r.point.warmup, s.median_us, s.p10_us, s.p90_us, s.min_us,
+      text += fmt::format("{},{},{},{},{},{},{},", coll_name(o.coll), dtype_name(o.dtype), redop_name(o.redop),
+                          o.ranks, info.labels[c], column_mem(o, info.labels[c]), mode_name(o));
+      text += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.point.bytes, r.point.count,
+                          r.point.iters, s.samples, r.point.warmup, s.median_us, s.p10_us, s.p90_us, s.min_us,
                           s.max_us, s.algbw_gbs, s.busbw_gbs, s.busbw_gbs / info.memcpy_gbs, info.memcpy_gbs,
                           ratio(r, c), s.wrong);
       if (is_queue(o))  // the burst, after the columns every op has

@@ -16,6 +16,7 @@ struct RunInfo {
   std::vector<std::string> details;  // version and build, one per column
   double memcpy_gbs = 0;             // one core's memcpy, measured in this run
   std::string host, date, library;
+  std::vector<std::string> environment;  // NCCL_*, PLEXUS_*, CUDA_VISIBLE_DEVICES as set
 };
 
 // The header (settings, host, date, memcpy) and one line per size: per

@@ -21,7 +21,7 @@ void merge_burst(const SizePoint &p, const std::vector<RankResult> &ranks, Stat 
 Stat merge(const Options &o, const SizePoint &p, const std::vector<RankResult> &ranks) {
   Stat s;
   s.present = true;
-  s.iters = static_cast<int32_t>(ranks.front().ns.size());
+  s.samples = static_cast<int32_t>(ranks.front().ns.size());
   std::vector<double> slowest(ranks.front().ns.size(), 0.0);
   for (const RankResult &r : ranks) {
     s.wrong += r.wrong;
@@ -54,7 +54,7 @@ Collector::Collector(const Options &o, size_t columns) : o_(o), columns_(columns
 const Stat *Collector::add(const RankResult &r, std::string *error) {
   const auto row = std::find_if(rows_.begin(), rows_.end(), [&](const Row &x) { return x.point.bytes == r.bytes; });
   if (row == rows_.end() || r.column < 0 || static_cast<size_t>(r.column) >= columns_ || r.rank < 0 ||
-      r.rank >= o_.ranks || r.ns.size() != static_cast<size_t>(row->point.iters)) {
+      r.rank >= o_.ranks || r.ns.size() != static_cast<size_t>(row->point.samples)) {
     *error = fmt::format("unexpected result: column {}, rank {}, {} bytes, {} times", r.column, r.rank, r.bytes,
                          r.ns.size());
     return nullptr;

@@ -1,7 +1,8 @@
 // The launcher's view of the results: every rank's line for a (column,
-// size) merged into one statistic. Per iteration the slowest rank's time
+// size) merged into one statistic. Per sample (an iteration on host
+// buffers, a batch of iterations on device buffers) the slowest rank's time
 // counts (a collective is done when the last rank is), and the statistic is
-// the median and the 10th and 90th percentiles over the iterations. A
+// the median and the 10th and 90th percentiles over the samples. A
 // queue's message counts when its slowest reader has it (the writer
 // reports zeros), and so does its burst.
 #pragma once
@@ -19,7 +20,7 @@ namespace plexus::bench {
 
 struct Stat {
   bool present = false;
-  int32_t iters = 0;
+  int32_t samples = 0;  // timings the statistic is over (host buffers: one per call)
   double median_us = 0, p10_us = 0, p90_us = 0, min_us = 0, max_us = 0;
   uint64_t wrong = 0;  // summed over ranks
   double algbw_gbs = 0, busbw_gbs = 0;  // from the median; GB = 1e9 bytes

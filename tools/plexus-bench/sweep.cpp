@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -80,13 +81,18 @@ bool parse_result_line(std::string_view line, RankResult *out) {
   return true;
 }
 
+void largest_buffers(const Options &o, uint64_t *send_bytes, uint64_t *recv_bytes) {
+  *send_bytes = *recv_bytes = 0;
+  for (const SizePoint &p : sweep_points(o)) {
+    *send_bytes = std::max(*send_bytes, send_count(o, p) * dtype_bytes(o.dtype));
+    *recv_bytes = std::max(*recv_bytes, recv_count(o, p) * dtype_bytes(o.dtype));
+  }
+}
+
 bool run_sweep(const Options &o, int32_t column, Transport &t) {
   const std::vector<SizePoint> points = sweep_points(o);
   uint64_t send_max = 0, recv_max = 0;
-  for (const SizePoint &p : points) {
-    send_max = std::max(send_max, send_count(o, p) * dtype_bytes(o.dtype));
-    recv_max = std::max(recv_max, recv_count(o, p) * dtype_bytes(o.dtype));
-  }
+  largest_buffers(o, &send_max, &recv_max);
   const Buffer send = make_buffer(t, send_max), recv = make_buffer(t, recv_max);
   if (!send || !recv) {
     std::fprintf(stderr, "plexus-bench: rank %d: cannot allocate %llu + %llu bytes\n", t.rank(),

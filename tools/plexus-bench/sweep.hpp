@@ -54,6 +54,9 @@ class Transport {
   virtual bool report(const RankResult &r) = 0;
 };
 
+// The largest send and receive buffers of the sweep, in bytes.
+void largest_buffers(const Options &o, uint64_t *send_bytes, uint64_t *recv_bytes);
+
 // Sweeps every size of o on t as column `column`; false when a collective
 // or a report failed (printed by the transport).
 bool run_sweep(const Options &o, int32_t column, Transport &t);

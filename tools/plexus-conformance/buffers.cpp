@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "device.hpp"
+
 namespace plexus::conformance {
 namespace {
 
@@ -20,35 +22,66 @@ uint64_t poisoned_run(const uint8_t *p, uint64_t length, bool from_start) {
 
 }  // namespace
 
-Buffer::Buffer(plx_comm_h comm, plx_mem_kind kind, uint64_t bytes, uint64_t offset)
-    : comm_(comm), kind_(kind), bytes_(bytes), offset_(offset) {
+Buffer::Buffer(plx_comm_h comm, MemSource source, uint64_t bytes, uint64_t offset, void *stream)
+    : comm_(comm), source_(source), stream_(stream), bytes_(bytes), offset_(offset) {
   total_ = (kGuard + offset + bytes + kGuard + 255) / 256 * 256;
-  if (kind == PLX_MEM_HOST) {
+  allocate();
+  if (status_ == PLX_OK && is_device_memory(source_.kind)) {
+    image_ = static_cast<uint8_t *>(std::aligned_alloc(256, total_));
+    if (image_ == nullptr)
+      status_ = PLX_ERR_OUT_OF_MEMORY, error_ = fmt::format("malloc of {} bytes (host image) failed", total_);
+  } else {
+    image_ = base_;
+  }
+  if (image_ != nullptr) std::memset(image_, kPoison, total_);
+}
+
+void Buffer::allocate() {
+  if (source_.pool) {
+    plx_mem_alloc_params params{sizeof(plx_mem_alloc_params), source_.kind, total_, 256, 0, 0};
+    void *p = nullptr;
+    status_ = plx_mem_alloc(comm_, &params, &p);
+    if (status_ != PLX_OK) error_ = fmt::format("plx_mem_alloc of {} bytes: {}", total_, plx_last_error());
+    base_ = static_cast<uint8_t *>(p);
+  } else if (source_.kind == PLX_MEM_HOST) {
     base_ = static_cast<uint8_t *>(std::aligned_alloc(256, total_));
     if (base_ == nullptr)
       status_ = PLX_ERR_OUT_OF_MEMORY, error_ = fmt::format("malloc of {} bytes failed", total_);
   } else {
-    plx_mem_alloc_params params{sizeof(plx_mem_alloc_params), kind, total_, 256, 0, 0};
-    void *p = nullptr;
-    status_ = plx_mem_alloc(comm, &params, &p);
-    if (status_ != PLX_OK) error_ = fmt::format("plx_mem_alloc of {} bytes: {}", total_, plx_last_error());
-    base_ = static_cast<uint8_t *>(p);
+    base_ = static_cast<uint8_t *>(device::allocate(source_.kind, total_, &error_));
+    if (base_ == nullptr) status_ = PLX_ERR_OUT_OF_MEMORY;
   }
-  if (base_ != nullptr) std::memset(base_, kPoison, total_);
 }
 
 Buffer::~Buffer() {
+  if (image_ != base_) std::free(image_);
   if (base_ == nullptr) return;
-  if (kind_ == PLX_MEM_HOST)
+  if (source_.pool)
+    plx_mem_free(comm_, base_);
+  else if (source_.kind == PLX_MEM_HOST)
     std::free(base_);
   else
-    plx_mem_free(comm_, base_);
+    device::release(source_.kind, base_, stream_);
+}
+
+bool Buffer::upload() {
+  if (image_ == base_) return true;
+  if (device::copy(base_, image_, total_, stream_, &error_)) return true;
+  status_ = PLX_ERR_DEVICE;
+  return false;
+}
+
+bool Buffer::download() {
+  if (image_ == base_) return true;
+  if (device::copy(image_, base_, total_, stream_, &error_) && device::synchronize(stream_, &error_)) return true;
+  status_ = PLX_ERR_DEVICE;
+  return false;
 }
 
 std::string Buffer::guard_damage() const {
   const uint64_t before = kGuard + offset_, after = total_ - before - bytes_;
   // An underrun reaches back from the data, an overrun forward from its end.
-  if (const uint64_t n = poisoned_run(base_, before, true))
+  if (const uint64_t n = poisoned_run(image_, before, true))
     return fmt::format("{} bytes before the buffer were overwritten", n);
   if (const uint64_t n = poisoned_run(data() + bytes_, after, false))
     return fmt::format("{} bytes past the end of the buffer were overwritten", n);

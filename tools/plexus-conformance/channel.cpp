@@ -47,6 +47,7 @@ void Reporter::hash(std::string_view group, std::string_view name, uint64_t hash
 }
 
 void Reporter::note(std::string_view text) { send({"N", text}); }
+void Reporter::memory(std::string_view group, std::string_view memory) { send({"M", group, memory}); }
 void Reporter::expect_death() { send({"K"}); }
 void Reporter::end() { send({"E"}); }
 

@@ -5,6 +5,7 @@
 //   R  req group case verdict detail
 //   H  group case hash           output hash, compared across ranks
 //   N  text                      a note for the report
+//   M  group memory              the memory a group's cases use ("device pool")
 //   K                            this rank is about to kill itself
 //   E                            the rank finished normally
 #pragma once
@@ -29,6 +30,7 @@ class Reporter {
               std::string_view detail = {});
   void hash(std::string_view group, std::string_view name, uint64_t hash);
   void note(std::string_view text);
+  void memory(std::string_view group, std::string_view memory);
   void expect_death();
   void end();
 

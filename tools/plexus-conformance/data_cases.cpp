@@ -20,14 +20,6 @@ int32_t preferred(uint32_t mask, int32_t wanted) {
   return __builtin_ctz(mask);
 }
 
-std::vector<plx_mem_kind> memory_kinds(const plx_backend_props &p) {
-  std::vector<plx_mem_kind> kinds;
-  if (has(p.mem_kind_mask, PLX_MEM_HOST)) kinds.push_back(PLX_MEM_HOST);
-  if (has(p.mem_kind_mask, PLX_MEM_SHARED_HOST) && has(p.alloc_kind_mask, PLX_MEM_SHARED_HOST))
-    kinds.push_back(PLX_MEM_SHARED_HOST);
-  return kinds;
-}
-
 bool representative(const plx_backend_props &p, plx_coll_kind coll, plx_dtype dtype, plx_reduce_op op) {
   if (coll == PLX_COLL_ALL_REDUCE)
     return dtype == preferred(p.dtype_mask, PLX_FLOAT32) && op == preferred(p.reduce_op_mask, PLX_SUM);
@@ -38,6 +30,7 @@ struct Planner {
   const plx_backend_props &props;
   int32_t nranks;
   bool full;
+  const std::vector<MemSource> &sources;
   std::vector<DataCase> cases;
 
   void add(DataCase c, bool no_contribution = false) {
@@ -80,7 +73,7 @@ struct Planner {
       if (!has(props.dtype_mask, d)) continue;
       for (plx_reduce_op op = 0; op < (is_reduction(coll) ? PLX_REDUCE_OP_COUNT : 1); ++op) {
         if (is_reduction(coll) && !has(props.reduce_op_mask, op)) continue;
-        for (const plx_mem_kind mem : memory_kinds(props))
+        for (const MemSource mem : sources)
           sizes({coll, d, is_reduction(coll) ? op : -1, 0, false, false, false, 0, mem, 0});
       }
     }
@@ -96,7 +89,7 @@ bool is_reduction(plx_coll_kind coll) {
 std::string data_group(const DataCase &c) {
   std::string name = fmt::format("{} {}", plx_coll_string(c.coll), plx_dtype_string(c.dtype));
   if (c.op >= 0) name += fmt::format(" {}", plx_reduce_op_string(c.op));
-  if (c.mem == PLX_MEM_SHARED_HOST) name += " shared_host";
+  if (c.mem.kind != PLX_MEM_HOST || c.mem.pool) name += " " + mem_source_name(c.mem);
   return name;
 }
 
@@ -120,8 +113,9 @@ std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks) {
   return counts;
 }
 
-std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full) {
-  Planner planner{props, nranks, full, {}};
+std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full,
+                                     const std::vector<MemSource> &sources) {
+  Planner planner{props, nranks, full, sources, {}};
   for (const plx_coll_kind coll : kColls)
     if (props.capabilities & PLX_CAP_COLL(coll)) planner.collective(coll);
   return std::move(planner.cases);
@@ -133,11 +127,6 @@ std::vector<std::string> plan_notes(const plx_backend_props &props) {
   for (plx_coll_kind coll = 0; coll < PLX_COLL_KIND_COUNT; ++coll)
     if (!(props.capabilities & PLX_CAP_COLL(coll))) missing += fmt::format(" {}", plx_coll_string(coll));
   if (!missing.empty()) notes.push_back("not advertised, not tested:" + missing);
-  if (!has(props.alloc_kind_mask, PLX_MEM_SHARED_HOST))
-    notes.push_back(
-        "shared_host buffers skipped: plx_mem_alloc does not offer PLX_MEM_SHARED_HOST (alloc_kind_mask)");
-  if (has(props.mem_kind_mask, PLX_MEM_PINNED_HOST) || has(props.mem_kind_mask, PLX_MEM_DEVICE))
-    notes.push_back("pinned-host and device buffers are not yet tested by plexus-conformance");
   if (props.capabilities & PLX_CAP_NO_CONTRIBUTION)
     notes.push_back(
         "PLX_COLL_FLAG_NO_CONTRIBUTION is not tested with avg: plexus.h does not say whether avg "

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "memory_kinds.hpp"
 #include "plexus/plexus.h"
 
 namespace plexus::conformance {
@@ -19,24 +20,25 @@ struct DataCase {
   bool aligned;  // false: send and recv start 1 and 3 elements past a 256-byte boundary
   bool varied;  // gather: per-rank counts, rank 1 contributing none
   int32_t root;
-  plx_mem_kind mem;
+  MemSource mem;
   uint64_t seq;  // the case's number: seeds its inputs, picks the checking rank
   int32_t absent = -1;  // the rank passing PLX_COLL_FLAG_NO_CONTRIBUTION, or -1
 };
 
 bool is_reduction(plx_coll_kind coll);
-std::string data_group(const DataCase &c);  // "all_reduce float32 sum"
+std::string data_group(const DataCase &c);  // "all_reduce float32 sum", "... device pool"
 std::string data_case_name(const DataCase &c);  // "size 1023 in-place unaligned root 1"
 // Gather's per-rank counts (varied or not).
 std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks);
 
 // Every advertised collective x dtype x operator x size x placement x
-// alignment x memory kind. The 64 MiB size runs for a representative
+// alignment x memory source (`sources`, memory_kinds.hpp). The 64 MiB size runs for a representative
 // subset (float32 sum all-reduce, int8 broadcast) unless `full`; sizes up
 // to 1023 run aligned and unaligned, larger ones unaligned unless `full`.
 // With PLX_CAP_NO_CONTRIBUTION, reductions also run with one rank adding
 // nothing (small sizes; 1 Mi + 3 for float32 sum, or all with `full`).
-std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full);
+std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full,
+                                     const std::vector<MemSource> &sources);
 // What the plan leaves out, and why, for the report.
 std::vector<std::string> plan_notes(const plx_backend_props &props);
 

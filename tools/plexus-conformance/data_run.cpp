@@ -3,6 +3,9 @@
 // then check: the status, the guard zones, that the send buffer is
 // untouched, every output element against the reference, and hash the
 // outputs every rank must share so the launcher can compare their bits.
+// On pinned-host and device memory the call goes on the rank's stream: the
+// inputs are copied to the device first, the case waits for the stream and
+// for plx_comm_async_status to say PLX_OK, and copies the outputs back.
 #include "data_run.hpp"
 
 #include <cstring>
@@ -10,6 +13,7 @@
 
 #include "buffers.hpp"
 #include "reference.hpp"
+#include "work_memory.hpp"
 
 namespace plexus::conformance {
 namespace {
@@ -17,6 +21,9 @@ namespace {
 // Outputs up to this many elements are checked on every rank; larger ones
 // on one rank per case (turn by turn), while every rank hashes its output.
 constexpr uint64_t kEveryRankChecksBelow = 4096;
+// How long a stream-ordered case may take: the data session's timeout
+// (data_session.cpp) and the margin.
+constexpr int32_t kStreamWaitMs = 60000 + kMarginMs;
 
 // Where this rank's input and output live, in elements. Out of place the
 // input is a buffer of its own; in place one buffer holds both, the input
@@ -40,8 +47,9 @@ struct Run {
   Layout layout;
   std::optional<Buffer> send, recv;
   std::vector<uint8_t> input;  // out of place: the input as written, to prove send is left alone
-  const void *send_ptr = nullptr;
+  const void *send_ptr = nullptr;  // in the buffers' host images: what the checks read
   void *recv_ptr = nullptr;
+  void *stream = nullptr;  // the rank's stream for CUDA memory, else nullptr
 
   int32_t rank() const { return ctx.rank(); }
   int32_t nranks() const { return ctx.nranks(); }
@@ -86,7 +94,8 @@ Run::Run(RankContext &ctx_, plx_comm_h comm_, const DataCase &c_, CaseScope &che
       c(c_),
       check(check_),
       rule(make_input_rule(c_.dtype, c_.op, ctx_.nranks(), c_.seq, c_.absent)),
-      counts(gather_counts(c_, ctx_.nranks())) {
+      counts(gather_counts(c_, ctx_.nranks())),
+      stream(needs_cuda(c_.mem.kind) ? ctx_.stream : nullptr) {
   layout = layout_of(*this);
 }
 
@@ -99,12 +108,12 @@ bool prepare(Run &run) {
   const Layout &l = run.layout;
   const size_t es = run.es();
   if (l.in_place) {
-    run.recv.emplace(run.comm, run.c.mem, l.buffer_elems() * es, offset(run.c, false));
+    run.recv.emplace(run.comm, run.c.mem, l.buffer_elems() * es, offset(run.c, false), run.stream);
     run.recv_ptr = run.recv->data() + l.recv_at * es;
     run.send_ptr = run.recv->data() + l.send_at * es;
   } else {
-    if (!l.send_null) run.send.emplace(run.comm, run.c.mem, l.send_elems * es, offset(run.c, true));
-    if (!l.recv_null) run.recv.emplace(run.comm, run.c.mem, l.recv_elems * es, offset(run.c, false));
+    if (!l.send_null) run.send.emplace(run.comm, run.c.mem, l.send_elems * es, offset(run.c, true), run.stream);
+    if (!l.recv_null) run.recv.emplace(run.comm, run.c.mem, l.recv_elems * es, offset(run.c, false), run.stream);
     run.send_ptr = run.send ? run.send->data() : nullptr;
     run.recv_ptr = run.recv ? run.recv->data() : nullptr;
   }
@@ -112,25 +121,42 @@ bool prepare(Run &run) {
     if (*b && !run.check.expect((*b)->status() == PLX_OK, "buffer: {}", (*b)->error())) return false;
   fill_input(run.rule, run.rank(), 0, l.send_elems, const_cast<void *>(run.send_ptr));
   if (!l.in_place && run.send) run.input.assign(run.send->data(), run.send->data() + run.send->bytes());
+  for (auto *b : {&run.send, &run.recv})
+    if (*b && !run.check.expect((*b)->upload(), "copying the input to the device: {}", (*b)->error())) return false;
+  return true;
+}
+
+// The addresses the collective gets: the device's for device memory.
+const void *send_target(const Run &run) {
+  if (run.send_ptr == nullptr) return nullptr;
+  return run.send ? run.send->target(run.send_ptr) : run.recv->target(run.send_ptr);
+}
+
+void *recv_target(const Run &run) { return run.recv_ptr ? run.recv->target(run.recv_ptr) : nullptr; }
+
+// Device memory: the outputs (and guards, and the send buffer) back into
+// the host images.
+bool fetch(Run &run) {
+  for (auto *b : {&run.send, &run.recv})
+    if (*b && !run.check.expect((*b)->download(), "copying the output back: {}", (*b)->error())) return false;
   return true;
 }
 
 plx_status call(Run &run) {
   const DataCase &c = run.c;
-  const void *s = run.send_ptr;
-  void *r = run.recv_ptr;
+  const void *s = send_target(run);
+  void *r = recv_target(run), *st = run.stream;
   plx_coll_options o = PLX_COLL_OPTIONS_INIT;
   if (c.absent == run.rank()) o.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
   switch (c.coll) {
-    case PLX_COLL_ALL_REDUCE: return plx_all_reduce(run.comm, s, r, c.count, c.dtype, c.op, &o, nullptr);
-    case PLX_COLL_REDUCE: return plx_reduce(run.comm, s, r, c.count, c.dtype, c.op, c.root, &o, nullptr);
-    case PLX_COLL_REDUCE_SCATTER:
-      return plx_reduce_scatter(run.comm, s, r, c.count, c.dtype, c.op, &o, nullptr);
-    case PLX_COLL_BROADCAST: return plx_broadcast(run.comm, s, r, c.count, c.dtype, c.root, nullptr, nullptr);
-    case PLX_COLL_ALL_GATHER: return plx_all_gather(run.comm, s, r, c.count, c.dtype, nullptr, nullptr);
+    case PLX_COLL_ALL_REDUCE: return plx_all_reduce(run.comm, s, r, c.count, c.dtype, c.op, &o, st);
+    case PLX_COLL_REDUCE: return plx_reduce(run.comm, s, r, c.count, c.dtype, c.op, c.root, &o, st);
+    case PLX_COLL_REDUCE_SCATTER: return plx_reduce_scatter(run.comm, s, r, c.count, c.dtype, c.op, &o, st);
+    case PLX_COLL_BROADCAST: return plx_broadcast(run.comm, s, r, c.count, c.dtype, c.root, nullptr, st);
+    case PLX_COLL_ALL_GATHER: return plx_all_gather(run.comm, s, r, c.count, c.dtype, nullptr, st);
     default:
       return plx_gather(run.comm, s, r, c.count, c.varied ? run.counts.data() : nullptr, c.dtype, c.root,
-                        nullptr, nullptr);
+                        nullptr, st);
   }
 }
 
@@ -205,11 +231,12 @@ void run_data_case(RankContext &ctx, plx_comm_h comm, const DataCase &c) {
   Run run(ctx, comm, c, check);
   if (!prepare(run)) return;
   const Clock::time_point start = Clock::now();
-  if (const plx_status s = call(run); s != PLX_OK) {
-    check.expect(false, "{} returned {} after {:.0f} ms", plx_coll_string(c.coll), status_text(s),
-                 ms_since(start));
+  const Outcome o = settle(comm, call(run), start, run.stream, kStreamWaitMs);
+  if (!o.ok()) {
+    check.expect(false, "{}: {} after {:.0f} ms", plx_coll_string(c.coll), o.text(), o.ms);
     return;
   }
+  if (!fetch(run)) return;
   check_buffers(run);
   check_output(run);
 }

@@ -3,9 +3,11 @@
 // each pool's bytes in use after freeing everything. Shared-memory names
 // are the launcher's to check, once every rank has exited.
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "sessions.hpp"
+#include "work_memory.hpp"
 
 namespace plexus::conformance {
 namespace {
@@ -13,32 +15,36 @@ namespace {
 constexpr uint64_t kElems = (1u << 20) + 3;
 
 // One call of every advertised collective, large enough to use whatever
-// staging the backend has; the first failure is reported.
-plx_status exercise(const RankContext &ctx, plx_comm_h comm) {
+// staging the backend has, on the session's work memory; the first failure
+// is reported (on a stream, once the stream has run them all).
+Outcome exercise(const RankContext &ctx, plx_comm_h comm, const Work &work) {
   const uint64_t n = kElems, all = n * static_cast<uint64_t>(ctx.nranks());
-  std::vector<int32_t> send(all, 1), recv(all, 0);
+  const WorkBuffer send_buffer(work, all * sizeof(int32_t)), recv_buffer(work, all * sizeof(int32_t));
+  if (!send_buffer.ok() || !recv_buffer.ok())
+    return Outcome{PLX_ERR_OUT_OF_MEMORY, 0, false, send_buffer.ok() ? recv_buffer.error() : send_buffer.error()};
+  const void *send = send_buffer.ptr();
+  void *recv = recv_buffer.ptr(), *stream = work.stream();
   auto has = [&](plx_coll_kind k) { return ctx.has_cap(PLX_CAP_COLL(k)); };
+  const Clock::time_point start = Clock::now();
   plx_status s = PLX_OK;
-  if (has(PLX_COLL_ALL_REDUCE))
-    s = plx_all_reduce(comm, send.data(), recv.data(), n, PLX_INT32, PLX_SUM, nullptr, nullptr);
-  if (!s && has(PLX_COLL_REDUCE))
-    s = plx_reduce(comm, send.data(), recv.data(), n, PLX_INT32, PLX_SUM, 0, nullptr, nullptr);
+  if (has(PLX_COLL_ALL_REDUCE)) s = plx_all_reduce(comm, send, recv, n, PLX_INT32, PLX_SUM, nullptr, stream);
+  if (!s && has(PLX_COLL_REDUCE)) s = plx_reduce(comm, send, recv, n, PLX_INT32, PLX_SUM, 0, nullptr, stream);
   if (!s && has(PLX_COLL_REDUCE_SCATTER))
-    s = plx_reduce_scatter(comm, send.data(), recv.data(), n, PLX_INT32, PLX_SUM, nullptr, nullptr);
-  if (!s && has(PLX_COLL_BROADCAST))
-    s = plx_broadcast(comm, send.data(), recv.data(), n, PLX_INT32, 0, nullptr, nullptr);
-  if (!s && has(PLX_COLL_ALL_GATHER))
-    s = plx_all_gather(comm, send.data(), recv.data(), n, PLX_INT32, nullptr, nullptr);
+    s = plx_reduce_scatter(comm, send, recv, n, PLX_INT32, PLX_SUM, nullptr, stream);
+  if (!s && has(PLX_COLL_BROADCAST)) s = plx_broadcast(comm, send, recv, n, PLX_INT32, 0, nullptr, stream);
+  if (!s && has(PLX_COLL_ALL_GATHER)) s = plx_all_gather(comm, send, recv, n, PLX_INT32, nullptr, stream);
   if (!s && has(PLX_COLL_GATHER))
-    s = plx_gather(comm, send.data(), recv.data(), n, nullptr, PLX_INT32, 0, nullptr, nullptr);
-  if (!s && has(PLX_COLL_BARRIER)) s = plx_barrier(comm, nullptr, nullptr);
-  return s;
+    s = plx_gather(comm, send, recv, n, nullptr, PLX_INT32, 0, nullptr, stream);
+  if (!s && has(PLX_COLL_BARRIER)) s = plx_barrier(comm, nullptr, stream);
+  return settle(comm, s, start, stream, 30000 + kMarginMs);
 }
 
-plx_status split_and_destroy(plx_comm_h comm) {
+plx_status split_and_destroy(plx_comm_h comm, const Work &work) {
   plx_comm_h child = nullptr;
   if (plx_status s = plx_comm_split(comm, 0, 0, nullptr, &child)) return s;
-  plx_status s = plx_barrier(child, nullptr, nullptr);
+  const Outcome o =
+      settle(child, plx_barrier(child, nullptr, work.stream()), Clock::now(), work.stream(), 30000 + kMarginMs);
+  plx_status s = o.status;
   if (plx_status d = plx_comm_destroy(child); s == PLX_OK) s = d;
   return s;
 }
@@ -72,30 +78,48 @@ void check_pools(const RankContext &ctx, plx_comm_h comm, CaseScope &c) {
   }
 }
 
-void cycle(RankContext &ctx, int k) {
+// Descriptors open now, once those a backend's background threads are
+// still closing (an earlier communicator's teardown) have gone, up to 1 s:
+// fewer than `before` is no leak of this cycle.
+int settled_fds(int before) {
+  int now = count_open_fds();
+  for (int k = 0; k < 100 && now > before; ++k)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10)), now = count_open_fds();
+  return now;
+}
+
+void cycle(RankContext &ctx, int k, const Work &work) {
   CaseScope c(ctx.out, "PLX-P-13", "leaks",
-              fmt::format("descriptors after init, use and destroy #{}", k + 1));
+              k < 0 ? std::string("warm-up init, use and destroy (descriptors not counted)")
+                    : fmt::format("descriptors after init, use and destroy #{}", k + 1));
   const int before = count_open_fds();
   plx_comm_h comm = nullptr;
-  const plx_status s = join(ctx, static_cast<size_t>(k), 30000, 30000, &comm);
+  const plx_status s = join(ctx, static_cast<size_t>(k < 0 ? 3 : k), 30000, 30000, &comm);
   if (!c.expect(s == PLX_OK, "plx_comm_init returned {}", status_text(s))) return;
-  const plx_status used = exercise(ctx, comm);
-  c.expect(used == PLX_OK, "a collective returned {}", status_text(used));
-  if (ctx.has_cap(PLX_CAP_SPLIT)) c.expect(split_and_destroy(comm) == PLX_OK, "split: {}", plx_last_error());
+  const Outcome used = exercise(ctx, comm, work);
+  c.expect(used.ok(), "a collective: {}", used.text());
+  if (ctx.has_cap(PLX_CAP_SPLIT))
+    c.expect(split_and_destroy(comm, work) == PLX_OK, "split: {}", plx_last_error());
   check_pools(ctx, comm, c);
   c.expect(plx_comm_destroy(comm) == PLX_OK, "plx_comm_destroy: {}", plx_last_error());
-  const int after = count_open_fds();
-  c.expect(after == before, "{} file descriptors open before plx_comm_init, {} after plx_comm_destroy",
+  if (k < 0) return;
+  const int after = settled_fds(before);
+  c.expect(after <= before, "{} file descriptors open before plx_comm_init, {} after plx_comm_destroy",
            before, after);
 }
 
 }  // namespace
 
 // A second backend of the same plugin: the first open's one-time costs
-// (the library, the log file) stay outside the counts.
+// (the library, the log file, the CUDA context, the work stream) stay
+// outside the counts, and so do those of a first communicator (a wrapped
+// library's process-wide state, such as NCCL's, made at its first init):
+// one cycle runs on the first backend before counting starts.
 void run_leak_session(RankContext &ctx) {
   if (ctx.rank() == 0 && ctx.props.alloc_kind_mask == 0)
     ctx.out.note("pool statistics not checked: the backend allocates no memory kind (alloc_kind_mask 0)");
+  const Work work(ctx.memory.work);
+  cycle(ctx, -1, work);
   const int fds_start = count_open_fds();
   plx_backend_h backend = nullptr;
   {
@@ -103,11 +127,12 @@ void run_leak_session(RankContext &ctx) {
     if (!c.expect(plx_backend_open(ctx.opts.backend.c_str(), &backend) == PLX_OK, "plx_backend_open: {}",
                   plx_last_error()))
       return;
-    RankContext inner{ctx.opts, ctx.env, ctx.out, backend, ctx.props};
-    for (int k = 0; k < 3; ++k) cycle(inner, k);
+    RankContext inner{ctx};
+    inner.backend = backend;
+    for (int k = 0; k < 3; ++k) cycle(inner, k, work);
     c.expect(plx_backend_close(backend) == PLX_OK, "plx_backend_close: {}", plx_last_error());
-    const int fds_end = count_open_fds();
-    c.expect(fds_end == fds_start,
+    const int fds_end = settled_fds(fds_start);
+    c.expect(fds_end <= fds_start,
              "{} file descriptors open before plx_backend_open, {} after plx_backend_close", fds_start,
              fds_end);
   }

@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "device.hpp"
 #include "dtypes.hpp"
 #include "elf_exports.hpp"
 #include "launcher.hpp"
+#include "memory_kinds.hpp"
 #include "rank.hpp"
 #include "results.hpp"
 
@@ -18,12 +20,26 @@ using namespace plexus::conformance;
 
 namespace {
 
+// meson's exit status for a skipped test.
+constexpr int kExitSkip = 77;
+
+bool plans_device_memory(const MemoryPlan &m) {
+  return std::any_of(m.data.begin(), m.data.end(),
+                     [](const MemSource &s) { return s.kind == PLX_MEM_DEVICE && !s.pool; });
+}
+
 // Why a session does not run on this backend with this many ranks, or "".
-std::string skip_reason(const std::string &name, const Options &o, const plx_backend_props &p) {
+std::string skip_reason(const std::string &name, const Options &o, const plx_backend_props &p,
+                        const MemoryPlan &m) {
   if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), name) == o.only.end())
     return "not asked for";
+  if (name == "graph" && !(p.capabilities & PLX_CAP_GRAPH_CAPTURE)) return "not asked for";
+  if (name == "graph" && !plans_device_memory(m))
+    return "PLX_CAP_GRAPH_CAPTURE is declared but no device memory is tested (--mem, or built without CUDA)";
   const bool needs_peers = name != "data" && name != "leaks" && name != "threads";
   if (needs_peers && o.nranks < 2) return "needs 2 ranks or more";
+  const bool needs_work = name != "data" && name != "init" && name != "graph";
+  if (needs_work && m.work < 0) return "no memory kind the kit can allocate is tested";
   if (name.rfind("abort", 0) == 0 && !(p.capabilities & PLX_CAP_ABORT))
     return "PLX_CAP_ABORT is not declared (abort is local only)";
   if (name == "threads" && p.threading == PLX_THREAD_SINGLE) return "the backend is PLX_THREAD_SINGLE";
@@ -33,7 +49,8 @@ std::string skip_reason(const std::string &name, const Options &o, const plx_bac
 // The sessions this backend and rank count call for, each with the quiet
 // limit after which its ranks count as hung: the longest wait one of its
 // cases makes for the backend, plus kMarginMs and a little.
-std::vector<SessionSpec> plan_sessions(const Options &o, const plx_backend_props &p, Results *results) {
+std::vector<SessionSpec> plan_sessions(const Options &o, const plx_backend_props &p, const MemoryPlan &m,
+                                       Results *results) {
   const int32_t kill_quiet = 5000 + kMarginMs + 2000;
   const std::vector<SessionSpec> all = {{"data", 120000},
                                         {"init", 1000 + kMarginMs + 5000},
@@ -43,10 +60,11 @@ std::vector<SessionSpec> plan_sessions(const Options &o, const plx_backend_props
                                         {"abort", 10000},
                                         {"abort-thread", 10000},
                                         {"leaks", 60000},
-                                        {"threads", 60000}};
+                                        {"threads", 60000},
+                                        {"graph", 120000}};
   std::vector<SessionSpec> chosen;
   for (const SessionSpec &s : all) {
-    const std::string why = skip_reason(s.name, o, p);
+    const std::string why = skip_reason(s.name, o, p, m);
     if (why.empty())
       chosen.push_back(s);
     else if (why != "not asked for")
@@ -66,18 +84,27 @@ std::string tolerance_json() {
          out + "}}";
 }
 
-std::string header_json(const Options &o, const plx_backend_props &p, const std::string &timings) {
+// The memory the run tested: every data source, and the other sessions' kind.
+std::string memory_json(const MemoryPlan &m) {
+  std::string sources;
+  for (const MemSource &s : m.data) sources += (sources.empty() ? "" : ",") + json_quote(mem_source_name(s));
+  return fmt::format("{{\"data\":[{}],\"sessions\":{}}}", sources,
+                     m.work < 0 ? "null" : json_quote(mem_kind_name(m.work)));
+}
+
+std::string header_json(const Options &o, const plx_backend_props &p, const MemoryPlan &m,
+                        const std::string &timings) {
   return fmt::format(
       "\"tool\":\"plexus-conformance\",\"plexus\":{},\"backend\":{{\"spec\":{},\"name\":{},\"path\":{},"
       "\"version\":\"{}.{}.{}\",\"threading\":{},\"capabilities\":{},\"mem_kind_mask\":{},\"alloc_kind_"
       "mask\":{},"
       "\"dtype_mask\":{},\"reduce_op_mask\":{}}},\"nranks\":{},\"full\":{},\"timeout_ms\":{},\"margin_ms\":{}"
       ","
-      "\"tolerances\":{},\"sessions\":{{{}}}",
+      "\"tolerances\":{},\"memory\":{},\"sessions\":{{{}}}",
       json_quote(plx_version_string()), json_quote(o.backend), json_quote(p.name ? p.name : ""),
       json_quote(p.path ? p.path : ""), p.version_major, p.version_minor, p.version_patch, p.threading,
       p.capabilities, p.mem_kind_mask, p.alloc_kind_mask, p.dtype_mask, p.reduce_op_mask, o.nranks, o.full,
-      o.timeout_ms, kMarginMs, tolerance_json(), timings);
+      o.timeout_ms, kMarginMs, tolerance_json(), memory_json(m), timings);
 }
 
 // PLX-P-1: the library exports plx_plugin_query and nothing else.
@@ -94,29 +121,86 @@ void check_exports(const plx_backend_props &props, Results *results) {
                         : "also exported:" + others.substr(0, 300));
 }
 
-int launcher_main(const Options &opts, std::vector<std::string> argv) {
+// The reason a backend gave when it declined this machine at init
+// (PLX-P-6), from the load report; "" when the open failed otherwise.
+std::string decline_reason() {
+  size_t needed = 0;
+  plx_load_report(nullptr, PLX_FORMAT_TEXT, nullptr, 0, &needed);
+  std::string text(needed, '\0');
+  if (needed == 0 || plx_load_report(nullptr, PLX_FORMAT_TEXT, text.data(), needed, &needed) != PLX_OK) return {};
+  const std::string marker = ": rejected at init (PLX_ERR_UNSUPPORTED): ";
+  const size_t at = text.find(marker);
+  if (at == std::string::npos) return {};
+  const size_t from = at + marker.size();
+  return text.substr(from, text.find('\n', from) - from);
+}
+
+// A backend that declines this machine (no CUDA device) is a skip, not a
+// failure: one line saying why, the totals, exit 77.
+int report_open_failure(const Options &opts, plx_status s) {
+  const std::string message = plx_last_error();
+  const std::string declined = s == PLX_ERR_UNSUPPORTED ? decline_reason() : std::string();
   Results results;
+  if (declined.empty())
+    results.add("PLX-L-3", "backend open", opts.backend, Verdict::fail,
+                fmt::format("{}: {}", plx_status_string(s), message));
+  else
+    fmt::print("skipped: {}\n", declined);
+  results.print(stdout);
+  const std::string header = fmt::format("\"tool\":\"plexus-conformance\",\"backend\":{{\"spec\":{}}},\"nranks\":{},"
+                                         "\"skipped\":{}",
+                                         json_quote(opts.backend), opts.nranks,
+                                         declined.empty() ? "null" : json_quote(declined));
+  if (!opts.json_path.empty() && !results.write_json(opts.json_path, header))
+    fmt::print(stderr, "plexus-conformance: cannot write {}\n", opts.json_path);
+  return declined.empty() ? 1 : kExitSkip;
+}
+
+// Pinned-host and device memory need a GPU per rank: rank r takes GPU
+// r % count, and two ranks on one GPU is not what a backend must support.
+// "" or the error that stops the run before anything starts.
+std::string check_gpus(const Options &opts, const MemoryPlan &m) {
+  if (!m.cuda) return {};
+  std::string why;
+  const int gpus = device::gpu_count(&why);
+  const std::string kinds = m.work == PLX_MEM_PINNED_HOST ? "pinned-host" : "device";
+  if (gpus == 0)
+    return fmt::format("the backend's {} memory needs a CUDA device: {}; use --mem to test other kinds", kinds,
+                       why);
+  if (opts.nranks > gpus)
+    return fmt::format("{} ranks but {} visible GPU{}: {} memory needs one GPU per rank; use --ranks {} "
+                       "or fewer, or --mem to test host kinds only",
+                       opts.nranks, gpus, gpus == 1 ? "" : "s", kinds, gpus);
+  return {};
+}
+
+int launcher_main(const Options &opts, std::vector<std::string> argv) {
   plx_backend_h backend = nullptr;
-  if (plx_status s = plx_backend_open(opts.backend.c_str(), &backend)) {
-    fmt::print("FAIL  backend open  [PLX-L-3] {}: {}\n0 passed, 1 failed\n", plx_status_string(s),
-               plx_last_error());
-    return 1;
-  }
+  if (plx_status s = plx_backend_open(opts.backend.c_str(), &backend)) return report_open_failure(opts, s);
+  Results results;
   plx_backend_props props{};
   props.struct_size = sizeof(props);
   plx_backend_props_get(backend, &props);
+  const MemoryPlan memory = plan_memory(props, opts.mem_mask, opts.mem_given);
+  if (const std::string error = check_gpus(opts, memory); !error.empty()) {
+    fmt::print(stderr, "plexus-conformance: {}\n", error);
+    plx_backend_close(backend);
+    return 2;
+  }
   fmt::print(stderr, "plexus-conformance: {} {}.{}.{} ({}) with {} ranks\n", props.name, props.version_major,
              props.version_minor, props.version_patch, props.path, opts.nranks);
+  for (const std::string &note : memory.notes) results.note(note);
   check_exports(props, &results);
   Launcher launcher(opts, backend, std::move(argv), &results);
   std::string timings;
-  for (const SessionSpec &s : plan_sessions(opts, props, &results)) {
+  for (const SessionSpec &s : plan_sessions(opts, props, memory, &results)) {
     const double seconds = launcher.run(s);
     fmt::print(stderr, "plexus-conformance: session {} took {:.1f} s\n", s.name, seconds);
     timings += fmt::format("{}\"{}\":{:.2f}", timings.empty() ? "" : ",", s.name, seconds);
   }
   const int failed = results.print(stdout);
-  if (!opts.json_path.empty() && !results.write_json(opts.json_path, header_json(opts, props, timings)))
+  if (!opts.json_path.empty() &&
+      !results.write_json(opts.json_path, header_json(opts, props, memory, timings)))
     fmt::print(stderr, "plexus-conformance: cannot write {}\n", opts.json_path);
   plx_backend_close(backend);
   return failed == 0 ? 0 : 1;

@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include "memory_kinds.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -35,6 +37,7 @@ bool apply(std::string_view name, std::string_view value, Options *o) {
   if (name == "--only") return o->only = split_list(value), !o->only.empty();
   if (name == "--timeout-ms") return parse_int(value, 100, 600000, &o->timeout_ms);
   if (name == "--deadline-s") return parse_int(value, 10, 86400, &o->deadline_s);
+  if (name == "--mem") return o->mem_given = true, parse_mem_kinds(value, &o->mem_mask);
   return false;
 }
 
@@ -43,15 +46,20 @@ bool apply(std::string_view name, std::string_view value, Options *o) {
 const char *usage_text() {
   return "usage: plexus-conformance --backend NAME|/abs/path.so --ranks N [--json FILE]\n"
          "                          [--full] [--only SESSION,...] [--timeout-ms MS] [--deadline-s S]\n"
+         "                          [--mem KIND,...]\n"
          "Runs a plexus backend through the plugin contract (docs/abi.md) with N rank\n"
          "processes it starts itself. Sessions: data, init, timeout, kill-before,\n"
-         "kill-during, abort, abort-thread, leaks, threads. Prints one line per case group\n"
-         "and 'N passed, M failed'; exits 1 when any group failed, 2 on a usage error.\n";
+         "kill-during, abort, abort-thread, leaks, threads, graph. --mem limits the memory\n"
+         "kinds (host, shared_host, pinned_host, device) to test; by default every kind the\n"
+         "backend accepts. Pinned-host and device memory need one GPU per rank (rank r\n"
+         "uses GPU r % visible GPUs). Prints one line per case group and 'N passed,\n"
+         "M failed'; exits 1 when any group failed, 2 on a usage error, 77 when the\n"
+         "backend declines this machine (PLX_ERR_UNSUPPORTED at open, e.g. no CUDA device).\n";
 }
 
 const std::vector<std::string> &session_names() {
   static const std::vector<std::string> names = {
-      "data", "init", "timeout", "kill-before", "kill-during", "abort", "abort-thread", "leaks", "threads"};
+      "data", "init", "timeout", "kill-before", "kill-during", "abort", "abort-thread", "leaks", "threads", "graph"};
   return names;
 }
 

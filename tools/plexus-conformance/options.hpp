@@ -15,6 +15,8 @@ struct Options {
   std::vector<std::string> only;  // run only these sessions (empty: all)
   int32_t timeout_ms = 1000;  // the communicator timeout of the error groups
   int32_t deadline_s = 1200;  // the whole run; ranks still running then are killed
+  uint32_t mem_mask = ~0u;  // PLX_BIT(PLX_MEM_*) --mem allows; every kind the backend accepts by default
+  bool mem_given = false;  // --mem was given
 };
 
 // Parses argv[1..]; false with *error set when it cannot.

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "device.hpp"
 #include "sessions.hpp"
 
 namespace plexus::conformance {
@@ -47,6 +48,23 @@ void dispatch(RankContext &ctx) {
     run_leak_session(ctx);
   else if (s == "threads")
     run_thread_session(ctx);
+  else if (s == "graph")
+    run_graph_session(ctx);
+}
+
+// Pinned-host and device memory: GPU rank % visible GPUs (the launcher has
+// made sure there is one per rank) and a non-blocking stream, before any
+// session counts descriptors.
+bool setup_device(RankContext &ctx) {
+  if (!ctx.memory.cuda) return true;
+  std::string error;
+  const int gpus = device::gpu_count(&error);
+  if (gpus > 0) ctx.cuda_device = ctx.rank() % gpus;
+  if (gpus > 0 && device::select(ctx.cuda_device, &error)) ctx.stream = device::create_stream(&error);
+  if (ctx.stream != nullptr) return true;
+  ctx.out.result("-", "device setup", ctx.env.session, Verdict::fail,
+                 fmt::format("rank {}: {}", ctx.rank(), error));
+  return false;
 }
 
 std::string bell_path(const RankContext &ctx, const std::string &tag, int32_t rank) {
@@ -89,8 +107,9 @@ int rank_main(const Options &opts, const RankEnv &env) {
   plx_backend_props props{};
   props.struct_size = sizeof(props);
   plx_backend_props_get(backend, &props);
-  RankContext ctx{opts, env, out, backend, props};
-  dispatch(ctx);
+  RankContext ctx{opts, env, out, backend, props, plan_memory(props, opts.mem_mask, opts.mem_given)};
+  if (setup_device(ctx)) dispatch(ctx);
+  device::destroy_stream(ctx.stream);
   plx_backend_close(backend);
   out.end();
   return 0;
@@ -125,6 +144,7 @@ plx_status join(const RankContext &ctx, size_t id_index, int32_t timeout_ms, int
   config.timeout_ms = timeout_ms;
   config.init_timeout_ms = init_timeout_ms;
   config.name = "plexus-conformance";
+  config.cuda_device = ctx.cuda_device;
   *out = nullptr;
   return plx_comm_init(ctx.backend, &ctx.env.ids.at(id_index), nranks < 0 ? ctx.nranks() : nranks,
                        rank < 0 ? ctx.rank() : rank, &config, out);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "channel.hpp"
+#include "memory_kinds.hpp"
 #include "options.hpp"
 #include "plexus/plexus.h"
 
@@ -36,6 +37,9 @@ struct RankContext {
   Reporter &out;
   plx_backend_h backend;
   plx_backend_props props;
+  MemoryPlan memory;  // the memory this run tests (memory_kinds.hpp)
+  int32_t cuda_device = -1;  // this rank's GPU when the plan needs CUDA, else -1
+  void *stream = nullptr;  // this rank's stream for the data cases on CUDA memory
   int32_t rank() const { return env.rank; }
   int32_t nranks() const { return env.nranks; }
   bool has_cap(uint64_t cap) const { return (props.capabilities & cap) != 0; }
@@ -70,7 +74,8 @@ std::string status_text(plx_status status);
 double ms_since(Clock::time_point start);
 
 // Joins the communicator of unique id env.ids[id_index] with a config of
-// these timeouts; nranks and rank default to the environment's.
+// these timeouts and this rank's GPU; nranks and rank default to the
+// environment's.
 plx_status join(const RankContext &ctx, size_t id_index, int32_t timeout_ms, int32_t init_timeout_ms,
                 plx_comm_h *out, int32_t nranks = -1, int32_t rank = -1);
 

@@ -20,13 +20,17 @@ Verdict GroupResult::verdict() const {
   return any_pass ? Verdict::pass : Verdict::skip;
 }
 
-CaseResult &Results::case_of(std::string_view req, std::string_view group, std::string_view name) {
+GroupResult &Results::group_of(std::string_view group) {
   auto g = group_index_.find(group);
   if (g == group_index_.end()) {
     g = group_index_.emplace(std::string(group), groups_.size()).first;
-    groups_.push_back(GroupResult{std::string(group), {}, {}});
+    groups_.push_back(GroupResult{std::string(group), {}, {}, {}});
   }
-  GroupResult &gr = groups_[g->second];
+  return groups_[g->second];
+}
+
+CaseResult &Results::case_of(std::string_view req, std::string_view group, std::string_view name) {
+  GroupResult &gr = group_of(group);
   auto c = gr.index.find(name);
   if (c == gr.index.end()) {
     c = gr.index.emplace(std::string(name), gr.cases.size()).first;
@@ -64,6 +68,8 @@ void Results::on_record(int32_t rank, const Record &r) {
     case_of("PLX-P-8", r[1], r[2]).hashes[rank] = std::stoull(r[3], nullptr, 16);
   } else if (kind == "N" && r.size() >= 2) {
     note(r[1]);
+  } else if (kind == "M" && r.size() >= 3) {
+    group_of(r[1]).memory = r[2];
   }
 }
 
@@ -164,8 +170,8 @@ bool Results::write_json(const std::string &path, const std::string &header) con
   for (size_t k = 0; k < groups_.size(); ++k) {
     const GroupResult &g = groups_[k];
     passed += g.verdict() == Verdict::pass, failed += g.verdict() == Verdict::fail;
-    fmt::print(f, "{}\n{{\"name\":{},\"status\":\"{}\",\"cases\":[", k ? "," : "", json_quote(g.name),
-               verdict_name(g.verdict()));
+    fmt::print(f, "{}\n{{\"name\":{},\"status\":\"{}\",\"memory\":{},\"cases\":[", k ? "," : "",
+               json_quote(g.name), verdict_name(g.verdict()), g.memory.empty() ? "null" : json_quote(g.memory));
     for (size_t j = 0; j < g.cases.size(); ++j)
       fmt::print(f, "{}\n  {}", j ? "," : "", case_json(g.cases[j]));
     fmt::print(f, "]}}");

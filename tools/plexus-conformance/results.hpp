@@ -23,6 +23,7 @@ struct CaseResult {
 
 struct GroupResult {
   std::string name;
+  std::string memory;  // the memory kind its cases use, where a rank said (M records)
   std::vector<CaseResult> cases;
   std::map<std::string, size_t, std::less<>> index;
   Verdict verdict() const;
@@ -30,7 +31,7 @@ struct GroupResult {
 
 class Results {
  public:
-  // A record from `rank` (B, R, H, N; the launcher handles K and E).
+  // A record from `rank` (B, R, H, N, M; the launcher handles K and E).
   void on_record(int32_t rank, const Record &record);
   // `rank` stopped inside the case it began last (died, or was killed by
   // the launcher): that case fails with `why`. False when it was in none.
@@ -50,6 +51,7 @@ class Results {
   bool write_json(const std::string &path, const std::string &header) const;
 
  private:
+  GroupResult &group_of(std::string_view group);
   CaseResult &case_of(std::string_view req, std::string_view group, std::string_view name);
   void fail_case(CaseResult &c, int32_t rank, std::string_view detail);
 

@@ -14,8 +14,12 @@ void run_kill_session(RankContext &ctx, bool during);
 void run_abort_session(RankContext &ctx, bool from_thread);
 void run_leak_session(RankContext &ctx);  // leak_session.cpp
 void run_thread_session(RankContext &ctx);  // thread_session.cpp
+void run_graph_session(RankContext &ctx);  // graph_session.cpp (CUDA), device_none.cpp
 
-// Argument checks of the loader, run inside the data session (arg_cases.cpp).
-void run_argument_cases(RankContext &ctx, plx_comm_h comm);
+// Argument checks of the loader, run inside the data session (arg_cases.cpp);
+// `work` is the session's memory for the call that checks the ranks are
+// still in step afterwards.
+class Work;
+void run_argument_cases(RankContext &ctx, plx_comm_h comm, const Work &work);
 
 }  // namespace plexus::conformance

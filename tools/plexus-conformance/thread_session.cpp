@@ -11,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "device.hpp"
 #include "sessions.hpp"
+#include "work_memory.hpp"
 
 namespace plexus::conformance {
 namespace {
@@ -20,13 +22,28 @@ constexpr int32_t kThreads = 4;
 constexpr int32_t kIterations = 200;
 constexpr int32_t kTimeoutMs = 30000;
 
+constexpr size_t kMaxElems = 5000;
+
+// A thread's memory: its own stream on CUDA memory (work_memory.hpp).
+struct ThreadMemory {
+  explicit ThreadMemory(plx_mem_kind kind) : work(kind), buffer(work, kMaxElems * sizeof(int32_t)) {}
+  Work work;
+  WorkBuffer buffer;
+  std::string error() const { return !work.ok() ? work.error() : buffer.error(); }
+};
+
 // Iteration `it` of thread `t`: an int32 sum whose result every rank knows.
-std::string iterate(plx_comm_h comm, int32_t rank, int32_t nranks, int32_t t, int32_t it) {
-  const size_t n = 1 + static_cast<size_t>(it * 997 + t * 131) % 5000;
+std::string iterate(plx_comm_h comm, ThreadMemory &m, int32_t rank, int32_t nranks, int32_t t, int32_t it) {
+  const size_t n = 1 + static_cast<size_t>(it * 997 + t * 131) % kMaxElems;
   std::vector<int32_t> x(n);
   for (size_t i = 0; i < n; ++i) x[i] = rank * 7 + t * 3 + it + static_cast<int32_t>(i % 11);
-  const plx_status s = plx_all_reduce(comm, x.data(), x.data(), n, PLX_INT32, PLX_SUM, nullptr, nullptr);
-  if (s != PLX_OK) return fmt::format("all_reduce #{} returned {}", it, status_text(s));
+  if (!m.buffer.put(x.data(), n * sizeof(int32_t))) return "copy in: " + m.buffer.error();
+  void *p = m.buffer.ptr(), *stream = m.work.stream();
+  const Clock::time_point start = Clock::now();
+  const plx_status s = plx_all_reduce(comm, p, p, n, PLX_INT32, PLX_SUM, nullptr, stream);
+  const Outcome o = settle(comm, s, start, stream, kTimeoutMs + kMarginMs);
+  if (!o.ok()) return fmt::format("all_reduce #{}: {}", it, o.text());
+  if (!m.buffer.get(x.data(), n * sizeof(int32_t))) return "copy out: " + m.buffer.error();
   for (size_t i = 0; i < n; ++i) {
     const int32_t want = 7 * nranks * (nranks - 1) / 2 + nranks * (t * 3 + it + static_cast<int32_t>(i % 11));
     if (x[i] != want) return fmt::format("all_reduce #{} element {} got {} want {}", it, i, x[i], want);
@@ -37,12 +54,21 @@ std::string iterate(plx_comm_h comm, int32_t rank, int32_t nranks, int32_t t, in
   return {};
 }
 
+// CUDA memory: a new thread starts on device 0; it takes the rank's.
+bool thread_device(int32_t device, CaseScope *c) {
+  std::string error;
+  return device < 0 || c->expect(device::select(device, &error), "{}", error);
+}
+
 void per_comm_thread(const RankContext &ctx, int32_t t, CaseScope *c) {
+  if (!thread_device(ctx.cuda_device, c)) return;
+  ThreadMemory m(ctx.memory.work);
+  if (!c->expect(m.buffer.ok(), "memory for the thread's calls: {}", m.error())) return;
   plx_comm_h comm = nullptr;
   const plx_status s = join(ctx, static_cast<size_t>(1 + t), kTimeoutMs, kTimeoutMs, &comm);
   if (!c->expect(s == PLX_OK, "plx_comm_init returned {}", status_text(s))) return;
   for (int32_t it = 0; it < kIterations && !c->failed(); ++it) {
-    const std::string error = iterate(comm, ctx.rank(), ctx.nranks(), t, it);
+    const std::string error = iterate(comm, m, ctx.rank(), ctx.nranks(), t, it);
     c->expect(error.empty(), "{}", error);
   }
   c->expect(plx_comm_destroy(comm) == PLX_OK, "plx_comm_destroy: {}", plx_last_error());
@@ -70,10 +96,13 @@ void run_multiple(RankContext &ctx, plx_comm_h comm) {
     for (plx_status st; !done; std::this_thread::yield()) plx_comm_async_status(comm, &st);
   });
   on_threads(ctx, "one shared communicator", [&](int32_t t, CaseScope *c) {
+    if (!thread_device(ctx.cuda_device, c)) return;
+    ThreadMemory m(ctx.memory.work);
+    if (!c->expect(m.buffer.ok(), "memory for the thread's calls: {}", m.error())) return;
     for (int32_t it = t; it < kIterations; it += kThreads) {
       std::unique_lock lock(mutex);
       turn_changed.wait(lock, [&] { return turn == it; });
-      const std::string error = iterate(comm, ctx.rank(), ctx.nranks(), t, it);
+      const std::string error = iterate(comm, m, ctx.rank(), ctx.nranks(), t, it);
       c->expect(error.empty(), "{}", error);
       ++turn;
       turn_changed.notify_all();
@@ -83,6 +112,20 @@ void run_multiple(RankContext &ctx, plx_comm_h comm) {
   poller.join();
 }
 
+// The thread rank's own GPU (r % visible GPUs) on CUDA memory, and its
+// memory; "" or why not.
+std::string thread_rank_setup(RankContext &mine, int32_t r, std::unique_ptr<ThreadMemory> *m) {
+  std::string error;
+  if (mine.cuda_device >= 0) {
+    const int gpus = device::gpu_count(&error);
+    if (gpus < 1) return error;
+    mine.cuda_device = r % gpus;
+    if (!device::select(mine.cuda_device, &error)) return error;
+  }
+  *m = std::make_unique<ThreadMemory>(mine.memory.work);
+  return (*m)->buffer.ok() ? "" : (*m)->error();
+}
+
 // Rank 0 alone: nranks threads of this process form one communicator.
 void run_thread_ranks(RankContext &ctx) {
   CaseScope c(ctx.out, "PLX-P-14", "threads", "ranks as threads of one process");
@@ -90,11 +133,14 @@ void run_thread_ranks(RankContext &ctx) {
   std::vector<std::thread> threads;
   for (int32_t r = 0; r < ctx.nranks(); ++r)
     threads.emplace_back([&, r] {
+      RankContext mine{ctx};
+      std::unique_ptr<ThreadMemory> m;
+      if (errors[r] = thread_rank_setup(mine, r, &m); !errors[r].empty()) return;
       plx_comm_h comm = nullptr;
-      if (plx_status s = join(ctx, 7, kTimeoutMs, kTimeoutMs, &comm, ctx.nranks(), r))
+      if (plx_status s = join(mine, 7, kTimeoutMs, kTimeoutMs, &comm, ctx.nranks(), r))
         return void(errors[r] = status_text(s));
       for (int32_t it = 0; it < 50 && errors[r].empty(); ++it)
-        errors[r] = iterate(comm, r, ctx.nranks(), 0, it);
+        errors[r] = iterate(comm, *m, r, ctx.nranks(), 0, it);
       plx_comm_destroy(comm);
     });
   for (std::thread &th : threads) th.join();

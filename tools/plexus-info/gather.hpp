@@ -1,6 +1,7 @@
 // What plexus-info shows, gathered once through the public C API (and core
-// for the host): plugin descriptions, the load report of one open, the host
-// and the opened backend's topology. Printing lives in print.cpp.
+// for the host and the GPUs): plugin descriptions, the load report of one
+// open, the host, the GPUs and the opened backend's topology. Printing lives
+// in print.cpp.
 #pragma once
 
 #include <optional>
@@ -35,5 +36,17 @@ std::optional<std::string> describe_plugins(plx_format format);
 Opened open_and_probe(const char *spec);
 
 HostPart probe_host();
+
+// The GPUs and their links (core's probe, peer copies checked), in text and
+// JSON, or why not ("no CUDA device: ..."). Built without CUDA, only
+// `error` is set and `built` is false.
+struct GpuPart {
+  bool built = false;
+  std::optional<std::string> text;
+  std::optional<std::string> json;
+  std::optional<std::string> error;
+};
+
+GpuPart probe_gpus();
 
 }  // namespace plexus::info

@@ -17,7 +17,8 @@ namespace {
 constexpr const char *usage_text =
     "usage: plexus-info [--json] [--params] [--backend SPEC]\n"
     "\n"
-    "  (no option)     version, plugin search path, plugins, load report, topology\n"
+    "  (no option)     version, plugin search path, plugins, load report, host and\n"
+    "                  GPU topology (GPUs, NVLink, PCIe paths, checked peer access)\n"
     "  --json          the same as one JSON object\n"
     "  --params        every PLEXUS_* parameter: owner, type, default, value, help\n"
     "                  (with --json: as a JSON array)\n"
@@ -60,8 +61,9 @@ int run(const Options &o) {
   if (o.params) return plexus::info::print_params(*plugins, o.json) ? 0 : 1;
   const plexus::info::Opened opened = plexus::info::open_and_probe(o.backend ? o.backend->c_str() : nullptr);
   const plexus::info::HostPart host = plexus::info::probe_host();
-  if (o.json) plexus::info::print_json(*plugins, opened, host);
-  else plexus::info::print_text(*plugins, opened, host);
+  const plexus::info::GpuPart gpus = plexus::info::probe_gpus();
+  if (o.json) plexus::info::print_json(*plugins, opened, host, gpus);
+  else plexus::info::print_text(*plugins, opened, host, gpus);
   return 0;
 }
 

@@ -35,19 +35,28 @@ void print_backend_topology(const Opened &o) {
   if (o.topology_summary) std::printf("  %s\n%s", o.topology_summary->c_str(), with_newline(*o.topology_json).c_str());
 }
 
+// Only a tool built with CUDA has the section; without a device it says so.
+void print_gpu_topology(const GpuPart &gpus) {
+  if (!gpus.built) return;
+  std::printf("\nGPU topology:\n");
+  if (gpus.text) std::printf("%s", with_newline(*gpus.text).c_str());
+  if (gpus.error) std::printf("  %s\n", gpus.error->c_str());
+}
+
 }  // namespace
 
-void print_text(const std::string &plugins_text, const Opened &o, const HostPart &host) {
+void print_text(const std::string &plugins_text, const Opened &o, const HostPart &host, const GpuPart &gpus) {
   std::printf("%s\nload report of %s:\n", with_newline(plugins_text).c_str(), backend_label(o).c_str());
   std::printf("%s", o.report_text ? with_newline(*o.report_text).c_str() : "  (no report)\n");
   if (o.error) std::printf("open failed: %s\n", o.error->c_str());
   std::printf("\nhost topology:\n");
   if (host.text) std::printf("%s", with_newline(*host.text).c_str());
   if (host.error) std::printf("  not available: %s\n", host.error->c_str());
+  print_gpu_topology(gpus);
   print_backend_topology(o);
 }
 
-void print_json(const std::string &plugins_json, const Opened &o, const HostPart &host) {
+void print_json(const std::string &plugins_json, const Opened &o, const HostPart &host, const GpuPart &gpus) {
   const std::pair<const char *, std::string> fields[] = {
       {"version", quoted(plx_version_string())},
       {"plugins", embed(plugins_json)},
@@ -56,6 +65,8 @@ void print_json(const std::string &plugins_json, const Opened &o, const HostPart
       {"load_error", optional_string(o.error)},
       {"host_topology", embed(host.json)},
       {"host_topology_error", optional_string(host.error)},
+      {"gpu_topology", embed(gpus.json)},
+      {"gpu_topology_error", optional_string(gpus.error)},
       {"backend_topology", embed(o.topology_json)},
       {"backend_topology_error", optional_string(o.topology_error)},
   };

@@ -3,12 +3,18 @@
 
   check_conformance.py --expect pass --json FILE -- plexus-conformance ARGS...
   check_conformance.py --expect PLX-P-8 -- plexus-conformance ARGS...
+  check_conformance.py --expect skip -- plexus-conformance ARGS...
 
 --expect pass: exit status 0, a final "N passed, 0 failed" line, and (with
---json) a report that parses and agrees with that line. --expect REQ: a
-non-zero exit status and a FAIL line that names [REQ]: a fixture plugin
-that breaks REQ must be caught, and for that reason. Either way the run must
-end by itself (the kit kills hung ranks) and leave no process behind.
+--json) a report that parses and agrees with that line; a backend that
+declines the machine (exit status 77, "skipped: ..." and "0 passed, 0
+failed") makes this script exit 77 too, which meson counts as a skip (a GPU
+backend on a machine without a GPU), and so does a machine with fewer GPUs
+than the ranks asked for (the kit refuses to start, exit status 2). --expect REQ: a non-zero exit status
+and a FAIL line that names [REQ]: a fixture plugin that breaks REQ must be
+caught, and for that reason. --expect skip: the run must be such a skip.
+Either way the run must end by itself (the kit kills hung ranks) and leave
+no process behind.
 """
 import argparse
 import json
@@ -17,6 +23,25 @@ import subprocess
 import sys
 
 TOTALS = re.compile(r"^(\d+) passed, (\d+) failed$")
+EXIT_SKIP = 77
+
+
+def is_skip(proc, lines):
+    return (proc.returncode == EXIT_SKIP and any(l.startswith("skipped: ") for l in lines)
+            and bool(lines) and lines[-1] == "0 passed, 0 failed")
+
+
+def too_few_gpus(proc):
+    """The kit's refusal to put two ranks on one GPU, or None."""
+    found = re.search(r"^plexus-conformance: (\d+ ranks but \d+ visible GPUs?:.*)$", proc.stderr or "", re.M)
+    return found.group(1) if proc.returncode == 2 and found else None
+
+
+def judge_skip(proc, lines):
+    if not is_skip(proc, lines):
+        return (f"expected a skip (exit status 77, a 'skipped: ' line, '0 passed, 0 failed'), "
+                f"got exit status {proc.returncode}")
+    return None
 
 
 def judge_pass(proc, lines, json_path):
@@ -50,10 +75,19 @@ def main():
     command = [c for c in args.command if c != "--"]
     if args.json:
         command += ["--json", args.json]
-    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, timeout=args.timeout)
+    proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=args.timeout)
     sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
     lines = [l for l in proc.stdout.splitlines() if l.strip()]
-    if args.expect == "pass":
+    if args.expect == "pass" and is_skip(proc, lines):
+        return EXIT_SKIP
+    if args.expect == "pass" and too_few_gpus(proc):
+        print(f"check_conformance: skipped: {too_few_gpus(proc)}", file=sys.stderr)
+        return EXIT_SKIP
+    if args.expect == "skip":
+        problem = judge_skip(proc, lines)
+    elif args.expect == "pass":
         problem = judge_pass(proc, lines, args.json)
     else:
         problem = judge_fail(proc, lines, args.expect)

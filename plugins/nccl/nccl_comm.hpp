@@ -1,0 +1,239 @@
+// An nccl communicator: one nonblocking ncclComm_t on one device, a small
+// device scratch buffer (warm-up, barrier), the ring of progress events the
+// watchdog watches, the failure state every call checks first, and the
+// lazily created device pool.
+//
+// Concurrency. The communicator is used by one thread at a time (the
+// "user"); the watchdog thread and plx_comm_abort (any thread) may fail it.
+// ncclCommAbort frees the ncclComm_t, so nothing may be inside NCCL on that
+// comm when it runs: every user call holds the gate (one atomic add), and
+// the aborter first publishes the failure, then takes the gate exclusively
+// (see Gate). The watchdog also takes it for ncclCommGetAsyncError, which
+// is not safe against a concurrent call on the same comm (it may complete
+// a pending nonblocking group job).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/device_pool.hpp"
+#include "plexus/plugin.h"
+#include "plugins/nccl/nccl_status.hpp"
+
+namespace plexus::nccl {
+
+struct Params {
+  bool warmup = true;
+  int32_t watchdog_poll_ms = 5;
+  int32_t event_every = 1;
+  double defrag_threshold = 0.30;
+};
+
+// What a communicator is made with, besides the ncclComm_t.
+struct CommSetup {
+  int32_t rank = 0;
+  int32_t nranks = 1;
+  int device = 0;
+  int32_t timeout_ms = 60000;
+  int32_t init_timeout_ms = 60000;
+  std::string name;
+};
+
+// The user side counts itself in; the exclusive side (watchdog poll,
+// abort) sets a bit that only succeeds while no user call is inside.
+class Gate {
+ public:
+  static constexpr uint32_t exclusive_bit = 1u << 31;
+  void enter() {
+    uint32_t prev = state_.fetch_add(1, std::memory_order_seq_cst);
+    while (prev & exclusive_bit) [[unlikely]] {
+      state_.fetch_sub(1, std::memory_order_seq_cst);
+      while (state_.load(std::memory_order_acquire) & exclusive_bit) std::this_thread::yield();
+      prev = state_.fetch_add(1, std::memory_order_seq_cst);
+    }
+  }
+  void leave() { state_.fetch_sub(1, std::memory_order_release); }
+  // Succeeds when only the caller's own `own_holds` user holds are inside.
+  bool try_exclusive(uint32_t own_holds) {
+    uint32_t expected = own_holds;
+    return state_.compare_exchange_strong(expected, own_holds | exclusive_bit, std::memory_order_seq_cst);
+  }
+  void release_exclusive() { state_.fetch_and(~exclusive_bit, std::memory_order_release); }
+
+ private:
+  std::atomic<uint32_t> state_{0};
+};
+
+// A user call's hold on the gate for its scope.
+class GateHold {
+ public:
+  explicit GateHold(Gate &gate) : gate_(gate) { gate_.enter(); }
+  ~GateHold() { gate_.leave(); }
+  GateHold(const GateHold &) = delete;
+  GateHold &operator=(const GateHold &) = delete;
+
+ private:
+  Gate &gate_;
+};
+
+// One progress point: an event recorded on a user stream after a
+// collective, with when and after which call it was recorded.
+struct ProgressSlot {
+  cudaEvent_t event = nullptr;
+  std::atomic<int64_t> recorded_ns{0};
+  std::atomic<uint64_t> call{0};
+  std::atomic<int32_t> coll{0};
+};
+
+// Device pointers this communicator has already classified, so the memory
+// kind check costs a few compares for buffers that come back (they do:
+// inference reuses its buffers).
+class PointerCache {
+ public:
+  bool contains(const void *p) const {
+    for (const void *q : entries_)
+      if (q == p) return true;
+    return false;
+  }
+  void add(const void *p) { entries_[next_++ % kEntries] = p; }
+
+ private:
+  static constexpr unsigned kEntries = 16;
+  const void *entries_[kEntries] = {};
+  unsigned next_ = 0;
+};
+
+class Comm {
+ public:
+  static constexpr uint32_t kSlots = 128;
+  static constexpr size_t kScratchBytes = 1024;
+
+  // Takes `nccl` (possibly still initialising): waits until it is ready
+  // (bounded by init_timeout_ms), warms it up, starts the watchdog. On
+  // failure the ncclComm_t is aborted and *out stays empty.
+  static plx_status create(ncclComm_t nccl, const CommSetup &setup, const Params &params,
+                           std::unique_ptr<Comm> *out);
+  ~Comm();  // comm_destroy: finalize when healthy, else abort; never hangs
+
+  int32_t rank() const { return setup_.rank; }
+  int32_t nranks() const { return setup_.nranks; }
+  int device() const { return setup_.device; }
+  const CommSetup &setup() const { return setup_; }
+  const Params &params() const { return params_; }
+  ncclComm_t nccl() const { return nccl_; }
+  Gate &gate() { return gate_; }
+  void *scratch() const { return scratch_; }
+
+  // The sticky failure (PLX_OK while healthy): one load on the hot path.
+  plx_status failure() const { return failure_.load(std::memory_order_acquire); }
+  // Reports the sticky failure as this thread's error and returns it.
+  plx_status report_failure();
+  // Records the first failure (later ones are dropped) and returns status.
+  plx_status set_failure(plx_status status, const std::string &message);
+  // Fails the communicator and aborts the ncclComm_t (any thread; a user
+  // call passes the gate holds it has: user_holds()).
+  plx_status fail_and_abort(plx_status status, const std::string &message, uint32_t own_holds);
+  // The holds of a user call: its own, plus the open group's.
+  uint32_t user_holds() const { return 1u + static_cast<uint32_t>(group_depth); }
+
+  // An NCCL call on a live comm returned `result` (not ncclSuccess):
+  // waits out ncclInProgress, else maps the error (sticky for peer loss).
+  plx_status after_nccl(ncclResult_t result, const char *what);
+  // Polls ncclCommGetAsyncError on `comm` until it leaves ncclInProgress
+  // or the deadline (-1 ms: none) passes. The caller holds the gate.
+  plx_status wait_ready(ncclComm_t comm, int32_t timeout_ms, const char *what);
+  // The state for plx_comm_async_status (the caller holds the gate).
+  plx_status async_state();
+
+  // Progress tracking, called by the user after each enqueued collective.
+  void track(void *stream, int32_t coll) {
+    ++call_seq_;
+    if (!tracking_) return;
+    ++untracked_;
+    if (untracked_ < static_cast<uint32_t>(params_.event_every) &&
+        recorded_.load(std::memory_order_relaxed) != completed_.load(std::memory_order_relaxed))
+      return;
+    record_progress(stream, coll);
+  }
+
+  PointerCache &pointer_cache() { return pointer_cache_; }
+  // Group state (plx_group_start/end) of the user thread. An open group
+  // holds the gate: an abort waits for it (NCCL's group state would
+  // otherwise keep calls on a freed comm).
+  int group_depth = 0;
+  void *group_stream = nullptr;
+  int32_t group_coll = -1;
+  bool group_failed = false;
+
+  // Calls per collective kind (written by the user thread only).
+  std::atomic<uint64_t> calls[PLX_COLL_KIND_COUNT] = {};
+  void count_call(int32_t coll) {
+    calls[coll].store(calls[coll].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  // The device pool, created on first use on this communicator's device.
+  plx_status pool(core::DevicePool **out);
+  core::DevicePool *existing_pool() const { return pool_ptr_.load(std::memory_order_acquire); }
+
+ private:
+  Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params);
+  plx_status prepare();
+  plx_status warm_up();
+  plx_status wait_stream(int32_t timeout_ms, const char *what);
+  void record_progress(void *stream, int32_t coll);
+  cudaError_t record_on_default(cudaEvent_t event);
+  NcclPhase phase() const { return ready_ ? NcclPhase::running : NcclPhase::setup; }
+  void abort_nccl(uint32_t own_holds);
+  void release_nccl();
+  void stop_watchdog();
+  // nccl_watchdog.cpp
+  void watchdog_main();
+  void watch_events(int64_t now_ns);
+  void watch_async_error();
+
+  CommSetup setup_;
+  Params params_;
+  bool ready_ = false;  // set once create() has finished
+  ncclComm_t nccl_ = nullptr;
+  Gate gate_;
+  std::atomic<plx_status> failure_{PLX_OK};
+  std::mutex failure_mutex_;
+  std::string failure_message_;
+  std::mutex abort_mutex_;
+  bool nccl_released_ = false;  // under abort_mutex_
+
+  cudaStream_t internal_stream_ = nullptr;
+  void *scratch_ = nullptr;
+  PointerCache pointer_cache_;
+
+  // Progress events: the user records slots [completed_, recorded_), the
+  // watchdog retires them in order.
+  bool tracking_ = false;
+  uint32_t untracked_ = 0;
+  uint64_t call_seq_ = 0;
+  ProgressSlot slots_[kSlots];
+  std::atomic<uint64_t> recorded_{0};
+  std::atomic<uint64_t> completed_{0};
+  int64_t last_completion_ns_ = 0;  // watchdog only
+
+  std::thread watchdog_;
+  std::mutex watchdog_mutex_;
+  std::condition_variable watchdog_wake_;
+  bool watchdog_stop_ = false;
+
+  std::mutex pool_mutex_;
+  std::unique_ptr<core::DevicePool> pool_;
+  std::atomic<core::DevicePool *> pool_ptr_{nullptr};
+};
+
+int64_t now_ns();
+
+}  // namespace plexus::nccl
