@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "core/cpu_reduce.hpp"
+#include "core/status.hpp"
 #include "plugins/shm-native/shm_coll.hpp"
 
 namespace plexus::shm_native {
@@ -144,7 +145,8 @@ plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
 }
 
 plx_status two_shot(Op &op, bool to_all) {
-  const size_t chunk = op.comm.params().slot_bytes / op.elem_bytes;
+  if (plx_status s = op.comm.stage(op.desc.count * op.elem_bytes)) return s;
+  const size_t chunk = op.comm.slot_bytes() / op.elem_bytes;
   for (size_t first = 0; first < op.desc.count; first += chunk)
     if (plx_status s = two_shot_chunk(op, first, std::min(chunk, op.desc.count - first), to_all)) return s;
   op.record(PLX_ALGO_TWO_SHOT);
@@ -159,8 +161,10 @@ plx_status reduction(Op &op, bool to_all) {
   const uint64_t oneshot_limit = p.oneshot_max_bytes * 2 / static_cast<uint64_t>(op.comm.nranks());
   const bool small = bytes <= oneshot_limit && bytes <= p.slot_bytes;
   const int32_t forced = op.desc.options->algorithm;
-  if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes))
+  if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes)) {
+    if (plx_status s = op.comm.stage(bytes)) return s;
     return one_shot(op, to_all);
+  }
   // Reading n inputs in place beats copying through the slots while n is
   // small; with more ranks two-shot's 1/n shares of the reading win.
   if (op.comm.reads_in_place() && op.comm.nranks() <= max_in_place_ranks && forced != PLX_ALGO_TWO_SHOT) {
@@ -180,7 +184,12 @@ plx_status reduce(Op &op) { return reduction(op, false); }
 plx_status reduce_scatter(Op &op) {
   Comm &c = op.comm;
   const size_t es = op.elem_bytes, n = static_cast<size_t>(c.nranks());
-  const size_t chunk = c.params().slot_bytes / (n * es);
+  if (plx_status s = c.stage(n * op.desc.count * es)) return s;
+  const size_t chunk = c.slot_bytes() / (n * es);
+  if (chunk == 0)
+    return core::fail(PLX_ERR_UNSUPPORTED, "shm-native: reduce-scatter of {}-byte elements over {} ranks "
+                      "needs slots of {} bytes; PLEXUS_SHM_NATIVE_SLOT_BYTES is {}", es, n, n * es,
+                      c.params().slot_bytes);
   for (size_t first = 0; first < op.desc.count; first += chunk) {
     const size_t len = std::min(chunk, op.desc.count - first);
     const uint32_t step = c.next_step();

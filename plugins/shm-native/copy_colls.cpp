@@ -32,7 +32,9 @@ plx_status broadcast_in_place(Op &op, uint32_t step, size_t total) {
 // only in the copy case do more steps follow.
 plx_status broadcast(Op &op) {
   Comm &c = op.comm;
-  const size_t total = op.desc.count * op.elem_bytes, chunk = c.params().slot_bytes;
+  const size_t total = op.desc.count * op.elem_bytes;
+  if (plx_status s = c.stage(total)) return s;
+  const size_t chunk = c.slot_bytes();
   const bool root = c.rank() == op.desc.root;
   const auto *in = static_cast<const uint8_t *>(op.desc.send);
   auto *out = static_cast<uint8_t *>(op.desc.recv);
@@ -57,8 +59,9 @@ plx_status broadcast(Op &op) {
 static plx_status gather_bytes(Op &op, const std::vector<size_t> &bytes,
                                const std::vector<size_t> &displ, bool to_all) {
   Comm &c = op.comm;
-  const size_t chunk = c.params().slot_bytes;
   const size_t largest = *std::max_element(bytes.begin(), bytes.end());
+  if (plx_status s = c.stage(largest)) return s;
+  const size_t chunk = c.slot_bytes();
   const auto *in = static_cast<const uint8_t *>(op.desc.send);
   auto *out = static_cast<uint8_t *>(op.desc.recv);
   const bool receives = to_all || c.rank() == op.desc.root;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/host_topology.hpp"
@@ -15,12 +16,19 @@ namespace {
 
 struct Backend {
   Params params;
+  std::shared_ptr<StagingReport> staging;
 };
 
-uint64_t size_param(const plx_host_services &s, const char *name, uint64_t fallback) {
+// Leaves *value as it is when the variable is not set.
+plx_status size_param(const plx_host_services &s, const char *name, uint64_t *value) {
   const char *text = s.param_get("shm-native", name);
-  const auto v = text ? core::parse_size(text) : std::nullopt;
-  return v ? *v : fallback;
+  if (text == nullptr) return PLX_OK;
+  const auto v = core::parse_size(text);
+  if (!v)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_{}={} is not a size "
+                      "(bytes, or a number with K, M or G)", name, text);
+  *value = *v;
+  return PLX_OK;
 }
 
 int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback) {
@@ -32,8 +40,9 @@ int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback
 // Reads the parameters once per backend; a bad value is an error that names
 // the variable, not a silent default.
 plx_status read_params(const plx_host_services &s, Params *p) {
-  p->slot_bytes = size_param(s, "SLOT_BYTES", p->slot_bytes);
-  p->oneshot_max_bytes = size_param(s, "ONESHOT_MAX_BYTES", p->oneshot_max_bytes);
+  for (auto [name, value] : {std::pair{"SLOT_BYTES", &p->slot_bytes}, std::pair{"SLOT_MIN_BYTES", &p->slot_min_bytes},
+                              std::pair{"ONESHOT_MAX_BYTES", &p->oneshot_max_bytes}})
+    if (plx_status status = size_param(s, name, value)) return status;
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
   p->read_in_place = int_param(s, "READ_IN_PLACE", 1) != 0;
@@ -47,6 +56,9 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (p->slot_bytes < 4096 || p->slot_bytes > (1ull << 30) || p->slot_bytes % 64)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_SLOT_BYTES={} must "
                       "be a multiple of 64 between 4K and 1G", p->slot_bytes);
+  if (p->slot_min_bytes < 4096 || p->slot_min_bytes > (1ull << 30) || p->slot_min_bytes % 64)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_SLOT_MIN_BYTES={} must "
+                      "be a multiple of 64 between 4K and 1G", p->slot_min_bytes);
   return PLX_OK;
 }
 
@@ -64,6 +76,8 @@ plx_status backend_init(const plx_host_info *host, void **backend) {
   core::set_services(host->services, "shm-native");
   auto b = std::make_unique<Backend>();
   if (plx_status s = read_params(*host->services, &b->params)) return s;
+  b->staging = std::make_shared<StagingReport>(std::min(b->params.slot_min_bytes, b->params.slot_bytes),
+                                               b->params.slot_bytes);
   *backend = b.release();
   return PLX_OK;
 }
@@ -73,7 +87,7 @@ plx_status backend_finalize(void *backend) {
   return PLX_OK;
 }
 
-plx_status backend_topology(void *, plx_topology_info *info, char *json, size_t capacity, size_t *needed) {
+plx_status backend_topology(void *backend, plx_topology_info *info, char *json, size_t capacity, size_t *needed) {
   core::HostTopology topology;
   if (plx_status s = core::probe_host_topology(&topology)) return s;
   core::fill_topology_info(topology, info);
@@ -81,7 +95,9 @@ plx_status backend_topology(void *, plx_topology_info *info, char *json, size_t 
   core::JsonWriter w;
   w.begin_object().field("backend", "shm-native").key("host");
   core::write_host_topology_json(topology, w);
-  w.key("slot_numa_node").value(static_cast<int64_t>(core::current_numa_node())).end_object();
+  w.key("slot_numa_node").value(static_cast<int64_t>(core::current_numa_node())).key("staging");
+  static_cast<Backend *>(backend)->staging->write_json(w);
+  w.end_object();
   return core::copy_text_out(w.str(), json, capacity, needed);
 }
 
@@ -99,8 +115,8 @@ plx_status comm_init(void *backend, const uint8_t *payload, int32_t nranks, int3
   if (std::memchr(id.name, '\0', sizeof(id.name)) == nullptr || std::strncmp(id.name, "/plexus-", 8) != 0)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: the unique id names no plexus rendezvous");
   std::unique_ptr<Comm> c;
-  if (plx_status s = Comm::create(id, nranks, rank, *config, static_cast<Backend *>(backend)->params, &c))
-    return s;
+  const Backend &b = *static_cast<Backend *>(backend);
+  if (plx_status s = Comm::create(id, nranks, rank, *config, b.params, b.staging, &c)) return s;
   *comm = c.release();
   return PLX_OK;
 }
@@ -122,7 +138,8 @@ plx_status comm_split(void *comm, int32_t color, int32_t key, const plx_comm_con
   const auto me = std::find_if(group.begin(), group.end(), [&](auto &e) { return e.rank == c.rank(); });
   std::unique_ptr<Comm> child;
   if (plx_status s = Comm::create(group.front().id, static_cast<int32_t>(group.size()),
-                                  static_cast<int32_t>(me - group.begin()), *config, c.params(), &child))
+                                  static_cast<int32_t>(me - group.begin()), *config, c.params(),
+                                  c.staging_report(), &child))
     return s;
   *out = child.release();
   return PLX_OK;

@@ -29,7 +29,11 @@ struct Op {
   OpLabel label;
 
   // Publishes this rank's `arrive` for `step` and waits for every peer's.
-  plx_status exchange(uint32_t step) { return sync(&RankControl::arrive, step); }
+  // The first exchange after the slots grew also maps the peers' new slots.
+  plx_status exchange(uint32_t step) {
+    if (plx_status s = sync(&RankControl::arrive, step)) return s;
+    return comm.growth_pending() ? comm.finish_growth(label.coll, label.seq) : PLX_OK;
+  }
   // The same for `done` (the reduce-scatter half of a step is finished).
   plx_status finish_share(uint32_t step) { return sync(&RankControl::done, step); }
   void record(plx_algorithm algorithm);

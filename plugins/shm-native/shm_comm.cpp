@@ -6,22 +6,21 @@
 #include <cstring>
 #include <new>
 
+#include "core/host_topology.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
 
 namespace plexus::shm_native {
-namespace {
 
-// What ranks exchange to map each other: the name of each rank's segment,
-// and its pid and descriptor, to try the /proc/<pid>/fd path pool blocks use.
+// What ranks exchange to map each other: the name of each rank's control
+// page, its pid (for /proc/<pid>/fd) and the slot sizes, which must agree:
+// every rank grows its slots at the same calls only if all use the same.
 struct SegmentAnnouncement {
   char name[128];
-  uint64_t bytes;
   int32_t pid;
-  int32_t fd;
+  int32_t pad;
+  uint64_t slot_min_bytes, slot_max_bytes;
 };
-
-}  // namespace
 
 namespace {
 
@@ -33,19 +32,26 @@ int32_t spin_for(int32_t nranks, int32_t configured) {
   return nranks > CPU_COUNT(&cpus) ? 0 : configured;
 }
 
+// The name of a rank's fixed-size slots in the fallback without /proc.
+struct SlotName {
+  char name[128];
+};
+
 }  // namespace
 
-Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms)
-    : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms) {
+Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,
+           std::shared_ptr<StagingReport> report)
+    : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms), report_(std::move(report)) {
   params_.spin_iterations = spin_for(nranks, params.spin_iterations);
+  params_.slot_min_bytes = std::min(params.slot_min_bytes, params.slot_bytes);
 }
 
 Comm::~Comm() = default;
 
 plx_status Comm::create(const core::RendezvousId &id, int32_t nranks, int32_t rank,
                         const plx_comm_config &config, const Params &params,
-                        std::unique_ptr<Comm> *out) {
-  std::unique_ptr<Comm> comm(new Comm(nranks, rank, params, config.timeout_ms));
+                        std::shared_ptr<StagingReport> report, std::unique_ptr<Comm> *out) {
+  std::unique_ptr<Comm> comm(new Comm(nranks, rank, params, config.timeout_ms, std::move(report)));
   if (plx_status s = core::Rendezvous::join(id, nranks, rank, config.init_timeout_ms, &comm->rendezvous_))
     return s;
   comm->pool_ = std::make_unique<ShmPool>(params.defrag_threshold);
@@ -54,50 +60,165 @@ plx_status Comm::create(const core::RendezvousId &id, int32_t nranks, int32_t ra
   return PLX_OK;
 }
 
-// Creates this rank's segment, tells the others its name, maps theirs, and
-// once all have mapped all, removes every name: from then on nothing of the
-// communicator is left in /dev/shm, whatever happens to the ranks.
-plx_status Comm::map_peers(int32_t init_timeout_ms) {
-  const uint64_t bytes = slot_offset + 2 * params_.slot_bytes;
-  peers_.resize(nranks_);
-  core::ShmSegment &own = peers_[rank_];
-  if (plx_status s = core::ShmSegment::create(core::ShmSegment::make_name("shm-native"), bytes, &own))
-    return fail_all(s, core::last_message());
+void Comm::set_slots(int32_t r, core::ShmSegment segment) {
+  slots_[r] = std::move(segment);
+  slot_base_[r] = slots_[r].valid() ? static_cast<uint8_t *>(slots_[r].data()) + slot_header_bytes : nullptr;
+}
+
+// The control page is named (peers open it by name at init); the slots are
+// a memfd placed on this rank's NUMA node, announced in the control page.
+plx_status Comm::create_own_segments() {
+  core::ShmSegment &own = controls_[rank_];
+  if (plx_status s = core::ShmSegment::create(core::ShmSegment::make_name("shm-native"), control_bytes, &own))
+    return s;
+  place_existing(own.data(), control_bytes, numa_node_);
   new (own.data()) RankControl();
+  core::ShmSegment slots;
+  slot_bytes_ = params_.slot_min_bytes;
+  if (plx_status s = create_slot_memfd(0, slot_bytes_, numa_node_, &slots, &placement_)) return s;
+  control(rank_).numa_node.store(static_cast<uint32_t>(placement_.placed), std::memory_order_relaxed);
+  control(rank_).slot_segments[0] = {0, slots.fd(), slot_bytes_};
+  set_slots(rank_, std::move(slots));
+  return PLX_OK;
+}
+
+plx_status Comm::check_same_params(const std::vector<SegmentAnnouncement> &all) {
+  for (int32_t r = 0; r < nranks_; ++r)
+    if (all[r].slot_min_bytes != params_.slot_min_bytes || all[r].slot_max_bytes != params_.slot_bytes)
+      return core::fail(PLX_ERR_INVALID_USAGE, "shm-native: rank {} has slots of {} to {} bytes and rank {} "
+                        "of {} to {}: every rank must use the same PLEXUS_SHM_NATIVE_SLOT_MIN_BYTES and "
+                        "PLEXUS_SHM_NATIVE_SLOT_BYTES", r, all[r].slot_min_bytes, all[r].slot_max_bytes,
+                        rank_, params_.slot_min_bytes, params_.slot_bytes);
+  return PLX_OK;
+}
+
+// Creates this rank's segments, tells the others the control page's name,
+// maps theirs, and once all have mapped all, removes every name: from then on
+// nothing of the communicator is left in /dev/shm, whatever happens to the
+// ranks. The barrier also makes every rank's maps_peers visible, so all
+// ranks take the same decision on growth and reading in place.
+plx_status Comm::map_peers(int32_t init_timeout_ms) {
+  numa_node_ = core::current_numa_node();
+  controls_.resize(nranks_), slots_.resize(nranks_), slot_base_.assign(nranks_, nullptr);
+  if (plx_status s = create_own_segments()) return fail_all(s, core::last_message());
   SegmentAnnouncement mine{};
-  std::strncpy(mine.name, own.name().c_str(), sizeof(mine.name) - 1);
-  mine.bytes = bytes;
+  std::strncpy(mine.name, controls_[rank_].name().c_str(), sizeof(mine.name) - 1);
   mine.pid = static_cast<int32_t>(::getpid());
-  mine.fd = own.fd();
+  mine.slot_min_bytes = params_.slot_min_bytes, mine.slot_max_bytes = params_.slot_bytes;
   std::vector<SegmentAnnouncement> all(nranks_);
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all.data(), init_timeout_ms)) return s;
-  std::vector<int32_t> pids(nranks_), fds(nranks_);
+  if (plx_status s = check_same_params(all)) return s;
   for (int32_t r = 0; r < nranks_; ++r) {
-    pids[r] = all[r].pid, fds[r] = all[r].fd;
+    pids_.push_back(all[r].pid);
     if (r == rank_) continue;
-    if (plx_status s = core::ShmSegment::open(all[r].name, all[r].bytes, &peers_[r]))
+    if (plx_status s = core::ShmSegment::open(all[r].name, control_bytes, &controls_[r]))
       return fail_all(s, "rank " + std::to_string(rank_) + " could not map rank " + std::to_string(r) + "'s segment");
   }
-  const plx_status probed = probe_peer_fds(pids, fds);
+  peer_maps_ = std::make_unique<PeerMaps>(pids_);
+  map_peer_growable_slots();
   const plx_status s = rendezvous_->barrier(init_timeout_ms);
-  own.unlink();
-  reads_in_place_ = probed == PLX_OK && params_.read_in_place;
-  for (int32_t r = 0; r < nranks_; ++r)
-    reads_in_place_ = reads_in_place_ && control(r).maps_peers.load(std::memory_order_acquire);
+  controls_[rank_].unlink();
+  if (s != PLX_OK) return s;
+  bool all_map = true;
+  for (int32_t r = 0; r < nranks_; ++r) all_map = all_map && control(r).maps_peers.load(std::memory_order_acquire);
+  reads_in_place_ = all_map && params_.read_in_place;
+  if (!all_map) return use_named_slots(init_timeout_ms);
+  grow_above_ = slot_bytes_ < params_.slot_bytes ? slot_bytes_ : UINT64_MAX;
+  report_->placed(placement_, slot_bytes_, true);
+  return PLX_OK;
+}
+
+// Maps every peer's first slots through /proc: the same access that growth
+// and reading pool blocks in place need. A failure only costs those two.
+plx_status Comm::map_peer_growable_slots() {
+  for (int32_t r = 0; r < nranks_; ++r) {
+    if (r == rank_) continue;
+    core::ShmSegment peer;
+    if (plx_status s = map_peer_slots(pids_[r], control(r).slot_segments[0], &peer)) {
+      core::log_info("{}", core::last_message());
+      return s;
+    }
+    set_slots(r, std::move(peer));
+  }
+  control(rank_).maps_peers.store(1, std::memory_order_release);
+  return PLX_OK;
+}
+
+// Some rank cannot open its peers' descriptors: every rank maps named
+// segments of the largest slots instead, named only until all have mapped.
+plx_status Comm::use_named_slots(int32_t init_timeout_ms) {
+  for (int32_t r = 0; r < nranks_; ++r) set_slots(r, {});
+  core::ShmSegment own;
+  if (plx_status s = create_slot_named(params_.slot_bytes, numa_node_, &own, &placement_))
+    return fail_all(s, core::last_message());
+  SlotName mine{};
+  std::strncpy(mine.name, own.name().c_str(), sizeof(mine.name) - 1);
+  set_slots(rank_, std::move(own));
+  slot_bytes_ = params_.slot_bytes;
+  std::vector<SlotName> all(nranks_);
+  if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all.data(), init_timeout_ms)) return s;
+  for (int32_t r = 0; r < nranks_; ++r) {
+    core::ShmSegment peer;
+    plx_status s = r == rank_ ? PLX_OK : core::ShmSegment::open(all[r].name, slot_file_bytes(slot_bytes_), &peer);
+    if (s == PLX_OK && r != rank_) s = check_slot_header(peer, 0, slot_bytes_);
+    if (s != PLX_OK) return fail_all(s, fmt::format("rank {} could not map rank {}'s slots: {}", rank_, r, core::last_message()));
+    if (r != rank_) set_slots(r, std::move(peer));
+  }
+  const plx_status s = rendezvous_->barrier(init_timeout_ms);
+  slots_[rank_].unlink();
+  report_->placed(placement_, slot_bytes_, false);
   return s;
 }
 
-// Pool blocks are read in place only if every rank can open every peer's
-// descriptors; the barrier after this makes every rank's answer visible, so
-// all ranks take the same decision. A failure only costs the copy.
-plx_status Comm::probe_peer_fds(const std::vector<int32_t> &pids, const std::vector<int32_t> &fds) {
-  peer_maps_ = std::make_unique<PeerMaps>(pids);
-  for (int32_t r = 0; r < nranks_; ++r)
-    if (r != rank_ && PeerMaps::probe(pids[r], fds[r]) != PLX_OK) {
-      core::log_info("{}", core::last_message());
-      return PLX_ERR_UNSUPPORTED;
+// Every rank runs this at the same call with the same bytes (stage()), so
+// all reach the same generation and size. The old segment is kept (retired_)
+// until the first exchange in the new one: a peer maps a generation through
+// the owner's descriptor only after the exchange that follows its growth, and
+// the owner may pass that exchange and grow again before a slow peer has
+// opened it. Once every peer has published a later step it has mapped it.
+// Peers still reading the old slots hold their own mapping of them, so
+// dropping ours never pulls memory from under them.
+plx_status Comm::grow_slots(uint64_t bytes) {
+  const uint64_t size = slot_size_for(bytes, params_.slot_min_bytes, params_.slot_bytes);
+  core::ShmSegment fresh;
+  Placement where;
+  if (plx_status s = create_slot_memfd(generation_ + 1, size, numa_node_, &fresh, &where))
+    return fail_all(s, fmt::format("shm-native: rank {} could not grow its slots from {} to {} bytes: {}",
+                                   rank_, slot_bytes_, size, core::last_message()));
+  ++generation_;
+  control(rank_).slot_segments[generation_ & 1u] = {generation_, fresh.fd(), size};
+  retired_ = std::move(slots_[rank_]);
+  set_slots(rank_, std::move(fresh));
+  core::log_debug("shm-native: rank {} slots grew from {} to {} bytes (generation {}, NUMA node {}, {})",
+                  rank_, slot_bytes_, size, generation_, where.node, where.state());
+  slot_bytes_ = size;
+  grow_above_ = size < params_.slot_bytes ? size : UINT64_MAX;
+  growth_pending_ = true;
+  report_->grew(where, size);
+  return PLX_OK;
+}
+
+// Runs after the exchange of the first step in the grown slots: every peer
+// has published that step, so each has grown (its entry for this generation
+// is written) and has finished every step that used its old slots.
+plx_status Comm::finish_growth(const char *coll, uint64_t seq) {
+  growth_pending_ = false;
+  retired_ = core::ShmSegment();
+  for (int32_t r = 0; r < nranks_; ++r) {
+    if (r == rank_) continue;
+    const SlotSegmentRef ref = control(r).slot_segments[generation_ & 1u];
+    if (ref.generation != generation_ || ref.slot_bytes != slot_bytes_)
+      return fail_all(PLX_ERR_INVALID_USAGE, fmt::format("shm-native: in {} #{} rank {}'s slots are generation "
+                      "{} of {} bytes, rank {}'s generation {} of {}: the ranks called collectives with "
+                      "different sizes", coll, seq, r, ref.generation, ref.slot_bytes, rank_, generation_, slot_bytes_));
+    core::ShmSegment peer;
+    if (plx_status s = map_peer_slots(pids_[r], ref, &peer)) {
+      const bool lost = !rendezvous_->peer_alive(r);
+      return fail_all(lost ? PLX_ERR_PEER_LOST : s, fmt::format("shm-native: rank {} could not map rank {}'s "
+                      "grown slots in {} #{}{}: {}", rank_, r, coll, seq, lost ? " (it died)" : "", core::last_message()));
     }
-  control(rank_).maps_peers.store(1, std::memory_order_release);
+    set_slots(r, std::move(peer));
+  }
   return PLX_OK;
 }
 

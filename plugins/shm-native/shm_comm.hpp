@@ -1,5 +1,6 @@
-// A shm-native communicator: every rank owns one shared segment holding its
-// control words and two data slots, and maps every peer's. A collective is a
+// A shm-native communicator: every rank owns a control page and a segment of
+// two data slots (shm_slots.hpp: how slots grow and where they are placed),
+// and maps every peer's. A collective is a
 // sequence of steps; in step s each rank writes into its slot s % 2,
 // publishes `arrive = s + 1`, waits until every peer has done the same and
 // then reads what it needs from the peers' slots s % 2. Publishing step s+1
@@ -18,11 +19,13 @@
 #include "core/shm_segment.hpp"
 #include "plexus/plugin.h"
 #include "plugins/shm-native/shm_pool.hpp"
+#include "plugins/shm-native/shm_slots.hpp"
 
 namespace plexus::shm_native {
 
 struct Params {
-  uint64_t slot_bytes = 1 << 20;     // one data slot; two per rank
+  uint64_t slot_bytes = 1 << 20;     // the largest data slot; two per rank
+  uint64_t slot_min_bytes = 64 << 10;  // the first size of a slot
   uint64_t oneshot_max_bytes = 64 << 10;
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
@@ -40,19 +43,24 @@ struct alignas(128) Counter {
 struct RankControl {
   Counter arrive;  // steps whose input this rank has published
   Counter done;    // steps whose reduce-scatter share this rank has finished
-  alignas(128) std::atomic<uint32_t> numa_node{0xffffffffu};
+  alignas(128) std::atomic<uint32_t> numa_node{0xffffffffu};  // where this rank's slots are
   // Set at init when this rank could open every peer's /proc/<pid>/fd.
   std::atomic<uint32_t> maps_peers{0};
   // Step s's input, when it is a pool block read in place instead of a
   // copy in the slot: entry s % 2, double-buffered like the slots.
   alignas(128) BlockRef input[2];
+  // This rank's slot segment of generation g is entry g % 2 (shm_slots.hpp);
+  // written before the `arrive` that publishes the first step using it.
+  alignas(128) SlotSegmentRef slot_segments[2];
 };
+
+struct SegmentAnnouncement;  // what ranks exchange at init (shm_comm.cpp)
 
 class Comm {
  public:
   static plx_status create(const core::RendezvousId &id, int32_t nranks, int32_t rank,
                            const plx_comm_config &config, const Params &params,
-                           std::unique_ptr<Comm> *out);
+                           std::shared_ptr<StagingReport> report, std::unique_ptr<Comm> *out);
   ~Comm();
 
   int32_t rank() const { return rank_; }
@@ -60,12 +68,23 @@ class Comm {
   const Params &params() const { return params_; }
   int32_t timeout_ms() const { return timeout_ms_; }
   core::Rendezvous &rendezvous() { return *rendezvous_; }
+  const std::shared_ptr<StagingReport> &staging_report() const { return report_; }
 
-  RankControl &control(int32_t r) { return *static_cast<RankControl *>(peers_[r].data()); }
+  RankControl &control(int32_t r) { return *static_cast<RankControl *>(controls_[r].data()); }
   // Peer r's data slot used by step `step`.
-  uint8_t *slot(int32_t r, uint32_t step) {
-    return static_cast<uint8_t *>(peers_[r].data()) + slot_offset + (step & 1u) * params_.slot_bytes;
-  }
+  uint8_t *slot(int32_t r, uint32_t step) { return slot_base_[r] + (step & 1u) * slot_bytes_; }
+  // Bytes of one slot now; every rank's slots have this size.
+  uint64_t slot_bytes() const { return slot_bytes_; }
+
+  // Makes the slots hold `bytes` (up to the cap) before a collective writes
+  // them; every rank calls it with the same bytes at the same call, so all
+  // grow together. One compare when no growth is needed.
+  plx_status stage(uint64_t bytes) { return bytes > grow_above_ ? grow_slots(bytes) : PLX_OK; }
+  // Whether the slots grew in this collective and peers are not remapped yet.
+  bool growth_pending() const { return growth_pending_; }
+  // After the first exchange in grown slots: drops this rank's old segment
+  // and maps the peers' new ones.
+  plx_status finish_growth(const char *coll, uint64_t seq);
 
   // The next step number; every rank takes the same sequence.
   uint32_t next_step() { return step_++; }
@@ -86,12 +105,18 @@ class Comm {
   std::atomic<uint64_t> algorithm_calls[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
   std::atomic<int32_t> last_algorithm[PLX_COLL_KIND_COUNT] = {};
 
-  static constexpr size_t slot_offset = 4096;  // control words live in the first page
+  static constexpr size_t control_bytes = 4096;  // the control words' page
 
  private:
-  Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms);
+  Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,
+       std::shared_ptr<StagingReport> report);
   plx_status map_peers(int32_t init_timeout_ms);
-  plx_status probe_peer_fds(const std::vector<int32_t> &pids, const std::vector<int32_t> &fds);
+  plx_status create_own_segments();
+  plx_status check_same_params(const std::vector<SegmentAnnouncement> &all);
+  plx_status map_peer_growable_slots();
+  plx_status use_named_slots(int32_t init_timeout_ms);
+  plx_status grow_slots(uint64_t bytes);
+  void set_slots(int32_t r, core::ShmSegment segment);
 
   int32_t rank_, nranks_;
   Params params_;
@@ -99,13 +124,28 @@ class Comm {
   uint32_t step_ = 0;
   uint64_t collectives_ = 0;
   std::unique_ptr<core::Rendezvous> rendezvous_;
-  std::vector<core::ShmSegment> peers_;  // peers_[rank_] is our own segment
-  // Destroyed before peers_: the pool and the peers' pool mappings go first.
+  std::shared_ptr<StagingReport> report_;
+  std::vector<int32_t> pids_;
+  int32_t numa_node_ = 0;                    // this rank's, at init
+  Placement placement_;                      // of this rank's slots
+  std::vector<core::ShmSegment> controls_;   // [rank_] is our own control page
+  std::vector<core::ShmSegment> slots_;      // every rank's slot segment
+  std::vector<uint8_t *> slot_base_;         // the first slot of each
+  uint64_t slot_bytes_ = 0;
+  uint64_t grow_above_ = UINT64_MAX;         // stage() grows for more bytes than this
+  uint32_t generation_ = 0;                  // of the slots; the same on every rank
+  bool growth_pending_ = false;
+  // This rank's previous slot segment, kept until the first exchange in the
+  // new one, so that its descriptor stays valid for a peer that has not yet
+  // mapped it (grow_slots explains why).
+  core::ShmSegment retired_;
+  // Destroyed before the slots and control pages: the pool and the peers'
+  // pool mappings go first.
   std::unique_ptr<ShmPool> pool_;
   std::unique_ptr<PeerMaps> peer_maps_;
   bool reads_in_place_ = false;
 };
 
-static_assert(sizeof(RankControl) <= Comm::slot_offset, "control words fit their page");
+static_assert(sizeof(RankControl) <= Comm::control_bytes, "control words fit their page");
 
 }  // namespace plexus::shm_native

@@ -8,7 +8,11 @@ namespace {
 
 const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "1M",
-     "Bytes of one data slot; every rank maps two per rank of the communicator."},
+     "Largest size of a data slot; every rank maps two per rank of the communicator. Slots grow "
+     "to it by 1.5x from SLOT_MIN_BYTES when a collective moves more bytes a step."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_MIN_BYTES", "64K",
+     "First size of a data slot (at most SLOT_BYTES); slots stay this small until a collective "
+     "needs more."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
      "Largest reduction done one-shot (every rank reduces all inputs) with 2 ranks, scaled by "
      "2/n for n ranks; larger ones reduce-scatter then all-gather."},

@@ -39,11 +39,14 @@ plx_status check_progress(Comm &comm, int32_t r, const Deadline &deadline, const
   const Clock::time_point now = Clock::now();
   if (now >= *next_liveness) {
     *next_liveness = now + std::chrono::milliseconds(10);
-    // A peer may publish its last step and leave between our look at its
-    // counter and this check: gone but arrived is not lost.
-    if (!comm.rendezvous().peer_alive(r) && !arrived())
+    // A peer may publish its last step, or a failure (abort), and leave
+    // between our look at its counter and this check: gone but arrived is
+    // not lost, and gone after posting a failure reports that failure.
+    if (!comm.rendezvous().peer_alive(r) && !arrived()) {
+      if (plx_status s = comm.posted_failure()) return s;
       return comm.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native: rank {} died; rank {} noticed "
                            "while waiting in {} #{}", r, comm.rank(), what.coll, what.seq));
+    }
   }
   if (deadline.expired())
     return comm.fail_all(PLX_ERR_TIMEOUT, fmt::format("shm-native: rank {} waited {} ms in {} #{} "

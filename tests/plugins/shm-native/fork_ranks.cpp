@@ -20,6 +20,13 @@ int count_fds() {
 
 int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int timeout_ms,
               std::vector<pid_t> *pids_out) {
+  return run_ranks_on_backend(nranks, [&](plx_backend_h, plx_comm_h c, int r) { return body(c, r); },
+                              timeout_ms, pids_out);
+}
+
+int run_ranks_on_backend(int nranks, const std::function<int(plx_backend_h, plx_comm_h, int)> &body,
+                         int timeout_ms, std::vector<pid_t> *pids_out,
+                         const std::function<void(int)> &before_init) {
   plx_backend_h backend = nullptr;
   REQUIRE(plx_backend_open("shm-native", &backend) == PLX_OK);
   plx_unique_id id;
@@ -30,9 +37,10 @@ int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int t
     if (pid == 0) {
       plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
       cfg.timeout_ms = timeout_ms;
+      if (before_init) before_init(r);
       const int fds = count_fds();
       plx_comm_h comm = nullptr;
-      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(comm, r) : 90;
+      int code = plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_OK ? body(backend, comm, r) : 90;
       if (comm && plx_comm_destroy(comm) != PLX_OK) code = code ? code : 81;
       if (code == 0 && count_fds() != fds) code = 80;
       if (code) fprintf(stderr, "rank %d exits with %d: %s\n", r, code, plx_last_error());

@@ -20,5 +20,10 @@ int count_fds();
 // init. Returns how many ranks failed; *pids_out gets their pids.
 int run_ranks(int nranks, const std::function<int(plx_comm_h, int)> &body, int timeout_ms = 10000,
               std::vector<pid_t> *pids_out = nullptr);
+// The same, with the backend the ranks' communicator came from; each rank
+// runs before_init(rank), when given, before it joins the communicator.
+int run_ranks_on_backend(int nranks, const std::function<int(plx_backend_h, plx_comm_h, int)> &body,
+                         int timeout_ms = 10000, std::vector<pid_t> *pids_out = nullptr,
+                         const std::function<void(int)> &before_init = {});
 
 }  // namespace plexus::test
