@@ -53,13 +53,42 @@ std::string missing(const Options &o, const plx_backend_props &p) {
   return "";
 }
 
+bool default_is_auto(const std::string &spec) {
+  const char *env = std::getenv("PLEXUS_BACKEND");
+  return spec.empty() && (env == nullptr || *env == '\0' || std::string_view(env) == "auto");
+}
+
+// Until auto routes by memory kind (a composite communicator), the default
+// backend of a host-memory run on a GPU machine would be a device-only
+// plugin: auto then moves on past the backends that cannot take the
+// memory measured ("^nccl" and so on), as a user would exclude them.
+int open_default_for_memory(const Options &o, plx_backend_h *backend, plx_backend_props *props) {
+  std::string excluded;
+  for (int tries = 0; tries < 8; ++tries) {
+    const char *spec = excluded.empty() ? nullptr : excluded.c_str();
+    if (plx_status s = plx_backend_open(spec, backend))
+      return cannot(fmt::format("cannot open the default backend{}: {}: {}", excluded.empty() ? "" : " (" + excluded + ")",
+                                plx_status_string(s), plx_last_error()));
+    plx_backend_props_get(*backend, props);
+    if (missing_memory(o, *props).empty()) return 0;
+    excluded += (excluded.empty() ? "^" : ",") + std::string(props->name);
+    plx_backend_close(*backend);
+    *backend = nullptr;
+  }
+  return cannot("no backend takes the memory measured: " + excluded);
+}
+
 int open_plexus(const Options &o, const std::string &spec, Column *c) {
   const std::string shown = spec.empty() ? "the default backend" : "backend '" + spec + "'";
-  if (plx_status s = plx_backend_open(spec.empty() ? nullptr : spec.c_str(), &c->backend))
-    return cannot(fmt::format("cannot open {}: {}: {}", shown, plx_status_string(s), plx_last_error()));
   plx_backend_props props{};
   props.struct_size = sizeof(props);
-  plx_backend_props_get(c->backend, &props);
+  if (default_is_auto(spec)) {
+    if (int code = open_default_for_memory(o, &c->backend, &props)) return code;
+  } else {
+    if (plx_status s = plx_backend_open(spec.empty() ? nullptr : spec.c_str(), &c->backend))
+      return cannot(fmt::format("cannot open {}: {}: {}", shown, plx_status_string(s), plx_last_error()));
+    plx_backend_props_get(c->backend, &props);
+  }
   c->label = props.name;
   c->open_spec = spec.rfind('/', 0) == 0 ? props.path : props.name;
   c->detail = fmt::format("{} {}.{}.{} ({})", props.name, props.version_major, props.version_minor,
