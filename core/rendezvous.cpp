@@ -341,6 +341,12 @@ bool Rendezvous::peer_alive(int32_t rank) const {
   return process_alive(slot.pid, slot.start_time);
 }
 
+bool Rendezvous::peer_left(int32_t rank) const {
+  return rank >= 0 && rank < nranks_ && state_of(shared_, rank) == kLeft;
+}
+
+const uint64_t *Rendezvous::failure_word() const { return &shared_->failure; }
+
 std::string Rendezvous::describe_lost(int32_t rank) const {
   const RankSlot &slot = slot_of(shared_, rank);
   switch (state_of(shared_, rank)) {

@@ -64,6 +64,9 @@ class Rendezvous {
   // (kill(pid, 0), start time, not a zombie); a thread rank of this process
   // while it has not left. Our own rank is always alive.
   bool peer_alive(int32_t rank) const;
+  // Whether `rank` left (destroyed its object) rather than died: a rank
+  // that finished cleanly is not alive, yet not lost either.
+  bool peer_left(int32_t rank) const;
   // PLX_ERR_PEER_LOST naming the first rank that is not alive (posted for
   // all ranks), else PLX_OK.
   plx_status check_peers();
@@ -72,6 +75,11 @@ class Rendezvous {
   void post_failure(plx_status status, std::string_view message);
   // The posted status (message: its text and who posted it), or PLX_OK.
   plx_status failure(std::string *message) const;
+  // The shared failure word, for a hot path that must see a peer's post
+  // with one load: read it with an atomic load (__atomic_load_n, relaxed);
+  // nonzero once a failure is posted, its low 32 bits the plx_status.
+  // Valid while this object lives.
+  const uint64_t *failure_word() const;
 
   // Every rank passes `bytes` (at most kMaxAllgatherBytes, the same on every
   // rank); `all` receives nranks blocks in rank order. Returns a posted

@@ -4,20 +4,22 @@
 # (GPU topology included), then the benchmarks and conformance runs that the
 # GPUs and cores allow. Everything lands under $OUT for docs/performance.md.
 #
-# PLEXUS_GPU_STEPS picks steps (default "test info alloc nccl conf socket"):
-#   test    meson test, suites unit and gpu
+# PLEXUS_GPU_STEPS picks steps (default "test info alloc nccl graph conf socket socketconf"):
+#   test    meson test (PLEXUS_GPU_SUITES, default suites unit and gpu)
 #   info    plexus-info and its JSON
 #   alloc   plexus-bench-alloc: device pool against cudaMalloc and cudaMallocAsync
-#   nccl    plexus-bench --mem device: nccl plugin against raw NCCL, float32 and bfloat16
+#   nccl    plexus-bench --mem device: nccl plugin against raw NCCL (PLEXUS_GPU_DTYPES, default float32 bfloat16)
+#   graph   the same, bfloat16, every call captured in a CUDA graph
 #   conf    plexus-conformance --backend nccl
-#   socket  the nccl bench and conformance on NCCL's socket transport
+#   socket  the nccl bench on NCCL's socket transport (the two-node stand-in)
+#   socketconf  the conformance kit on NCCL's socket transport
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16")
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
 mkdir -p "$out"
 build=build-gpu
-steps=" ${PLEXUS_GPU_STEPS:-test info alloc nccl conf socket} "
+steps=" ${PLEXUS_GPU_STEPS:-test info alloc nccl graph conf socket socketconf} "
 has_step() { [[ "$steps" == *" $1 "* ]]; }
 bin="$build/tools"
 
@@ -34,7 +36,7 @@ grep -A10 "Dependencies" "$out/setup.log"
 if ! ninja -C "$build" > "$out/build.log" 2>&1; then grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; fi
 
 if has_step test; then
-  meson test -C "$build" --suite unit --suite gpu --no-suite gpu-conformance --num-processes 8 --print-errorlogs > "$out/test.log" 2>&1
+  meson test -C "$build" ${PLEXUS_GPU_SUITES:---suite unit --suite gpu} --no-suite gpu-conformance --num-processes 8 --print-errorlogs > "$out/test.log" 2>&1
   grep -E "^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|SKIP)" "$out/test.log"
   grep -E "^(Ok|Fail|Skipped|Timeout):" "$out/test.log"
 fi
@@ -69,10 +71,12 @@ fi
 
 device_ranks=$(( gpus < 2 ? 1 : gpus ))
 if has_step nccl; then
-  for dtype in float32 bfloat16; do
+  for dtype in ${PLEXUS_GPU_DTYPES:-float32 bfloat16}; do
     run_bench "nccl-$dtype-$device_ranks" --mem device --backends nccl,raw-nccl --ranks "$device_ranks" \
       -d "$dtype" -b 8 -e 256M -f 4 -n 20 -w 5
   done
+fi
+if has_step graph; then
   run_bench "nccl-graph-$device_ranks" --mem device --graph --backends nccl,raw-nccl --ranks "$device_ranks" \
     -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5
 fi
@@ -80,10 +84,12 @@ if has_step conf; then
   run_conformance "nccl-$device_ranks" --backend nccl --ranks "$device_ranks"
 fi
 if has_step socket; then
-  (export NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1
-   run_bench "nccl-socket-$device_ranks" --mem device --backends nccl,raw-nccl --ranks "$device_ranks" \
-     -b 8 -e 64M -f 8 -n 10 -w 3
-   run_conformance "nccl-socket-$device_ranks" --backend nccl --ranks "$device_ranks")
+  NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 run_bench "nccl-socket-$device_ranks" --mem device \
+    --backends nccl,raw-nccl --ranks "$device_ranks" -b 8 -e 64M -f 8 -n 10 -w 3
+fi
+if has_step socketconf; then
+  NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 run_conformance "nccl-socket-$device_ranks" --backend nccl \
+    --ranks "$device_ranks"
 fi
 
 if has_step shm; then

@@ -28,12 +28,18 @@ plx_status int_param(const plx_host_services &s, const char *name, int64_t lo, i
   return PLX_OK;
 }
 
+plx_status bool_param(const plx_host_services &s, const char *name, bool *out) {
+  const char *text = s.param_get("nccl", name);
+  if (text == nullptr) return PLX_OK;
+  const auto v = core::parse_bool(text);
+  if (!v) return core::fail(PLX_ERR_INVALID_ARGUMENT, "nccl: PLEXUS_NCCL_{}={} must be 0 or 1", name, text);
+  *out = *v;
+  return PLX_OK;
+}
+
 plx_status read_params(const plx_host_services &s, Params *p) {
-  if (const char *text = s.param_get("nccl", "WARMUP")) {
-    const auto v = core::parse_bool(text);
-    if (!v) return core::fail(PLX_ERR_INVALID_ARGUMENT, "nccl: PLEXUS_NCCL_WARMUP={} must be 0 or 1", text);
-    p->warmup = *v;
-  }
+  if (plx_status st = bool_param(s, "WARMUP", &p->warmup)) return st;
+  if (plx_status st = bool_param(s, "BLOCKING_TWIN", &p->blocking_twin)) return st;
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
   if (plx_status st = int_param(s, "EVENT_EVERY", 1, 1 << 20, &p->event_every)) return st;
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
@@ -86,8 +92,8 @@ plx_status probe_topology(Backend &b) {
 ncclConfig_t nonblocking_config() {
   // Nonblocking, so that init and split can be given up after the init
   // timeout (ncclCommAbort needs the handle, which a blocking init only
-  // returns once every rank has arrived). NCCL cannot switch a comm to
-  // blocking later, so every call handles ncclInProgress (Comm::after_nccl).
+  // returns once every rank has arrived). The collectives run on a
+  // blocking twin split off it (Comm::split_blocking_twin).
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
   return config;
@@ -131,6 +137,7 @@ plx_status backend_unique_id(void *, uint8_t *payload) {
   (void)ncclGetVersion(&id.nccl_version);
   // Starts NCCL's bootstrap root in this process: it must live until every
   // rank has joined.
+  if (plx_status s = make_domain_key(&id.domain)) return s;
   if (const ncclResult_t r = ncclGetUniqueId(&id.nccl_id); r != ncclSuccess)
     return fail_nccl(r, nullptr, "ncclGetUniqueId", NcclPhase::setup);
   std::memcpy(payload, &id, sizeof(id));
@@ -143,7 +150,7 @@ plx_status comm_init(void *backend, const uint8_t *payload, int32_t nranks, int3
   IdPayload id;
   if (plx_status s = check_payload(payload, &id)) return s;
   CommSetup setup{rank, nranks, 0, config->timeout_ms, config->init_timeout_ms,
-                  config->name ? config->name : ""};
+                  config->name ? config->name : "", id.domain};
   if (plx_status s = resolve_device(b, *config, &setup.device)) return s;
   core::ScopedDevice device(setup.device);
   if (device.status() != PLX_OK) return device.status();
@@ -161,7 +168,7 @@ plx_status comm_init(void *backend, const uint8_t *payload, int32_t nranks, int3
   return PLX_OK;
 }
 
-// ncclCommSplit on the (nonblocking) parent: wait for the parent, then the
+// ncclCommSplit on the parent's nonblocking control communicator, then the
 // child is made ready and warmed up like any new communicator.
 plx_status comm_split(void *comm, int32_t color, int32_t key, const plx_comm_config *config, void **out) {
   Comm &parent = as_comm(comm);
@@ -173,36 +180,17 @@ plx_status comm_split(void *comm, int32_t color, int32_t key, const plx_comm_con
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "nccl: config->cuda_device is {}, but a split "
                       "communicator stays on its parent's device {}", config->cuda_device, parent.device());
   core::ScopedDevice device(parent.device());
+  // Counted on every rank that reaches NCCL, so all compute the same child key.
+  const DomainKey child_domain = child_domain_key(parent.setup().domain, parent.split_seq++, color);
   ncclConfig_t nccl_config = nonblocking_config();
-  // NCCL writes the child's handle from its own thread when the split job
-  // completes (it stays NULL until then), so the slot lives on the heap: a
-  // split given up after the timeout leaks 8 bytes instead of letting that
-  // thread write into a dead stack frame.
-  auto *slot = new ncclComm_t(nullptr);
-  const ncclResult_t r = ncclCommSplit(parent.nccl(), color == PLX_SPLIT_NO_COLOR ? NCCL_SPLIT_NOCOLOR : color,
-                                       key, slot, &nccl_config);
-  plx_status s = PLX_OK;
-  if (r == ncclInProgress || r == ncclSuccess) {
-    // Polling the parent completes the split job (ncclCommGetAsyncError
-    // joins it), also when the call itself said ncclSuccess.
-    s = parent.wait_ready(parent.nccl(), config->init_timeout_ms, "ncclCommSplit");
-    if (s != PLX_OK) s = parent.fail_and_abort(s, core::last_message(), parent.user_holds());
-  } else {
-    s = parent.after_nccl(r, "ncclCommSplit");
-  }
-  if (s != PLX_OK) return s;  // the slot is left to NCCL's thread
-  ncclComm_t child = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-  for (int ms = 0; child == nullptr && color != PLX_SPLIT_NO_COLOR && ms < 5000; ++ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the job's last store
-    child = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-  }
-  if (child == nullptr && color != PLX_SPLIT_NO_COLOR)
-    return core::fail(PLX_ERR_INTERNAL, "nccl: ncclCommSplit finished without a communicator for color {}", color);
-  delete slot;
+  ncclComm_t child = nullptr;
+  if (plx_status s = parent.split_control(color == PLX_SPLIT_NO_COLOR ? NCCL_SPLIT_NOCOLOR : color, key,
+                                          &nccl_config, config->init_timeout_ms, "ncclCommSplit", &child))
+    return s;
   *out = nullptr;
   if (child == nullptr) return PLX_OK;  // PLX_SPLIT_NO_COLOR
   CommSetup setup{-1, -1, parent.device(), config->timeout_ms, config->init_timeout_ms,
-                  config->name ? config->name : parent.setup().name};
+                  config->name ? config->name : parent.setup().name, child_domain};
   std::unique_ptr<Comm> c;
   if (plx_status st = Comm::create(child, setup, parent.params(), &c)) return st;
   *out = c.release();

@@ -1,6 +1,7 @@
 // The vtable slots of the nccl plugin and the backend they share.
 #pragma once
 
+#include <cstddef>
 #include <mutex>
 #include <optional>
 
@@ -20,7 +21,8 @@ struct Backend {
   std::optional<core::GpuTopology> gpus;
 };
 
-// The unique id payload: a header this plugin checks, then NCCL's id.
+// The unique id payload: a header this plugin checks, NCCL's id, and the
+// key of the communicator's failure domain (nccl_domain.hpp).
 struct IdPayload {
   uint32_t magic;         // id_magic
   uint16_t version;       // id_version
@@ -28,9 +30,13 @@ struct IdPayload {
   int32_t nccl_version;   // ncclGetVersion of the rank that made it
   uint32_t reserved1;
   ncclUniqueId nccl_id;
+  DomainKey domain;
 };
 constexpr uint32_t id_magic = 0x4e43584cu;  // "LXCN"
-constexpr uint16_t id_version = 1;
+constexpr uint16_t id_version = 2;          // 2: with the domain key
+static_assert(std::is_trivially_copyable_v<IdPayload>);
+static_assert(offsetof(IdPayload, nccl_id) == 16 && sizeof(ncclUniqueId) == 128);
+static_assert(offsetof(IdPayload, domain) == 144 && sizeof(IdPayload) == 168);
 static_assert(sizeof(IdPayload) <= PLX_UNIQUE_ID_PAYLOAD_BYTES, "the id fits the plugin's payload");
 
 plx_status backend_init(const plx_host_info *host, void **backend);

@@ -31,7 +31,7 @@ void back_off(int round) {
 }  // namespace
 
 Comm::Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params)
-    : setup_(setup), params_(params), nccl_(nccl) {
+    : setup_(setup), params_(params), nccl_(nccl), control_(nccl) {
   tracking_ = setup.timeout_ms >= 0;
 }
 
@@ -48,8 +48,18 @@ plx_status Comm::create(ncclComm_t nccl, const CommSetup &setup, const Params &p
     (void)ncclCommCount(nccl, &comm->setup_.nranks);
   }
   if (plx_status s = comm->prepare()) return s;
+  if (plx_status s = comm->join_domain()) return s;
+  if (params.blocking_twin)
+    if (plx_status s = comm->split_blocking_twin()) {
+      comm->domain_->post_failure(s, core::last_message());
+      return s;
+    }
   if (params.warmup)
-    if (plx_status s = comm->warm_up()) return s;
+    if (plx_status s = comm->warm_up()) {
+      // The host's other ranks stop waiting for this one at once.
+      comm->domain_->post_failure(s, core::last_message());
+      return s;
+    }
   comm->ready_ = true;
   comm->watchdog_ = std::thread([c = comm.get()] { c->watchdog_main(); });
   *out = std::move(comm);
@@ -72,14 +82,17 @@ plx_status Comm::prepare() {
 // has taken 20 s inside a first forward pass. One small all-reduce here
 // moves the cost into plx_comm_init, where a timeout is expected.
 plx_status Comm::warm_up() {
-  const ncclResult_t r = ncclAllReduce(scratch_, scratch_, kScratchBytes / sizeof(float), ncclFloat32,
-                                       ncclSum, nccl_, internal_stream_);
-  if (r == ncclInProgress) {
-    if (plx_status s = wait_ready(nccl_, setup_.init_timeout_ms, "the warm-up all-reduce")) return s;
-  } else if (r != ncclSuccess) {
-    return fail_nccl(r, nccl_, "the warm-up all-reduce (ncclAllReduce)", NcclPhase::setup);
-  }
+  if (plx_status s = setup_call(ncclAllReduce(scratch_, scratch_, kScratchBytes / sizeof(float),
+                                              ncclFloat32, ncclSum, nccl_, internal_stream_),
+                                "the warm-up all-reduce (ncclAllReduce)"))
+    return s;
   return wait_stream(setup_.init_timeout_ms, "the warm-up all-reduce");
+}
+
+plx_status Comm::setup_call(ncclResult_t result, const char *what) {
+  if (result == ncclInProgress) return wait_ready(nccl_, setup_.init_timeout_ms, what);
+  if (result != ncclSuccess) return fail_nccl(result, nccl_, what, NcclPhase::setup);
+  return PLX_OK;
 }
 
 // Waits for the internal stream without blocking in CUDA, so a peer that
@@ -93,6 +106,7 @@ plx_status Comm::wait_stream(int32_t timeout_ms, const char *what) {
     ncclResult_t state = ncclSuccess;
     if (ncclCommGetAsyncError(nccl_, &state) == ncclSuccess && state != ncclSuccess && state != ncclInProgress)
       return fail_nccl(state, nccl_, what, NcclPhase::setup);
+    if (failure() != PLX_OK) return report_failure();  // another rank of this host gave up
     if (now_ns() > deadline)
       return core::fail(PLX_ERR_TIMEOUT, "nccl: rank {} of {} (device {}): {} did not complete within "
                         "{} ms: some rank of the communicator did not take part (PLEXUS_INIT_TIMEOUT_MS)",
@@ -156,18 +170,37 @@ plx_status Comm::async_state() {
 }
 
 plx_status Comm::report_failure() {
+  // Posted by another rank and not yet adopted by the watchdog: its words.
+  if (failure_.load(std::memory_order_acquire) == PLX_OK && domain_ != nullptr) {
+    std::string message;
+    if (const plx_status posted = posted_failure(&message); posted != PLX_OK)
+      return core::fail_message(posted, message);
+  }
   std::lock_guard lock(failure_mutex_);
   return core::fail_message(failure_.load(), failure_message_);
 }
 
 plx_status Comm::set_failure(plx_status status, const std::string &message) {
   std::lock_guard lock(failure_mutex_);
-  if (failure_.load() == PLX_OK) {
-    failure_message_ = message;
-    failure_.store(status, std::memory_order_seq_cst);
-    core::log_error("{}", message);
+  if (failure_.load() != PLX_OK) return core::fail_message(status, message);
+  std::string cause = message;
+  if (domain_ != nullptr) {
+    // The first post of the host's ranks wins. When another rank's came
+    // first it is the cause (NCCL errors here may be its abort echoing), so
+    // every rank of the host reports the same status.
+    domain_->post_failure(status, message);
+    std::string posted_message;
+    const plx_status posted = posted_failure(&posted_message);
+    const auto poster = static_cast<int32_t>(__atomic_load_n(posted_word_, __ATOMIC_ACQUIRE) >> 32);
+    if (posted != PLX_OK && poster != domain_->rank()) {
+      status = posted;
+      cause = std::move(posted_message);
+    }
   }
-  return core::fail_message(status, message);
+  failure_message_ = cause;
+  failure_.store(status, std::memory_order_seq_cst);
+  core::log_error("{}", cause);
+  return core::fail_message(status, cause);
 }
 
 plx_status Comm::fail_and_abort(plx_status status, const std::string &message, uint32_t own_holds) {
@@ -191,6 +224,7 @@ void Comm::abort_nccl(uint32_t own_holds) {
   if (!exclusive) core::log_warn("nccl: aborting rank {} while a call is still inside NCCL", setup_.rank);
   core::ScopedDevice device(setup_.device);
   (void)ncclCommAbort(nccl_);
+  if (control_ != nccl_) (void)ncclCommAbort(control_);
   nccl_released_ = true;
   // Calls that enter from now on see the failure before they reach NCCL.
   if (exclusive) gate_.release_exclusive();
@@ -203,17 +237,75 @@ void Comm::release_nccl() {
   if (nccl_released_ || nccl_ == nullptr) return;
   nccl_released_ = true;
   core::ScopedDevice device(setup_.device);
-  if (ready_ && failure() == PLX_OK) {
-    const int32_t bound = setup_.timeout_ms >= 0 ? setup_.timeout_ms
-                          : setup_.init_timeout_ms >= 0 ? setup_.init_timeout_ms : 60000;
-    ncclResult_t r = ncclCommFinalize(nccl_);
-    if (r == ncclInProgress || r == ncclSuccess)
-      r = wait_ready(nccl_, bound, "ncclCommFinalize") == PLX_OK ? ncclSuccess : ncclInternalError;
-    if (r == ncclSuccess && ncclCommDestroy(nccl_) == ncclSuccess) return;
-    core::log_warn("nccl: rank {}: finalizing the communicator failed ({}); aborting it", setup_.rank,
-                   core::last_message());
+  const bool healthy = ready_ && failure() == PLX_OK;
+  // The twin first: its work is what the peers may still be finishing.
+  if (control_ != nccl_ && !(healthy && finalize_and_destroy(nccl_))) (void)ncclCommAbort(nccl_);
+  if (!(healthy && finalize_and_destroy(control_))) (void)ncclCommAbort(control_);
+}
+
+// A blocking twin finalizes at once (the streams are idle when a healthy
+// communicator is destroyed); the nonblocking one is polled, bounded.
+bool Comm::finalize_and_destroy(ncclComm_t comm) {
+  const int32_t bound = setup_.timeout_ms >= 0 ? setup_.timeout_ms
+                        : setup_.init_timeout_ms >= 0 ? setup_.init_timeout_ms : 60000;
+  ncclResult_t r = ncclCommFinalize(comm);
+  if (r == ncclInProgress || r == ncclSuccess)
+    r = wait_ready(comm, bound, "ncclCommFinalize") == PLX_OK ? ncclSuccess : ncclInternalError;
+  if (r == ncclSuccess && ncclCommDestroy(comm) == ncclSuccess) return true;
+  core::log_warn("nccl: rank {}: finalizing the communicator failed ({}); aborting it", setup_.rank,
+                 core::last_message());
+  return false;
+}
+
+// NCCL runs every group of a nonblocking communicator on a thread made for
+// it (ncclGroupEnd: pthread_create, then ncclInProgress): on an H100 pair
+// that made each eager all-reduce cost 100-200 us against 10 us raw. The
+// nonblocking communicator stays for what must be bounded (init, split,
+// finalize); once every rank is in, a blocking twin is split off it and
+// carries the collectives. The split runs as the nonblocking parent's job,
+// so it is bounded by the init timeout like the init itself.
+plx_status Comm::split_blocking_twin() {
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 1;
+  ncclComm_t twin = nullptr;
+  if (plx_status s = split_control(0, setup_.rank, &config, setup_.init_timeout_ms,
+                                   "the blocking twin (ncclCommSplit)", &twin))
+    return s;
+  if (twin == nullptr) return core::fail(PLX_ERR_INTERNAL, "nccl: ncclCommSplit made no blocking twin");
+  nccl_ = twin;
+  return PLX_OK;
+}
+
+// ncclCommSplit off the nonblocking control communicator. NCCL writes the
+// child's handle from its own thread when the split job completes (it stays
+// NULL until then), so the slot lives on the heap: a split given up after
+// the timeout leaks 8 bytes instead of letting that thread write into a
+// dead stack frame. *out stays NULL for NCCL_SPLIT_NOCOLOR.
+plx_status Comm::split_control(int color, int key, ncclConfig_t *config, int32_t timeout_ms,
+                               const char *what, ncclComm_t *out) {
+  *out = nullptr;
+  auto *slot = new ncclComm_t(nullptr);
+  const ncclResult_t r = ncclCommSplit(control_, color, key, slot, config);
+  plx_status s = PLX_OK;
+  if (r == ncclInProgress || r == ncclSuccess) {
+    // Polling the parent completes the split job (ncclCommGetAsyncError
+    // joins it), also when the call itself said ncclSuccess.
+    s = wait_ready(control_, timeout_ms, what);
+    if (s != PLX_OK && ready_) s = fail_and_abort(s, core::last_message(), user_holds());
+  } else {
+    s = ready_ ? after_nccl(r, what) : fail_nccl(r, control_, what, NcclPhase::setup);
   }
-  (void)ncclCommAbort(nccl_);
+  if (s != PLX_OK) return s;  // the slot is left to NCCL's thread
+  ncclComm_t child = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  for (int ms = 0; child == nullptr && color != NCCL_SPLIT_NOCOLOR && ms < 5000; ++ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the job's last store
+    child = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  }
+  if (child == nullptr && color != NCCL_SPLIT_NOCOLOR)
+    return core::fail(PLX_ERR_INTERNAL, "nccl: {} finished without a communicator for color {}", what, color);
+  delete slot;
+  *out = child;
+  return PLX_OK;
 }
 
 void Comm::stop_watchdog() {
@@ -236,6 +328,9 @@ Comm::~Comm() {
   if (internal_stream_) (void)cudaStreamDestroy(internal_stream_);
   (void)cudaGetLastError();
   pool_.reset();
+  // Leaving marks this rank as gone cleanly, not lost, for the others.
+  posted_word_ = nullptr;
+  domain_.reset();
 }
 
 plx_status Comm::pool(core::DevicePool **out) {

@@ -11,6 +11,12 @@
 // (see Gate). The watchdog also takes it for ncclCommGetAsyncError, which
 // is not safe against a concurrent call on the same comm (it may complete
 // a pending nonblocking group job).
+//
+// Failure domain. NCCL does not tell the other ranks when one aborts or
+// times out; the ranks of each host also share a core::Rendezvous where the
+// first failure of any of them is posted (nccl_domain.cpp). Every call sees
+// a posted failure with one more load, the watchdog adopts it (aborting
+// this rank's ncclComm_t) and watches that the host's ranks are alive.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -23,15 +29,19 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/device_pool.hpp"
+#include "core/rendezvous.hpp"
 #include "plexus/plugin.h"
+#include "plugins/nccl/nccl_domain.hpp"
 #include "plugins/nccl/nccl_status.hpp"
 
 namespace plexus::nccl {
 
 struct Params {
   bool warmup = true;
+  bool blocking_twin = true;
   int32_t watchdog_poll_ms = 5;
   int32_t event_every = 1;
   double defrag_threshold = 0.30;
@@ -45,6 +55,7 @@ struct CommSetup {
   int32_t timeout_ms = 60000;
   int32_t init_timeout_ms = 60000;
   std::string name;
+  DomainKey domain{};  // names the failure domain's rendezvous (per host)
 };
 
 // The user side counts itself in; the exclusive side (watchdog poll,
@@ -128,15 +139,28 @@ class Comm {
   int device() const { return setup_.device; }
   const CommSetup &setup() const { return setup_; }
   const Params &params() const { return params_; }
+  // The communicator collectives run on: the blocking twin once ready.
   ncclComm_t nccl() const { return nccl_; }
+  // Splits the nonblocking control communicator (every rank of this one
+  // calls it), bounded by timeout_ms; *out stays NULL for NCCL_SPLIT_NOCOLOR.
+  plx_status split_control(int color, int key, ncclConfig_t *config, int32_t timeout_ms, const char *what,
+                           ncclComm_t *out);
   Gate &gate() { return gate_; }
   void *scratch() const { return scratch_; }
 
-  // The sticky failure (PLX_OK while healthy): one load on the hot path.
-  plx_status failure() const { return failure_.load(std::memory_order_acquire); }
+  // The sticky failure, this rank's own or one a rank of this host posted
+  // (PLX_OK while healthy): two loads on the hot path. The posted word is
+  // read relaxed: report_failure() reads it again with acquire.
+  plx_status failure() const {
+    const plx_status local = failure_.load(std::memory_order_acquire);
+    if (local != PLX_OK || posted_word_ == nullptr) return local;
+    const uint64_t posted = __atomic_load_n(posted_word_, __ATOMIC_RELAXED);
+    return static_cast<plx_status>(static_cast<uint32_t>(posted));  // 0: PLX_OK
+  }
   // Reports the sticky failure as this thread's error and returns it.
   plx_status report_failure();
-  // Records the first failure (later ones are dropped) and returns status.
+  // Records the first failure (later ones are dropped), posts it to the
+  // host's other ranks, and returns status.
   plx_status set_failure(plx_status status, const std::string &message);
   // Fails the communicator and aborts the ncclComm_t (any thread; a user
   // call passes the gate holds it has: user_holds()).
@@ -169,6 +193,9 @@ class Comm {
   // holds the gate: an abort waits for it (NCCL's group state would
   // otherwise keep calls on a freed comm).
   int group_depth = 0;
+  // plx_comm_split calls on this communicator: with the color, it names the
+  // child's failure domain alike on every rank (user thread only).
+  uint64_t split_seq = 0;
   void *group_stream = nullptr;
   int32_t group_coll = -1;
   bool group_failed = false;
@@ -187,13 +214,25 @@ class Comm {
   Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params);
   plx_status prepare();
   plx_status warm_up();
+  // An NCCL call of init/split on the internal stream, waited out if in progress.
+  plx_status setup_call(ncclResult_t result, const char *what);
   plx_status wait_stream(int32_t timeout_ms, const char *what);
   void record_progress(void *stream, int32_t coll);
   cudaError_t record_on_default(cudaEvent_t event);
   NcclPhase phase() const { return ready_ ? NcclPhase::running : NcclPhase::setup; }
   void abort_nccl(uint32_t own_holds);
   void release_nccl();
+  bool finalize_and_destroy(ncclComm_t comm);
+  plx_status split_blocking_twin();
   void stop_watchdog();
+  // nccl_failure_domain.cpp
+  plx_status join_domain();
+  plx_status gather_host_ranks(std::vector<HostRank> *all);
+  plx_status all_gather_host_ranks(HostRank *device, const HostRank &mine, std::vector<HostRank> *all);
+  plx_status posted_failure(std::string *message) const;
+  void watch_domain(int64_t now_ns);
+  // Fails the comm with PLX_ERR_PEER_LOST when a local rank died (watchdog).
+  bool lost_local_peer();
   // nccl_watchdog.cpp
   void watchdog_main();
   void watch_events(int64_t now_ns);
@@ -202,11 +241,19 @@ class Comm {
   CommSetup setup_;
   Params params_;
   bool ready_ = false;  // set once create() has finished
-  ncclComm_t nccl_ = nullptr;
+  ncclComm_t nccl_ = nullptr;     // collectives: the blocking twin once made
+  ncclComm_t control_ = nullptr;  // nonblocking: init, splits, bounded finalize
   Gate gate_;
   std::atomic<plx_status> failure_{PLX_OK};
   std::mutex failure_mutex_;
   std::string failure_message_;
+  // The host's failure domain (null until create() has joined it), its
+  // shared failure word, and the communicator ranks of its local ranks.
+  std::unique_ptr<core::Rendezvous> domain_;
+  const uint64_t *posted_word_ = nullptr;
+  std::vector<int32_t> local_ranks_;
+  std::vector<uint64_t> local_pids_;
+  int64_t next_peer_check_ns_ = 0;  // watchdog only
   std::mutex abort_mutex_;
   bool nccl_released_ = false;  // under abort_mutex_
 

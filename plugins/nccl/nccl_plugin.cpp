@@ -15,6 +15,10 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "WARMUP", "1",
      "1: plx_comm_init runs one small all-reduce so NCCL connects the ranks there, not inside "
      "the first real collective; 0: connect lazily."},
+    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "BLOCKING_TWIN", "1",
+     "1: collectives run on a blocking communicator split off the nonblocking one made at init "
+     "(NCCL starts a thread for every call on a nonblocking one: ~150 us each); 0: on the "
+     "nonblocking one."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog checks NCCL's async error and the progress of "
      "its collectives against the timeout."},

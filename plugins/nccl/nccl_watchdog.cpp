@@ -3,7 +3,9 @@
 // every WATCHDOG_POLL_MS: the oldest pending progress event (older than
 // timeout_ms: abort, sticky PLX_ERR_TIMEOUT) and ncclCommGetAsyncError (a
 // failure: abort, sticky PLX_ERR_PEER_LOST or NCCL's own code). Aborting
-// the ncclComm_t is what makes the stuck kernels return.
+// the ncclComm_t is what makes the stuck kernels return. It also reads the
+// host's failure domain: a failure another local rank posted (the same
+// status here), and every 50 ms whether the local ranks' processes live.
 #include <chrono>
 
 #include "core/cuda_status.hpp"
@@ -36,10 +38,12 @@ void Comm::watchdog_main() {
   std::unique_lock lock(watchdog_mutex_);
   while (!watchdog_stop_) {
     watchdog_wake_.wait_for(lock, std::chrono::milliseconds(params_.watchdog_poll_ms));
-    if (watchdog_stop_ || failure() != PLX_OK) continue;
+    // This rank's own failure: a posted one is still to be adopted.
+    if (watchdog_stop_ || failure_.load() != PLX_OK) continue;
     lock.unlock();
-    watch_async_error();
-    if (failure() == PLX_OK) watch_events(now_ns());
+    watch_domain(now_ns());
+    if (failure_.load() == PLX_OK) watch_async_error();
+    if (failure_.load() == PLX_OK) watch_events(now_ns());
     lock.lock();
   }
 }
@@ -53,6 +57,8 @@ void Comm::watch_async_error() {
   gate_.release_exclusive();
   if (r != ncclSuccess) state = r;
   if (state == ncclSuccess || state == ncclInProgress) return;
+  // NCCL's error may be the echo of a local rank's death: name that instead.
+  if (lost_local_peer()) return;
   const plx_status s = fail_nccl(state, nccl_, fmt::format("rank {} of {}: an operation in flight "
                                  "(ncclCommGetAsyncError)", setup_.rank, setup_.nranks),
                                  NcclPhase::running);

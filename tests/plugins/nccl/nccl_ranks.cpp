@@ -96,7 +96,8 @@ plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int 
 }
 
 void run_nccl_ranks(const char *test_case, int nranks,
-                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body) {
+                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                    int killed_rank) {
   plx_backend_h backend = nullptr;
   REQUIRE(plx_backend_open("nccl", &backend) == PLX_OK);
   plx_unique_id id{};
@@ -117,7 +118,8 @@ void run_nccl_ranks(const char *test_case, int nranks,
   }
   for (size_t i = 0; i < children.size(); ++i) {
     INFO("rank ", i + 1, " (a child process) failed; its doctest output is above");
-    CHECK(reap(children[i], std::chrono::seconds(120)) == 0);
+    const int want = static_cast<int>(i) + 1 == killed_rank ? 128 + SIGKILL : 0;
+    CHECK(reap(children[i], std::chrono::seconds(120)) == want);
   }
   CHECK(plx_backend_close(backend) == PLX_OK);
 }

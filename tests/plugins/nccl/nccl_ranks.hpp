@@ -19,9 +19,11 @@ int cuda_devices();
 // Runs body(backend, id, rank) on `nranks` ranks (rank r on CUDA device
 // r % devices). In a child it runs only its own rank and returns; in the
 // parent it runs rank 0, then waits (bounded) for the children and checks
-// that each exited 0.
+// that each exited 0; a child rank equal to `killed_rank` must instead
+// have died of SIGKILL (a test of a lost peer kills it).
 void run_nccl_ranks(const char *test_case, int nranks,
-                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body);
+                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                    int killed_rank = -1);
 
 // A communicator of `nranks` on the rank's device with these timeouts.
 plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int rank,

@@ -2,10 +2,13 @@
 // collective against a host reference, host-buffer rejection, the device
 // pool, graph capture, abort), and with two GPUs two ranks as processes
 // (the same collectives with real peers, send/recv, split, the watchdog's
-// timeout). Exits 77 (skipped) without a CUDA device.
+// timeout, and the failure domain: a timeout, an abort or a killed rank
+// reaches the other rank). Exits 77 (skipped) without a CUDA device.
 #include <doctest/doctest.h>
 
 #include <nccl.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -302,11 +305,110 @@ TEST_CASE("plugins.nccl.gpu.two_ranks_missing_peer_times_out") {
       CHECK(cudaStreamSynchronize(stream.s) == cudaSuccess);  // the abort released the kernel
     } else {
       std::this_thread::sleep_for(std::chrono::seconds(4));
+      // Rank 0's watchdog posted its timeout: this rank fails with it too.
+      CHECK(plx_all_reduce(comm, buf.get(), buf.get(), 256, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) == PLX_ERR_TIMEOUT);
+      const std::string error = plx_last_error();
+      INFO(error);
+      CHECK(error.find("rank 0") != std::string::npos);
+      CHECK(error.find("no progress") != std::string::npos);
+      plx_status state = PLX_OK;
+      CHECK(plx_comm_async_status(comm, &state) == PLX_OK);
+      CHECK(state == PLX_ERR_TIMEOUT);
     }
     const auto start = std::chrono::steady_clock::now();
     CHECK(plx_comm_destroy(comm) == PLX_OK);  // bounded by the timeout, never a hang
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(15));
   });
+}
+
+namespace {
+
+// Polls plx_comm_async_status until it reports a failure (bounded by 10 s);
+// *waited is how long that took.
+plx_status wait_for_failure(plx_comm_h comm, std::chrono::steady_clock::time_point since,
+                            std::chrono::milliseconds *waited) {
+  plx_status state = PLX_OK;
+  while ((state == PLX_OK || state == PLX_IN_PROGRESS) &&
+         std::chrono::steady_clock::now() - since < std::chrono::seconds(10)) {
+    REQUIRE(plx_comm_async_status(comm, &state) == PLX_OK);
+    if (state == PLX_OK || state == PLX_IN_PROGRESS) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  *waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since);
+  return state;
+}
+
+// Both ranks finish one all-reduce, so they leave it within microseconds
+// of each other: the moment each starts to measure from.
+void all_reduce_and_sync(plx_comm_h comm, DeviceBuffer<float> &buf, const Stream &stream) {
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.get(), buf.get(), 256, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+  stream.sync();
+}
+
+void destroy_within(plx_comm_h comm, std::chrono::seconds bound) {
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
+  CHECK(std::chrono::steady_clock::now() - start < bound);
+}
+
+}  // namespace
+
+// NCCL does not tell the other ranks of an abort: the failure domain does.
+TEST_CASE("plugins.nccl.gpu.two_ranks_abort_reaches_peer") {
+  if (plexus::test::cuda_devices() < 2) {
+    MESSAGE("one GPU: the two-rank tests are skipped");
+    return;
+  }
+  run_nccl_ranks("plugins.nccl.gpu.two_ranks_abort_reaches_peer", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank);
+    Stream stream;
+    DeviceBuffer<float> buf(256);
+    all_reduce_and_sync(comm, buf, stream);
+    const auto since = std::chrono::steady_clock::now();
+    if (rank == 0) {
+      plx_status aborted = PLX_ERR_INTERNAL;  // from another thread, as a supervisor would
+      std::thread([&] { aborted = plx_comm_abort(comm); }).join();
+      CHECK(aborted == PLX_OK);
+      CHECK(plx_all_reduce(comm, buf.get(), buf.get(), 256, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_ABORTED);
+    } else {
+      std::chrono::milliseconds waited{};
+      const plx_status state = wait_for_failure(comm, since, &waited);
+      MESSAGE("rank 1 saw rank 0's abort after ", waited.count(), " ms");
+      CHECK(state == PLX_ERR_ABORTED);
+      CHECK(waited < std::chrono::seconds(1));
+      CHECK(plx_all_reduce(comm, buf.get(), buf.get(), 256, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_ABORTED);
+      const std::string error = plx_last_error();
+      INFO(error);
+      CHECK(error.find("rank 0") != std::string::npos);
+      CHECK(error.find("plx_comm_abort") != std::string::npos);
+    }
+    destroy_within(comm, std::chrono::seconds(5));  // abort, never finalize with a dead peer
+  });
+}
+
+// A rank killed without a word: its host's other ranks notice through the
+// failure domain's liveness check, long before the 20 s timeout.
+TEST_CASE("plugins.nccl.gpu.two_ranks_killed_peer_is_peer_lost") {
+  if (plexus::test::cuda_devices() < 2) {
+    MESSAGE("one GPU: the two-rank tests are skipped");
+    return;
+  }
+  run_nccl_ranks("plugins.nccl.gpu.two_ranks_killed_peer_is_peer_lost", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank);
+    Stream stream;
+    DeviceBuffer<float> buf(256);
+    all_reduce_and_sync(comm, buf, stream);
+    if (rank == 1) {
+      ::kill(::getpid(), SIGKILL);
+      for (;;) ::pause();
+    }
+    std::chrono::milliseconds waited{};
+    const plx_status state = wait_for_failure(comm, std::chrono::steady_clock::now(), &waited);
+    MESSAGE("rank 0 saw rank 1's death after ", waited.count(), " ms");
+    CHECK(state == PLX_ERR_PEER_LOST);
+    CHECK(waited < std::chrono::seconds(1));
+    CHECK(plx_all_reduce(comm, buf.get(), buf.get(), 256, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_PEER_LOST);
+    destroy_within(comm, std::chrono::seconds(5));
+  }, /*killed_rank=*/1);
 }
 
 // Not a pass/fail check: the time per 8-byte all-reduce through plexus and
