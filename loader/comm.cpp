@@ -87,6 +87,13 @@ plx_status note_result(plx_comm *c, plx_status status) {
   return status;
 }
 
+// A queue's timeout is the caller's own wait running out (no message yet,
+// no room yet), not a peer that failed the communicator: only a lost peer
+// or an abort makes it sticky.
+plx_status note_queue_result(plx_comm *c, plx_status status) {
+  return status == PLX_ERR_TIMEOUT ? status : note_result(c, status);
+}
+
 }  // namespace plexus::loader
 
 extern "C" {

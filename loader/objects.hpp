@@ -72,6 +72,8 @@ plx_status check_not_null(const char *fn, const char *arg, const void *p);
 // Records a sticky failure returned by the plugin (its message from the
 // thread's last error); returns status.
 plx_status note_result(plx_comm *c, plx_status status);
+// The same for plx_queue_enqueue/dequeue: their PLX_ERR_TIMEOUT is not sticky.
+plx_status note_queue_result(plx_comm *c, plx_status status);
 void mark_sticky(plx_comm *c, plx_status status, const std::string &message);
 
 // PLX_ERR_UNSUPPORTED naming the backend and the missing slot.

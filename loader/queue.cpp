@@ -60,8 +60,8 @@ plx_status plx_queue_enqueue(plx_queue_h queue, const void *msg, uint64_t bytes,
   if (plx_status s = check_queue(fn, queue)) return s;
   if (msg == nullptr && bytes > 0) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: msg is NULL", fn);
   if (plx_status s = check_timeout(fn, timeout_ms)) return s;
-  return note_result(queue->comm, PLX_CALL_SLOT(fn, queue->comm->backend, queue_enqueue, queue->state,
-                                                msg, bytes, timeout_ms));
+  return note_queue_result(queue->comm, PLX_CALL_SLOT(fn, queue->comm->backend, queue_enqueue, queue->state,
+                                                      msg, bytes, timeout_ms));
 }
 
 plx_status plx_queue_dequeue(plx_queue_h queue, void *buf, uint64_t capacity, uint64_t *bytes,
@@ -71,8 +71,8 @@ plx_status plx_queue_dequeue(plx_queue_h queue, void *buf, uint64_t capacity, ui
   if (buf == nullptr && capacity > 0) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: buf is NULL", fn);
   if (bytes == nullptr) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: bytes is NULL", fn);
   if (plx_status s = check_timeout(fn, timeout_ms)) return s;
-  return note_result(queue->comm, PLX_CALL_SLOT(fn, queue->comm->backend, queue_dequeue, queue->state,
-                                                buf, capacity, bytes, timeout_ms));
+  return note_queue_result(queue->comm, PLX_CALL_SLOT(fn, queue->comm->backend, queue_dequeue, queue->state,
+                                                      buf, capacity, bytes, timeout_ms));
 }
 
 plx_status plx_queue_destroy(plx_queue_h queue) {

@@ -446,7 +446,9 @@ PLX_API plx_status plx_queue_create(plx_comm_h comm, const plx_queue_config *con
  * else a wait in ms.
  * @return PLX_OK; PLX_IN_PROGRESS (timeout_ms 0 and the ring is full:
  *   nothing was written); PLX_ERR_INVALID_USAGE (not the writer);
- *   PLX_ERR_TIMEOUT; PLX_ERR_PEER_LOST (a reader died).
+ *   PLX_ERR_TIMEOUT (the ring stayed full for timeout_ms; not sticky:
+ *   the queue and communicator stay usable); PLX_ERR_PEER_LOST (a reader
+ *   died; sticky).
  */
 PLX_API plx_status plx_queue_enqueue(plx_queue_h queue, const void *msg, uint64_t bytes,
                                      int32_t timeout_ms);
@@ -457,7 +459,8 @@ PLX_API plx_status plx_queue_enqueue(plx_queue_h queue, const void *msg, uint64_
  * size needed and PLX_ERR_INVALID_ARGUMENT is returned.
  * @return PLX_OK; PLX_IN_PROGRESS (timeout_ms 0 and nothing there);
  *   PLX_ERR_INVALID_ARGUMENT; PLX_ERR_INVALID_USAGE (the writer);
- *   PLX_ERR_TIMEOUT; PLX_ERR_PEER_LOST (the writer died).
+ *   PLX_ERR_TIMEOUT (nothing within timeout_ms; not sticky);
+ *   PLX_ERR_PEER_LOST (the writer died; sticky).
  */
 PLX_API plx_status plx_queue_dequeue(plx_queue_h queue, void *buf, uint64_t capacity,
                                      uint64_t *bytes, int32_t timeout_ms);

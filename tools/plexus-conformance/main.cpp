@@ -28,17 +28,31 @@ bool plans_device_memory(const MemoryPlan &m) {
                      [](const MemSource &s) { return s.kind == PLX_MEM_DEVICE && !s.pool; });
 }
 
+// The capability a session tests, or 0 for sessions every backend runs.
+uint64_t session_capability(const std::string &name) {
+  if (name == "graph") return PLX_CAP_GRAPH_CAPTURE;
+  if (name == "topology") return PLX_CAP_TOPOLOGY;
+  if (name == "memory") return PLX_CAP_MEM_ALLOC;
+  if (name == "queues") return PLX_CAP_QUEUE;
+  if (name == "groups") return PLX_CAP_GROUP;
+  return 0;
+}
+
+bool is_one_of(const std::string &name, std::initializer_list<const char *> names) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 // Why a session does not run on this backend with this many ranks, or "".
 std::string skip_reason(const std::string &name, const Options &o, const plx_backend_props &p,
                         const MemoryPlan &m) {
   if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), name) == o.only.end())
     return "not asked for";
-  if (name == "graph" && !(p.capabilities & PLX_CAP_GRAPH_CAPTURE)) return "not asked for";
+  if ((p.capabilities & session_capability(name)) != session_capability(name)) return "not asked for";
   if (name == "graph" && !plans_device_memory(m))
     return "PLX_CAP_GRAPH_CAPTURE is declared but no device memory is tested (--mem, or built without CUDA)";
-  const bool needs_peers = name != "data" && name != "leaks" && name != "threads";
+  const bool needs_peers = !is_one_of(name, {"data", "leaks", "threads", "topology", "memory"});
   if (needs_peers && o.nranks < 2) return "needs 2 ranks or more";
-  const bool needs_work = name != "data" && name != "init" && name != "graph";
+  const bool needs_work = !is_one_of(name, {"data", "init", "graph", "topology", "memory", "queues"});
   if (needs_work && m.work < 0) return "no memory kind the kit can allocate is tested";
   if (name.rfind("abort", 0) == 0 && !(p.capabilities & PLX_CAP_ABORT))
     return "PLX_CAP_ABORT is not declared (abort is local only)";
@@ -61,6 +75,10 @@ std::vector<SessionSpec> plan_sessions(const Options &o, const plx_backend_props
                                         {"abort-thread", 10000},
                                         {"leaks", 60000},
                                         {"threads", 60000},
+                                        {"topology", 30000},
+                                        {"memory", 60000},
+                                        {"queues", 30000},
+                                        {"groups", 60000},
                                         {"graph", 120000}};
   std::vector<SessionSpec> chosen;
   for (const SessionSpec &s : all) {

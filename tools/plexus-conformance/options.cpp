@@ -49,9 +49,10 @@ const char *usage_text() {
          "                          [--mem KIND,...]\n"
          "Runs a plexus backend through the plugin contract (docs/abi.md) with N rank\n"
          "processes it starts itself. Sessions: data, init, timeout, kill-before,\n"
-         "kill-during, abort, abort-thread, leaks, threads, graph. --mem limits the memory\n"
-         "kinds (host, shared_host, pinned_host, device) to test; by default every kind the\n"
-         "backend accepts. Pinned-host and device memory need one GPU per rank (rank r\n"
+         "kill-during, abort, abort-thread, leaks, threads; and where the backend declares\n"
+         "the capability graph, topology, memory (pools), queues, groups. --mem limits the\n"
+         "memory kinds (host, shared_host, pinned_host, device) to test; by default every\n"
+         "kind the backend accepts. Pinned-host and device memory need one GPU per rank (rank r\n"
          "uses GPU r % visible GPUs). Prints one line per case group and 'N passed,\n"
          "M failed'; exits 1 when any group failed, 2 on a usage error, 77 when the\n"
          "backend declines this machine (PLX_ERR_UNSUPPORTED at open, e.g. no CUDA device).\n";
@@ -59,7 +60,8 @@ const char *usage_text() {
 
 const std::vector<std::string> &session_names() {
   static const std::vector<std::string> names = {
-      "data", "init", "timeout", "kill-before", "kill-during", "abort", "abort-thread", "leaks", "threads", "graph"};
+      "data",    "init",     "timeout", "kill-before", "kill-during", "abort", "abort-thread",
+      "leaks",   "threads",  "graph",   "topology",    "memory",      "queues", "groups"};
   return names;
 }
 

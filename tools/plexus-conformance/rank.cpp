@@ -50,6 +50,14 @@ void dispatch(RankContext &ctx) {
     run_thread_session(ctx);
   else if (s == "graph")
     run_graph_session(ctx);
+  else if (s == "topology")
+    run_topology_session(ctx);
+  else if (s == "memory")
+    run_memory_session(ctx);
+  else if (s == "queues")
+    run_queue_session(ctx);
+  else if (s == "groups")
+    run_group_session(ctx);
 }
 
 // Pinned-host and device memory: GPU rank % visible GPUs (the launcher has

@@ -15,6 +15,10 @@ void run_abort_session(RankContext &ctx, bool from_thread);
 void run_leak_session(RankContext &ctx);  // leak_session.cpp
 void run_thread_session(RankContext &ctx);  // thread_session.cpp
 void run_graph_session(RankContext &ctx);  // graph_session.cpp (CUDA), device_none.cpp
+void run_topology_session(RankContext &ctx);  // topology_session.cpp
+void run_memory_session(RankContext &ctx);  // memory_session.cpp
+void run_queue_session(RankContext &ctx);  // queue_session.cpp
+void run_group_session(RankContext &ctx);  // group_session.cpp
 
 // Argument checks of the loader, run inside the data session (arg_cases.cpp);
 // `work` is the session's memory for the call that checks the ranks are
