@@ -11,6 +11,10 @@
 #include <limits>
 #include <type_traits>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "core/log.hpp"
 #include "core/status.hpp"
 
@@ -197,6 +201,14 @@ void reduce_by_op(const detail::ReduceCall &c) {
 
 // ---- ISA detection ----
 
+#if defined(__x86_64__) || defined(__i386__)
+// CPUID leaf 1: clang before 16 does not know "f16c" for __builtin_cpu_supports.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+#endif
+
 CpuIsa probe_cpu_isa() {
 #if defined(__x86_64__) || defined(__i386__)
   // libgcc's checks include the OS saving the AVX / AVX-512 register state.
@@ -204,8 +216,7 @@ CpuIsa probe_cpu_isa() {
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl"))
     return CpuIsa::avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     return CpuIsa::avx2;
 #endif
   return CpuIsa::scalar;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <utility>
 
@@ -253,6 +254,11 @@ int current_numa_node() {
   if (getcpu(&cpu, &node) != 0) return 0;
 #if PLEXUS_HAVE_NUMA
   if (numa_available() >= 0) {
+    // libnuma fills its per-node CPU-mask cache on first use without a lock:
+    // thread ranks arriving together raced there and leaked its buffers
+    // (ThreadSanitizer and LeakSanitizer, shm-native tests).
+    static std::mutex libnuma_cache;
+    std::lock_guard lock(libnuma_cache);
     const int numa_node = numa_node_of_cpu(static_cast<int>(cpu));
     if (numa_node >= 0) return numa_node;
   }

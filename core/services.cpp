@@ -1,5 +1,6 @@
 #include "core/services.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,8 +39,9 @@ const plx_host_services default_services = {sizeof(plx_host_services), 0, defaul
                                              default_log_enabled, default_set_error,
                                              default_param_get};
 
-const plx_host_services *current = &default_services;
-const char *current_component = "core";
+// Stored again by every backend_init, maybe on several threads at once.
+std::atomic<const plx_host_services *> current{&default_services};
+std::atomic<const char *> current_component{"core"};
 
 }  // namespace
 
@@ -48,8 +50,8 @@ void set_services(const plx_host_services *services, const char *component) {
   current_component = component ? component : "core";
 }
 
-const plx_host_services &services() { return *current; }
-const char *component() { return current_component; }
+const plx_host_services &services() { return *current.load(std::memory_order_acquire); }
+const char *component() { return current_component.load(std::memory_order_acquire); }
 const std::string &default_last_error() { return default_error; }
 
 }  // namespace plexus::core

@@ -41,6 +41,14 @@ plx_status check_name(std::string_view name) {
 plx_status reserve(int fd, size_t bytes, const std::string &what) {
   if (bytes == 0)
     return fail(PLX_ERR_INVALID_ARGUMENT, "{}: a segment needs at least 1 byte", what);
+  // A memfd has no size limit: fallocate would take pages until the machine
+  // runs out and its OOM killer picks some process (found by fuzzing
+  // plx_mem_alloc). More than physical memory can never be reserved.
+  const uint64_t physical = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                            static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (bytes > physical)
+    return fail(PLX_ERR_OUT_OF_MEMORY, "{}: {} bytes asked, more than the machine's {} bytes of memory",
+                what, bytes, physical);
   if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0)
     return fail_errno(errno, "ftruncate " + what);
   const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));

@@ -123,8 +123,10 @@ plx_status load_plugin(const std::string &path, std::string_view file_name, Cand
   if (plx_status s = query(handle, path, c, &info)) return s;
   if (plx_status s = check_info(info, file_name, c)) return s;
   if (plx_status s = check_vtable(info, c)) return s;
-  auto lib = std::make_unique<PluginLib>(path, info, info->vtable, info->abi_major,
-                                         std::min(info->abi_minor, host_info()->abi_minor));
+  // Braces, not make_unique: clang before 16 cannot initialise an aggregate
+  // from parentheses (the fuzz build uses clang 14).
+  std::unique_ptr<PluginLib> lib(new PluginLib{path, info, info->vtable, info->abi_major,
+                                               std::min(info->abi_minor, host_info()->abi_minor), {}});
   declare_plugin_params(info->name, info->params, info->param_count);
   *out = lib.get();
   lc.loaded.emplace(path, std::move(lib));

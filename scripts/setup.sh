@@ -6,8 +6,12 @@ set -euo pipefail
 
 # openmpi: the peer column of plexus-bench for host memory (Open MPI's
 # MPI_Allreduce); python3-matplotlib for `plexus-bench --plot` is left out.
+# clang with libclang-rt-14-dev (a recommends, which --no-install-recommends
+# skips; it holds libFuzzer and clang's sanitizer runtimes): the fuzz stage
+# of scripts/sanitize.sh. gcc's ASan/UBSan/TSan runtimes come with g++.
 packages=(meson ninja-build pkg-config g++ libfmt-dev doctest-dev libhwloc-dev libnuma-dev python3
-          openmpi-bin libopenmpi-dev)
+          openmpi-bin libopenmpi-dev clang libclang-rt-14-dev
+          python3-numpy)  # python3-numpy: the Python package's example and tests
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "setup: no dpkg (not Debian); install by hand: ${packages[*]}"

@@ -68,7 +68,7 @@ static plx_status gather_bytes(Op &op, const std::vector<size_t> &bytes,
   for (size_t first = 0; first < largest; first += chunk) {
     const uint32_t step = c.next_step();
     const size_t mine = bytes[c.rank()] > first ? std::min(chunk, bytes[c.rank()] - first) : 0;
-    std::memcpy(c.slot(c.rank(), step), in + first, mine);
+    if (mine > 0) std::memcpy(c.slot(c.rank(), step), in + first, mine);  // `in` is NULL for 0 bytes
     if (plx_status s = op.exchange(step)) return s;
     for (int32_t r = 0; receives && r < c.nranks(); ++r)
       if (bytes[r] > first)

@@ -142,6 +142,14 @@ TEST_CASE("Core.ShmSegment.no_space_fails_at_create") {
   CHECK_FALSE(name_exists(name));
 }
 
+TEST_CASE("Core.ShmSegment.memfd_beyond_physical_memory_fails_at_once") {
+  // A memfd has no size limit of its own: without the check this would fill
+  // the machine's memory (found by fuzzing plx_mem_alloc).
+  ShmSegment segment;
+  CHECK(ShmSegment::create_memfd("huge", size_t{1} << 50, &segment) == PLX_ERR_OUT_OF_MEMORY);
+  CHECK(default_last_error().find("more than the machine's") != std::string::npos);
+}
+
 TEST_CASE("Core.ShmSegment.bad_names_and_sizes_are_rejected") {
   ShmSegment segment;
   CHECK(ShmSegment::create("no-slash", 4096, &segment) == PLX_ERR_INVALID_ARGUMENT);

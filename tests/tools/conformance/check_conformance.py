@@ -75,8 +75,10 @@ def main():
     command = [c for c in args.command if c != "--"]
     if args.json:
         command += ["--json", args.json]
+    # errors='replace': a failing plugin may print bytes that are not UTF-8,
+    # and its report must still be shown, never a traceback instead.
     proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=args.timeout)
+                          errors='replace', timeout=args.timeout)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     lines = [l for l in proc.stdout.splitlines() if l.strip()]

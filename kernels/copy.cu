@@ -1,0 +1,69 @@
+// Broadcast, all-gather and barrier over peer-mapped exchange blocks (the
+// protocol is in kernels.hpp): bytes through the input areas, with the same
+// signal/wait and epoch rules as the reductions.
+#include "kernels/device_common.cuh"
+
+namespace plexus::kernels {
+namespace device {
+namespace {
+
+__global__ void __launch_bounds__(kThreads) broadcast_kernel(Peers p, CopyArgs a) {
+  const uint64_t epoch = begin_epoch(p);
+  const Range r = share_of(a.bytes, 16, blockIdx.x, gridDim.x);
+  const uint64_t n = r.end - r.begin;
+  const bool root = p.rank == a.root;
+  if (root) {
+    const auto *in = static_cast<const char *>(a.in) + r.begin;
+    copy_bytes(area(p, p.rank, epoch, false) + r.begin, in, n, false);
+    if (a.out != a.in) copy_bytes(static_cast<char *>(a.out) + r.begin, in, n, false);
+  }
+  signal_peers(p, 2 * epoch);
+  if (wait_peers(p, 2 * epoch, a.coll, epoch) && !root)
+    copy_bytes(static_cast<char *>(a.out) + r.begin, area(p, a.root, epoch, false) + r.begin, n, true);
+  end_epoch(p, epoch);
+}
+
+__global__ void __launch_bounds__(kThreads) all_gather_kernel(Peers p, CopyArgs a) {
+  const uint64_t epoch = begin_epoch(p);
+  const Range r = share_of(a.bytes, 16, blockIdx.x, gridDim.x);
+  const uint64_t n = r.end - r.begin;
+  const auto *in = static_cast<const char *>(a.in) + r.begin;
+  auto *out = static_cast<char *>(a.out) + r.begin;
+  copy_bytes(area(p, p.rank, epoch, false) + r.begin, in, n, false);
+  // My own part now: in place (in == my part of out) needs no copy, and
+  // in == out (rank 0's part) is overwritten only after the slot holds it.
+  char *own = out + p.rank * a.out_stride;
+  if (own != in) copy_bytes(own, in, n, false);
+  signal_peers(p, 2 * epoch);
+  if (wait_peers(p, 2 * epoch, a.coll, epoch))
+    for (int q = 0; q < p.nranks; ++q)
+      if (q != p.rank) copy_bytes(out + q * a.out_stride, area(p, q, epoch, false) + r.begin, n, true);
+  end_epoch(p, epoch);
+}
+
+__global__ void barrier_kernel(Peers p, int32_t coll) {
+  const uint64_t epoch = begin_epoch(p);
+  signal_peers(p, 2 * epoch);
+  (void)wait_peers(p, 2 * epoch, coll, epoch);
+  end_epoch(p, epoch);
+}
+
+}  // namespace
+}  // namespace device
+
+cudaError_t launch_broadcast(const Peers &peers, const CopyArgs &args, cudaStream_t stream) {
+  device::broadcast_kernel<<<blocks_for(args.bytes, peers.max_blocks), kThreads, 0, stream>>>(peers, args);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_all_gather(const Peers &peers, const CopyArgs &args, cudaStream_t stream) {
+  device::all_gather_kernel<<<blocks_for(args.bytes, peers.max_blocks), kThreads, 0, stream>>>(peers, args);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_barrier(const Peers &peers, int32_t coll, cudaStream_t stream) {
+  device::barrier_kernel<<<1, 32, 0, stream>>>(peers, coll);
+  return cudaGetLastError();
+}
+
+}  // namespace plexus::kernels

@@ -1,0 +1,136 @@
+// Device-side pieces every kernel family shares: the exchange block's
+// layout, the epoch counter, signals and bounded waits, byte copies. The
+// protocol is described in kernels.hpp.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/kernels.hpp"
+
+namespace plexus::kernels::device {
+
+__device__ __forceinline__ uint64_t ld_acquire_sys(const uint64_t *p) {
+  uint64_t v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ void st_release_sys(uint64_t *p, uint64_t v) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+__device__ __forceinline__ uint64_t global_timer_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+__device__ __forceinline__ uint64_t *flags_of(char *block) { return reinterpret_cast<uint64_t *>(block); }
+
+__device__ __forceinline__ DeviceState *state_of(char *block) {
+  return reinterpret_cast<DeviceState *>(block + kFlagsBytes);
+}
+
+// The input area (result = false) or the result area of epoch's half.
+__device__ __forceinline__ char *area(const Peers &p, int rank, uint64_t epoch, bool result) {
+  return p.block[rank] + kHeaderBytes + (epoch & 1) * 2 * p.slot_bytes + (result ? p.slot_bytes : 0);
+}
+
+// Every block calls this first: the epoch of this launch.
+__device__ __forceinline__ uint64_t begin_epoch(const Peers &p) {
+  __shared__ uint64_t epoch;
+  if (threadIdx.x == 0) {
+    const volatile unsigned long long *e = &state_of(p.block[p.rank])->epoch;
+    epoch = *e + 1;
+  }
+  __syncthreads();
+  return epoch;
+}
+
+// Every block calls this last (also after a failed wait): the last block to
+// finish stores the epoch back for the next launch on this rank.
+__device__ __forceinline__ void end_epoch(const Peers &p, uint64_t epoch) {
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  DeviceState *s = state_of(p.block[p.rank]);
+  __threadfence();
+  if (atomicAdd(&s->blocks_done, 1u) == gridDim.x - 1) {
+    s->blocks_done = 0;
+    *reinterpret_cast<volatile unsigned long long *>(&s->epoch) = epoch;
+    __threadfence();
+  }
+}
+
+// Data written by this block, then `value` in flags[blockIdx.x][rank] of
+// every peer: fence first, so a peer that sees the flag sees the data.
+__device__ __forceinline__ void signal_peers(const Peers &p, uint64_t value) {
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  __threadfence_system();
+  for (int q = 0; q < p.nranks; ++q)
+    if (q != p.rank) st_release_sys(flags_of(p.block[q]) + blockIdx.x * kMaxRanks + p.rank, value);
+}
+
+__device__ __forceinline__ bool must_stop(const Control *c) {
+  const volatile Control *v = c;
+  return v->host_abort != 0 || v->error != kErrorNone;
+}
+
+static __device__ __noinline__ void record_timeout(Control *c, int peer, int32_t coll, uint64_t epoch) {
+  volatile Control *v = c;
+  if (v->error != kErrorNone) return;
+  v->waited_rank = peer;
+  v->coll = coll;
+  v->epoch = epoch;
+  __threadfence_system();
+  v->error = kErrorTimeout;
+  __threadfence_system();
+}
+
+// Thread t < nranks (t != rank) waits until flags[blockIdx.x][t] >= value;
+// true for the whole block when every peer arrived, false when a wait gave
+// up (deadline, host abort, or another block's error).
+__device__ __forceinline__ bool wait_peers(const Peers &p, uint64_t value, int32_t coll, uint64_t epoch) {
+  bool failed = false;
+  const int t = threadIdx.x;
+  if (t < p.nranks && t != p.rank) {
+    const uint64_t *flag = flags_of(p.block[p.rank]) + blockIdx.x * kMaxRanks + t;
+    uint64_t started = 0;
+    for (uint32_t spin = 1; ld_acquire_sys(flag) < value; ++spin) {
+      if ((spin & 1023u) != 0) continue;
+      if (must_stop(p.control)) {
+        failed = true;
+        break;
+      }
+      if (p.timeout_ns < 0) continue;
+      const uint64_t now = global_timer_ns();
+      if (started == 0) started = now;
+      if (now - started > static_cast<uint64_t>(p.timeout_ns)) {
+        record_timeout(p.control, t, coll, epoch);
+        failed = true;
+        break;
+      }
+    }
+  }
+  return __syncthreads_or(failed) == 0;
+}
+
+// Copies n bytes with the block's threads: 16-byte vectors when both ends
+// are aligned, else bytes. `volatile_src` reads a peer's memory past L1.
+__device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t n, bool volatile_src) {
+  const bool aligned = ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0;
+  uint64_t done = 0;
+  if (aligned) {
+    const uint64_t vecs = n / 16;
+    auto *d = reinterpret_cast<uint4 *>(dst);
+    const auto *s = reinterpret_cast<const uint4 *>(src);
+    for (uint64_t i = threadIdx.x; i < vecs; i += blockDim.x) d[i] = volatile_src ? __ldcv(s + i) : s[i];
+    done = vecs * 16;
+  }
+  for (uint64_t i = done + threadIdx.x; i < n; i += blockDim.x)
+    dst[i] = volatile_src ? *reinterpret_cast<const volatile char *>(src + i) : src[i];
+}
+
+}  // namespace plexus::kernels::device

@@ -1,0 +1,146 @@
+// The launch interface of plexus's CUDA kernels (kernels/*.cu): plain C++,
+// no CUDA syntax, so plugins compiled by the host compiler call them.
+//
+// Exchange protocol (docs/plugins/p2p-tree.md). Every rank owns one device
+// block that its peers map (CUDA IPC):
+//
+//   [0, kFlagsBytes)            flags: uint64 flags[kMaxBlocks][kMaxRanks];
+//                               flags[b][src] is written by rank `src`'s
+//                               block b, and polled by this rank's block b
+//   [kFlagsBytes, kHeaderBytes) this rank's DeviceState (peers never touch it)
+//   [kHeaderBytes, ...)         two halves, chosen by the epoch's parity,
+//                               each an input area then a result area of
+//                               slot_bytes each
+//
+// A launch's epoch is the rank's DeviceState.epoch + 1: read by every block
+// when it starts and stored back by the last block to finish, so the epoch
+// advances on the device (CUDA graph replays included) and every rank counts
+// alike as long as every rank launches the same kernels in the same order.
+// Signals are monotonic (2 * epoch for phase 0, 2 * epoch + 1 for phase 1)
+// and waits test >=, so flags are never reset and no reset can race. The
+// halves alternate, so a rank writes a half again only two epochs later, by
+// which time every peer has finished reading it: every kernel begins with a
+// full exchange of phase-0 signals, and a peer that signalled epoch e + 1
+// has finished its kernel of epoch e.
+//
+// Waits spin on ld.acquire.sys; every 1024 spins they look at the deadline
+// (globaltimer, timeout_ns after the wait began) and at the Control words in
+// host-mapped memory: a host abort, or an error another block recorded. A
+// block that gives up records the first error (a timeout: which peer, which
+// epoch) and returns; the watchdog on the host reads it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace plexus::kernels {
+
+constexpr int kMaxRanks = 8;
+constexpr int kMaxBlocks = 32;
+constexpr int kThreads = 512;
+constexpr uint64_t kFlagsBytes = uint64_t{kMaxBlocks} * kMaxRanks * sizeof(uint64_t);
+constexpr uint64_t kHeaderBytes = 8192;
+static_assert(kFlagsBytes + 64 <= kHeaderBytes, "flags and state fit the header");
+
+// Control words in host-mapped memory (cudaHostAllocMapped), one set per
+// rank: the host writes host_abort, the kernels write the error record.
+struct Control {
+  uint32_t host_abort;   // nonzero: every wait gives up at once
+  uint32_t error;        // kErrorNone or kErrorTimeout, first writer wins (racy, benign)
+  int32_t waited_rank;   // the peer a timed-out wait was waiting for
+  int32_t coll;          // PLX_COLL_* of the launch that timed out
+  uint64_t epoch;        // its epoch
+  uint64_t reserved[5];
+};
+constexpr uint32_t kErrorNone = 0;
+constexpr uint32_t kErrorTimeout = 1;
+
+// The rank's own epoch counter, inside its exchange block.
+struct DeviceState {
+  unsigned long long epoch;
+  unsigned int blocks_done;
+  unsigned int reserved;
+};
+
+// What every launch needs: where each rank's block is mapped here.
+struct Peers {
+  int32_t rank = 0;
+  int32_t nranks = 1;
+  char *block[kMaxRanks] = {};  // each rank's exchange block (mine at [rank])
+  uint64_t slot_bytes = 0;      // bytes of one input area (and one result area)
+  Control *control = nullptr;   // device pointer of this rank's Control
+  int64_t timeout_ns = -1;      // a wait's limit; negative waits for ever
+  int32_t max_blocks = kMaxBlocks;
+};
+
+// All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:
+// the data of a launch is nranks chunks of `chunk` elements (the last may
+// be shorter; total elements in all), chunk c read from in + c * in_stride.
+struct ReduceArgs {
+  const void *in = nullptr;
+  void *out = nullptr;          // NULL: reduce only (a non-root of plx_reduce)
+  uint64_t total = 0;           // elements of this launch
+  uint64_t chunk = 0;           // two-shot: elements per rank's chunk
+  uint64_t in_stride = 0;       // two-shot: elements between chunks in `in`
+  int32_t dtype = 0;            // PLX_* dtype
+  int32_t op = 0;               // PLX_SUM .. PLX_AVG
+  int32_t scatter_only = 0;     // reduce-scatter: write my chunk to out, no all-gather phase
+  int32_t coll = 0;             // PLX_COLL_* for error records
+};
+
+// One-shot: every rank copies its input into its input area, signals, waits
+// for every peer, then reduces all ranks' areas in rank order (bit-identical
+// on every rank). The slot must hold `total` elements.
+cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
+// Two-shot: as one-shot up to the signal; then rank r reduces chunk r into
+// its result area (and out), signals again, and copies every peer's reduced
+// chunk from its result area. chunk * esize must be a multiple of 16 when
+// it is not the last launch's (the caller rounds it).
+cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
+
+// Byte copies through the input areas.
+struct CopyArgs {
+  const void *in = nullptr;     // this rank's input (broadcast: the root's only)
+  void *out = nullptr;
+  uint64_t bytes = 0;           // per rank, at most slot_bytes
+  uint64_t out_stride = 0;      // all-gather: bytes between ranks' parts of out
+  int32_t root = 0;             // broadcast
+  int32_t coll = 0;
+};
+cudaError_t launch_broadcast(const Peers &peers, const CopyArgs &args, cudaStream_t stream);
+cudaError_t launch_all_gather(const Peers &peers, const CopyArgs &args, cudaStream_t stream);
+// Every rank signals and waits for all (one block).
+cudaError_t launch_barrier(const Peers &peers, int32_t coll, cudaStream_t stream);
+
+// Elements (of dtype) that a 16-byte vector holds.
+constexpr uint64_t vector_elems(uint64_t esize) { return 16 / esize; }
+
+// The partition arithmetic the kernels use, constexpr so that host code
+// (the CPU tests) runs exactly the same (nvcc: --expt-relaxed-constexpr).
+
+// [begin, end) of block b's share of n units, in multiples of `align` units.
+struct Range {
+  uint64_t begin, end;
+};
+constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks) {
+  const uint64_t per = ((n + blocks - 1) / blocks + align - 1) / align * align;
+  const uint64_t begin = per * b < n ? per * b : n;
+  return {begin, begin + per < n ? begin + per : n};
+}
+
+// Elements of chunk c of a two-shot launch (the last may be short or empty).
+constexpr uint64_t chunk_len(uint64_t chunk, uint64_t total, uint64_t c) {
+  return chunk * c >= total ? 0 : (total - chunk * c < chunk ? total - chunk * c : chunk);
+}
+
+// Thread blocks of a launch moving `bytes` per rank: one per kThreads
+// 16-byte vectors, 1 .. min(max_blocks, kMaxBlocks).
+constexpr unsigned blocks_for(uint64_t bytes, int32_t max_blocks) {
+  const uint64_t per_block = uint64_t{kThreads} * 16;
+  const uint64_t limit = max_blocks < 1 ? 1 : max_blocks > kMaxBlocks ? kMaxBlocks : static_cast<uint64_t>(max_blocks);
+  const uint64_t blocks = (bytes + per_block - 1) / per_block;
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks > limit ? limit : blocks);
+}
+
+}  // namespace plexus::kernels

@@ -1,0 +1,189 @@
+// The collective slot: all-reduce (one-shot or two-shot), reduce (the
+// all-reduce kernels, non-roots discard), reduce-scatter (two-shot's first
+// half), broadcast, all-gather and barrier, as kernels on the caller's
+// stream. A message larger than the exchange slot goes as several launches,
+// each its own epoch. The hot path is a failure load, a pointer-cache hit
+// and one kernel launch per slot-sized piece: no allocation, no lock, no
+// host synchronisation (so it can be captured in a CUDA graph).
+#include <cuda_runtime_api.h>
+
+#include "core/cuda_status.hpp"
+#include "core/log.hpp"
+#include "core/status.hpp"
+#include "kernels/kernels.hpp"
+#include "plugins/p2p-tree/p2p_backend.hpp"
+#include "plugins/p2p-tree/p2p_plan.hpp"
+
+namespace plexus::p2p_tree {
+namespace {
+
+constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
+
+[[gnu::cold]] plx_status reject_kind(Comm &c, const void *p, const char *arg, plx_mem_kind kind, int device) {
+  if (kind != PLX_MEM_DEVICE)
+    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: {} ({}) is {} memory; p2p-tree takes device "
+                      "memory (cudaMalloc, plx_mem_alloc of PLX_MEM_DEVICE); for host buffers use shm-native",
+                      arg, p, kind == PLX_MEM_PINNED_HOST ? "pinned host" : "host");
+  return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: {} ({}) is on CUDA device {}, but the "
+                    "communicator of rank {} is on device {}", arg, p, device, c.rank(), c.device());
+}
+
+[[gnu::cold]] plx_status classify(Comm &c, const void *p, const char *arg) {
+  plx_mem_kind kind = PLX_MEM_HOST;
+  int device = -1;
+  if (plx_status s = core::pointer_kind(p, &kind, &device)) return s;
+  if (kind != PLX_MEM_DEVICE || device != c.device()) return reject_kind(c, p, arg, kind, device);
+  c.pointer_cache().add(p);
+  return PLX_OK;
+}
+
+inline plx_status check_device(Comm &c, const void *p, const char *arg) {
+  if (c.pointer_cache().contains(p)) [[likely]] return PLX_OK;
+  return classify(c, p, arg);
+}
+
+inline plx_status check_pair(Comm &c, const void *send, const void *recv) {
+  if (plx_status s = check_device(c, send, "send")) return s;
+  return send == recv ? PLX_OK : check_device(c, recv, "recv");
+}
+
+[[gnu::cold]] plx_status reject_options(const plx_coll_desc &d) {
+  const plx_coll_options &o = *d.options;
+  if (o.flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
+    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: PLX_COLL_FLAG_NO_CONTRIBUTION is not supported "
+                      "(v1); pass the operator's identity instead");
+  if (o.flags != 0)
+    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: option flags {:#x} are not supported", o.flags);
+  return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: opts->wire_dtype {} is not supported (v1 sends "
+                    "the buffer's own dtype, {})", o.wire_dtype, d.dtype);
+}
+
+bool options_supported(const plx_coll_desc &d) {
+  const plx_coll_options &o = *d.options;
+  return o.flags == 0 && (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
+}
+
+// A failed launch leaves the peers waiting for this rank: sticky, so they
+// learn it at once instead of at their timeout.
+[[gnu::cold]] plx_status launch_failed(Comm &c, cudaError_t err, const char *kernel) {
+  core::fail_cuda(err, fmt::format("p2p-tree: rank {} (device {}): launching the {} kernel", c.rank(),
+                                   c.device(), kernel));
+  return c.set_failure(PLX_ERR_DEVICE, core::last_message());
+}
+
+int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
+  if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
+  if (c.params().forced_algo != PLX_ALGO_AUTO) return c.params().forced_algo;
+  const int32_t hint = d.options->algorithm;
+  if (hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT) return hint;
+  return bytes <= c.params().oneshot_max_bytes ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
+}
+
+// All-reduce, and reduce with out NULL on the non-roots.
+plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cudaStream_t stream) {
+  const uint64_t es = dtype_bytes[d.dtype];
+  const bool one_shot = algo == PLX_ALGO_ONE_SHOT;
+  kernels::ReduceArgs a;
+  a.dtype = d.dtype, a.op = d.op, a.coll = d.coll;
+  cudaError_t err = cudaSuccess;
+  plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), c.params().slot_bytes, one_shot,
+              [&](const ReducePiece &piece) {
+                if (err != cudaSuccess) return;
+                a.in = static_cast<const char *>(d.send) + piece.offset * es;
+                a.out = out == nullptr ? nullptr : static_cast<char *>(out) + piece.offset * es;
+                a.total = piece.total, a.chunk = piece.chunk, a.in_stride = piece.in_stride;
+                err = one_shot ? kernels::launch_one_shot(c.peers(), a, stream)
+                               : kernels::launch_two_shot(c.peers(), a, stream);
+              });
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, one_shot ? "one-shot" : "two-shot");
+}
+
+plx_status reduce_scatter(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const uint64_t es = dtype_bytes[d.dtype];
+  kernels::ReduceArgs a;
+  a.dtype = d.dtype, a.op = d.op, a.coll = d.coll, a.scatter_only = 1;
+  cudaError_t err = cudaSuccess;
+  plan_reduce_scatter(d.count, es, static_cast<uint64_t>(c.nranks()), c.params().slot_bytes,
+                      [&](const ReducePiece &piece) {
+                        if (err != cudaSuccess) return;
+                        a.in = static_cast<const char *>(d.send) + piece.offset * es;
+                        a.out = static_cast<char *>(d.recv) + piece.offset * es;
+                        a.total = piece.total, a.chunk = piece.chunk, a.in_stride = piece.in_stride;
+                        err = kernels::launch_two_shot(c.peers(), a, stream);
+                      });
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, "reduce-scatter");
+}
+
+plx_status copies(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const uint64_t bytes = d.count * dtype_bytes[d.dtype];
+  const bool gather = d.coll == PLX_COLL_ALL_GATHER;
+  kernels::CopyArgs a;
+  a.root = d.root, a.coll = d.coll, a.out_stride = bytes;
+  cudaError_t err = cudaSuccess;
+  plan_copies(bytes, c.params().slot_bytes, [&](uint64_t offset, uint64_t m) {
+    if (err != cudaSuccess) return;
+    a.in = d.send == nullptr ? nullptr : static_cast<const char *>(d.send) + offset;
+    a.out = static_cast<char *>(d.recv) + offset;
+    a.bytes = m;
+    err = gather ? kernels::launch_all_gather(c.peers(), a, stream) : kernels::launch_broadcast(c.peers(), a, stream);
+  });
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, gather ? "all-gather" : "broadcast");
+}
+
+plx_status check_buffers(Comm &c, const plx_coll_desc &d) {
+  const bool root = c.rank() == d.root;
+  switch (d.coll) {
+    case PLX_COLL_REDUCE: return root ? check_pair(c, d.send, d.recv) : check_device(c, d.send, "send");
+    case PLX_COLL_BROADCAST: return root ? check_pair(c, d.send, d.recv) : check_device(c, d.recv, "recv");
+    case PLX_COLL_BARRIER: return PLX_OK;
+    default: return check_pair(c, d.send, d.recv);
+  }
+}
+
+plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const uint64_t bytes = d.count * (d.dtype >= 0 ? dtype_bytes[d.dtype] : 0);
+  switch (d.coll) {
+    case PLX_COLL_ALL_REDUCE:
+    case PLX_COLL_REDUCE: {
+      const int32_t algo = choose_algo(c, d, bytes);
+      c.count_call(d.coll, algo);
+      void *out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
+      return d.count == 0 ? PLX_OK : reduce(c, d, out, algo, stream);
+    }
+    case PLX_COLL_REDUCE_SCATTER:
+      c.count_call(d.coll, PLX_ALGO_TWO_SHOT);
+      return d.count == 0 ? PLX_OK : reduce_scatter(c, d, stream);
+    case PLX_COLL_BROADCAST:
+    case PLX_COLL_ALL_GATHER:
+      c.count_call(d.coll, PLX_ALGO_ONE_SHOT);
+      return d.count == 0 ? PLX_OK : copies(c, d, stream);
+    case PLX_COLL_BARRIER: {
+      c.count_call(d.coll, PLX_ALGO_ONE_SHOT);
+      const cudaError_t err = kernels::launch_barrier(c.peers(), d.coll, stream);
+      return err == cudaSuccess ? PLX_OK : launch_failed(c, err, "barrier");
+    }
+    default:
+      return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: {} is not supported by this version (v1 has "
+                        "all-reduce, reduce, reduce-scatter, broadcast, all-gather and barrier); nccl has it",
+                        coll_name(d.coll));
+  }
+}
+
+}  // namespace
+
+plx_status collective(void *comm, const plx_coll_desc *desc) {
+  Comm &c = *static_cast<Comm *>(comm);
+  const plx_coll_desc &d = *desc;
+  if (c.failure() != PLX_OK) [[unlikely]] return c.report_failure();
+  if (!options_supported(d)) [[unlikely]] return reject_options(d);
+  if (d.count > 0)
+    if (plx_status s = check_buffers(c, d)) return s;
+  // Kernels launch on the caller's stream, which belongs to our device.
+  core::ScopedDevice device(c.device());
+  if (device.status() != PLX_OK) [[unlikely]] return device.status();
+  core::log_trace("p2p-tree: rank {}: {} count {} dtype {} op {} root {} on stream {}", c.rank(),
+                  coll_name(d.coll), d.count, d.dtype, d.op, d.root, d.stream);
+  return issue(c, d, static_cast<cudaStream_t>(d.stream));
+}
+
+}  // namespace plexus::p2p_tree

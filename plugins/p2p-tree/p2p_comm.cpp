@@ -1,0 +1,272 @@
+#include "plugins/p2p-tree/p2p_comm.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "core/cuda_status.hpp"
+#include "core/log.hpp"
+#include "core/status.hpp"
+
+namespace plexus::p2p_tree {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+const char *coll_name(int32_t coll) {
+  static const char *const names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "gather",
+                                      "reduce_scatter", "barrier", "send", "recv"};
+  return coll >= 0 && coll < PLX_COLL_KIND_COUNT ? names[coll] : "collective";
+}
+
+Comm::Comm(const CommSetup &setup, const Params &params) : setup_(setup), params_(params) {
+  peers_.rank = setup.rank;
+  peers_.nranks = setup.nranks;
+  peers_.slot_bytes = params.slot_bytes;
+  peers_.max_blocks = params.max_blocks;
+  peers_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
+}
+
+plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, const Params &params,
+                        std::unique_ptr<Comm> *out) {
+  std::unique_ptr<Comm> c(new Comm(setup, params));
+  core::ScopedDevice device(setup.device);
+  if (device.status() != PLX_OK) return device.status();
+  const std::string who = fmt::format("p2p-tree: rank {} of {} (device {})", setup.rank, setup.nranks, setup.device);
+  core::log_debug("{}: joining the rendezvous {}", who, id.name);
+  if (plx_status s = core::Rendezvous::join(id, setup.nranks, setup.rank, setup.init_timeout_ms, &c->rendezvous_))
+    return s;
+  c->posted_word_ = c->rendezvous_->failure_word();
+  // From here a failure is posted, so the other ranks stop waiting at once.
+  auto fail_all = [&](plx_status s) {
+    c->rendezvous_->post_failure(s, core::last_message());
+    return s;
+  };
+  core::log_debug("{}: allocating the exchange block ({} bytes per area)", who, params.slot_bytes);
+  if (plx_status s = c->make_block()) return fail_all(s);
+  if (plx_status s = c->make_control()) return fail_all(s);
+  std::vector<PeerCard> cards;
+  core::log_debug("{}: exchanging IPC handles", who);
+  if (plx_status s = c->exchange_cards(&cards)) return fail_all(s);
+  if (plx_status s = c->check_cards(cards)) return fail_all(s);
+  c->imports_.resize(static_cast<size_t>(setup.nranks));
+  for (int32_t q = 0; q < setup.nranks; ++q) {
+    c->pids_.push_back(cards[q].pid);
+    if (q == setup.rank) continue;
+    core::log_debug("{}: mapping rank {}'s exchange block (device {}, {})", who, q, cards[q].device,
+                    cards[q].pci_bus_id);
+    if (plx_status s = c->map_peer(q, cards[q])) return fail_all(s);
+  }
+  core::log_debug("{}: waiting for every rank to have mapped its peers", who);
+  if (plx_status s = c->rendezvous_->barrier(setup.init_timeout_ms)) return fail_all(s);
+  c->watchdog_ = std::thread([p = c.get()] { p->watchdog_main(); });
+  core::log_debug("{}: ready", who);
+  *out = std::move(c);
+  return PLX_OK;
+}
+
+// The exchange block, from a private pool (plx_mem_stats shows the
+// caller's blocks only); header zeroed before any peer can see it.
+plx_status Comm::make_block() {
+  core::DevicePoolConfig config;
+  config.device = setup_.device;
+  config.api = core::DeviceMemoryApi::cuda_malloc;
+  config.defrag_threshold = 1.0;  // never releases the block's segment by itself
+  block_bytes_ = kernels::kHeaderBytes + 4 * params_.slot_bytes;
+  config.min_segment_bytes = block_bytes_;
+  if (plx_status s = core::DevicePool::create(config, &exchange_pool_)) return s;
+  if (plx_status s = exchange_pool_->allocate(block_bytes_, 256, 0, &block_)) return s;
+  cudaStream_t stream = nullptr;
+  PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaError_t err = cudaMemsetAsync(block_, 0, kernels::kHeaderBytes, stream);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  (void)cudaStreamDestroy(stream);
+  if (err != cudaSuccess) return core::fail_cuda(err, "p2p-tree: zeroing the exchange block's flags");
+  peers_.block[setup_.rank] = static_cast<char *>(block_);
+  return PLX_OK;
+}
+
+// The Control words in host-mapped memory: the watchdog reads them with
+// plain loads, the kernels through the device pointer.
+plx_status Comm::make_control() {
+  void *host = nullptr;
+  PLX_CUDA_CHECK(cudaHostAlloc(&host, sizeof(kernels::Control), cudaHostAllocMapped | cudaHostAllocPortable));
+  std::memset(host, 0, sizeof(kernels::Control));
+  control_host_ = static_cast<kernels::Control *>(host);
+  void *device = nullptr;
+  PLX_CUDA_CHECK(cudaHostGetDevicePointer(&device, host, 0));
+  peers_.control = static_cast<kernels::Control *>(device);
+  return PLX_OK;
+}
+
+plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
+  PeerCard mine{};
+  mine.pid = static_cast<uint64_t>(::getpid());
+  mine.device = setup_.device;
+  mine.slot_bytes = params_.slot_bytes;
+  mine.block_bytes = block_bytes_;
+  PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
+  if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
+  cards->resize(static_cast<size_t>(setup_.nranks));
+  return rendezvous_->allgather(&mine, sizeof(mine), cards->data(), setup_.init_timeout_ms);
+}
+
+plx_status Comm::check_cards(const std::vector<PeerCard> &cards) {
+  for (int32_t q = 0; q < setup_.nranks; ++q) {
+    if (cards[q].slot_bytes != params_.slot_bytes)
+      return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: rank {} uses PLEXUS_P2P_TREE_SLOT_BYTES={} "
+                        "and rank {} uses {}: every rank must set the same", setup_.rank,
+                        params_.slot_bytes, q, cards[q].slot_bytes);
+    if (q != setup_.rank && std::strncmp(cards[q].pci_bus_id, cards[setup_.rank].pci_bus_id,
+                                         sizeof(cards[q].pci_bus_id)) == 0)
+      return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} share the GPU {}; p2p-tree needs "
+                        "one GPU per rank (kernels of two processes on one GPU wait for each other "
+                        "but do not run together)", setup_.rank, q, cards[q].pci_bus_id);
+    if (q != setup_.rank && cards[q].pid == static_cast<uint64_t>(::getpid()))
+      return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} are threads of one process; "
+                        "p2p-tree needs one process per rank (CUDA IPC cannot map a process's own "
+                        "memory); use nccl for thread ranks", setup_.rank, q);
+  }
+  return PLX_OK;
+}
+
+plx_status Comm::map_peer(int32_t peer, const PeerCard &card) {
+  if (plx_status s = enable_peer_access(peer, card)) return s;
+  std::unique_ptr<core::ImportedSegment> segment;
+  if (plx_status s = core::ImportedSegment::open(card.segment, setup_.device, &segment)) {
+    const std::string why = core::last_message();
+    return core::fail(s, "p2p-tree: rank {} (device {}) could not map rank {}'s exchange block "
+                      "(device {} of its process, {}): {}", setup_.rank, setup_.device, peer,
+                      card.device, card.pci_bus_id, why);
+  }
+  if (card.segment.offset + card.block_bytes > segment->bytes())
+    return core::fail(PLX_ERR_INTERNAL, "p2p-tree: rank {}'s exchange block ({} bytes at {}) lies "
+                      "outside its {}-byte segment", peer, card.block_bytes, card.segment.offset, segment->bytes());
+  peers_.block[peer] = static_cast<char *>(segment->base()) + card.segment.offset;
+  imports_[peer] = std::move(segment);
+  return PLX_OK;
+}
+
+// Peer access to the peer's GPU when this process sees it (a rank whose
+// CUDA_VISIBLE_DEVICES hides it relies on the IPC open's lazy enable).
+plx_status Comm::enable_peer_access(int32_t peer, const PeerCard &card) {
+  int ordinal = -1;
+  if (cudaDeviceGetByPCIBusId(&ordinal, card.pci_bus_id) != cudaSuccess) {
+    (void)cudaGetLastError();
+    core::log_debug("p2p-tree: rank {}: rank {}'s GPU {} is not visible here", setup_.rank, peer, card.pci_bus_id);
+    return PLX_OK;
+  }
+  if (ordinal == setup_.device) return PLX_OK;
+  int can = 0;
+  PLX_CUDA_CHECK(cudaDeviceCanAccessPeer(&can, setup_.device, ordinal));
+  if (!can)
+    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: no peer access from device {} (rank {}) to "
+                      "device {} ({}, rank {}); use pinned-host or nccl on this machine",
+                      setup_.device, setup_.rank, ordinal, card.pci_bus_id, peer);
+  const cudaError_t err = cudaDeviceEnablePeerAccess(ordinal, 0);
+  if (err == cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError();
+    return PLX_OK;
+  }
+  if (err != cudaSuccess)
+    return core::fail_cuda(err, fmt::format("p2p-tree: cudaDeviceEnablePeerAccess({}) on device {}",
+                                            ordinal, setup_.device));
+  return PLX_OK;
+}
+
+plx_status Comm::report_failure() {
+  if (failure_.load(std::memory_order_acquire) == PLX_OK && rendezvous_ != nullptr) {
+    std::string message;
+    if (const plx_status posted = posted_failure(&message); posted != PLX_OK)
+      return core::fail_message(posted, message);
+  }
+  std::lock_guard lock(failure_mutex_);
+  return core::fail_message(failure_.load(), failure_message_);
+}
+
+plx_status Comm::set_failure(plx_status status, const std::string &message) {
+  std::lock_guard lock(failure_mutex_);
+  if (failure_.load() != PLX_OK) return core::fail_message(status, message);
+  std::string cause = message;
+  if (rendezvous_ != nullptr) {
+    rendezvous_->post_failure(status, message);  // the first post of any rank wins
+    std::string posted_message;
+    const plx_status posted = posted_failure(&posted_message);
+    const auto poster = static_cast<int32_t>(__atomic_load_n(posted_word_, __ATOMIC_ACQUIRE) >> 32);
+    if (posted != PLX_OK && poster != setup_.rank) {
+      status = posted;
+      cause = std::move(posted_message);
+    }
+  }
+  failure_message_ = cause;
+  failure_.store(status, std::memory_order_seq_cst);
+  // This rank's kernels give up their waits at their next look (a few us).
+  if (control_host_ != nullptr) __atomic_store_n(&control_host_->host_abort, 1u, __ATOMIC_SEQ_CST);
+  core::log_error("{}", cause);
+  return core::fail_message(status, cause);
+}
+
+void Comm::count_call(int32_t coll, int32_t algo) {
+  algo_calls_[coll][algo].fetch_add(1, std::memory_order_relaxed);
+  last_algo_[coll].store(algo, std::memory_order_relaxed);
+}
+
+void Comm::stats(int32_t coll, plx_op_stats *out) const {
+  out->last_algorithm = last_algo_[coll].load(std::memory_order_relaxed);
+  for (int a = 0; a < PLX_OP_STATS_ALGO_SLOTS; ++a)
+    out->algorithm_calls[a] = algo_calls_[coll][a].load(std::memory_order_relaxed);
+}
+
+plx_status Comm::pool(core::DevicePool **out) {
+  if (core::DevicePool *existing = user_pool_ptr_.load(std::memory_order_acquire)) {
+    *out = existing;
+    return PLX_OK;
+  }
+  std::lock_guard lock(pool_mutex_);
+  if (!user_pool_) {
+    core::DevicePoolConfig config;
+    config.device = setup_.device;
+    config.defrag_threshold = params_.defrag_threshold;
+    if (plx_status s = core::DevicePool::create(config, &user_pool_)) return s;
+    user_pool_ptr_.store(user_pool_.get(), std::memory_order_release);
+  }
+  *out = user_pool_.get();
+  return PLX_OK;
+}
+
+// This device's queued kernels end by themselves (they finish, time out,
+// or see the abort word); then the ranks meet once more, so no rank unmaps
+// or frees a block a peer's kernel may still read.
+void Comm::drain_and_release() {
+  core::ScopedDevice device(setup_.device);
+  if (const cudaError_t err = cudaDeviceSynchronize(); err != cudaSuccess)
+    core::log_warn("p2p-tree: rank {}: cudaDeviceSynchronize before destroy: {}", setup_.rank,
+                   cudaGetErrorString(err));
+  (void)cudaGetLastError();
+  if (rendezvous_ != nullptr && failure() == PLX_OK) {
+    const int32_t bound = setup_.timeout_ms >= 0 ? setup_.timeout_ms : 60000;
+    if (rendezvous_->barrier(bound) != PLX_OK)
+      core::log_warn("p2p-tree: rank {}: the peers did not meet at destroy: {}", setup_.rank, core::last_message());
+  }
+  imports_.clear();
+  if (block_ != nullptr) (void)exchange_pool_->free(block_);
+  block_ = nullptr;
+  exchange_pool_.reset();
+  user_pool_ptr_.store(nullptr);
+  user_pool_.reset();
+  if (control_host_ != nullptr) (void)cudaFreeHost(control_host_);
+  control_host_ = nullptr;
+  (void)cudaGetLastError();
+}
+
+Comm::~Comm() {
+  stop_watchdog();
+  drain_and_release();
+  posted_word_ = nullptr;
+  rendezvous_.reset();  // leaving: this rank is gone cleanly, not lost
+}
+
+}  // namespace plexus::p2p_tree

@@ -1,0 +1,190 @@
+// A p2p-tree communicator: one process per GPU, the ranks of one host.
+//
+// Each rank owns an exchange block (flags, its epoch counter, two halves
+// of input and result areas; kernels/kernels.hpp) from a private
+// DevicePool of cudaMalloc segments; the segment's legacy IPC handle goes
+// to the peers through the init rendezvous (core::Rendezvous::allgather),
+// and every rank maps every peer's segment (core::ImportedSegment). The
+// kernels run on the caller's stream; all waiting happens on the device,
+// bounded by the timeout (globaltimer) and by a host abort word in
+// host-mapped memory (kernels::Control).
+//
+// Failure. The init rendezvous stays joined for the communicator's life:
+// it is the failure domain. A failure (a kernel's timeout record, abort, a
+// dead peer, a launch error) is recorded once here, written to the host
+// abort word so this rank's kernels return, and posted in the rendezvous,
+// where every other rank's watchdog adopts it (and aborts its kernels).
+// Every call checks the local word and the posted one first (two loads).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "core/device_pool.hpp"
+#include "core/rendezvous.hpp"
+#include "kernels/kernels.hpp"
+#include "plexus/plugin.h"
+
+namespace plexus::p2p_tree {
+
+struct Params {
+  uint64_t oneshot_max_bytes = uint64_t{256} << 10;
+  int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
+  uint64_t slot_bytes = uint64_t{4} << 20;
+  int32_t max_blocks = kernels::kMaxBlocks;
+  int32_t watchdog_poll_ms = 5;
+  bool probe_peer_copies = true;
+  bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_P2P_TREE_ENABLE)
+  double defrag_threshold = 0.30;
+};
+
+// The unique id payload: a header this plugin checks and the rendezvous.
+struct IdPayload {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t reserved0;
+  core::RendezvousId rendezvous;
+};
+constexpr uint32_t id_magic = 0x54325058u;  // "XP2T"
+constexpr uint16_t id_version = 1;
+static_assert(std::is_trivially_copyable_v<IdPayload>);
+static_assert(sizeof(IdPayload) <= PLX_UNIQUE_ID_PAYLOAD_BYTES, "the id fits the plugin's payload");
+
+struct CommSetup {
+  int32_t rank = 0;
+  int32_t nranks = 1;
+  int device = 0;
+  int32_t timeout_ms = 60000;
+  int32_t init_timeout_ms = 60000;
+  std::string name;
+};
+
+// What each rank tells the others at init.
+struct PeerCard {
+  uint64_t pid;
+  int32_t device;           // its CUDA ordinal, in its own process
+  int32_t reserved0;
+  uint64_t slot_bytes;      // must be the same everywhere
+  uint64_t block_bytes;
+  char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
+  core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
+};
+static_assert(std::is_trivially_copyable_v<PeerCard>);
+static_assert(sizeof(PeerCard) <= core::Rendezvous::kMaxAllgatherBytes);
+
+// Device pointers this communicator has already checked (as in the nccl
+// plugin): inference reuses its buffers, so a hit is a few compares.
+class PointerCache {
+ public:
+  bool contains(const void *p) const {
+    for (const void *q : entries_)
+      if (q == p) return true;
+    return false;
+  }
+  void add(const void *p) { entries_[next_++ % kEntries] = p; }
+
+ private:
+  static constexpr unsigned kEntries = 16;
+  const void *entries_[kEntries] = {};
+  unsigned next_ = 0;
+};
+
+class Comm {
+ public:
+  // Joins the rendezvous, makes and exchanges the exchange blocks, maps the
+  // peers' blocks, starts the watchdog. Bounded by init_timeout_ms.
+  static plx_status create(const core::RendezvousId &id, const CommSetup &setup, const Params &params,
+                           std::unique_ptr<Comm> *out);
+  // Waits (bounded by the kernels' own timeouts) for this device's work
+  // and for the peers, then unmaps and frees everything.
+  ~Comm();
+  Comm(const Comm &) = delete;
+  Comm &operator=(const Comm &) = delete;
+
+  int32_t rank() const { return setup_.rank; }
+  int32_t nranks() const { return setup_.nranks; }
+  int device() const { return setup_.device; }
+  const CommSetup &setup() const { return setup_; }
+  const Params &params() const { return params_; }
+  const kernels::Peers &peers() const { return peers_; }
+
+  // The sticky failure, this rank's or one a peer posted; PLX_OK while healthy.
+  plx_status failure() const {
+    const plx_status local = failure_.load(std::memory_order_acquire);
+    if (local != PLX_OK || posted_word_ == nullptr) return local;
+    return static_cast<plx_status>(static_cast<uint32_t>(__atomic_load_n(posted_word_, __ATOMIC_RELAXED)));
+  }
+  plx_status report_failure();
+  // Records the first failure, stops this rank's kernels (host abort word),
+  // posts it for the peers; returns the status reported (a peer's earlier
+  // post wins, so every rank reports the same code).
+  plx_status set_failure(plx_status status, const std::string &message);
+
+  PointerCache &pointer_cache() { return pointer_cache_; }
+  void count_call(int32_t coll, int32_t algo);
+  void stats(int32_t coll, plx_op_stats *out) const;
+
+  // The pool behind plx_mem_alloc (PLX_MEM_DEVICE), made on first use.
+  plx_status pool(core::DevicePool **out);
+  core::DevicePool *existing_pool() const { return user_pool_ptr_.load(std::memory_order_acquire); }
+
+ private:
+  Comm(const CommSetup &setup, const Params &params);
+  plx_status make_block();
+  plx_status make_control();
+  plx_status exchange_cards(std::vector<PeerCard> *cards);
+  plx_status check_cards(const std::vector<PeerCard> &cards);
+  plx_status map_peer(int32_t peer, const PeerCard &card);
+  plx_status enable_peer_access(int32_t peer, const PeerCard &card);
+  void drain_and_release();
+  // p2p_watchdog.cpp
+  void watchdog_main();
+  void watch_device_error();
+  void watch_posted();
+  void watch_peers();
+  void stop_watchdog();
+  plx_status posted_failure(std::string *message) const;
+
+  CommSetup setup_;
+  Params params_;
+  kernels::Peers peers_{};
+
+  std::unique_ptr<core::Rendezvous> rendezvous_;
+  const uint64_t *posted_word_ = nullptr;
+  std::vector<uint64_t> pids_;
+  std::atomic<plx_status> failure_{PLX_OK};
+  std::mutex failure_mutex_;
+  std::string failure_message_;
+
+  std::unique_ptr<core::DevicePool> exchange_pool_;
+  void *block_ = nullptr;
+  uint64_t block_bytes_ = 0;
+  std::vector<std::unique_ptr<core::ImportedSegment>> imports_;  // per peer (mine: null)
+  kernels::Control *control_host_ = nullptr;
+
+  PointerCache pointer_cache_;
+  std::atomic<uint64_t> algo_calls_[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
+  std::atomic<int32_t> last_algo_[PLX_COLL_KIND_COUNT] = {};
+
+  std::thread watchdog_;
+  std::mutex watchdog_mutex_;
+  std::condition_variable watchdog_wake_;
+  bool watchdog_stop_ = false;
+  int64_t next_peer_check_ns_ = 0;
+
+  std::mutex pool_mutex_;
+  std::unique_ptr<core::DevicePool> user_pool_;
+  std::atomic<core::DevicePool *> user_pool_ptr_{nullptr};
+};
+
+int64_t now_ns();
+const char *coll_name(int32_t coll);
+
+}  // namespace plexus::p2p_tree

@@ -1,0 +1,83 @@
+// PLEXUS_P2P_TREE_* parameters (declared in p2p_plugin.cpp's table): a bad
+// value is an error naming the variable, never a silent default.
+#include <string_view>
+
+#include "core/params.hpp"
+#include "core/status.hpp"
+#include "plugins/p2p-tree/p2p_backend.hpp"
+
+namespace plexus::p2p_tree {
+namespace {
+
+constexpr const char *kPlugin = "p2p-tree";
+
+plx_status size_param(const plx_host_services &s, const char *name, uint64_t lo, uint64_t hi, uint64_t *out) {
+  const char *text = s.param_get(kPlugin, name);
+  if (text == nullptr) return PLX_OK;
+  const auto v = core::parse_size(text);
+  if (!v || *v < lo || *v > hi)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_{}={} must be a size from {} "
+                      "to {} bytes (K, M, G suffixes allowed)", name, text, lo, hi);
+  *out = *v;
+  return PLX_OK;
+}
+
+plx_status int_param(const plx_host_services &s, const char *name, int64_t lo, int64_t hi, int32_t *out) {
+  const char *text = s.param_get(kPlugin, name);
+  if (text == nullptr) return PLX_OK;
+  const auto v = core::parse_int(text);
+  if (!v || *v < lo || *v > hi)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_{}={} must be an integer "
+                      "from {} to {}", name, text, lo, hi);
+  *out = static_cast<int32_t>(*v);
+  return PLX_OK;
+}
+
+plx_status algo_param(const plx_host_services &s, int32_t *out) {
+  const char *text = s.param_get(kPlugin, "ALGO");
+  if (text == nullptr) return PLX_OK;
+  const std::string_view v(text);
+  if (v.empty() || v == "auto") *out = PLX_ALGO_AUTO;
+  else if (v == "one_shot") *out = PLX_ALGO_ONE_SHOT;
+  else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
+  else
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ALGO={} must be auto, "
+                      "one_shot or two_shot", text);
+  return PLX_OK;
+}
+
+}  // namespace
+
+plx_status read_params(const plx_host_services &s, Params *p) {
+  if (plx_status st = size_param(s, "ONESHOT_MAX_BYTES", 0, uint64_t{1} << 40, &p->oneshot_max_bytes)) return st;
+  if (plx_status st = size_param(s, "SLOT_BYTES", 64 << 10, uint64_t{1} << 30, &p->slot_bytes)) return st;
+  if (p->slot_bytes % 4096 != 0)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_SLOT_BYTES={} must be a "
+                      "multiple of 4096", p->slot_bytes);
+  if (plx_status st = algo_param(s, &p->forced_algo)) return st;
+  if (plx_status st = int_param(s, "MAX_BLOCKS", 1, kernels::kMaxBlocks, &p->max_blocks)) return st;
+  if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
+  if (const char *text = s.param_get(kPlugin, "ENABLE")) {
+    const auto v = core::parse_bool(text);
+    if (!v)
+      return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ENABLE={} must be 0 or 1", text);
+    p->enable = *v;
+  }
+  if (const char *text = s.param_get(kPlugin, "PROBE_PEER_COPIES")) {
+    const auto v = core::parse_bool(text);
+    if (!v)
+      return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_PROBE_PEER_COPIES={} must "
+                        "be 0 or 1", text);
+    p->probe_peer_copies = *v;
+  }
+  if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
+    const auto v = core::parse_double(text);
+    if (!v || !(*v >= 0.0 && *v <= 1.0))
+      return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_DEFRAG_THRESHOLD={} must be a "
+                        "fraction between 0 and 1", text);
+    p->defrag_threshold = *v;
+  }
+  return PLX_OK;
+}
+
+}  // namespace plexus::p2p_tree

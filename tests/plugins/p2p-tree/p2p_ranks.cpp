@@ -1,0 +1,133 @@
+#include "tests/plugins/p2p-tree/p2p_ranks.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+extern char **environ;
+
+namespace plexus::test::p2p {
+namespace {
+
+const char *const role_var = "PLEXUS_P2P_TREE_TEST_RANK";
+const char *const id_var = "PLEXUS_P2P_TREE_TEST_ID";
+
+std::string to_hex(const plx_unique_id &id) {
+  std::string out;
+  char byte[3];
+  for (uint8_t b : id.bytes) {
+    std::snprintf(byte, sizeof(byte), "%02x", b);
+    out += byte;
+  }
+  return out;
+}
+
+bool from_hex(const char *text, plx_unique_id *id) {
+  if (text == nullptr || std::strlen(text) != 2 * sizeof(id->bytes)) return false;
+  for (size_t i = 0; i < sizeof(id->bytes); ++i) {
+    unsigned v = 0;
+    if (std::sscanf(text + 2 * i, "%2x", &v) != 1) return false;
+    id->bytes[i] = static_cast<uint8_t>(v);
+  }
+  return true;
+}
+
+pid_t spawn_rank(const char *test_case, int rank, const plx_unique_id &id) {
+  std::vector<std::string> env_text;
+  for (char **e = environ; *e; ++e)
+    if (std::strncmp(*e, role_var, std::strlen(role_var)) && std::strncmp(*e, id_var, std::strlen(id_var)))
+      env_text.emplace_back(*e);
+  env_text.push_back(std::string(role_var) + "=" + std::to_string(rank));
+  env_text.push_back(std::string(id_var) + "=" + to_hex(id));
+  std::vector<char *> envp;
+  for (std::string &e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string filter = std::string("--test-case=") + test_case;
+  std::string exe = "/proc/self/exe";
+  char *argv[] = {exe.data(), filter.data(), nullptr};
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()) == 0);
+  return pid;
+}
+
+// Exit code of a child, or -1 after killing it when it outlives the bound.
+int reap(pid_t pid, std::chrono::seconds bound) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > end) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+int cuda_devices() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int rank, int timeout_ms,
+                int init_timeout_ms) {
+  plx_comm_config config = PLX_COMM_CONFIG_INIT;
+  config.cuda_device = rank % cuda_devices();
+  REQUIRE(cudaSetDevice(config.cuda_device) == cudaSuccess);  // the rank's buffers go there too
+  config.timeout_ms = timeout_ms;
+  config.init_timeout_ms = init_timeout_ms;
+  plx_comm_h comm = nullptr;
+  const plx_status s = plx_comm_init(backend, &id, nranks, rank, &config, &comm);
+  const std::string error = plx_last_error();
+  INFO("rank ", rank, ": ", error);
+  REQUIRE(s == PLX_OK);
+  return comm;
+}
+
+void run_p2p_ranks(const char *test_case, int nranks,
+                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                    int killed_rank) {
+  plx_backend_h backend = nullptr;
+  const plx_status opened = plx_backend_open("p2p-tree", &backend);
+  if (opened == PLX_ERR_UNSUPPORTED) {  // this machine's GPUs lack peer access: nothing to test
+    MESSAGE("p2p-tree declined this machine: ", plx_last_error());
+    return;
+  }
+  INFO("plx_backend_open(p2p-tree): ", plx_last_error());
+  REQUIRE(opened == PLX_OK);
+  plx_unique_id id{};
+  if (const char *role = std::getenv(role_var)) {  // a child: one rank
+    REQUIRE(from_hex(std::getenv(id_var), &id));
+    body(backend, id, std::atoi(role));
+    CHECK(plx_backend_close(backend) == PLX_OK);
+    return;
+  }
+  REQUIRE(plx_get_unique_id(backend, &id) == PLX_OK);
+  std::vector<pid_t> children;
+  for (int r = 1; r < nranks; ++r) children.push_back(spawn_rank(test_case, r, id));
+  try {
+    body(backend, id, 0);
+  } catch (...) {
+    for (pid_t pid : children) reap(pid, std::chrono::seconds(120));
+    throw;
+  }
+  for (size_t i = 0; i < children.size(); ++i) {
+    INFO("rank ", i + 1, " (a child process) failed; its doctest output is above");
+    const int want = static_cast<int>(i) + 1 == killed_rank ? 128 + SIGKILL : 0;
+    CHECK(reap(children[i], std::chrono::seconds(120)) == want);
+  }
+  CHECK(plx_backend_close(backend) == PLX_OK);
+}
+
+}  // namespace plexus::test::p2p

@@ -1,0 +1,356 @@
+// The p2p-tree plugin on GPUs, through the loader. One rank (any GPU):
+// every collective against a host reference, host-buffer rejection, the
+// device pool. Two ranks as processes (skipped with fewer than two GPUs):
+// all-reduce for every dtype x op x algorithm x size (odd, unaligned, in
+// place, larger than the exchange slot) bit for bit against core's CPU
+// reduction (so both ranks hold identical bits), the other collectives,
+// CUDA-graph replays, a timeout when a rank skips a call, an abort, and a
+// killed rank. Exits 77 (skipped) without a CUDA device.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/cpu_reduce.hpp"
+#include "plexus/plexus.h"
+#include "tests/plugins/p2p-tree/p2p_ranks.hpp"
+
+namespace {
+
+using plexus::test::p2p::cuda_devices;
+using plexus::test::p2p::join;
+using plexus::test::p2p::run_p2p_ranks;
+using Bytes = std::vector<uint8_t>;
+
+#define PLX_OK_OR_FAIL(call) do { const plx_status s_ = (call); const std::string e_ = plx_last_error(); INFO(#call, ": ", e_); REQUIRE(s_ == PLX_OK); } while (0)
+
+struct Stream {
+  cudaStream_t s = nullptr;
+  Stream() { REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess); }
+  ~Stream() { cudaStreamDestroy(s); }
+  void sync() const { REQUIRE(cudaStreamSynchronize(s) == cudaSuccess); }
+};
+
+// Raw device bytes (plus one spare element, so a buffer can start unaligned).
+struct Device {
+  uint8_t *p = nullptr;
+  size_t bytes;
+  explicit Device(size_t n) : bytes(n) { REQUIRE(cudaMalloc(reinterpret_cast<void **>(&p), n + 64) == cudaSuccess); }
+  ~Device() { cudaFree(p); }
+  void put(size_t at, const Bytes &v) { REQUIRE(cudaMemcpy(p + at, v.data(), v.size(), cudaMemcpyHostToDevice) == cudaSuccess); }
+  Bytes get(size_t at, size_t n) const {
+    Bytes v(n);
+    REQUIRE(cudaMemcpy(v.data(), p + at, n, cudaMemcpyDeviceToHost) == cudaSuccess);
+    return v;
+  }
+};
+
+// Finite values of moderate size for floats (products of 2-8 stay finite),
+// any bits for integers.
+Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt = 0) {
+  std::mt19937_64 gen(0x9e37u * (rank + 1) + 131u * dtype + salt);
+  const size_t es = plx_dtype_size(dtype);
+  Bytes v(count * es);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t r = gen();
+    uint8_t *at = v.data() + i * es;
+    if (dtype == PLX_FLOAT16) {
+      const uint16_t h = uint16_t((r & 0x8000) | ((12 + (r >> 16) % 6) << 10) | ((r >> 24) & 0x3FF));
+      std::memcpy(at, &h, 2);
+    } else if (dtype == PLX_BFLOAT16) {
+      const uint16_t b = uint16_t((r & 0x8000) | ((124 + (r >> 16) % 6) << 7) | ((r >> 24) & 0x7F));
+      std::memcpy(at, &b, 2);
+    } else if (dtype == PLX_FLOAT32) {
+      const float f = static_cast<float>(static_cast<int64_t>(r % 2001) - 1000) / 256.0f;
+      std::memcpy(at, &f, 4);
+    } else if (dtype == PLX_FLOAT64) {
+      const double d = static_cast<double>(static_cast<int64_t>(r % 200001) - 100000) / 4096.0;
+      std::memcpy(at, &d, 8);
+    } else {
+      std::memcpy(at, &r, es);
+    }
+  }
+  return v;
+}
+
+Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
+  Bytes out(count * plx_dtype_size(dtype));
+  std::vector<const void *> srcs;
+  for (const Bytes &b : inputs) srcs.push_back(b.data());
+  REQUIRE(plexus::core::reduce_into(dtype, op, out.data(), srcs.data(), static_cast<int>(srcs.size()), count,
+                                    plexus::core::CpuIsa::scalar) == PLX_OK);
+  return out;
+}
+
+void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {
+  REQUIRE(got.size() == want.size());
+  if (std::memcmp(got.data(), want.data(), got.size()) == 0) return;
+  size_t i = 0;
+  while (i < got.size() && got[i] == want[i]) ++i;
+  FAIL(what, ": first differing element ", i / es, " (byte ", i, ")");
+}
+
+// One all-reduce (or reduce at root) against the CPU reference.
+void check_all_reduce(plx_comm_h comm, int rank, int nranks, plx_dtype dtype, plx_reduce_op op, uint64_t count,
+                      int32_t algo, bool in_place, const Stream &stream) {
+  const size_t es = plx_dtype_size(dtype), bytes = count * es, off = in_place ? 0 : es;  // unaligned when out of place
+  std::vector<Bytes> inputs;
+  for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, dtype, count, static_cast<uint32_t>(op)));
+  Device a(bytes + es), b(bytes + es);
+  a.put(off, inputs[rank]);
+  void *send = a.p + off, *recv = in_place ? send : b.p + off;
+  plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+  opts.algorithm = algo;
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, send, recv, count, dtype, op, &opts, stream.s));
+  stream.sync();
+  const Bytes got = in_place ? a.get(off, bytes) : b.get(off, bytes);
+  check_same(got, reference(dtype, op, inputs, count), es,
+             std::string(plx_dtype_string(dtype)) + " " + plx_reduce_op_string(op) + " count " +
+                 std::to_string(count) + (algo == PLX_ALGO_TWO_SHOT ? " two-shot" : " one-shot") +
+                 (in_place ? " in place" : " unaligned"));
+}
+
+void check_every_all_reduce(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+    for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+      for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1001}, uint64_t{65537}})
+        for (int32_t algo : {PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
+          for (bool in_place : {false, true})
+            check_all_reduce(comm, rank, nranks, dtype, op, count, algo, in_place, stream);
+  // Larger than the 4 MiB exchange slot: several launches.
+  for (int32_t algo : {PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT}) {
+    check_all_reduce(comm, rank, nranks, PLX_FLOAT32, PLX_SUM, 1500001, algo, false, stream);
+    check_all_reduce(comm, rank, nranks, PLX_BFLOAT16, PLX_SUM, 3000000, algo, true, stream);
+  }
+}
+
+// Reduce, broadcast, all-gather, reduce-scatter (small and larger than the
+// slot, in place and not) and barrier.
+void check_other_collectives(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  const int root = nranks - 1;
+  for (uint64_t count : {uint64_t{1001}, uint64_t{1200000}}) {
+    std::vector<Bytes> in;
+    for (int r = 0; r < nranks; ++r) in.push_back(input_of(r, PLX_FLOAT32, count));
+    const size_t bytes = count * 4;
+    Device send(bytes), recv(bytes * nranks);
+    send.put(0, in[rank]);
+    PLX_OK_OR_FAIL(plx_reduce(comm, send.p, rank == root ? recv.p : nullptr, count, PLX_FLOAT32, PLX_SUM, root,
+                              nullptr, stream.s));
+    stream.sync();
+    if (rank == root) check_same(recv.get(0, bytes), reference(PLX_FLOAT32, PLX_SUM, in, count), 4, "reduce");
+    PLX_OK_OR_FAIL(plx_broadcast(comm, send.p, recv.p, count, PLX_FLOAT32, 0, nullptr, stream.s));
+    stream.sync();
+    check_same(recv.get(0, bytes), in[0], 4, "broadcast");
+    PLX_OK_OR_FAIL(plx_all_gather(comm, send.p, recv.p, count, PLX_FLOAT32, nullptr, stream.s));
+    stream.sync();
+    for (int r = 0; r < nranks; ++r) check_same(recv.get(r * bytes, bytes), in[r], 4, "all_gather");
+    // In place: my part of recv is the input.
+    recv.put(rank * bytes, in[rank]);
+    PLX_OK_OR_FAIL(plx_all_gather(comm, recv.p + rank * bytes, recv.p, count, PLX_FLOAT32, nullptr, stream.s));
+    stream.sync();
+    for (int r = 0; r < nranks; ++r) check_same(recv.get(r * bytes, bytes), in[r], 4, "all_gather in place");
+  }
+  for (uint64_t count : {uint64_t{1001}, uint64_t{1100000}}) {
+    std::vector<Bytes> in;
+    for (int r = 0; r < nranks; ++r) in.push_back(input_of(r, PLX_BFLOAT16, count * nranks, 5));
+    const size_t bytes = count * 2;
+    std::vector<Bytes> mine_of_each;  // block `rank` of every rank's input
+    for (int r = 0; r < nranks; ++r) mine_of_each.emplace_back(in[r].begin() + rank * bytes, in[r].begin() + (rank + 1) * bytes);
+    const Bytes want = reference(PLX_BFLOAT16, PLX_SUM, mine_of_each, count);
+    Device send(bytes * nranks), recv(bytes);
+    send.put(0, in[rank]);
+    PLX_OK_OR_FAIL(plx_reduce_scatter(comm, send.p, recv.p, count, PLX_BFLOAT16, PLX_SUM, nullptr, stream.s));
+    stream.sync();
+    check_same(recv.get(0, bytes), want, 2, "reduce_scatter");
+    PLX_OK_OR_FAIL(plx_reduce_scatter(comm, send.p, send.p + rank * bytes, count, PLX_BFLOAT16, PLX_SUM, nullptr,
+                                      stream.s));
+    stream.sync();
+    check_same(send.get(rank * bytes, bytes), want, 2, "reduce_scatter in place");
+  }
+  PLX_OK_OR_FAIL(plx_barrier(comm, nullptr, stream.s));
+  stream.sync();
+}
+
+void check_graph_replays(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  const uint64_t n = 65536;
+  Device in(n * 4), one(n * 4), two(n * 4), bcast(n * 4);
+  plx_coll_options one_shot = PLX_COLL_OPTIONS_INIT, two_shot = PLX_COLL_OPTIONS_INIT;
+  one_shot.algorithm = PLX_ALGO_ONE_SHOT;
+  two_shot.algorithm = PLX_ALGO_TWO_SHOT;
+  REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  const plx_status s1 = plx_all_reduce(comm, in.p, one.p, n, PLX_FLOAT32, PLX_SUM, &one_shot, stream.s);
+  const plx_status s2 = plx_all_reduce(comm, in.p, two.p, n, PLX_FLOAT32, PLX_SUM, &two_shot, stream.s);
+  const plx_status s3 = plx_broadcast(comm, in.p, bcast.p, n, PLX_FLOAT32, 0, nullptr, stream.s);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
+  REQUIRE((s1 == PLX_OK && s2 == PLX_OK && s3 == PLX_OK));
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  for (uint32_t replay = 0; replay < 5; ++replay) {  // every replay advances the epochs on the device
+    std::vector<Bytes> inputs;
+    for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, PLX_FLOAT32, n, 100 + replay));
+    in.put(0, inputs[rank]);
+    REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
+    stream.sync();
+    const Bytes want = reference(PLX_FLOAT32, PLX_SUM, inputs, n);
+    check_same(one.get(0, n * 4), want, 4, "graph replay one-shot");
+    check_same(two.get(0, n * 4), want, 4, "graph replay two-shot");
+    check_same(bcast.get(0, n * 4), inputs[0], 4, "graph replay broadcast");
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  // Eager calls after the replays still agree on the epoch.
+  check_all_reduce(comm, rank, nranks, PLX_INT32, PLX_MAX, 999, PLX_ALGO_AUTO, false, stream);
+}
+
+// Polls the async status until it leaves PLX_OK/IN_PROGRESS (bounded).
+plx_status wait_for_failure(plx_comm_h comm, std::chrono::seconds bound) {
+  const auto end = std::chrono::steady_clock::now() + bound;
+  plx_status state = PLX_OK;
+  while (std::chrono::steady_clock::now() < end) {
+    REQUIRE(plx_comm_async_status(comm, &state) == PLX_OK);
+    if (state != PLX_OK && state != PLX_IN_PROGRESS) return state;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return state;
+}
+
+bool two_gpus() {
+  if (cuda_devices() >= 2) return true;
+  MESSAGE("fewer than two GPUs: the two-rank test is skipped");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("plugins.p2p_tree.gpu.one_rank") {
+  run_p2p_ranks("plugins.p2p_tree.gpu.one_rank", 1, [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 1, rank);
+    Stream stream;
+    for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+      for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+        check_all_reduce(comm, rank, 1, dtype, op, 1001, PLX_ALGO_AUTO, false, stream);
+    check_other_collectives(comm, rank, 1);
+    std::vector<float> host(64, 1.0f);
+    CHECK(plx_all_reduce(comm, host.data(), host.data(), 64, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) ==
+          PLX_ERR_UNSUPPORTED);
+    CHECK(std::string(plx_last_error()).find("shm-native") != std::string::npos);
+    plx_mem_alloc_params params{sizeof(plx_mem_alloc_params), PLX_MEM_DEVICE, 1 << 20, 0, 3, 0};
+    void *block = nullptr;
+    PLX_OK_OR_FAIL(plx_mem_alloc(comm, &params, &block));
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, block, block, (1 << 20) / 4, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+    stream.sync();
+    PLX_OK_OR_FAIL(plx_mem_free(comm, block));
+    plx_mem_stats stats{};
+    stats.struct_size = sizeof(stats);
+    PLX_OK_OR_FAIL(plx_mem_stats_get(comm, PLX_MEM_DEVICE, PLX_MEM_TAG_ALL, &stats));
+    CHECK(stats.bytes_in_use == 0);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type") {
+  if (!two_gpus()) return;
+  run_p2p_ranks("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type", 2,
+                [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank);
+    check_every_all_reduce(comm, rank, 2);
+    plx_op_stats stats{};
+    stats.struct_size = sizeof(stats);
+    PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
+    CHECK(stats.algorithm_calls[PLX_ALGO_ONE_SHOT] > 0);
+    CHECK(stats.algorithm_calls[PLX_ALGO_TWO_SHOT] > 0);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.two_ranks_other_collectives") {
+  if (!two_gpus()) return;
+  run_p2p_ranks("plugins.p2p_tree.gpu.two_ranks_other_collectives", 2,
+                [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank);
+    check_other_collectives(comm, rank, 2);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.graph_capture_replays") {
+  const int nranks = cuda_devices() >= 2 ? 2 : 1;
+  run_p2p_ranks("plugins.p2p_tree.gpu.graph_capture_replays", nranks,
+                [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    check_graph_replays(comm, rank, nranks);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.timeout_when_a_rank_skips") {
+  if (!two_gpus()) return;
+  run_p2p_ranks("plugins.p2p_tree.gpu.timeout_when_a_rank_skips", 2,
+                [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/1500);
+    if (rank == 0) {
+      Stream stream;
+      Device buf(4096);
+      PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+      const auto start = std::chrono::steady_clock::now();
+      stream.sync();  // the kernel gives up by itself after the timeout
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+      CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_TIMEOUT);
+      CHECK(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_TIMEOUT);
+      CHECK(std::string(plx_last_error()).find("rank 1") != std::string::npos);
+    } else {
+      CHECK(wait_for_failure(comm, std::chrono::seconds(15)) == PLX_ERR_TIMEOUT);  // rank 0's, adopted
+    }
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.abort_reaches_the_peer") {
+  if (!two_gpus()) return;
+  run_p2p_ranks("plugins.p2p_tree.gpu.abort_reaches_the_peer", 2,
+                [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
+    if (rank == 0) {
+      Stream stream;
+      Device buf(4096);
+      PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+      const auto start = std::chrono::steady_clock::now();
+      stream.sync();  // rank 1's abort stops the waiting kernel long before the timeout
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+      CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_ABORTED);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      CHECK(plx_comm_abort(comm) == PLX_OK);
+      CHECK(plx_barrier(comm, nullptr, nullptr) == PLX_ERR_ABORTED);
+    }
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.killed_rank_is_noticed") {
+  if (!two_gpus()) return;
+  run_p2p_ranks("plugins.p2p_tree.gpu.killed_rank_is_noticed", 2,
+                [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
+    if (rank == 1) raise(SIGKILL);
+    Stream stream;
+    Device buf(4096);
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+    const auto start = std::chrono::steady_clock::now();
+    stream.sync();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_PEER_LOST);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  }, /*killed_rank=*/1);
+}

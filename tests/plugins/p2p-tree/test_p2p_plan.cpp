@@ -1,0 +1,157 @@
+// The launch plans of p2p-tree (p2p_plan.hpp) and the kernels' partition
+// arithmetic (kernels.hpp's constexpr share_of, chunk_len, blocks_for, the
+// very functions the kernels call), emulated on the CPU: every element is
+// read, staged and written exactly once, every staged byte lies inside the
+// exchange area, and vector accesses stay 16-byte aligned. The GPU cannot
+// be run in CI; this is the part of the kernels that can.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "kernels/kernels.hpp"
+#include "plugins/p2p-tree/p2p_plan.hpp"
+
+namespace {
+
+using plexus::kernels::blocks_for;
+using plexus::kernels::chunk_len;
+using plexus::kernels::Range;
+using plexus::kernels::share_of;
+using plexus::p2p_tree::ReducePiece;
+using plexus::p2p_tree::round_up;
+
+constexpr uint64_t kSlot = 64 << 10;
+
+// The one-shot kernel on one rank: block b stages and reduces its share.
+void emulate_one_shot(const ReducePiece &p, uint64_t es, int32_t max_blocks) {
+  const uint64_t vec = 16 / es;
+  REQUIRE(p.total * es <= kSlot);
+  const unsigned blocks = blocks_for(p.total * es, max_blocks);
+  std::vector<int> seen(p.total, 0);
+  for (unsigned b = 0; b < blocks; ++b) {
+    const Range r = share_of(p.total, vec, b, blocks);
+    REQUIRE(r.begin % vec == 0);
+    for (uint64_t i = r.begin; i < r.end; ++i) ++seen[i];
+  }
+  bool once = true;
+  for (uint64_t i = 0; i < p.total; ++i) once = once && seen[i] == 1;
+  REQUIRE(once);
+}
+
+// The two-shot kernel on rank `rank`: staging of every chunk, the reduce
+// of its own chunk, the all-gather of the others (unless scatter_only).
+void emulate_two_shot(const ReducePiece &p, uint64_t es, uint64_t nranks, uint64_t rank, bool scatter,
+                      int32_t max_blocks) {
+  const uint64_t vec = 16 / es, stride = round_up(p.chunk, vec);
+  REQUIRE(nranks * stride * es <= kSlot);  // the input area
+  REQUIRE(p.chunk * es <= kSlot);          // the result area
+  REQUIRE(nranks * p.chunk >= p.total);
+  const unsigned blocks = blocks_for(p.chunk * es, max_blocks);
+  std::vector<int> staged(kSlot / es, 0), written(scatter ? p.chunk : p.total, 0);
+  std::vector<int> read(nranks * p.chunk, 0);
+  for (unsigned b = 0; b < blocks; ++b) {
+    const Range r = share_of(p.chunk, vec, b, blocks);
+    REQUIRE(r.begin % vec == 0);
+    for (uint64_t c = 0; c < nranks; ++c) {
+      const uint64_t end = std::min(r.end, chunk_len(p.chunk, p.total, c));
+      REQUIRE((c * stride + r.begin) % vec == 0);
+      for (uint64_t j = r.begin; j < end; ++j) ++staged[c * stride + j], ++read[c * p.chunk + j];
+    }
+    const uint64_t own_end = std::min(r.end, chunk_len(p.chunk, p.total, rank));
+    for (uint64_t j = r.begin; j < own_end; ++j) ++written[scatter ? j : rank * p.chunk + j];
+    if (scatter) continue;
+    for (uint64_t q = 0; q < nranks; ++q) {
+      const uint64_t end = std::min(r.end, chunk_len(p.chunk, p.total, q));
+      for (uint64_t j = r.begin; q != rank && j < end; ++j) ++written[q * p.chunk + j];
+    }
+  }
+  bool read_once = true, staged_at_most_once = true, written_once = true;
+  for (uint64_t c = 0; c < nranks; ++c)
+    for (uint64_t j = 0; j < p.chunk; ++j)
+      read_once = read_once && read[c * p.chunk + j] == (j < chunk_len(p.chunk, p.total, c) ? 1 : 0);
+  for (int s : staged) staged_at_most_once = staged_at_most_once && s <= 1;
+  for (int w : written) written_once = written_once && w == 1;
+  REQUIRE(read_once);
+  REQUIRE(staged_at_most_once);
+  REQUIRE(written_once);
+}
+
+std::vector<uint64_t> counts_for(uint64_t es, uint64_t nranks) {
+  const uint64_t area = kSlot / es;
+  return {1, 7, 16, 17, 1001, nranks * 16 - 1, area - 1, area, area + 1, 2 * area + 3, 3 * area / nranks + 5};
+}
+
+}  // namespace
+
+TEST_CASE("plugins.p2p_tree.plan.all_reduce_pieces_cover_and_fit") {
+  for (uint64_t es : {1, 2, 4, 8})
+    for (uint64_t nranks : {1, 2, 3, 4, 8})
+      for (uint64_t count : counts_for(es, nranks))
+        for (bool one_shot : {true, false})
+          for (int32_t max_blocks : {32, 3}) {
+            INFO("es ", es, " nranks ", nranks, " count ", count, " one_shot ", one_shot, " max_blocks ", max_blocks);
+            uint64_t next = 0;
+            plexus::p2p_tree::plan_reduce(count, es, nranks, kSlot, one_shot, [&](const ReducePiece &p) {
+              REQUIRE(p.offset == next);
+              REQUIRE(p.total > 0);
+              REQUIRE(plexus::p2p_tree::area_bytes_used(p, one_shot, es, nranks) <= kSlot);
+              next += p.total;
+              if (one_shot) {
+                emulate_one_shot(p, es, max_blocks);
+              } else {
+                REQUIRE(p.chunk % (16 / es) == 0);
+                for (uint64_t rank = 0; rank < nranks; ++rank) emulate_two_shot(p, es, nranks, rank, false, max_blocks);
+              }
+            });
+            REQUIRE(next == count);
+          }
+}
+
+TEST_CASE("plugins.p2p_tree.plan.reduce_scatter_pieces_cover_and_fit") {
+  for (uint64_t es : {1, 2, 4, 8})
+    for (uint64_t nranks : {1, 2, 3, 8})
+      for (uint64_t count : counts_for(es, nranks)) {
+        INFO("es ", es, " nranks ", nranks, " count ", count);
+        uint64_t next = 0;
+        plexus::p2p_tree::plan_reduce_scatter(count, es, nranks, kSlot, [&](const ReducePiece &p) {
+          REQUIRE(p.offset == next);
+          REQUIRE(p.in_stride == count);
+          REQUIRE(p.total == p.chunk * nranks);
+          REQUIRE(plexus::p2p_tree::area_bytes_used(p, false, es, nranks) <= kSlot);
+          next += p.chunk;
+          for (uint64_t rank = 0; rank < nranks; ++rank) emulate_two_shot(p, es, nranks, rank, true, 32);
+        });
+        REQUIRE(next == count);
+      }
+}
+
+TEST_CASE("plugins.p2p_tree.plan.copies_cover_and_fit") {
+  for (uint64_t bytes : {uint64_t{1}, uint64_t{15}, uint64_t{17}, kSlot - 1, kSlot, kSlot + 1, 5 * kSlot + 7}) {
+    uint64_t next = 0;
+    plexus::p2p_tree::plan_copies(bytes, kSlot, [&](uint64_t offset, uint64_t m) {
+      REQUIRE(offset == next);
+      REQUIRE((m > 0 && m <= kSlot));
+      const unsigned blocks = blocks_for(m, 32);
+      uint64_t covered = 0;
+      for (unsigned b = 0; b < blocks; ++b) {
+        const Range r = share_of(m, 16, b, blocks);
+        REQUIRE(r.begin == covered);  // shares are consecutive, so each byte once
+        REQUIRE(r.begin % 16 == 0);
+        covered = r.end;
+      }
+      REQUIRE(covered == m);
+      next += m;
+    });
+    REQUIRE(next == bytes);
+  }
+}
+
+TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
+  CHECK(blocks_for(0, 32) == 1);
+  CHECK(blocks_for(1, 32) == 1);
+  CHECK(blocks_for(8192, 32) == 1);
+  CHECK(blocks_for(8193, 32) == 2);
+  CHECK(blocks_for(1 << 30, 32) == 32);
+  CHECK(blocks_for(1 << 30, 5) == 5);
+  CHECK(blocks_for(1 << 30, 99) == static_cast<unsigned>(plexus::kernels::kMaxBlocks));
+}

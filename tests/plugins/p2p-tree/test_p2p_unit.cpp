@@ -1,0 +1,107 @@
+// The p2p-tree plugin on a machine without a GPU (CI): it loads, declines
+// with "no CUDA device", never crashes or hangs; its description lists its
+// parameters and capabilities; its parameters are parsed strictly. On a
+// machine with a GPU the decline test is skipped (the gpu suite runs).
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.hpp"
+#include "plexus/plexus.h"
+#include "plugins/p2p-tree/p2p_backend.hpp"
+
+namespace {
+
+std::string describe_text() {
+  size_t needed = 0;
+  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, nullptr, 0, &needed) == PLX_OK);
+  std::vector<char> text(needed);
+  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, text.data(), text.size(), &needed) == PLX_OK);
+  return text.data();
+}
+
+// The lines describing one plugin, from its name to the next plugin.
+std::string section_of(const std::string &text, const std::string &name) {
+  const size_t start = text.find("  " + name + " ");
+  if (start == std::string::npos) return {};
+  size_t next = text.find("\n  ", text.find('\n', start) + 1);
+  while (next != std::string::npos && text.compare(next + 3, 1, " ") == 0) next = text.find("\n  ", next + 1);
+  return text.substr(start, next == std::string::npos ? std::string::npos : next - start);
+}
+
+// A host-services table whose parameter lookup answers from a map.
+std::map<std::string, std::string> g_params;
+const char *fake_param_get(const char *plugin, const char *param) {
+  const auto it = g_params.find(std::string(plugin ? plugin : "") + "/" + param);
+  return it == g_params.end() ? nullptr : it->second.c_str();
+}
+void fake_log(plx_log_level, const char *, const char *) {}
+int32_t fake_log_enabled(plx_log_level) { return 0; }
+plx_status fake_set_error(plx_status s, const char *) { return s; }
+const plx_host_services fake_services = {sizeof(plx_host_services), 0, fake_log, fake_log_enabled,
+                                         fake_set_error, fake_param_get};
+
+plx_status parse(std::map<std::string, std::string> values, plexus::p2p_tree::Params *p) {
+  g_params = std::move(values);
+  return plexus::p2p_tree::read_params(fake_services, p);
+}
+
+}  // namespace
+
+TEST_CASE("plugins.p2p_tree.declines_without_cuda_device") {
+  plx_backend_h backend = nullptr;
+  const plx_status s = plx_backend_open("p2p-tree", &backend);
+  if (s == PLX_OK) {
+    plx_backend_close(backend);
+    MESSAGE("a CUDA device with peer access is present: the decline is not tested here");
+    return;
+  }
+  CHECK(s == PLX_ERR_UNSUPPORTED);
+  const std::string why = plx_last_error();
+  CHECK((why.find("no CUDA device") != std::string::npos || why.find("peer access") != std::string::npos));
+  char report[8192];
+  size_t needed = 0;
+  REQUIRE(plx_load_report(nullptr, PLX_FORMAT_TEXT, report, sizeof(report), &needed) == PLX_OK);
+  CHECK(std::string(report).find("p2p-tree") != std::string::npos);
+}
+
+TEST_CASE("plugins.p2p_tree.description_lists_params_and_caps") {
+  const std::string p2p = section_of(describe_text(), "p2p-tree");
+  REQUIRE_MESSAGE(!p2p.empty(), "libplexus-p2p-tree.so was not found by plx_plugins_describe");
+  for (const char *param : {"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "PLEXUS_P2P_TREE_ALGO",
+                            "PLEXUS_P2P_TREE_SLOT_BYTES", "PLEXUS_P2P_TREE_MAX_BLOCKS",
+                            "PLEXUS_P2P_TREE_WATCHDOG_POLL_MS", "PLEXUS_P2P_TREE_PROBE_PEER_COPIES"})
+    CHECK_MESSAGE(p2p.find(param) != std::string::npos, param);
+  for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "barrier",
+                          "abort", "async_status", "stream_ordered", "graph_capture", "mem_alloc",
+                          "defragment", "topology"})
+    CHECK_MESSAGE(p2p.find(cap) != std::string::npos, cap);
+  CHECK(p2p.find("CUDA ") != std::string::npos);
+  CHECK(p2p.find("bfloat16") != std::string::npos);
+}
+
+TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
+  using plexus::p2p_tree::Params;
+  Params p;
+  REQUIRE(parse({}, &p) == PLX_OK);
+  CHECK(p.oneshot_max_bytes == 256u << 10);
+  CHECK(p.slot_bytes == 4u << 20);
+  CHECK(p.forced_algo == PLX_ALGO_AUTO);
+  REQUIRE(parse({{"p2p-tree/ALGO", "two_shot"}, {"p2p-tree/SLOT_BYTES", "64K"},
+                 {"p2p-tree/ONESHOT_MAX_BYTES", "1M"}, {"p2p-tree/MAX_BLOCKS", "8"}}, &p) == PLX_OK);
+  CHECK(p.forced_algo == PLX_ALGO_TWO_SHOT);
+  CHECK(p.slot_bytes == 64u << 10);
+  CHECK(p.oneshot_max_bytes == 1u << 20);
+  CHECK(p.max_blocks == 8);
+  Params q;
+  CHECK(parse({{"p2p-tree/ALGO", "ring"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(plexus::core::last_message().find("PLEXUS_P2P_TREE_ALGO") != std::string::npos);
+  CHECK(parse({{"p2p-tree/SLOT_BYTES", "1K"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(parse({{"p2p-tree/SLOT_BYTES", "65537"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(parse({{"p2p-tree/MAX_BLOCKS", "33"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(parse({{"p2p-tree/PROBE_PEER_COPIES", "maybe"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(parse({{"/DEFRAG_THRESHOLD", "1.5"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+}
