@@ -31,7 +31,8 @@ void back_off(int round) {
 }  // namespace
 
 Comm::Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params)
-    : setup_(setup), params_(params), nccl_(nccl), control_(nccl) {
+    : setup_(setup), params_(params), nccl_(nccl), control_(nccl),
+      user_pool_("nccl", setup.device, params.defrag_threshold) {
   tracking_ = setup.timeout_ms >= 0;
 }
 
@@ -327,27 +328,10 @@ Comm::~Comm() {
   if (scratch_) (void)cudaFreeAsync(scratch_, internal_stream_);
   if (internal_stream_) (void)cudaStreamDestroy(internal_stream_);
   (void)cudaGetLastError();
-  pool_.reset();
+  user_pool_.reset();
   // Leaving marks this rank as gone cleanly, not lost, for the others.
   posted_word_ = nullptr;
   domain_.reset();
-}
-
-plx_status Comm::pool(core::DevicePool **out) {
-  if (core::DevicePool *existing = pool_ptr_.load(std::memory_order_acquire)) {
-    *out = existing;
-    return PLX_OK;
-  }
-  std::lock_guard lock(pool_mutex_);
-  if (!pool_) {
-    core::DevicePoolConfig config;
-    config.device = setup_.device;
-    config.defrag_threshold = params_.defrag_threshold;
-    if (plx_status s = core::DevicePool::create(config, &pool_)) return s;
-    pool_ptr_.store(pool_.get(), std::memory_order_release);
-  }
-  *out = pool_.get();
-  return PLX_OK;
 }
 
 // After each tracked collective: an event on the user's stream, unless the

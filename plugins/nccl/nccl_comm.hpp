@@ -31,7 +31,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/device_pool.hpp"
+#include "core/comm_device_pool.hpp"
 #include "core/rendezvous.hpp"
 #include "plexus/plugin.h"
 #include "plugins/nccl/nccl_domain.hpp"
@@ -206,9 +206,8 @@ class Comm {
     calls[coll].store(calls[coll].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
-  // The device pool, created on first use on this communicator's device.
-  plx_status pool(core::DevicePool **out);
-  core::DevicePool *existing_pool() const { return pool_ptr_.load(std::memory_order_acquire); }
+  // The pool behind plx_mem_alloc (PLX_MEM_DEVICE), made on first use.
+  core::CommDevicePool &user_pool() { return user_pool_; }
 
  private:
   Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params);
@@ -276,9 +275,7 @@ class Comm {
   std::condition_variable watchdog_wake_;
   bool watchdog_stop_ = false;
 
-  std::mutex pool_mutex_;
-  std::unique_ptr<core::DevicePool> pool_;
-  std::atomic<core::DevicePool *> pool_ptr_{nullptr};
+  core::CommDevicePool user_pool_;
 };
 
 int64_t now_ns();

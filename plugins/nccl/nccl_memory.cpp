@@ -1,67 +1,28 @@
-// The memory slots: one DevicePool of PLX_MEM_DEVICE per communicator,
-// created on first use on the communicator's device (the loader has checked
-// the kind against alloc_kind_mask). Pool calls are thread-safe.
-#include <cstring>
-
-#include "core/status.hpp"
+// The memory slots: the communicator's core::CommDevicePool (made on first
+// use on its device; the loader has checked the kind against
+// alloc_kind_mask).
 #include "plugins/nccl/nccl_backend.hpp"
 
 namespace plexus::nccl {
 namespace {
 
-Comm &as_comm(void *comm) { return *static_cast<Comm *>(comm); }
+core::CommDevicePool &pool_of(void *comm) { return static_cast<Comm *>(comm)->user_pool(); }
 
 }  // namespace
 
 plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr) {
-  core::DevicePool *pool = nullptr;
-  if (plx_status s = as_comm(comm).pool(&pool)) return s;
-  return pool->allocate(params->bytes, params->alignment, params->tag, ptr);
+  return pool_of(comm).allocate(params, ptr);
 }
-
-plx_status mem_free(void *comm, void *ptr) {
-  core::DevicePool *pool = as_comm(comm).existing_pool();
-  if (pool == nullptr)
-    return core::fail(PLX_ERR_INVALID_ARGUMENT, "nccl: plx_mem_free: {} is not a block of this "
-                      "communicator (it has allocated nothing)", ptr);
-  return pool->free(ptr);
-}
-
+plx_status mem_free(void *comm, void *ptr) { return pool_of(comm).free(ptr); }
 plx_status mem_stats(void *comm, int32_t kind, uint32_t tag, plx_mem_stats *stats) {
-  core::DevicePool *pool = as_comm(comm).existing_pool();
-  if (pool == nullptr) {  // nothing allocated yet: all zero, no pool made for a question
-    const uint32_t size = stats->struct_size;
-    std::memset(stats, 0, sizeof(*stats));
-    stats->struct_size = size;
-    stats->kind = kind;
-    return PLX_OK;
-  }
-  return pool->stats(tag, stats);
+  return pool_of(comm).stats(kind, tag, stats);
 }
-
 plx_status mem_defragment(void *comm, int32_t, uint64_t *released) {
-  core::DevicePool *pool = as_comm(comm).existing_pool();
-  if (pool == nullptr) {
-    if (released) *released = 0;
-    return PLX_OK;
-  }
-  return pool->defragment(released);
+  return pool_of(comm).defragment(released);
 }
-
 plx_status mem_trim(void *comm, int32_t, uint64_t keep_bytes, uint64_t *released) {
-  core::DevicePool *pool = as_comm(comm).existing_pool();
-  if (pool == nullptr) {
-    if (released) *released = 0;
-    return PLX_OK;
-  }
-  return pool->trim(keep_bytes, released);
+  return pool_of(comm).trim(keep_bytes, released);
 }
-
-plx_status mem_pressure(void *comm, int32_t, plx_pressure *level) {
-  core::DevicePool *pool = nullptr;
-  if (plx_status s = as_comm(comm).pool(&pool)) return s;
-  *level = pool->pressure();
-  return PLX_OK;
-}
+plx_status mem_pressure(void *comm, int32_t, plx_pressure *level) { return pool_of(comm).pressure(level); }
 
 }  // namespace plexus::nccl

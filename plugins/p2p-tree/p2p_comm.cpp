@@ -22,7 +22,8 @@ const char *coll_name(int32_t coll) {
   return coll >= 0 && coll < PLX_COLL_KIND_COUNT ? names[coll] : "collective";
 }
 
-Comm::Comm(const CommSetup &setup, const Params &params) : setup_(setup), params_(params) {
+Comm::Comm(const CommSetup &setup, const Params &params)
+    : setup_(setup), params_(params), user_pool_("p2p-tree", setup.device, params.defrag_threshold) {
   peers_.rank = setup.rank;
   peers_.nranks = setup.nranks;
   peers_.slot_bytes = params.slot_bytes;
@@ -220,23 +221,6 @@ void Comm::stats(int32_t coll, plx_op_stats *out) const {
     out->algorithm_calls[a] = algo_calls_[coll][a].load(std::memory_order_relaxed);
 }
 
-plx_status Comm::pool(core::DevicePool **out) {
-  if (core::DevicePool *existing = user_pool_ptr_.load(std::memory_order_acquire)) {
-    *out = existing;
-    return PLX_OK;
-  }
-  std::lock_guard lock(pool_mutex_);
-  if (!user_pool_) {
-    core::DevicePoolConfig config;
-    config.device = setup_.device;
-    config.defrag_threshold = params_.defrag_threshold;
-    if (plx_status s = core::DevicePool::create(config, &user_pool_)) return s;
-    user_pool_ptr_.store(user_pool_.get(), std::memory_order_release);
-  }
-  *out = user_pool_.get();
-  return PLX_OK;
-}
-
 // This device's queued kernels end by themselves (they finish, time out,
 // or see the abort word); then the ranks meet once more, so no rank unmaps
 // or frees a block a peer's kernel may still read.
@@ -255,7 +239,6 @@ void Comm::drain_and_release() {
   if (block_ != nullptr) (void)exchange_pool_->free(block_);
   block_ = nullptr;
   exchange_pool_.reset();
-  user_pool_ptr_.store(nullptr);
   user_pool_.reset();
   if (control_host_ != nullptr) (void)cudaFreeHost(control_host_);
   control_host_ = nullptr;

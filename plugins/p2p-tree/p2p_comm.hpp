@@ -27,7 +27,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/device_pool.hpp"
+#include "core/comm_device_pool.hpp"
 #include "core/rendezvous.hpp"
 #include "kernels/kernels.hpp"
 #include "plexus/plugin.h"
@@ -132,8 +132,7 @@ class Comm {
   void stats(int32_t coll, plx_op_stats *out) const;
 
   // The pool behind plx_mem_alloc (PLX_MEM_DEVICE), made on first use.
-  plx_status pool(core::DevicePool **out);
-  core::DevicePool *existing_pool() const { return user_pool_ptr_.load(std::memory_order_acquire); }
+  core::CommDevicePool &user_pool() { return user_pool_; }
 
  private:
   Comm(const CommSetup &setup, const Params &params);
@@ -179,9 +178,7 @@ class Comm {
   bool watchdog_stop_ = false;
   int64_t next_peer_check_ns_ = 0;
 
-  std::mutex pool_mutex_;
-  std::unique_ptr<core::DevicePool> user_pool_;
-  std::atomic<core::DevicePool *> user_pool_ptr_{nullptr};
+  core::CommDevicePool user_pool_;
 };
 
 int64_t now_ns();

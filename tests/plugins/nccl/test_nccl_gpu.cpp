@@ -19,13 +19,20 @@
 #include <vector>
 
 #include "plexus/plexus.h"
-#include "tests/plugins/nccl/nccl_ranks.hpp"
+#include "tests/plugins/gpu_ranks.hpp"
 
 namespace {
 
 using plexus::test::DeviceBuffer;
 using plexus::test::join;
-using plexus::test::run_nccl_ranks;
+
+namespace {
+void run_nccl_ranks(const char *test_case, int nranks,
+                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                    int killed_rank = -1) {
+  plexus::test::run_gpu_ranks("nccl", test_case, nranks, body, killed_rank);
+}
+}  // namespace
 
 // Multiples of 1/8 in [-4, 4]: sums of a few are exact in float32.
 std::vector<float> data_of(int rank, size_t n, uint32_t salt = 0) {

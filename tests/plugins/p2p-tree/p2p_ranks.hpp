@@ -1,56 +1,19 @@
-// Ranks of the p2p-tree GPU tests: rank 0 is this process, the others are this
-// test binary run again (exec of /proc/self/exe, so no CUDA state crosses a
-// fork) with only the calling test case selected and the rank and unique id
-// in the environment. Plus device buffers for the checks.
+// The p2p-tree GPU tests' ranks: the shared helper (tests/plugins/gpu_ranks)
+// opening p2p-tree, which ends a test quietly on GPUs without peer access.
 #pragma once
 
-#include <cuda_runtime_api.h>
-#include <doctest/doctest.h>
-
-#include <functional>
-#include <vector>
-
-#include "plexus/plexus.h"
+#include "tests/plugins/gpu_ranks.hpp"
 
 namespace plexus::test::p2p {
 
-int cuda_devices();
+using test::cuda_devices;
+using test::DeviceBuffer;
+using test::join;
 
-// Runs body(backend, id, rank) on `nranks` ranks (rank r on CUDA device
-// r % devices). In a child it runs only its own rank and returns; in the
-// parent it runs rank 0, then waits (bounded) for the children and checks
-// that each exited 0; a child rank equal to `killed_rank` must instead
-// have died of SIGKILL (a test of a lost peer kills it).
-void run_p2p_ranks(const char *test_case, int nranks,
-                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
-                    int killed_rank = -1);
-
-// A communicator of `nranks` on the rank's device with these timeouts.
-plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int rank,
-                int timeout_ms = 20000, int init_timeout_ms = 30000);
-
-template <typename T>
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t n) : n_(n) { REQUIRE(cudaMalloc(reinterpret_cast<void **>(&ptr_), bytes() ? bytes() : 1) == cudaSuccess); }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer &) = delete;
-  DeviceBuffer &operator=(const DeviceBuffer &) = delete;
-  T *get() const { return ptr_; }
-  size_t bytes() const { return n_ * sizeof(T); }
-  void upload(const std::vector<T> &v) {
-    REQUIRE(cudaMemcpy(ptr_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
-  }
-  std::vector<T> download() const {
-    std::vector<T> v(n_);
-    REQUIRE(cudaMemcpy(v.data(), ptr_, bytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return v;
-  }
-  void fill(T value) { upload(std::vector<T>(n_, value)); }
-
- private:
-  T *ptr_ = nullptr;
-  size_t n_;
-};
+inline void run_p2p_ranks(const char *test_case, int nranks,
+                          const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                          int killed_rank = -1) {
+  run_gpu_ranks("p2p-tree", test_case, nranks, body, killed_rank, /*skip_when_declined=*/true);
+}
 
 }  // namespace plexus::test::p2p

@@ -1,4 +1,4 @@
-#include "tests/plugins/nccl/nccl_ranks.hpp"
+#include "tests/plugins/gpu_ranks.hpp"
 
 #include <signal.h>
 #include <spawn.h>
@@ -17,8 +17,8 @@ extern char **environ;
 namespace plexus::test {
 namespace {
 
-const char *const role_var = "PLEXUS_NCCL_TEST_RANK";
-const char *const id_var = "PLEXUS_NCCL_TEST_ID";
+const char *const role_var = "PLEXUS_GPU_TEST_RANK";
+const char *const id_var = "PLEXUS_GPU_TEST_ID";
 
 std::string to_hex(const plx_unique_id &id) {
   std::string out;
@@ -95,11 +95,17 @@ plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int 
   return comm;
 }
 
-void run_nccl_ranks(const char *test_case, int nranks,
-                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
-                    int killed_rank) {
+void run_gpu_ranks(const char *backend_spec, const char *test_case, int nranks,
+                   const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                   int killed_rank, bool skip_when_declined) {
   plx_backend_h backend = nullptr;
-  REQUIRE(plx_backend_open("nccl", &backend) == PLX_OK);
+  const plx_status opened = plx_backend_open(backend_spec, &backend);
+  if (opened == PLX_ERR_UNSUPPORTED && skip_when_declined) {  // e.g. GPUs without peer access
+    MESSAGE(backend_spec, " declined this machine: ", plx_last_error());
+    return;
+  }
+  INFO("plx_backend_open(", backend_spec, "): ", plx_last_error());
+  REQUIRE(opened == PLX_OK);
   plx_unique_id id{};
   if (const char *role = std::getenv(role_var)) {  // a child: one rank
     REQUIRE(from_hex(std::getenv(id_var), &id));

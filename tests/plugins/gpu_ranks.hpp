@@ -1,4 +1,4 @@
-// Ranks of the nccl GPU tests: rank 0 is this process, the others are this
+// Ranks of the GPU plugins' tests: rank 0 is this process, the others are this
 // test binary run again (exec of /proc/self/exe, so no CUDA state crosses a
 // fork) with only the calling test case selected and the rank and unique id
 // in the environment. Plus device buffers for the checks.
@@ -21,9 +21,11 @@ int cuda_devices();
 // parent it runs rank 0, then waits (bounded) for the children and checks
 // that each exited 0; a child rank equal to `killed_rank` must instead
 // have died of SIGKILL (a test of a lost peer kills it).
-void run_nccl_ranks(const char *test_case, int nranks,
-                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
-                    int killed_rank = -1);
+// The backend is opened with `backend_spec`; one that declines the machine
+// (UNSUPPORTED) ends the test quietly when skip_when_declined.
+void run_gpu_ranks(const char *backend_spec, const char *test_case, int nranks,
+                   const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                   int killed_rank = -1, bool skip_when_declined = false);
 
 // A communicator of `nranks` on the rank's device with these timeouts.
 plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int rank,
