@@ -14,6 +14,10 @@
 #   socket  the nccl bench on NCCL's socket transport (the two-node stand-in)
 #   socketconf  the conformance kit on NCCL's socket transport
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16")
+#   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
+#   p2pconf   plexus-conformance --backend p2p-tree
+#   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph
+#   memcheck  compute-sanitizer memcheck and racecheck over p2p-tree's one-rank case
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
@@ -100,3 +104,30 @@ if has_step shm; then
   done
   run_conformance "shm-8" --backend shm-native --ranks 8
 fi
+
+p2p_test="$build/tests/plugins/p2p-tree/test-p2p-tree-gpu"
+if has_step p2pcases; then
+  for case in one_rank two_ranks_all_reduce_every_type two_ranks_other_collectives graph_capture_replays \
+              timeout_when_a_rank_skips abort_reaches_the_peer killed_rank_is_noticed; do
+    PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_LOG_LEVEL=${PLEXUS_P2P_LOG:-debug} timeout -k 5 120 \
+      "$p2p_test" --test-case="plugins.p2p_tree.gpu.$case" > "$out/p2p-$case.log" 2>&1
+    echo "p2p case $case: exit $?"; grep -E "ERROR|error|FAIL|SUCCESS|test cases" "$out/p2p-$case.log" | head -6
+  done
+fi
+if has_step p2pconf; then
+  PLEXUS_P2P_TREE_ENABLE=1 run_conformance "p2p-tree-$device_ranks" --backend p2p-tree --ranks "$device_ranks"
+fi
+if has_step p2pbench; then
+  PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-bf16-$device_ranks" --mem device --backends p2p-tree,nccl,raw-nccl \
+    --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 240
+  PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-graph-$device_ranks" --mem device --graph --backends p2p-tree,nccl,raw-nccl \
+    --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
+fi
+if has_step memcheck && command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    PLEXUS_P2P_TREE_ENABLE=1 timeout -k 5 240 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      "$p2p_test" --test-case=plugins.p2p_tree.gpu.one_rank > "$out/sanitizer-$tool.log" 2>&1
+    echo "compute-sanitizer $tool: exit $?"; tail -3 "$out/sanitizer-$tool.log"
+  done
+fi
+cd "$out" && tar -czf all.tgz ./*.txt ./*.csv ./*.json ./*.log 2>/dev/null; true
