@@ -1,6 +1,7 @@
 #include "plugins/shm-native/shm_comm.hpp"
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -32,12 +33,12 @@ int32_t spin_for(int32_t nranks, int32_t configured) {
   return nranks > CPU_COUNT(&cpus) ? 0 : configured;
 }
 
+}  // namespace
+
 // The name of a rank's fixed-size slots in the fallback without /proc.
 struct SlotName {
   char name[128];
 };
-
-}  // namespace
 
 Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,
            std::shared_ptr<StagingReport> report)
@@ -67,10 +68,9 @@ void Comm::set_slots(int32_t r, core::ShmSegment segment) {
 
 // The control page is named (peers open it by name at init); the slots are
 // a memfd placed on this rank's NUMA node, announced in the control page.
-plx_status Comm::create_own_segments() {
+plx_status Comm::create_own_segments(const char *control_name) {
   core::ShmSegment &own = controls_[rank_];
-  if (plx_status s = core::ShmSegment::create(core::ShmSegment::make_name("shm-native"), control_bytes, &own))
-    return s;
+  if (plx_status s = core::ShmSegment::create(control_name, control_bytes, &own)) return s;
   place_existing(own.data(), control_bytes, numa_node_);
   new (own.data()) RankControl();
   core::ShmSegment slots;
@@ -92,22 +92,26 @@ plx_status Comm::check_same_params(const std::vector<SegmentAnnouncement> &all) 
   return PLX_OK;
 }
 
-// Creates this rank's segments, tells the others the control page's name,
-// maps theirs, and once all have mapped all, removes every name: from then on
-// nothing of the communicator is left in /dev/shm, whatever happens to the
-// ranks. The barrier also makes every rank's maps_peers visible, so all
-// ranks take the same decision on growth and reading in place.
-plx_status Comm::map_peers(int32_t init_timeout_ms) {
-  numa_node_ = core::current_numa_node();
-  controls_.resize(nranks_), slots_.resize(nranks_), slot_base_.assign(nranks_, nullptr);
-  if (plx_status s = create_own_segments()) return fail_all(s, core::last_message());
+// Tells the others the name this rank's control page will have, before it
+// exists: a rank killed once the page exists is then one whose name every
+// survivor knows (see map_peers).
+plx_status Comm::announce(int32_t init_timeout_ms, std::vector<SegmentAnnouncement> *all) {
   SegmentAnnouncement mine{};
-  std::strncpy(mine.name, controls_[rank_].name().c_str(), sizeof(mine.name) - 1);
+  const std::string name = core::ShmSegment::make_name("shm-native");
+  if (name.empty()) return core::fail(PLX_ERR_SYSTEM, "shm-native: no randomness for a segment name");
+  std::strncpy(mine.name, name.c_str(), sizeof(mine.name) - 1);
   mine.pid = static_cast<int32_t>(::getpid());
   mine.slot_min_bytes = params_.slot_min_bytes, mine.slot_max_bytes = params_.slot_bytes;
-  std::vector<SegmentAnnouncement> all(nranks_);
-  if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all.data(), init_timeout_ms)) return s;
-  if (plx_status s = check_same_params(all)) return s;
+  all->assign(nranks_, {});
+  if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all->data(), init_timeout_ms)) return s;
+  return check_same_params(*all);
+}
+
+// Creates this rank's segments, waits until every rank has, maps theirs,
+// and waits until every rank has mapped every other's.
+plx_status Comm::open_announced(const std::vector<SegmentAnnouncement> &all, int32_t init_timeout_ms) {
+  if (plx_status s = create_own_segments(all[rank_].name)) return fail_all(s, core::last_message());
+  if (plx_status s = rendezvous_->barrier(init_timeout_ms)) return s;
   for (int32_t r = 0; r < nranks_; ++r) {
     pids_.push_back(all[r].pid);
     if (r == rank_) continue;
@@ -116,7 +120,22 @@ plx_status Comm::map_peers(int32_t init_timeout_ms) {
   }
   peer_maps_ = std::make_unique<PeerMaps>(pids_);
   map_peer_growable_slots();
-  const plx_status s = rendezvous_->barrier(init_timeout_ms);
+  return rendezvous_->barrier(init_timeout_ms);
+}
+
+// Maps every peer's control page and first slots. Then, whatever happened,
+// every rank removes every announced name: after success all ranks have
+// mapped all pages, after a failure nobody needs them, and a rank killed
+// before removing its own name cannot leave it in /dev/shm. The barrier in
+// open_announced also makes every rank's maps_peers visible, so all ranks
+// take the same decision on growth and reading in place.
+plx_status Comm::map_peers(int32_t init_timeout_ms) {
+  numa_node_ = core::current_numa_node();
+  controls_.resize(nranks_), slots_.resize(nranks_), slot_base_.assign(nranks_, nullptr);
+  std::vector<SegmentAnnouncement> all;
+  if (plx_status s = announce(init_timeout_ms, &all)) return s;
+  const plx_status s = open_announced(all, init_timeout_ms);
+  for (const SegmentAnnouncement &a : all) ::shm_unlink(a.name);
   controls_[rank_].unlink();
   if (s != PLX_OK) return s;
   bool all_map = true;
@@ -145,29 +164,38 @@ plx_status Comm::map_peer_growable_slots() {
 }
 
 // Some rank cannot open its peers' descriptors: every rank maps named
-// segments of the largest slots instead, named only until all have mapped.
+// segments of the largest slots instead. As with the control pages, the
+// names are announced before they exist and every rank removes all of them
+// once all have mapped all, or on a failure.
 plx_status Comm::use_named_slots(int32_t init_timeout_ms) {
   for (int32_t r = 0; r < nranks_; ++r) set_slots(r, {});
-  core::ShmSegment own;
-  if (plx_status s = create_slot_named(params_.slot_bytes, numa_node_, &own, &placement_))
-    return fail_all(s, core::last_message());
   SlotName mine{};
-  std::strncpy(mine.name, own.name().c_str(), sizeof(mine.name) - 1);
-  set_slots(rank_, std::move(own));
-  slot_bytes_ = params_.slot_bytes;
+  std::strncpy(mine.name, core::ShmSegment::make_name("shm-native-slots").c_str(), sizeof(mine.name) - 1);
   std::vector<SlotName> all(nranks_);
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all.data(), init_timeout_ms)) return s;
-  for (int32_t r = 0; r < nranks_; ++r) {
-    core::ShmSegment peer;
-    plx_status s = r == rank_ ? PLX_OK : core::ShmSegment::open(all[r].name, slot_file_bytes(slot_bytes_), &peer);
-    if (s == PLX_OK && r != rank_) s = check_slot_header(peer, 0, slot_bytes_);
-    if (s != PLX_OK) return fail_all(s, fmt::format("rank {} could not map rank {}'s slots: {}", rank_, r, core::last_message()));
-    if (r != rank_) set_slots(r, std::move(peer));
-  }
-  const plx_status s = rendezvous_->barrier(init_timeout_ms);
+  const plx_status s = open_named_slots(all, init_timeout_ms);
+  for (const SlotName &n : all) ::shm_unlink(n.name);
   slots_[rank_].unlink();
   report_->placed(placement_, slot_bytes_, false);
   return s;
+}
+
+plx_status Comm::open_named_slots(const std::vector<SlotName> &all, int32_t init_timeout_ms) {
+  core::ShmSegment own;
+  if (plx_status s = create_slot_named(all[rank_].name, params_.slot_bytes, numa_node_, &own, &placement_))
+    return fail_all(s, core::last_message());
+  set_slots(rank_, std::move(own));
+  slot_bytes_ = params_.slot_bytes;
+  if (plx_status s = rendezvous_->barrier(init_timeout_ms)) return s;
+  for (int32_t r = 0; r < nranks_; ++r) {
+    if (r == rank_) continue;
+    core::ShmSegment peer;
+    plx_status s = core::ShmSegment::open(all[r].name, slot_file_bytes(slot_bytes_), &peer);
+    if (s == PLX_OK) s = check_slot_header(peer, 0, slot_bytes_);
+    if (s != PLX_OK) return fail_all(s, fmt::format("rank {} could not map rank {}'s slots: {}", rank_, r, core::last_message()));
+    set_slots(r, std::move(peer));
+  }
+  return rendezvous_->barrier(init_timeout_ms);
 }
 
 // Every rank runs this at the same call with the same bytes (stage()), so

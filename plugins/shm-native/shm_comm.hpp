@@ -55,6 +55,7 @@ struct RankControl {
 };
 
 struct SegmentAnnouncement;  // what ranks exchange at init (shm_comm.cpp)
+struct SlotName;
 
 class Comm {
  public:
@@ -111,10 +112,13 @@ class Comm {
   Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,
        std::shared_ptr<StagingReport> report);
   plx_status map_peers(int32_t init_timeout_ms);
-  plx_status create_own_segments();
+  plx_status create_own_segments(const char *control_name);
   plx_status check_same_params(const std::vector<SegmentAnnouncement> &all);
+  plx_status announce(int32_t init_timeout_ms, std::vector<SegmentAnnouncement> *all);
+  plx_status open_announced(const std::vector<SegmentAnnouncement> &all, int32_t init_timeout_ms);
   plx_status map_peer_growable_slots();
   plx_status use_named_slots(int32_t init_timeout_ms);
+  plx_status open_named_slots(const std::vector<SlotName> &all, int32_t init_timeout_ms);
   plx_status grow_slots(uint64_t bytes);
   void set_slots(int32_t r, core::ShmSegment segment);
 

@@ -86,10 +86,10 @@ plx_status create_slot_memfd(uint32_t generation, uint64_t slot_bytes, int32_t n
   return PLX_OK;
 }
 
-plx_status create_slot_named(uint64_t slot_bytes, int32_t node, core::ShmSegment *out, Placement *where) {
+plx_status create_slot_named(const char *name, uint64_t slot_bytes, int32_t node, core::ShmSegment *out,
+                             Placement *where) {
   const uint64_t bytes = slot_file_bytes(slot_bytes);
-  if (plx_status s = core::ShmSegment::create(core::ShmSegment::make_name("shm-native-slots"), bytes, out))
-    return s;
+  if (plx_status s = core::ShmSegment::create(name, bytes, out)) return s;
   *where = place_existing(out->data(), bytes, node);
   write_slot_header(*out, 0, slot_bytes);
   return PLX_OK;

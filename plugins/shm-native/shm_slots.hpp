@@ -76,8 +76,9 @@ Placement place_existing(void *addr, size_t bytes, int32_t node);
 // Creates this rank's slot segment of `generation` as a memfd on `node`.
 plx_status create_slot_memfd(uint32_t generation, uint64_t slot_bytes, int32_t node,
                              core::ShmSegment *out, Placement *where);
-// Creates it as a named segment (the fallback without /proc), placed on node.
-plx_status create_slot_named(uint64_t slot_bytes, int32_t node, core::ShmSegment *out, Placement *where);
+// Creates it as the named segment `name` (the fallback without /proc), placed on node.
+plx_status create_slot_named(const char *name, uint64_t slot_bytes, int32_t node, core::ShmSegment *out,
+                             Placement *where);
 // Writes the header of a fresh slot segment.
 void write_slot_header(core::ShmSegment &segment, uint32_t generation, uint64_t slot_bytes);
 // Maps a peer's slot segment through /proc/<pid>/fd/<fd> and checks that
