@@ -4,6 +4,8 @@
 #include "core/gpu_topology.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "core/cuda_status.hpp"
@@ -247,8 +249,9 @@ void run_peer_copy_checks(GpuTopology *topology) {
 
 }  // namespace
 
-plx_status probe_gpu_topology(GpuTopology *out, bool check_peer_copies) {
-  if (out == nullptr) return fail(PLX_ERR_INVALID_ARGUMENT, "probe_gpu_topology: out is NULL");
+namespace {
+
+plx_status probe_once(GpuTopology *out, bool check_peer_copies) {
   int count = 0;
   if (const plx_status s = require_cuda_device(&count); s != PLX_OK) return s;
   const ScopedDevice keep_current(-1);  // the checks switch devices; put the caller's back
@@ -264,6 +267,27 @@ plx_status probe_gpu_topology(GpuTopology *out, bool check_peer_copies) {
   if (check_peer_copies) run_peer_copy_checks(&topology);
   topology.peer_copies_checked = check_peer_copies;
   *out = std::move(topology);
+  return PLX_OK;
+}
+
+}  // namespace
+
+// The machine's GPUs do not change while a process runs, and a probe costs
+// contexts on every GPU, NVML and a copy per pair (and each probe left a
+// descriptor open in the driver: a second backend open must not): probed
+// once per process and variant, then copied.
+plx_status probe_gpu_topology(GpuTopology *out, bool check_peer_copies) {
+  if (out == nullptr) return fail(PLX_ERR_INVALID_ARGUMENT, "probe_gpu_topology: out is NULL");
+  static std::mutex mutex;
+  static std::optional<GpuTopology> probed[2];
+  std::lock_guard lock(mutex);
+  std::optional<GpuTopology> &cached = probed[check_peer_copies ? 1 : 0];
+  if (!cached) {
+    GpuTopology topology;
+    if (const plx_status s = probe_once(&topology, check_peer_copies); s != PLX_OK) return s;
+    cached = std::move(topology);
+  }
+  *out = *cached;
   return PLX_OK;
 }
 

@@ -1,7 +1,9 @@
-// One-shot and two-shot all-reduce over peer-mapped exchange blocks (the
-// protocol is in kernels.hpp). Also reduce (out NULL on non-roots) and
-// reduce-scatter (two-shot's first half). Every rank reduces the ranks'
-// data in rank order, so every rank gets the same bits.
+// The all-reduce kernels over peer-mapped exchange blocks (the protocol is
+// in kernels.hpp): a one-shot of LL lines for small messages and a two-shot
+// (reduce-scatter, then all-gather) for large ones; reduce (out NULL on
+// non-roots) and reduce-scatter (two-shot's first half) use them too. Data
+// moves by stores into the peers' memory: a store over NVLink is posted,
+// a load is a round trip, so writers push and readers read locally.
 #include "kernels/device_common.cuh"
 #include "kernels/reduce_ops.cuh"
 
@@ -9,66 +11,194 @@ namespace plexus::kernels {
 namespace device {
 namespace {
 
-// Reduces n elements at element offset `at` of every rank's input area
-// (`at` a multiple of the vector width) into out (any alignment, may be
-// NULL) and into also (16-byte aligned, may be NULL).
-template <class E, int Op>
-__device__ void reduce_range(const Peers &p, uint64_t epoch, uint64_t at, uint64_t n, typename E::S *out,
-                             typename E::S *also) {
-  using S = typename E::S;
-  using A = typename E::A;
-  constexpr int V = 16 / sizeof(S);
-  union Vec {
-    uint4 v;
-    S e[V];
-  };
-  const bool out_aligned = (reinterpret_cast<uintptr_t>(out) & 15) == 0;
-  const uint64_t vecs = n / V;
-  for (uint64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
-    A acc[V];
-    Vec x;
-    x.v = __ldcv(reinterpret_cast<const uint4 *>(area(p, 0, epoch, false) + at * sizeof(S)) + i);
-#pragma unroll
-    for (int j = 0; j < V; ++j) acc[j] = E::load(x.e[j]);
-    for (int r = 1; r < p.nranks; ++r) {
-      x.v = __ldcv(reinterpret_cast<const uint4 *>(area(p, r, epoch, false) + at * sizeof(S)) + i);
-#pragma unroll
-      for (int j = 0; j < V; ++j) acc[j] = combine<Op>(acc[j], E::load(x.e[j]));
-    }
-#pragma unroll
-    for (int j = 0; j < V; ++j) x.e[j] = E::store(finish<Op>(acc[j], p.nranks));
-    if (also != nullptr) reinterpret_cast<uint4 *>(also)[i] = x.v;
-    if (out == nullptr) continue;
-    if (out_aligned) {
-      reinterpret_cast<uint4 *>(out)[i] = x.v;
-    } else {
-#pragma unroll
-      for (int j = 0; j < V; ++j) out[i * V + j] = x.e[j];
-    }
+template <class S>
+union Vec {
+  uint4 v;
+  S e[16 / sizeof(S)];
+};
+
+// Vector i of an n-element array: one 16-byte load when aligned and whole,
+// else element by element with zeros past the end. `fresh` reads past L1
+// (memory a peer wrote during this kernel).
+template <class S>
+__device__ __forceinline__ uint4 load_vec(const S *p, uint64_t i, uint64_t n, bool fresh) {
+  constexpr uint64_t V = 16 / sizeof(S);
+  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0 && (i + 1) * V <= n) {
+    const auto *v = reinterpret_cast<const uint4 *>(p) + i;
+    return fresh ? __ldcv(v) : *v;
   }
-  for (uint64_t k = vecs * V + threadIdx.x; k < n; k += blockDim.x) {
-    A acc = E::load(*reinterpret_cast<const volatile S *>(area(p, 0, epoch, false) + (at + k) * sizeof(S)));
-    for (int r = 1; r < p.nranks; ++r)
-      acc = combine<Op>(acc, E::load(*reinterpret_cast<const volatile S *>(area(p, r, epoch, false) +
-                                                                          (at + k) * sizeof(S))));
-    const S v = E::store(finish<Op>(acc, p.nranks));
-    if (also != nullptr) also[k] = v;
-    if (out != nullptr) out[k] = v;
+  Vec<S> x;
+  x.v = make_uint4(0, 0, 0, 0);
+  for (uint64_t j = 0; j < V && i * V + j < n; ++j)
+    x.e[j] = fresh ? *reinterpret_cast<const volatile S *>(p + i * V + j) : p[i * V + j];
+  return x.v;
+}
+
+template <class S>
+__device__ __forceinline__ void store_vec(S *p, uint64_t i, uint64_t n, uint4 v) {
+  constexpr uint64_t V = 16 / sizeof(S);
+  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0 && (i + 1) * V <= n) {
+    reinterpret_cast<uint4 *>(p)[i] = v;
+    return;
+  }
+  Vec<S> x;
+  x.v = v;
+  for (uint64_t j = 0; j < V && i * V + j < n; ++j) p[i * V + j] = x.e[j];
+}
+
+// One vector's reduction: inputs added in rank order, so every rank that
+// reduces the same inputs gets the same bits.
+template <class E, int Op>
+struct VecReduce {
+  using S = typename E::S;
+  static constexpr int V = 16 / sizeof(S);
+  typename E::A acc[V];
+
+  __device__ __forceinline__ void add(uint4 v, bool first) {
+    Vec<S> x;
+    x.v = v;
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc[j] = first ? E::load(x.e[j]) : combine<Op>(acc[j], E::load(x.e[j]));
+  }
+  __device__ __forceinline__ uint4 result(int nranks) const {
+    Vec<S> x;
+#pragma unroll
+    for (int j = 0; j < V; ++j) x.e[j] = E::store(finish<Op>(acc[j], nranks));
+    return x.v;
+  }
+};
+
+// Spins until the LL line carries `flag` in both halves; false when the
+// wait gave up (deadline, host abort, another thread's error).
+__device__ __forceinline__ bool ll_wait(const uint4 *line, uint32_t flag, uint4 *out, const Peers &p, int src,
+                                     int32_t coll, uint64_t epoch) {
+  uint64_t started = 0;
+  for (uint32_t spin = 1;; ++spin) {
+    const uint4 v = ld_volatile_v4(line);
+    if (v.y == flag && v.w == flag) {
+      *out = v;
+      return true;
+    }
+    if ((spin & 1023u) != 0) continue;
+    if (must_stop(p.control)) return false;
+    if (p.timeout_ns < 0) continue;
+    const uint64_t now = global_timer_ns();
+    if (started == 0) started = now;
+    if (now - started > static_cast<uint64_t>(p.timeout_ns)) {
+      record_timeout(p.control, src, coll, epoch);
+      return false;
+    }
   }
 }
 
+// Vector i of rank src's input, from its LL lines in this rank's slot.
+__device__ __forceinline__ bool ll_receive(const Peers &p, uint64_t epoch, int src, uint64_t i, int32_t coll,
+                                           uint4 *out) {
+  const uint4 *slot = ll_slot(p, p.rank, epoch, src);
+  uint4 lo, hi;
+  if (!ll_wait(slot + 2 * i, static_cast<uint32_t>(epoch), &lo, p, src, coll, epoch)) return false;
+  if (!ll_wait(slot + 2 * i + 1, static_cast<uint32_t>(epoch), &hi, p, src, coll, epoch)) return false;
+  *out = make_uint4(lo.x, lo.z, hi.x, hi.z);
+  return true;
+}
+
+// Vector i of this rank's input, as LL lines into its slot at every peer.
+__device__ __forceinline__ void ll_send(const Peers &p, uint64_t epoch, uint64_t i, uint4 x) {
+  const auto flag = static_cast<uint32_t>(epoch);
+  const uint4 lo = make_uint4(x.x, flag, x.y, flag), hi = make_uint4(x.z, flag, x.w, flag);
+  for (int q = 0; q < p.nranks; ++q) {
+    if (q == p.rank) continue;
+    uint4 *slot = ll_slot(p, q, epoch, p.rank);
+    st_volatile_v4(slot + 2 * i, lo);
+    st_volatile_v4(slot + 2 * i + 1, hi);
+  }
+}
+
+// Every thread sends its vectors first and only then waits, so no thread
+// waits for a line whose sender is itself waiting.
 template <class E, int Op>
 __global__ void __launch_bounds__(kThreads) one_shot_kernel(Peers p, ReduceArgs a) {
   using S = typename E::S;
+  constexpr uint64_t V = 16 / sizeof(S);
   const uint64_t epoch = begin_epoch(p);
-  const Range r = share_of(a.total, 16 / sizeof(S), blockIdx.x, gridDim.x);
-  const uint64_t n = r.end - r.begin;
-  copy_bytes(area(p, p.rank, epoch, false) + r.begin * sizeof(S),
-             static_cast<const char *>(a.in) + r.begin * sizeof(S), n * sizeof(S), false);
-  signal_peers(p, 2 * epoch);
-  if (wait_peers(p, 2 * epoch, a.coll, epoch) && n > 0)
-    reduce_range<E, Op>(p, epoch, r.begin, n, a.out ? static_cast<S *>(a.out) + r.begin : nullptr, nullptr);
+  const uint64_t vecs = (a.total + V - 1) / V, first = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint64_t step = uint64_t{gridDim.x} * blockDim.x;
+  const auto *in = static_cast<const S *>(a.in);
+  for (uint64_t i = first; i < vecs; i += step) ll_send(p, epoch, i, load_vec(in, i, a.total, false));
+  bool ok = true;
+  for (uint64_t i = first; ok && i < vecs; i += step) {
+    VecReduce<E, Op> r;
+    for (int q = 0; ok && q < p.nranks; ++q) {
+      uint4 x = make_uint4(0, 0, 0, 0);
+      if (q == p.rank) x = load_vec(in, i, a.total, false);
+      else ok = ll_receive(p, epoch, q, i, a.coll, &x);
+      r.add(x, q == 0);
+    }
+    if (ok && a.out != nullptr) store_vec(static_cast<S *>(a.out), i, a.total, r.result(p.nranks));
+  }
   end_epoch(p, epoch);
+}
+
+struct TwoShotLayout {
+  uint64_t stride;  // elements between ranks' slots in the input and result areas
+  Range share;      // this block's elements of every chunk
+  bool own_direct;  // this rank's chunk is read from the caller's input (aligned)
+};
+
+template <class S>
+__device__ __forceinline__ const S *chunk_of_input(const ReduceArgs &a, int q, uint64_t begin) {
+  return static_cast<const S *>(a.in) + q * a.in_stride + begin;
+}
+
+// Phase 1: chunk q of this block's share goes to rank q's input area, in
+// the slot of this rank (this rank's own chunk too, unless read in place).
+template <class S>
+__device__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
+  for (int q = 0; q < p.nranks; ++q) {
+    const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
+    if (end <= l.share.begin || (q == p.rank && l.own_direct)) continue;
+    copy_bytes(area(p, q, epoch, false) + (p.rank * l.stride + l.share.begin) * sizeof(S),
+               reinterpret_cast<const char *>(chunk_of_input<S>(a, q, l.share.begin)),
+               (end - l.share.begin) * sizeof(S), false);
+  }
+}
+
+// Phase 2: this rank's chunk (n elements of the share) reduced in rank
+// order into out and into this rank's slot of every peer's result area.
+template <class E, int Op>
+__device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+                                 uint64_t n) {
+  using S = typename E::S;
+  const uint64_t at = p.rank * l.stride + l.share.begin;
+  const S *src[kMaxRanks];
+  for (int q = 0; q < p.nranks; ++q)
+    src[q] = q == p.rank && l.own_direct
+                 ? chunk_of_input<S>(a, q, l.share.begin)
+                 : reinterpret_cast<const S *>(area(p, p.rank, epoch, false)) + q * l.stride + l.share.begin;
+  S *out = a.out == nullptr ? nullptr
+                            : static_cast<S *>(a.out) + (a.scatter_only ? 0 : p.rank * a.chunk) + l.share.begin;
+  const uint64_t vecs = (n + VecReduce<E, Op>::V - 1) / VecReduce<E, Op>::V;
+  for (uint64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
+    VecReduce<E, Op> r;
+    for (int q = 0; q < p.nranks; ++q) r.add(load_vec(src[q], i, n, q != p.rank || !l.own_direct), q == 0);
+    const uint4 v = r.result(p.nranks);
+    if (out != nullptr) store_vec(out, i, n, v);
+    if (a.scatter_only) continue;
+    for (int q = 0; q < p.nranks; ++q)
+      if (q != p.rank) reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
+  }
+}
+
+// Phase 3: every peer's reduced chunk, from this rank's result area to out.
+template <class S>
+__device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
+  for (int q = 0; a.out != nullptr && q < p.nranks; ++q) {
+    const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
+    if (q == p.rank || end <= l.share.begin) continue;
+    copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + l.share.begin),
+               area(p, p.rank, epoch, true) + (q * l.stride + l.share.begin) * sizeof(S),
+               (end - l.share.begin) * sizeof(S), true);
+  }
 }
 
 template <class E, int Op>
@@ -76,33 +206,18 @@ __global__ void __launch_bounds__(kThreads) two_shot_kernel(Peers p, ReduceArgs 
   using S = typename E::S;
   constexpr uint64_t V = 16 / sizeof(S);
   const uint64_t epoch = begin_epoch(p);
-  const uint64_t stride = (a.chunk + V - 1) / V * V;  // between chunks in the input areas
-  const Range r = share_of(a.chunk, V, blockIdx.x, gridDim.x);
-  const auto *in = static_cast<const char *>(a.in);
-  auto *out = static_cast<S *>(a.out);
-  for (int c = 0; c < p.nranks; ++c) {
-    const uint64_t end = min(r.end, chunk_len(a.chunk, a.total, c));
-    if (end > r.begin)
-      copy_bytes(area(p, p.rank, epoch, false) + (c * stride + r.begin) * sizeof(S),
-                 in + (c * a.in_stride + r.begin) * sizeof(S), (end - r.begin) * sizeof(S), false);
-  }
+  TwoShotLayout l;
+  l.stride = (a.chunk + V - 1) / V * V;
+  l.share = share_of(a.chunk, V, blockIdx.x, gridDim.x);
+  l.own_direct = (reinterpret_cast<uintptr_t>(chunk_of_input<S>(a, p.rank, 0)) & 15) == 0;
+  scatter_chunks<S>(p, a, epoch, l);
   signal_peers(p, 2 * epoch);
   bool ok = wait_peers(p, 2 * epoch, a.coll, epoch);
-  const uint64_t mine_end = min(r.end, chunk_len(a.chunk, a.total, p.rank));
-  if (ok && mine_end > r.begin) {
-    S *own = out == nullptr ? nullptr : a.scatter_only ? out + r.begin : out + p.rank * a.chunk + r.begin;
-    S *result = a.scatter_only ? nullptr : reinterpret_cast<S *>(area(p, p.rank, epoch, true)) + r.begin;
-    reduce_range<E, Op>(p, epoch, p.rank * stride + r.begin, mine_end - r.begin, own, result);
-  }
-  if (!a.scatter_only && ok) {
+  const uint64_t mine_end = min(l.share.end, chunk_len(a.chunk, a.total, p.rank));
+  if (ok && mine_end > l.share.begin) reduce_own_chunk<E, Op>(p, a, epoch, l, mine_end - l.share.begin);
+  if (ok && !a.scatter_only) {
     signal_peers(p, 2 * epoch + 1);
-    ok = wait_peers(p, 2 * epoch + 1, a.coll, epoch);
-    for (int q = 0; ok && out != nullptr && q < p.nranks; ++q) {
-      const uint64_t end = min(r.end, chunk_len(a.chunk, a.total, q));
-      if (q == p.rank || end <= r.begin) continue;
-      copy_bytes(reinterpret_cast<char *>(out + q * a.chunk + r.begin),
-                 area(p, q, epoch, true) + r.begin * sizeof(S), (end - r.begin) * sizeof(S), true);
-    }
+    if (wait_peers(p, 2 * epoch + 1, a.coll, epoch)) gather_chunks<S>(p, a, epoch, l);
   }
   end_epoch(p, epoch);
 }

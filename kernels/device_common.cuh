@@ -33,9 +33,30 @@ __device__ __forceinline__ DeviceState *state_of(char *block) {
   return reinterpret_cast<DeviceState *>(block + kFlagsBytes);
 }
 
+__device__ __forceinline__ char *half_of(const Peers &p, int rank, uint64_t epoch) {
+  return p.block[rank] + kHeaderBytes + (epoch & 1) * half_bytes(p.nranks, p.ll_slot_bytes, p.slot_bytes);
+}
+
 // The input area (result = false) or the result area of epoch's half.
 __device__ __forceinline__ char *area(const Peers &p, int rank, uint64_t epoch, bool result) {
-  return p.block[rank] + kHeaderBytes + (epoch & 1) * 2 * p.slot_bytes + (result ? p.slot_bytes : 0);
+  return half_of(p, rank, epoch) + p.nranks * p.ll_slot_bytes + (result ? p.slot_bytes : 0);
+}
+
+// Rank `rank`'s LL slot that rank `src` writes, in epoch's half.
+__device__ __forceinline__ uint4 *ll_slot(const Peers &p, int rank, uint64_t epoch, int src) {
+  return reinterpret_cast<uint4 *>(half_of(p, rank, epoch) + src * p.ll_slot_bytes);
+}
+
+__device__ __forceinline__ void st_volatile_v4(uint4 *p, uint4 v) {
+  asm volatile("st.volatile.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
+               "r"(v.w) : "memory");
+}
+
+__device__ __forceinline__ uint4 ld_volatile_v4(const uint4 *p) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z),
+               "=r"(v.w) : "l"(p) : "memory");
+  return v;
 }
 
 // Every block calls this first: the epoch of this launch.
@@ -118,15 +139,25 @@ __device__ __forceinline__ bool wait_peers(const Peers &p, uint64_t value, int32
 }
 
 // Copies n bytes with the block's threads: 16-byte vectors when both ends
-// are aligned, else bytes. `volatile_src` reads a peer's memory past L1.
+// are aligned (four loads in flight per thread, so that reads of a peer's
+// memory over NVLink are not one round trip at a time), else bytes.
+// `volatile_src` reads past L1 (a peer's memory, or ours that a peer wrote).
 __device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t n, bool volatile_src) {
   const bool aligned = ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0;
   uint64_t done = 0;
   if (aligned) {
-    const uint64_t vecs = n / 16;
+    const uint64_t vecs = n / 16, step = blockDim.x;
     auto *d = reinterpret_cast<uint4 *>(dst);
     const auto *s = reinterpret_cast<const uint4 *>(src);
-    for (uint64_t i = threadIdx.x; i < vecs; i += blockDim.x) d[i] = volatile_src ? __ldcv(s + i) : s[i];
+    uint64_t i = threadIdx.x;
+    for (; i + 3 * step < vecs; i += 4 * step) {
+      uint4 v[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v[k] = volatile_src ? __ldcv(s + i + k * step) : s[i + k * step];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) d[i + k * step] = v[k];
+    }
+    for (; i < vecs; i += step) d[i] = volatile_src ? __ldcv(s + i) : s[i];
     done = vecs * 16;
   }
   for (uint64_t i = done + threadIdx.x; i < n; i += blockDim.x)

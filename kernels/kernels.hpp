@@ -9,7 +9,9 @@
 //                               block b, and polled by this rank's block b
 //   [kFlagsBytes, kHeaderBytes) this rank's DeviceState (peers never touch it)
 //   [kHeaderBytes, ...)         two halves, chosen by the epoch's parity,
-//                               each an input area then a result area of
+//                               each: nranks low-latency (LL) slots of
+//                               ll_slot_bytes (slot src is written by rank
+//                               src), an input area and a result area of
 //                               slot_bytes each
 //
 // A launch's epoch is the rank's DeviceState.epoch + 1: read by every block
@@ -20,14 +22,22 @@
 // and waits test >=, so flags are never reset and no reset can race. The
 // halves alternate, so a rank writes a half again only two epochs later, by
 // which time every peer has finished reading it: every kernel begins with a
-// full exchange of phase-0 signals, and a peer that signalled epoch e + 1
-// has finished its kernel of epoch e.
+// full exchange (signals, or LL lines from every peer), and a peer whose
+// epoch e + 1 this rank has seen has finished its kernel of epoch e.
 //
-// Waits spin on ld.acquire.sys; every 1024 spins they look at the deadline
-// (globaltimer, timeout_ns after the wait began) and at the Control words in
-// host-mapped memory: a host abort, or an error another block recorded. A
-// block that gives up records the first error (a timeout: which peer, which
-// epoch) and returns; the watchdog on the host reads it.
+// LL lines (the one-shot all-reduce): 16 bytes {data, flag, data, flag}
+// with flag = the epoch's low 32 bits, stored by the writer straight into
+// the reader's LL slot; an 8-byte half is seen whole or not at all, so a
+// reader that sees both flags has the data, with no fence and no separate
+// signal. Stale lines hold older epochs of the same parity (or the zeros
+// of a fresh block), never the current one (until 2^32 launches wrap).
+//
+// Waits spin on ld.acquire.sys (or volatile LL loads); every 1024 spins
+// they look at the deadline (globaltimer, timeout_ns after the wait began)
+// and at the Control words in host-mapped memory: a host abort, or an error
+// another block recorded. A block that gives up records the first error (a
+// timeout: which peer, which epoch) and returns; the watchdog on the host
+// reads it.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -37,7 +47,7 @@
 namespace plexus::kernels {
 
 constexpr int kMaxRanks = 8;
-constexpr int kMaxBlocks = 32;
+constexpr int kMaxBlocks = 64;
 constexpr int kThreads = 512;
 constexpr uint64_t kFlagsBytes = uint64_t{kMaxBlocks} * kMaxRanks * sizeof(uint64_t);
 constexpr uint64_t kHeaderBytes = 8192;
@@ -69,6 +79,7 @@ struct Peers {
   int32_t nranks = 1;
   char *block[kMaxRanks] = {};  // each rank's exchange block (mine at [rank])
   uint64_t slot_bytes = 0;      // bytes of one input area (and one result area)
+  uint64_t ll_slot_bytes = 0;   // bytes of one LL slot (twice the one-shot payload)
   Control *control = nullptr;   // device pointer of this rank's Control
   int64_t timeout_ns = -1;      // a wait's limit; negative waits for ever
   int32_t max_blocks = kMaxBlocks;
@@ -89,14 +100,16 @@ struct ReduceArgs {
   int32_t coll = 0;             // PLX_COLL_* for error records
 };
 
-// One-shot: every rank copies its input into its input area, signals, waits
-// for every peer, then reduces all ranks' areas in rank order (bit-identical
-// on every rank). The slot must hold `total` elements.
+// One-shot: every rank writes its input as LL lines into its slot of every
+// peer's LL area, then reduces every rank's lines in rank order as they
+// arrive (bit-identical on every rank). total * esize must fit half an LL
+// slot (the lines carry half data).
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
-// Two-shot: as one-shot up to the signal; then rank r reduces chunk r into
-// its result area (and out), signals again, and copies every peer's reduced
-// chunk from its result area. chunk * esize must be a multiple of 16 when
-// it is not the last launch's (the caller rounds it).
+// Two-shot: rank r writes chunk q of its input into rank q's input area
+// (slot r), signals; reduces chunk r from its own input area in rank order
+// into out and into every rank's result area, signals again; then copies
+// every peer's reduced chunk from its own result area. chunk * esize must be
+// a multiple of 16 when it is not the last launch's (the caller rounds it).
 cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 
 // Byte copies through the input areas.
@@ -112,6 +125,14 @@ cudaError_t launch_broadcast(const Peers &peers, const CopyArgs &args, cudaStrea
 cudaError_t launch_all_gather(const Peers &peers, const CopyArgs &args, cudaStream_t stream);
 // Every rank signals and waits for all (one block).
 cudaError_t launch_barrier(const Peers &peers, int32_t coll, cudaStream_t stream);
+
+// Bytes of one half of an exchange block, and of the whole block.
+constexpr uint64_t half_bytes(uint64_t nranks, uint64_t ll_slot_bytes, uint64_t slot_bytes) {
+  return nranks * ll_slot_bytes + 2 * slot_bytes;
+}
+constexpr uint64_t block_bytes(uint64_t nranks, uint64_t ll_slot_bytes, uint64_t slot_bytes) {
+  return kHeaderBytes + 2 * half_bytes(nranks, ll_slot_bytes, slot_bytes);
+}
 
 // Elements (of dtype) that a 16-byte vector holds.
 constexpr uint64_t vector_elems(uint64_t esize) { return 16 / esize; }

@@ -17,6 +17,7 @@
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
 #   p2pconf   plexus-conformance --backend p2p-tree
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph
+#   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
 #   memcheck  compute-sanitizer memcheck and racecheck over p2p-tree's one-rank case
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
@@ -122,6 +123,20 @@ if has_step p2pbench; then
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 240
   PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-graph-$device_ranks" --mem device --graph --backends p2p-tree,nccl,raw-nccl \
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
+fi
+if has_step p2ptune; then
+  for algo in one_shot two_shot; do
+    PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_ALGO=$algo PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES=4M \
+      run_bench "p2p-algo-$algo" --mem device --backends p2p-tree --ranks "$device_ranks" -d bfloat16 \
+      -b 4K -e 4M -f 2 -n 20 -w 5 --samples 10 --timeout 120
+  done
+  for blocks in 16 32 64; do
+    for slot in 4M 16M; do
+      PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_MAX_BLOCKS=$blocks PLEXUS_P2P_TREE_SLOT_BYTES=$slot \
+        run_bench "p2p-blocks$blocks-slot$slot" --mem device --backends p2p-tree --ranks "$device_ranks" \
+        -d bfloat16 -b 512K -e 128M -f 4 -n 10 -w 3 --samples 5 --timeout 120
+    done
+  done
 fi
 if has_step memcheck && command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do

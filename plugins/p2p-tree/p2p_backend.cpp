@@ -127,10 +127,11 @@ plx_status comm_abort(void *comm) {
   return PLX_OK;
 }
 
-// Kernels that time out or fail report through the watchdog; nothing else
-// is tracked, so a healthy communicator answers PLX_OK.
+// Kernels that time out or fail record it in host-mapped memory, read
+// here as well as by the watchdog; a healthy communicator answers PLX_OK.
 plx_status comm_async_status(void *comm, plx_status *status) {
   Comm &c = as_comm(comm);
+  c.poll_failures();
   *status = c.failure() != PLX_OK ? c.report_failure() : PLX_OK;
   return PLX_OK;
 }

@@ -86,7 +86,9 @@ plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cuda
   kernels::ReduceArgs a;
   a.dtype = d.dtype, a.op = d.op, a.coll = d.coll;
   cudaError_t err = cudaSuccess;
-  plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), c.params().slot_bytes, one_shot,
+  // A one-shot launch carries at most half an LL slot (lines are half data).
+  const uint64_t capacity = one_shot ? c.peers().ll_slot_bytes / 2 : c.params().slot_bytes;
+  plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), capacity, one_shot,
               [&](const ReducePiece &piece) {
                 if (err != cudaSuccess) return;
                 a.in = static_cast<const char *>(d.send) + piece.offset * es;

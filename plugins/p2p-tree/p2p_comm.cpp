@@ -27,6 +27,7 @@ Comm::Comm(const CommSetup &setup, const Params &params)
   peers_.rank = setup.rank;
   peers_.nranks = setup.nranks;
   peers_.slot_bytes = params.slot_bytes;
+  peers_.ll_slot_bytes = params.ll_slot_bytes();
   peers_.max_blocks = params.max_blocks;
   peers_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
 }
@@ -70,19 +71,21 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
 }
 
 // The exchange block, from a private pool (plx_mem_stats shows the
-// caller's blocks only); header zeroed before any peer can see it.
+// caller's blocks only); zeroed before any peer can see it: a block of a
+// destroyed communicator may come back with LL lines whose flags a new
+// epoch would match.
 plx_status Comm::make_block() {
   core::DevicePoolConfig config;
   config.device = setup_.device;
   config.api = core::DeviceMemoryApi::cuda_malloc;
   config.defrag_threshold = 1.0;  // never releases the block's segment by itself
-  block_bytes_ = kernels::kHeaderBytes + 4 * params_.slot_bytes;
+  block_bytes_ = kernels::block_bytes(static_cast<uint64_t>(setup_.nranks), peers_.ll_slot_bytes, params_.slot_bytes);
   config.min_segment_bytes = block_bytes_;
   if (plx_status s = core::DevicePool::create(config, &exchange_pool_)) return s;
   if (plx_status s = exchange_pool_->allocate(block_bytes_, 256, 0, &block_)) return s;
   cudaStream_t stream = nullptr;
   PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaError_t err = cudaMemsetAsync(block_, 0, kernels::kHeaderBytes, stream);
+  cudaError_t err = cudaMemsetAsync(block_, 0, block_bytes_, stream);
   if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
   (void)cudaStreamDestroy(stream);
   if (err != cudaSuccess) return core::fail_cuda(err, "p2p-tree: zeroing the exchange block's flags");
@@ -108,6 +111,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.pid = static_cast<uint64_t>(::getpid());
   mine.device = setup_.device;
   mine.slot_bytes = params_.slot_bytes;
+  mine.ll_slot_bytes = peers_.ll_slot_bytes;
   mine.block_bytes = block_bytes_;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
@@ -121,6 +125,10 @@ plx_status Comm::check_cards(const std::vector<PeerCard> &cards) {
       return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: rank {} uses PLEXUS_P2P_TREE_SLOT_BYTES={} "
                         "and rank {} uses {}: every rank must set the same", setup_.rank,
                         params_.slot_bytes, q, cards[q].slot_bytes);
+    if (cards[q].ll_slot_bytes != peers_.ll_slot_bytes)
+      return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: rank {} uses PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES={} "
+                        "and rank {} a different value: every rank must set the same", setup_.rank,
+                        params_.oneshot_max_bytes, q);
     if (q != setup_.rank && std::strncmp(cards[q].pci_bus_id, cards[setup_.rank].pci_bus_id,
                                          sizeof(cards[q].pci_bus_id)) == 0)
       return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} share the GPU {}; p2p-tree needs "

@@ -43,6 +43,13 @@ struct Params {
   bool probe_peer_copies = true;
   bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_P2P_TREE_ENABLE)
   double defrag_threshold = 0.30;
+
+  // Bytes of one LL slot: LL lines carry half data, and the slot holds at
+  // least 64 KiB of payload so that a forced one-shot is not all launches.
+  uint64_t ll_slot_bytes() const {
+    const uint64_t payload = oneshot_max_bytes > (64u << 10) ? oneshot_max_bytes : (64u << 10);
+    return 2 * ((payload + 4095) / 4096 * 4096);
+  }
 };
 
 // The unique id payload: a header this plugin checks and the rendezvous.
@@ -72,6 +79,7 @@ struct PeerCard {
   int32_t device;           // its CUDA ordinal, in its own process
   int32_t reserved0;
   uint64_t slot_bytes;      // must be the same everywhere
+  uint64_t ll_slot_bytes;   // the same everywhere (PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES)
   uint64_t block_bytes;
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
@@ -122,6 +130,10 @@ class Comm {
     return static_cast<plx_status>(static_cast<uint32_t>(__atomic_load_n(posted_word_, __ATOMIC_RELAXED)));
   }
   plx_status report_failure();
+  // What the watchdog would find now (a kernel's timeout record, a posted
+  // failure), so plx_comm_async_status right after a stream finished tells
+  // the truth without waiting for the next poll.
+  void poll_failures();
   // Records the first failure, stops this rank's kernels (host abort word),
   // posts it for the peers; returns the status reported (a peer's earlier
   // post wins, so every rank reports the same code).

@@ -31,6 +31,11 @@ void Comm::watchdog_main() {
   }
 }
 
+void Comm::poll_failures() {
+  if (failure_.load() == PLX_OK) watch_device_error();
+  if (failure_.load() == PLX_OK) watch_posted();
+}
+
 void Comm::watch_device_error() {
   const kernels::Control *c = control_host_;
   if (__atomic_load_n(&c->error, __ATOMIC_ACQUIRE) == kernels::kErrorNone) return;
