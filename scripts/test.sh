@@ -4,7 +4,9 @@
 # themselves skipped on machines without a GPU. Then the sanitizer and fuzzing
 # stages (scripts/sanitize.sh asan, tsan, fuzz; each in its own build folder)
 # print their own counts, which the last line adds up; PLEXUS_SANITIZE=0 skips
-# them. Exits non-zero when a test failed or when no test ran.
+# them. So does the plugin template stage (scripts/template-check.sh: the
+# template built against a meson install of the build); PLEXUS_TEMPLATE=0
+# skips it. Exits non-zero when a test failed or when no test ran.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -31,6 +33,12 @@ fi
 # Each stage ends with its own summary line; they are echoed, labelled, and
 # summed with the main one, so the last line counts every test that ran.
 stage_lines=("main: $summary")
+if [ "${PLEXUS_TEMPLATE:-1}" != 0 ]; then
+  stage_log=$(mktemp)
+  bash scripts/template-check.sh </dev/null 2>&1 | tee "$stage_log"
+  stage_lines+=("template: $(tail -n 1 "$stage_log")")  # checked with the others below
+  rm -f "$stage_log"
+fi
 if [ "${PLEXUS_SANITIZE:-1}" != 0 ]; then
   stage_log=$(mktemp)
   for stage in asan tsan fuzz; do
