@@ -31,8 +31,8 @@ plx_status Op::peer_input(int32_t r, uint32_t step, size_t bytes, const uint8_t 
   *out = nullptr;
   if (ref.segment_id == 0) return PLX_OK;
   if (plx_status s = comm.peer_maps().resolve(r, ref, bytes, out))
-    return comm.fail_all(s, fmt::format("rank {} cannot read rank {}'s pool block in {} #{}: {}",
-                                        comm.rank(), r, label.coll, label.seq, core::last_message()));
+    return comm.peer_open_failed(r, s, fmt::format("rank {} cannot read rank {}'s pool block in {} #{}",
+                                                   comm.rank(), r, label.coll, label.seq));
   return PLX_OK;
 }
 

@@ -240,14 +240,32 @@ plx_status Comm::finish_growth(const char *coll, uint64_t seq) {
                       "{} of {} bytes, rank {}'s generation {} of {}: the ranks called collectives with "
                       "different sizes", coll, seq, r, ref.generation, ref.slot_bytes, rank_, generation_, slot_bytes_));
     core::ShmSegment peer;
-    if (plx_status s = map_peer_slots(pids_[r], ref, &peer)) {
-      const bool lost = !rendezvous_->peer_alive(r);
-      return fail_all(lost ? PLX_ERR_PEER_LOST : s, fmt::format("shm-native: rank {} could not map rank {}'s "
-                      "grown slots in {} #{}{}: {}", rank_, r, coll, seq, lost ? " (it died)" : "", core::last_message()));
-    }
+    if (plx_status s = map_peer_slots(pids_[r], ref, &peer))
+      return peer_open_failed(r, s, fmt::format("shm-native: rank {} could not map rank {}'s grown slots in "
+                              "{} #{}", rank_, r, coll, seq));
     set_slots(r, std::move(peer));
   }
   return PLX_OK;
+}
+
+// A process rank's descriptors vanish when it exits, a moment before it
+// turns into a zombie (which is when peer_alive() says it is gone).
+bool Comm::peer_gone(int32_t r) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (!rendezvous_->peer_alive(r)) return true;
+    ::usleep(1000);
+  }
+  return false;
+}
+
+// Opening a peer's descriptor through /proc failed: the peer left after a
+// failure was posted (report that failure, as waits do), died (lost), or
+// the open itself failed (its status).
+plx_status Comm::peer_open_failed(int32_t r, plx_status s, const std::string &what) {
+  const std::string why = core::last_message();
+  if (plx_status posted = posted_failure()) return posted;
+  const bool lost = peer_gone(r);
+  return fail_all(lost ? PLX_ERR_PEER_LOST : s, fmt::format("{}{}: {}", what, lost ? " (it died)" : "", why));
 }
 
 plx_status Comm::fail_all(plx_status status, const std::string &message) {

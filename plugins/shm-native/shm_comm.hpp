@@ -101,6 +101,9 @@ class Comm {
   plx_status fail_all(plx_status status, const std::string &message);
   // A failure posted by any rank (abort, timeout, lost peer), or PLX_OK.
   plx_status posted_failure();
+  // The status of a failed open of rank r's descriptor (status s), posted
+  // for all: a posted failure first, PEER_LOST when r is gone, else s.
+  plx_status peer_open_failed(int32_t r, plx_status s, const std::string &what);
 
   // Statistics of the algorithms chosen, per collective kind.
   std::atomic<uint64_t> algorithm_calls[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
@@ -121,6 +124,7 @@ class Comm {
   plx_status open_named_slots(const std::vector<SlotName> &all, int32_t init_timeout_ms);
   plx_status grow_slots(uint64_t bytes);
   void set_slots(int32_t r, core::ShmSegment segment);
+  bool peer_gone(int32_t r);
 
   int32_t rank_, nranks_;
   Params params_;
