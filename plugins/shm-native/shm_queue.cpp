@@ -1,5 +1,7 @@
 #include "plugins/shm-native/shm_queue.hpp"
 
+#include <sys/mman.h>
+
 #include <cstring>
 #include <new>
 
@@ -43,31 +45,41 @@ plx_status Queue::create(Comm &comm, const plx_queue_config &config, std::unique
   return PLX_OK;
 }
 
-// The writer creates and announces the ring; once every reader has mapped
-// it the name goes, so nothing of the queue is left in /dev/shm.
+// The writer announces the ring's name before it creates the ring; once
+// every reader has mapped it, or on a failure, every rank removes the name,
+// so nothing of the queue is left in /dev/shm, not even when the writer is
+// killed in between.
 plx_status Queue::map(const plx_queue_config &config) {
   slot_bytes_ = config.slot_bytes ? static_cast<uint32_t>(config.slot_bytes) : 4096;
   slot_count_ = config.slot_count ? config.slot_count : 64;
   if (config.slot_bytes > (1u << 30) || slot_count_ > (1u << 20))
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: a queue slot is at most 1 GiB and a ring at most 2^20 slots");
-  const size_t bytes = header_bytes(comm_.nranks()) + size_t{slot_count_} * chunk_stride(slot_bytes_);
   QueueName name{};
-  if (comm_.rank() == writer_) {
-    if (plx_status s = core::ShmSegment::create(core::ShmSegment::make_name("queue"), bytes, &segment_))
-      return comm_.fail_all(s, core::last_message());
-    header_ = new (segment_.data()) QueueHeader{slot_bytes_, slot_count_, {}, {}};
-    for (int32_t r = 1; r < comm_.nranks(); ++r) new (&header_->tails[r]) Counter();
-    std::strncpy(name.name, segment_.name().c_str(), sizeof(name.name) - 1);
-  }
+  if (comm_.rank() == writer_)
+    std::strncpy(name.name, core::ShmSegment::make_name("queue").c_str(), sizeof(name.name) - 1);
   std::vector<QueueName> all(comm_.nranks());
   if (plx_status s = comm_.rendezvous().allgather(&name, sizeof(name), all.data(), comm_.timeout_ms())) return s;
-  if (comm_.rank() != writer_) {
-    if (plx_status s = core::ShmSegment::open(all[writer_].name, bytes, &segment_)) return s;
-    header_ = static_cast<QueueHeader *>(segment_.data());
-  }
-  const plx_status s = comm_.rendezvous().barrier(comm_.timeout_ms());
+  const plx_status s = open_ring(all[writer_].name);
+  ::shm_unlink(all[writer_].name);
   segment_.unlink();
   return s;
+}
+
+// The writer creates the ring, the readers map it once it exists, and all
+// wait until every reader has.
+plx_status Queue::open_ring(const char *name) {
+  const size_t bytes = header_bytes(comm_.nranks()) + size_t{slot_count_} * chunk_stride(slot_bytes_);
+  if (comm_.rank() == writer_) {
+    if (plx_status s = core::ShmSegment::create(name, bytes, &segment_)) return comm_.fail_all(s, core::last_message());
+    header_ = new (segment_.data()) QueueHeader{slot_bytes_, slot_count_, {}, {}};
+    for (int32_t r = 1; r < comm_.nranks(); ++r) new (&header_->tails[r]) Counter();
+  }
+  if (plx_status s = comm_.rendezvous().barrier(comm_.timeout_ms())) return s;
+  if (comm_.rank() != writer_) {
+    if (plx_status s = core::ShmSegment::open(name, bytes, &segment_)) return comm_.fail_all(s, core::last_message());
+    header_ = static_cast<QueueHeader *>(segment_.data());
+  }
+  return comm_.rendezvous().barrier(comm_.timeout_ms());
 }
 
 uint8_t *Queue::chunk(uint32_t index) {

@@ -26,6 +26,7 @@ class Queue {
  private:
   Queue(Comm &comm, int32_t writer) : comm_(comm), writer_(writer) {}
   plx_status map(const plx_queue_config &config);
+  plx_status open_ring(const char *name);
   uint8_t *chunk(uint32_t index);
   plx_status wait_for_room(int32_t timeout_ms);
   plx_status wait_for_chunk(int32_t timeout_ms);
