@@ -27,17 +27,39 @@ struct Op {
   int32_t root;
 };
 
+// Not a collective kind: a queue made, one message through it, destroyed.
+constexpr plx_coll_kind kQueueRound = 100;
+constexpr uint64_t kQueueMaxBytes = 1 << 16;  // through a ring of 8 x 4 KiB: chunked, and it fills
+
 // Sizes are log-uniform so that one-shot, slot-sized and pipelined
-// collectives all come up; every rank draws the same sequence.
-Op next_op(std::mt19937_64 &gen, int32_t nranks) {
+// collectives all come up; every rank draws the same sequence. Queue rounds
+// are left out of never_arrives trials: a queue's own timeout is not sticky.
+Op next_op(std::mt19937_64 &gen, const Plan &plan) {
   const int bits = static_cast<int>(gen() % (kMaxCountBits + 1));
   const uint64_t count = bits == 0 ? 0 : (1ull << (bits - 1)) + gen() % (1ull << (bits - 1));
-  return {static_cast<plx_coll_kind>(gen() % (PLX_COLL_BARRIER + 1)), count,
-          static_cast<plx_dtype>(gen() % PLX_DTYPE_COUNT), static_cast<plx_reduce_op>(gen() % PLX_REDUCE_OP_COUNT),
-          static_cast<int32_t>(gen() % static_cast<uint64_t>(nranks))};
+  const bool queues = plan.fault != Fault::never_arrives;
+  const uint64_t kind = gen() % (PLX_COLL_BARRIER + 2);
+  return {kind > PLX_COLL_BARRIER ? (queues ? kQueueRound : PLX_COLL_BARRIER) : static_cast<plx_coll_kind>(kind),
+          count, static_cast<plx_dtype>(gen() % PLX_DTYPE_COUNT), static_cast<plx_reduce_op>(gen() % PLX_REDUCE_OP_COUNT),
+          static_cast<int32_t>(gen() % static_cast<uint64_t>(plan.nranks))};
 }
 
-plx_status call(plx_comm_h c, const Op &o, void *send, void *recv) {
+// The writer is the op's root; the queue is destroyed whatever happened,
+// since a communicator with a live queue cannot be destroyed.
+plx_status queue_round(plx_comm_h c, const Op &o, int32_t rank, void *buf) {
+  plx_queue_config qc = PLX_QUEUE_CONFIG_INIT;
+  qc.writer_rank = o.root, qc.slot_bytes = 4096, qc.slot_count = 8;
+  plx_queue_h q = nullptr;
+  if (plx_status s = plx_queue_create(c, &qc, &q)) return s;
+  const uint64_t bytes = std::min(o.count, kQueueMaxBytes);
+  uint64_t got = 0;
+  const plx_status s = rank == o.root ? plx_queue_enqueue(q, buf, bytes, -1)
+                                      : plx_queue_dequeue(q, buf, kQueueMaxBytes, &got, -1);
+  plx_queue_destroy(q);  // succeeds, so plx_last_error() still tells why s failed
+  return s;
+}
+
+plx_status call(plx_comm_h c, const Op &o, int32_t rank, void *send, void *recv) {
   switch (o.kind) {
     case PLX_COLL_ALL_REDUCE: return plx_all_reduce(c, send, recv, o.count, o.dtype, o.op, nullptr, nullptr);
     case PLX_COLL_REDUCE: return plx_reduce(c, send, recv, o.count, o.dtype, o.op, o.root, nullptr, nullptr);
@@ -46,6 +68,7 @@ plx_status call(plx_comm_h c, const Op &o, void *send, void *recv) {
     case PLX_COLL_GATHER: return plx_gather(c, send, recv, o.count, nullptr, o.dtype, o.root, nullptr, nullptr);
     case PLX_COLL_REDUCE_SCATTER:
       return plx_reduce_scatter(c, send, recv, o.count, o.dtype, o.op, nullptr, nullptr);
+    case kQueueRound: return queue_round(c, o, rank, send);
     default: return plx_barrier(c, nullptr, nullptr);
   }
 }
@@ -122,12 +145,12 @@ void run_collectives(plx_comm_h comm, const Plan &plan, int32_t rank, Buffers &b
   std::mt19937_64 gen(plan.seed);
   const int64_t give_up = now_ns() + (plan.moment_ms + 3ll * (plan.timeout_ms + kMarginMs)) * 1000000;
   for (int32_t i = 0; now_ns() < give_up; ++i) {
-    const Op op = next_op(gen, plan.nranks);
+    const Op op = next_op(gen, plan);
     if (plan.fault == Fault::never_arrives && rank == plan.victim && i == plan.stall_op) {
       me->event_ns = now_ns();
       wait_for_the_others(plan, rank, reports);
     }
-    if (plx_status s = call(comm, op, buf.send, buf.recv)) return note_failure(me, s);
+    if (plx_status s = call(comm, op, rank, buf.send, buf.recv)) return note_failure(me, s);
     me->ops_done = i + 1;
   }
 }
