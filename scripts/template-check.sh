@@ -25,11 +25,14 @@ trap 'rm -rf "$scratch"' EXIT
 passed=0 failed=0
 start=$SECONDS
 
-step() {  # step NAME OK(0/1) [DETAIL]: one test's verdict
+last=$SECONDS
+step() {  # step NAME OK(0/1) [DETAIL]: one test's verdict, with its time
+  local took="($((SECONDS - last)) s)"
+  last=$SECONDS
   if [ "$2" -eq 0 ]; then
-    passed=$((passed + 1)); echo "template: PASS $1"
+    passed=$((passed + 1)); echo "template: PASS $1 $took"
   else
-    failed=$((failed + 1)); echo "template: FAIL $1${3:+: $3}"
+    failed=$((failed + 1)); echo "template: FAIL $1 $took${3:+: $3}"
   fi
 }
 
