@@ -71,27 +71,26 @@ __device__ __forceinline__ uint64_t begin_epoch(const Peers &p) {
 }
 
 // Every block calls this last (also after a failed wait): the last block to
-// finish stores the epoch back for the next launch on this rank.
+// finish stores the epoch back for the next launch on this rank. No fence:
+// the next launch on the stream sees this kernel's writes anyway.
 __device__ __forceinline__ void end_epoch(const Peers &p, uint64_t epoch) {
   __syncthreads();
   if (threadIdx.x != 0) return;
   DeviceState *s = state_of(p.block[p.rank]);
-  __threadfence();
   if (atomicAdd(&s->blocks_done, 1u) == gridDim.x - 1) {
     s->blocks_done = 0;
     *reinterpret_cast<volatile unsigned long long *>(&s->epoch) = epoch;
-    __threadfence();
   }
 }
 
-// Data written by this block, then `value` in flags[blockIdx.x][rank] of
-// every peer: fence first, so a peer that sees the flag sees the data.
+// Data written by this block (into peers' memory too), then `value` in
+// flags[blockIdx.x][rank] of every peer, one thread per peer: the barrier
+// orders the block's writes before the sys-scope release store, so a peer
+// whose acquire load sees the flag sees the data.
 __device__ __forceinline__ void signal_peers(const Peers &p, uint64_t value) {
   __syncthreads();
-  if (threadIdx.x != 0) return;
-  __threadfence_system();
-  for (int q = 0; q < p.nranks; ++q)
-    if (q != p.rank) st_release_sys(flags_of(p.block[q]) + blockIdx.x * kMaxRanks + p.rank, value);
+  const int t = threadIdx.x;
+  if (t < p.nranks && t != p.rank) st_release_sys(flags_of(p.block[t]) + blockIdx.x * kMaxRanks + p.rank, value);
 }
 
 __device__ __forceinline__ bool must_stop(const Control *c) {

@@ -76,7 +76,8 @@ int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (c.params().forced_algo != PLX_ALGO_AUTO) return c.params().forced_algo;
   const int32_t hint = d.options->algorithm;
   if (hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT) return hint;
-  return bytes <= c.params().oneshot_max_bytes ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
+  const uint64_t limit = c.params().oneshot_max_bytes * 2 / static_cast<uint64_t>(c.nranks());
+  return bytes <= limit ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
 }
 
 // All-reduce, and reduce with out NULL on the non-roots.

@@ -35,9 +35,11 @@
 namespace plexus::p2p_tree {
 
 struct Params {
-  uint64_t oneshot_max_bytes = uint64_t{256} << 10;
+  // Measured on 2 H100 (docs/performance.md): one-shot wins up to 1 MiB.
+  // Auto scales it by 2 / nranks (a one-shot sends nranks - 1 copies).
+  uint64_t oneshot_max_bytes = uint64_t{1} << 20;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
-  uint64_t slot_bytes = uint64_t{4} << 20;
+  uint64_t slot_bytes = uint64_t{16} << 20;  // 16 MiB: 1.7x the busbw of 4 MiB at 128 MiB
   int32_t max_blocks = kernels::kMaxBlocks;
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
