@@ -1,0 +1,49 @@
+// pinned-host's parameters (PLEXUS_PINNED_HOST_*, declared with their help
+// in pinned_plugin.cpp's table) and the choices they drive: which algorithm
+// serves a collective and which dtype a reduction's data travels as. Pure
+// functions of the call and the parameters, so every rank chooses alike
+// (init checks that every rank has the same parameters).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/pinned.hpp"
+#include "plexus/plugin.h"
+
+namespace plexus::pinned_host {
+
+namespace kp = kernels::pinned;
+
+struct Params {
+  uint64_t ll_max_bytes = uint64_t{64} << 10;       // LL up to this payload per rank (and the LL area)
+  uint64_t oneshot_max_bytes = uint64_t{512} << 10;  // bulk one-shot up to this, two-shot above
+  uint64_t stage_bytes = uint64_t{256} << 10;
+  int32_t stages = 16;
+  int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_PINNED_HOST_ALGO
+  int32_t wire = -1;                    // PLEXUS_PINNED_HOST_WIRE: float32 reductions' default wire dtype
+  int32_t max_blocks = 16;
+  int32_t watchdog_poll_ms = 5;
+  bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_PINNED_HOST_ENABLE)
+  double defrag_threshold = 0.30;
+};
+
+// PLEXUS_PINNED_HOST_* into *params; INVALID_ARGUMENT naming the variable
+// for a bad value (pinned_params.cpp).
+plx_status read_params(const plx_host_services &services, Params *params);
+
+// The shared segment's layout for nranks ranks.
+kp::Layout layout_of(const Params &p, int32_t nranks);
+
+// The dtype a reduction's data travels as: asked (opts->wire_dtype, -1 for
+// the buffer's own), else WIRE for float32; -1 when that cannot be done
+// (only float32 travels as bfloat16 or float16).
+int32_t wire_of(int32_t dtype, int32_t asked, int32_t default_wire);
+
+// PLX_ALGO_LOW_LATENCY, _ONE_SHOT or _TWO_SHOT for a reduction of count
+// elements of ws wire bytes (reduce-scatter: count per rank); `hint` is
+// opts->algorithm, overridden by ALGO.
+int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint);
+// PLX_ALGO_LOW_LATENCY or _ONE_SHOT for copies whose largest part is `bytes`.
+int32_t choose_copy(const Params &p, uint64_t bytes, int32_t hint);
+
+}  // namespace plexus::pinned_host

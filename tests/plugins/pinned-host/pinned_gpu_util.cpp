@@ -1,0 +1,185 @@
+#include "tests/plugins/pinned-host/pinned_gpu_util.hpp"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "core/cpu_reduce.hpp"
+
+namespace plexus::test::pinned {
+
+void run_pinned_ranks(const char *test_case, int nranks,
+                      const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
+                      int killed_rank) {
+  // Declining means PLEXUS_PINNED_HOST_ENABLE is not set (meson sets it).
+  run_gpu_ranks("pinned-host", test_case, nranks, body, killed_rank, /*skip_when_declined=*/true);
+}
+
+bool two_gpus() {
+  if (cuda_devices() >= 2) return true;
+  MESSAGE("fewer than two GPUs: the multi-rank test is skipped");
+  return false;
+}
+
+Device::Device(size_t n) : bytes(n) {
+  REQUIRE(cudaMalloc(reinterpret_cast<void **>(&p), n + kGuard) == cudaSuccess);
+  poison();
+}
+
+void Device::poison() const { REQUIRE(cudaMemset(p, kPoison, bytes + kGuard) == cudaSuccess); }
+
+void Device::put(size_t at, const Bytes &v) const {
+  REQUIRE(at + v.size() <= bytes);
+  REQUIRE(cudaMemcpy(p + at, v.data(), v.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+}
+
+Bytes Device::get(size_t at, size_t n) const {
+  Bytes v(n);
+  REQUIRE(cudaMemcpy(v.data(), p + at, n, cudaMemcpyDeviceToHost) == cudaSuccess);
+  return v;
+}
+
+bool Device::poisoned(size_t at, size_t n) const {
+  const Bytes v = get(at, n);
+  for (uint8_t b : v)
+    if (b != kPoison) return false;
+  return true;
+}
+
+Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt) {
+  std::mt19937_64 gen(0x9e37u * (rank + 1) + 131u * dtype + 7919u * salt);
+  const size_t es = plx_dtype_size(dtype);
+  Bytes v(count * es);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t r = gen();
+    uint8_t *at = v.data() + i * es;
+    if (dtype == PLX_FLOAT16) {
+      const uint16_t h = uint16_t((r & 0x8000) | ((12 + (r >> 16) % 6) << 10) | ((r >> 24) & 0x3FF));
+      std::memcpy(at, &h, 2);
+    } else if (dtype == PLX_BFLOAT16) {
+      const uint16_t b = uint16_t((r & 0x8000) | ((124 + (r >> 16) % 6) << 7) | ((r >> 24) & 0x7F));
+      std::memcpy(at, &b, 2);
+    } else if (dtype == PLX_FLOAT32) {
+      const float f = static_cast<float>(static_cast<int64_t>(r % 2001) - 1000) / 256.0f;
+      std::memcpy(at, &f, 4);
+    } else if (dtype == PLX_FLOAT64) {
+      const double d = static_cast<double>(static_cast<int64_t>(r % 200001) - 100000) / 4096.0;
+      std::memcpy(at, &d, 8);
+    } else {
+      std::memcpy(at, &r, es);
+    }
+  }
+  return v;
+}
+
+std::vector<Bytes> inputs_of(int nranks, plx_dtype dtype, uint64_t count, uint32_t salt) {
+  std::vector<Bytes> inputs;
+  for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, dtype, count, salt));
+  return inputs;
+}
+
+Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
+  Bytes out(count * plx_dtype_size(dtype));
+  std::vector<const void *> srcs;
+  for (const Bytes &b : inputs) srcs.push_back(b.data());
+  REQUIRE(plexus::core::reduce_into(dtype, op, out.data(), srcs.data(), static_cast<int>(srcs.size()), count,
+                                    plexus::core::CpuIsa::scalar) == PLX_OK);
+  return out;
+}
+
+namespace {
+
+// float32 to bfloat16 or float16, round to nearest even (inputs are finite).
+uint16_t narrow(plx_dtype wire, float f) {
+  if (wire == PLX_FLOAT16) {
+    const _Float16 h = static_cast<_Float16>(f);
+    uint16_t bits;
+    std::memcpy(&bits, &h, 2);
+    return bits;
+  }
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+float widen(plx_dtype wire, uint16_t bits) {
+  if (wire == PLX_FLOAT16) {
+    _Float16 h;
+    std::memcpy(&h, &bits, 2);
+    return static_cast<float>(h);
+  }
+  const uint32_t wide = uint32_t{bits} << 16;
+  float f;
+  std::memcpy(&f, &wide, 4);
+  return f;
+}
+
+}  // namespace
+
+Bytes wire_reference(plx_dtype wire, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
+  std::vector<Bytes> narrowed;
+  for (const Bytes &in : inputs) {
+    Bytes n(count * 2);
+    for (uint64_t i = 0; i < count; ++i) {
+      float f;
+      std::memcpy(&f, in.data() + i * 4, 4);
+      const uint16_t h = narrow(wire, f);
+      std::memcpy(n.data() + i * 2, &h, 2);
+    }
+    narrowed.push_back(std::move(n));
+  }
+  const Bytes reduced = reference(wire, op, narrowed, count);  // float32 accumulation, one rounding
+  Bytes out(count * 4);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint16_t h;
+    std::memcpy(&h, reduced.data() + i * 2, 2);
+    const float f = widen(wire, h);
+    std::memcpy(out.data() + i * 4, &f, 4);
+  }
+  return out;
+}
+
+void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {
+  REQUIRE(got.size() == want.size());
+  if (std::memcmp(got.data(), want.data(), got.size()) == 0) return;
+  size_t i = 0;
+  while (i < got.size() && got[i] == want[i]) ++i;
+  FAIL(what, ": first differing element ", i / es, " (byte ", i, ") of ", got.size() / es);
+}
+
+const char *algo_text(int32_t algo) {
+  switch (algo) {
+    case PLX_ALGO_LOW_LATENCY: return "low-latency";
+    case PLX_ALGO_ONE_SHOT: return "one-shot";
+    case PLX_ALGO_TWO_SHOT: return "two-shot";
+    default: return "auto";
+  }
+}
+
+plx_status wait_for_failure(plx_comm_h comm, int seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  plx_status state = PLX_OK;
+  while (std::chrono::steady_clock::now() < end) {
+    REQUIRE(plx_comm_async_status(comm, &state) == PLX_OK);
+    if (state != PLX_OK && state != PLX_IN_PROGRESS) return state;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return state;
+}
+
+int leftover_segments() {
+  const std::string prefix = "plexus-" + std::to_string(::geteuid()) + "-" + std::to_string(::getpid()) + "-pinned-host";
+  int found = 0;
+  DIR *dir = opendir("/dev/shm");
+  if (dir == nullptr) return 0;
+  while (const dirent *e = readdir(dir))
+    if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) ++found;
+  closedir(dir);
+  return found;
+}
+
+}  // namespace plexus::test::pinned

@@ -1,0 +1,251 @@
+// pinned-host's reductions on GPUs, through the loader. One rank (any GPU):
+// every dtype x op, host buffers refused, the device pool. Two ranks as
+// processes (skipped with fewer than two GPUs): all-reduce for every dtype
+// x op x algorithm (low-latency, one-shot, two-shot) x size (1, odd,
+// unaligned, in place, more than the ring holds) bit for bit against
+// core's CPU reduction, outputs poisoned beforehand and the bytes around
+// them checked untouched; float32 sent as bfloat16 and float16; a rank
+// that contributes nothing; reduce to each root; reduce-scatter; the
+// statistics. Exits 77 (skipped) without a CUDA device.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "tests/plugins/pinned-host/pinned_gpu_util.hpp"
+
+namespace {
+
+using namespace plexus::test::pinned;
+
+struct Case {
+  plx_dtype dtype;
+  plx_reduce_op op;
+  uint64_t count;
+  int32_t algo = PLX_ALGO_AUTO;
+  bool in_place = false;
+  plx_dtype wire = -1;
+  int absent = -1;  // the rank that contributes nothing
+  plx_dtype param_wire = -1;  // PLEXUS_PINNED_HOST_WIRE, for the expected result
+};
+
+std::string describe(const Case &k) {
+  std::string s = std::string(plx_dtype_string(k.dtype)) + " " + plx_reduce_op_string(k.op) + " count " +
+                  std::to_string(k.count) + " " + algo_text(k.algo) + (k.in_place ? " in place" : " unaligned");
+  if (k.wire >= 0) s += std::string(" wire ") + plx_dtype_string(k.wire);
+  if (k.absent >= 0) s += " rank " + std::to_string(k.absent) + " adds nothing";
+  return s;
+}
+
+uint32_t salt_of(const Case &k) { return static_cast<uint32_t>(k.op * 1000003 + k.count * 31 + k.algo * 7 + k.in_place); }
+
+// Buffers for a test's largest call, reused by every case.
+struct Buffers {
+  Device send, recv;
+  explicit Buffers(size_t bytes) : send(bytes + 16), recv(bytes + 16) {}
+};
+
+Bytes expected(const Case &k, std::vector<Bytes> inputs) {
+  if (k.absent >= 0) inputs.erase(inputs.begin() + k.absent);
+  const plx_dtype wire = k.wire >= 0 ? k.wire : k.param_wire;
+  return wire >= 0 ? wire_reference(wire, k.op, inputs, k.count) : reference(k.dtype, k.op, inputs, k.count);
+}
+
+// One all-reduce against the reference: out of place the buffers start one
+// element past 16-byte alignment; the output's neighbours stay poisoned.
+void check_all_reduce(plx_comm_h comm, int rank, int nranks, const Case &k, Buffers &b, const Stream &stream) {
+  const size_t es = plx_dtype_size(k.dtype), bytes = k.count * es, off = k.in_place ? 0 : es;
+  const std::vector<Bytes> inputs = inputs_of(nranks, k.dtype, k.count, salt_of(k));
+  const bool absent = rank == k.absent, in_place = k.in_place && !absent;
+  b.send.poison(), b.recv.poison();
+  b.send.put(off, inputs[rank]);
+  const Device &out = in_place ? b.send : b.recv;
+  plx_coll_options o = PLX_COLL_OPTIONS_INIT;
+  o.algorithm = k.algo, o.wire_dtype = k.wire;
+  if (absent) o.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, absent ? nullptr : b.send.p + off, out.p + off, k.count, k.dtype, k.op, &o,
+                                stream.s));
+  stream.sync();
+  INFO(describe(k));
+  check_same(out.get(off, bytes), expected(k, inputs), es, describe(k));
+  CHECK(out.poisoned(off + bytes, kGuard));
+  CHECK(out.poisoned(0, off));
+}
+
+void every_type(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(65537 * 8);
+  for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+    for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+      for (int32_t algo : {PLX_ALGO_LOW_LATENCY, PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
+        for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1001}, uint64_t{65537}})
+          for (bool in_place : {false, true})
+            check_all_reduce(comm, rank, nranks, {dtype, op, count, algo, in_place}, b, stream);
+}
+
+// Several times around each rank's ring (16 stages of 256 KiB by default).
+void beyond_the_ring(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{9000001});
+  for (int32_t algo : {PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT}) {
+    check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, PLX_SUM, 2000001, algo, false}, b, stream);
+    check_all_reduce(comm, rank, nranks, {PLX_BFLOAT16, PLX_MAX, 4000003, algo, true}, b, stream);
+    check_all_reduce(comm, rank, nranks, {PLX_INT8, PLX_SUM, 9000001, algo, false}, b, stream);
+  }
+}
+
+void wire_precision(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{300001} * 4);
+  for (plx_dtype wire : {PLX_BFLOAT16, PLX_FLOAT16})
+    for (plx_reduce_op op : {PLX_SUM, PLX_PROD, PLX_MAX, PLX_AVG})
+      for (int32_t algo : {PLX_ALGO_LOW_LATENCY, PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
+        for (uint64_t count : {uint64_t{1001}, uint64_t{300001}})
+          check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, op, count, algo, count < 2000, wire}, b, stream);
+}
+
+// avg is left out: plexus.h divides by every rank, the reference by the
+// contributing ones.
+void no_contribution(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{300001} * 8);
+  for (plx_dtype dtype : {PLX_FLOAT32, PLX_INT64, PLX_BFLOAT16})
+    for (plx_reduce_op op : {PLX_SUM, PLX_PROD, PLX_MIN, PLX_MAX})
+      for (int32_t algo : {PLX_ALGO_LOW_LATENCY, PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
+        for (uint64_t count : {uint64_t{999}, uint64_t{300001}})
+          check_all_reduce(comm, rank, nranks, {dtype, op, count, algo, false, -1, nranks - 1}, b, stream);
+}
+
+// Reduce to every root: the root's output against the reference, the
+// others' recv untouched.
+void reduce_to_roots(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{700001} * 4);
+  for (int root = 0; root < nranks; ++root)
+    for (int32_t algo : {PLX_ALGO_LOW_LATENCY, PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
+      for (uint64_t count : {uint64_t{1001}, uint64_t{700001}}) {
+        const Case k{PLX_FLOAT32, PLX_SUM, count, algo, false};
+        const std::vector<Bytes> in = inputs_of(nranks, PLX_FLOAT32, count, salt_of(k) + root);
+        b.send.poison(), b.recv.poison();
+        b.send.put(0, in[rank]);
+        plx_coll_options o = PLX_COLL_OPTIONS_INIT;
+        o.algorithm = algo;
+        PLX_OK_OR_FAIL(plx_reduce(comm, b.send.p, b.recv.p, count, PLX_FLOAT32, PLX_SUM, root, &o, stream.s));
+        stream.sync();
+        INFO("reduce to root ", root, ": ", describe(k));
+        if (rank == root) check_same(b.recv.get(0, count * 4), reference(PLX_FLOAT32, PLX_SUM, in, count), 4, "reduce");
+        else CHECK(b.recv.poisoned(0, count * 4));
+        CHECK(b.recv.poisoned(count * 4, kGuard));
+      }
+}
+
+// Reduce-scatter: rank r gets block r reduced over the ranks, in place too.
+void reduce_scatter(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{1100000} * 8 * nranks);
+  for (plx_dtype dtype : {PLX_BFLOAT16, PLX_FLOAT32, PLX_INT8, PLX_FLOAT64})
+    for (plx_reduce_op op : {PLX_SUM, PLX_MIN, PLX_AVG})
+      for (uint64_t count : {uint64_t{1}, uint64_t{1001}, uint64_t{1100000}})
+        for (bool in_place : {false, true}) {
+          const size_t es = plx_dtype_size(dtype), bytes = count * es;
+          const std::vector<Bytes> in = inputs_of(nranks, dtype, count * nranks, static_cast<uint32_t>(op + count));
+          std::vector<Bytes> mine_of_each;  // block `rank` of every rank's input
+          for (const Bytes &x : in) mine_of_each.emplace_back(x.begin() + rank * bytes, x.begin() + (rank + 1) * bytes);
+          b.send.poison(), b.recv.poison();
+          b.send.put(0, in[rank]);
+          uint8_t *out = in_place ? b.send.p + rank * bytes : b.recv.p;
+          PLX_OK_OR_FAIL(plx_reduce_scatter(comm, b.send.p, out, count, dtype, op, nullptr, stream.s));
+          stream.sync();
+          const std::string what = std::string("reduce_scatter ") + plx_dtype_string(dtype) + " " +
+                                   plx_reduce_op_string(op) + " count " + std::to_string(count) + (in_place ? " in place" : "");
+          check_same(in_place ? b.send.get(rank * bytes, bytes) : b.recv.get(0, bytes),
+                     reference(dtype, op, mine_of_each, count), es, what);
+          if (!in_place) CHECK(b.recv.poisoned(bytes, kGuard));
+        }
+}
+
+void expect_algorithms_counted(plx_comm_h comm) {
+  plx_op_stats stats{};
+  stats.struct_size = sizeof(stats);
+  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
+  CHECK(stats.algorithm_calls[PLX_ALGO_LOW_LATENCY] > 0);
+  CHECK(stats.algorithm_calls[PLX_ALGO_ONE_SHOT] > 0);
+  CHECK(stats.algorithm_calls[PLX_ALGO_TWO_SHOT] > 0);
+}
+
+void two_ranks(const char *test_case, void (*body)(plx_comm_h, int, int)) {
+  if (!two_gpus()) return;
+  run_pinned_ranks(test_case, 2, [body](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank);
+    body(comm, rank, 2);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("plugins.pinned_host.gpu.one_rank") {
+  run_pinned_ranks("plugins.pinned_host.gpu.one_rank", 1, [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 1, rank);
+    CHECK(leftover_segments() == 0);  // the name went once every rank had mapped it
+    Stream stream;
+    Buffers buf(300001 * 8);
+    for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+      for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+        for (uint64_t count : {uint64_t{1001}, uint64_t{300001}})
+          check_all_reduce(comm, rank, 1, {dtype, op, count}, buf, stream);
+    std::vector<float> host(64, 1.0f);
+    CHECK(plx_all_reduce(comm, host.data(), host.data(), 64, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) ==
+          PLX_ERR_UNSUPPORTED);
+    CHECK(std::string(plx_last_error()).find("shm-native") != std::string::npos);
+    plx_mem_alloc_params params{sizeof(plx_mem_alloc_params), PLX_MEM_DEVICE, 1 << 20, 0, 3, 0};
+    void *block = nullptr;
+    PLX_OK_OR_FAIL(plx_mem_alloc(comm, &params, &block));
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, block, block, (1 << 20) / 4, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+    stream.sync();
+    PLX_OK_OR_FAIL(plx_mem_free(comm, block));
+    plx_mem_stats stats{};
+    stats.struct_size = sizeof(stats);
+    PLX_OK_OR_FAIL(plx_mem_stats_get(comm, PLX_MEM_DEVICE, PLX_MEM_TAG_ALL, &stats));
+    CHECK(stats.bytes_in_use == 0);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_all_reduce_every_type") {
+  two_ranks("plugins.pinned_host.gpu.two_ranks_all_reduce_every_type", [](plx_comm_h comm, int rank, int n) {
+    every_type(comm, rank, n);
+    expect_algorithms_counted(comm);
+  });
+}
+
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_beyond_the_ring") {
+  two_ranks("plugins.pinned_host.gpu.two_ranks_beyond_the_ring", beyond_the_ring);
+}
+
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_wire_precision") {
+  two_ranks("plugins.pinned_host.gpu.two_ranks_wire_precision", wire_precision);
+}
+
+// PLEXUS_PINNED_HOST_WIRE=bf16: float32 reductions without options travel as bfloat16.
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_wire_param") {
+  setenv("PLEXUS_PINNED_HOST_WIRE", "bf16", 1);
+  two_ranks("plugins.pinned_host.gpu.two_ranks_wire_param", [](plx_comm_h comm, int rank, int n) {
+    Stream stream;
+    Buffers b(uint64_t{300001} * 4);
+    for (uint64_t count : {uint64_t{1001}, uint64_t{300001}})
+      check_all_reduce(comm, rank, n, {PLX_FLOAT32, PLX_SUM, count, PLX_ALGO_AUTO, false, -1, -1, PLX_BFLOAT16}, b,
+                       stream);
+  });
+  unsetenv("PLEXUS_PINNED_HOST_WIRE");
+}
+
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_no_contribution") {
+  two_ranks("plugins.pinned_host.gpu.two_ranks_no_contribution", no_contribution);
+}
+
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_reduce_and_reduce_scatter") {
+  two_ranks("plugins.pinned_host.gpu.two_ranks_reduce_and_reduce_scatter", [](plx_comm_h comm, int rank, int n) {
+    reduce_to_roots(comm, rank, n);
+    reduce_scatter(comm, rank, n);
+  });
+}

@@ -1,0 +1,110 @@
+// pinned-host's failure domain on GPUs (two ranks, skipped with fewer than
+// two GPUs): a rank that skips a call makes the other's kernel give up at
+// the timeout (low-latency and bulk), and both ranks then report
+// PLX_ERR_TIMEOUT; an abort stops the peer's waiting kernel long before
+// the timeout; a killed rank is noticed; no segment name is left in
+// /dev/shm. Exits 77 (skipped) without a CUDA device.
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "tests/plugins/pinned-host/pinned_gpu_util.hpp"
+
+namespace {
+
+using namespace plexus::test::pinned;
+
+// Rank 0 calls an all-reduce that rank 1 never joins.
+void skipped_call(plx_backend_h b, const plx_unique_id &id, int rank, uint64_t count) {
+  plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/1500);
+  if (rank == 0) {
+    Stream stream;
+    Device buf(count * 4);
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, count, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+    const auto start = std::chrono::steady_clock::now();
+    stream.sync();  // the kernel gives up by itself after the timeout
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    CHECK(wait_for_failure(comm, 5) == PLX_ERR_TIMEOUT);
+    CHECK(plx_all_reduce(comm, buf.p, buf.p, count, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_TIMEOUT);
+    CHECK(std::string(plx_last_error()).find("rank 1") != std::string::npos);
+  } else {
+    CHECK(wait_for_failure(comm, 15) == PLX_ERR_TIMEOUT);  // rank 0's, adopted
+    CHECK(plx_barrier(comm, nullptr, nullptr) == PLX_ERR_TIMEOUT);
+  }
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
+}
+
+}  // namespace
+
+TEST_CASE("plugins.pinned_host.gpu.timeout_when_a_rank_skips_ll") {
+  if (!two_gpus()) return;
+  run_pinned_ranks("plugins.pinned_host.gpu.timeout_when_a_rank_skips_ll", 2,
+                   [](plx_backend_h b, const plx_unique_id &id, int rank) { skipped_call(b, id, rank, 1024); });
+}
+
+TEST_CASE("plugins.pinned_host.gpu.timeout_when_a_rank_skips_bulk") {
+  if (!two_gpus()) return;
+  run_pinned_ranks("plugins.pinned_host.gpu.timeout_when_a_rank_skips_bulk", 2,
+                   [](plx_backend_h b, const plx_unique_id &id, int rank) { skipped_call(b, id, rank, 1 << 20); });
+}
+
+TEST_CASE("plugins.pinned_host.gpu.abort_reaches_the_peer") {
+  if (!two_gpus()) return;
+  run_pinned_ranks("plugins.pinned_host.gpu.abort_reaches_the_peer", 2,
+                   [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
+    if (rank == 0) {
+      Stream stream;
+      Device buf(1 << 22);
+      PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1 << 20, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+      const auto start = std::chrono::steady_clock::now();
+      stream.sync();  // rank 1's abort word stops the waiting kernel long before the timeout
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+      CHECK(wait_for_failure(comm, 5) == PLX_ERR_ABORTED);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      CHECK(plx_comm_abort(comm) == PLX_OK);
+      CHECK(plx_barrier(comm, nullptr, nullptr) == PLX_ERR_ABORTED);
+    }
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+TEST_CASE("plugins.pinned_host.gpu.killed_rank_is_noticed") {
+  if (!two_gpus()) return;
+  run_pinned_ranks("plugins.pinned_host.gpu.killed_rank_is_noticed", 2,
+                   [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
+    if (rank == 1) raise(SIGKILL);
+    Stream stream;
+    Device buf(4096);
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+    const auto start = std::chrono::steady_clock::now();
+    stream.sync();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    CHECK(wait_for_failure(comm, 5) == PLX_ERR_PEER_LOST);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+    CHECK(leftover_segments() == 0);
+  }, /*killed_rank=*/1);
+}
+
+// Communicators made and destroyed, one of them failed: nothing stays in
+// /dev/shm and no destroy waits for a peer.
+TEST_CASE("plugins.pinned_host.gpu.nothing_left_in_dev_shm") {
+  if (!two_gpus()) return;
+  run_pinned_ranks("plugins.pinned_host.gpu.nothing_left_in_dev_shm", 2,
+                   [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, 2, rank);
+    if (rank == 0) CHECK(leftover_segments() == 0);
+    CHECK(plx_barrier(comm, nullptr, nullptr) == PLX_OK);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // both ranks' barriers are in
+    if (rank == 0) CHECK(plx_comm_abort(comm) == PLX_OK);
+    CHECK(wait_for_failure(comm, 5) == PLX_ERR_ABORTED);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+    if (rank == 0) CHECK(leftover_segments() == 0);
+  });
+}

@@ -1,0 +1,161 @@
+// The pinned-host plugin on a machine without a GPU (CI): it loads,
+// declines with "no CUDA device", never crashes or hangs; its description
+// lists its parameters and capabilities; its parameters are parsed
+// strictly; the choices every rank must make alike (wire dtype, algorithm)
+// follow the documented rules. On a machine with a GPU the decline test
+// is skipped (the gpu suite runs).
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.hpp"
+#include "plexus/plexus.h"
+#include "plugins/pinned-host/pinned_params.hpp"
+
+namespace {
+
+using plexus::pinned_host::Params;
+
+std::string describe_text() {
+  size_t needed = 0;
+  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, nullptr, 0, &needed) == PLX_OK);
+  std::vector<char> text(needed);
+  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, text.data(), text.size(), &needed) == PLX_OK);
+  return text.data();
+}
+
+// The lines describing one plugin, from its name to the next plugin.
+std::string section_of(const std::string &text, const std::string &name) {
+  const size_t start = text.find("  " + name + " ");
+  if (start == std::string::npos) return {};
+  size_t next = text.find("\n  ", text.find('\n', start) + 1);
+  while (next != std::string::npos && text.compare(next + 3, 1, " ") == 0) next = text.find("\n  ", next + 1);
+  return text.substr(start, next == std::string::npos ? std::string::npos : next - start);
+}
+
+// A host-services table whose parameter lookup answers from a map.
+std::map<std::string, std::string> g_params;
+const char *fake_param_get(const char *plugin, const char *param) {
+  const auto it = g_params.find(std::string(plugin ? plugin : "") + "/" + param);
+  return it == g_params.end() ? nullptr : it->second.c_str();
+}
+void fake_log(plx_log_level, const char *, const char *) {}
+int32_t fake_log_enabled(plx_log_level) { return 0; }
+plx_status fake_set_error(plx_status s, const char *) { return s; }
+const plx_host_services fake_services = {sizeof(plx_host_services), 0, fake_log, fake_log_enabled,
+                                         fake_set_error, fake_param_get};
+
+plx_status parse(std::map<std::string, std::string> values, Params *p) {
+  g_params = std::move(values);
+  return plexus::pinned_host::read_params(fake_services, p);
+}
+
+}  // namespace
+
+TEST_CASE("plugins.pinned_host.declines_without_cuda_device") {
+  plx_backend_h backend = nullptr;
+  const plx_status s = plx_backend_open("pinned-host", &backend);
+  if (s == PLX_OK) {
+    plx_backend_close(backend);
+    MESSAGE("a CUDA device is present and PLEXUS_PINNED_HOST_ENABLE=1: the decline is not tested here");
+    return;
+  }
+  CHECK(s == PLX_ERR_UNSUPPORTED);
+  const std::string why = plx_last_error();
+  CHECK((why.find("no CUDA device") != std::string::npos || why.find("not enabled") != std::string::npos));
+  char report[8192];
+  size_t needed = 0;
+  REQUIRE(plx_load_report(nullptr, PLX_FORMAT_TEXT, report, sizeof(report), &needed) == PLX_OK);
+  CHECK(std::string(report).find("pinned-host") != std::string::npos);
+}
+
+TEST_CASE("plugins.pinned_host.description_lists_params_and_caps") {
+  const std::string text = section_of(describe_text(), "pinned-host");
+  REQUIRE_MESSAGE(!text.empty(), "libplexus-pinned-host.so was not found by plx_plugins_describe");
+  for (const char *param : {"LL_MAX_BYTES", "ONESHOT_MAX_BYTES", "ALGO", "WIRE", "STAGE_BYTES", "STAGES",
+                            "MAX_BLOCKS", "WATCHDOG_POLL_MS", "ENABLE"})
+    CHECK_MESSAGE(text.find(std::string("PLEXUS_PINNED_HOST_") + param) != std::string::npos, param);
+  for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "gather", "reduce_scatter", "barrier",
+                          "abort", "async_status", "stream_ordered", "graph_capture", "mem_alloc", "defragment",
+                          "topology", "thread_ranks", "wire_precision", "no_contribution"})
+    CHECK_MESSAGE(text.find(cap) != std::string::npos, cap);
+  CHECK(text.find("CUDA ") != std::string::npos);
+  CHECK(text.find("bfloat16") != std::string::npos);
+}
+
+TEST_CASE("plugins.pinned_host.params_parse_strictly") {
+  Params p;
+  REQUIRE(parse({}, &p) == PLX_OK);
+  CHECK(p.ll_max_bytes == 64u << 10);
+  CHECK(p.oneshot_max_bytes == 512u << 10);
+  CHECK(p.stage_bytes == 256u << 10);
+  CHECK(p.stages == 16);
+  CHECK(p.forced_algo == PLX_ALGO_AUTO);
+  CHECK(p.wire == -1);
+  CHECK_FALSE(p.enable);
+  REQUIRE(parse({{"pinned-host/ALGO", "two_shot"}, {"pinned-host/STAGE_BYTES", "64K"}, {"pinned-host/STAGES", "4"},
+                 {"pinned-host/LL_MAX_BYTES", "0"}, {"pinned-host/WIRE", "bf16"}, {"pinned-host/MAX_BLOCKS", "8"},
+                 {"pinned-host/ENABLE", "1"}}, &p) == PLX_OK);
+  CHECK(p.forced_algo == PLX_ALGO_TWO_SHOT);
+  CHECK(p.stage_bytes == 64u << 10);
+  CHECK(p.stages == 4);
+  CHECK(p.ll_max_bytes == 0);
+  CHECK(p.wire == PLX_BFLOAT16);
+  CHECK(p.max_blocks == 8);
+  CHECK(p.enable);
+  REQUIRE(parse({{"pinned-host/ALGO", "ll"}, {"pinned-host/WIRE", "fp16"}}, &p) == PLX_OK);
+  CHECK(p.forced_algo == PLX_ALGO_LOW_LATENCY);
+  CHECK(p.wire == PLX_FLOAT16);
+  for (const auto &[name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"ALGO", "ring"}, {"WIRE", "fp8"}, {"STAGE_BYTES", "32K"}, {"STAGE_BYTES", "65537"},
+           {"STAGES", "1"}, {"STAGES", "65"}, {"LL_MAX_BYTES", "12"}, {"MAX_BLOCKS", "0"}, {"ENABLE", "maybe"}}) {
+    Params q;
+    CHECK_MESSAGE(parse({{"pinned-host/" + name, value}}, &q) == PLX_ERR_INVALID_ARGUMENT, name, "=", value);
+    CHECK(plexus::core::last_message().find("PLEXUS_PINNED_HOST_" + name) != std::string::npos);
+  }
+  Params q;
+  CHECK(parse({{"/DEFRAG_THRESHOLD", "1.5"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("plugins.pinned_host.wire_dtype") {
+  using plexus::pinned_host::wire_of;
+  CHECK(wire_of(PLX_FLOAT32, -1, -1) == PLX_FLOAT32);
+  CHECK(wire_of(PLX_FLOAT32, PLX_BFLOAT16, -1) == PLX_BFLOAT16);
+  CHECK(wire_of(PLX_FLOAT32, PLX_FLOAT16, -1) == PLX_FLOAT16);
+  CHECK(wire_of(PLX_FLOAT32, -1, PLX_BFLOAT16) == PLX_BFLOAT16);  // WIRE=bf16
+  CHECK(wire_of(PLX_FLOAT32, PLX_FLOAT32, PLX_BFLOAT16) == PLX_FLOAT32);  // the caller asks for its own
+  CHECK(wire_of(PLX_FLOAT16, -1, PLX_BFLOAT16) == PLX_FLOAT16);  // WIRE is for float32 only
+  CHECK(wire_of(PLX_BFLOAT16, PLX_BFLOAT16, -1) == PLX_BFLOAT16);
+  CHECK(wire_of(PLX_FLOAT64, PLX_FLOAT32, -1) == -1);
+  CHECK(wire_of(PLX_FLOAT16, PLX_BFLOAT16, -1) == -1);
+  CHECK(wire_of(PLX_INT32, PLX_BFLOAT16, -1) == -1);
+}
+
+TEST_CASE("plugins.pinned_host.algorithm_choice") {
+  using plexus::pinned_host::choose_copy;
+  using plexus::pinned_host::choose_reduction;
+  Params p;  // LL up to 64K, one-shot up to 512K
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 16384, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 16385, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 32768, 2, 2, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);  // bf16 wire
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 131072, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 131073, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_TWO_SHOT) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1 << 20, 4, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_RING) == PLX_ALGO_LOW_LATENCY);  // unknown hint
+  // Reduce-scatter's LL payload is every rank's block, each padded to lines.
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 4096, 4, 4, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 4097, 4, 4, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 10, 4, 4, PLX_ALGO_ONE_SHOT) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_copy(p, 65536, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_copy(p, 65537, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
+  CHECK(choose_copy(p, 8, PLX_ALGO_ONE_SHOT) == PLX_ALGO_ONE_SHOT);
+  p.forced_algo = PLX_ALGO_ONE_SHOT;  // ALGO beats the hint
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_ONE_SHOT);
+  p = Params{};
+  p.ll_max_bytes = 0;  // data never takes LL
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1, 1, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_ONE_SHOT);
+  CHECK(choose_copy(p, 1, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
+}
