@@ -19,6 +19,9 @@
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
 #   memcheck  compute-sanitizer memcheck and racecheck over p2p-tree's one-rank case
+#   pinned    pinned-host: its GPU test cases one at a time, plexus-conformance, plexus-bench against raw
+#             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
+#             at every GPU, eager and graph, and plexus-bench-h2d (the copy bandwidth it is a fraction of)
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
@@ -143,6 +146,32 @@ if has_step memcheck && command -v compute-sanitizer >/dev/null; then
     PLEXUS_P2P_TREE_ENABLE=1 timeout -k 5 240 compute-sanitizer --tool "$tool" --error-exitcode 9 \
       "$p2p_test" --test-case=plugins.p2p_tree.gpu.one_rank > "$out/sanitizer-$tool.log" 2>&1
     echo "compute-sanitizer $tool: exit $?"; tail -3 "$out/sanitizer-$tool.log"
+  done
+fi
+pinned_test="$build/tests/plugins/pinned-host/test-pinned-host-gpu"
+if has_step pinned; then
+  for case in one_rank two_ranks_all_reduce_every_type two_ranks_beyond_the_ring two_ranks_wire_precision \
+              two_ranks_wire_param two_ranks_no_contribution two_ranks_reduce_and_reduce_scatter two_ranks_copies \
+              graph_capture_replays thread_ranks timeout_when_a_rank_skips_ll timeout_when_a_rank_skips_bulk \
+              abort_reaches_the_peer killed_rank_is_noticed nothing_left_in_dev_shm; do
+    PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_LOG_LEVEL=${PLEXUS_PINNED_LOG:-warn} timeout -k 5 300 \
+      "$pinned_test" --test-case="plugins.pinned_host.gpu.$case" > "$out/pinned-$case.log" 2>&1
+    echo "pinned case $case: exit $?"; grep -E "ERROR|error|FAIL|test cases" "$out/pinned-$case.log" | head -6
+  done
+  "$bin/plexus-bench-h2d/plexus-bench-h2d" --csv "$out/h2d.csv" > "$out/h2d.txt" 2>&1
+  echo "plexus-bench-h2d: exit $?"; tail -6 "$out/h2d.txt"
+  for n in $(printf '%s\n' 2 "$gpus" | sort -un); do
+    [ "$n" -le "$gpus" ] || continue
+    PLEXUS_PINNED_HOST_ENABLE=1 run_conformance "pinned-host-$n" --backend pinned-host --ranks "$n"
+    for dtype in float32 bfloat16; do
+      PLEXUS_PINNED_HOST_ENABLE=1 NCCL_P2P_DISABLE=1 run_bench "pinned-$dtype-$n" --mem device \
+        --backends pinned-host,raw-nccl --ranks "$n" -d "$dtype" -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
+    done
+    PLEXUS_PINNED_HOST_ENABLE=1 NCCL_P2P_DISABLE=1 run_bench "pinned-graph-$n" --mem device --graph \
+      --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 300
+    # float32 sent as bfloat16 (ExLlamaV3's wire): half the bytes, so not a like-for-like ratio
+    PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \
+      --mem device --backends pinned-host,raw-nccl --ranks "$n" -d float32 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
   done
 fi
 cd "$out" && tar -czf all.tgz ./*.txt ./*.csv ./*.json ./*.log 2>/dev/null; true
