@@ -101,6 +101,8 @@ plx_status plx_load_report(plx_backend_h backend, plx_format format, char *buf, 
   if (format != PLX_FORMAT_TEXT && format != PLX_FORMAT_JSON)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: format {} is neither PLX_FORMAT_TEXT nor "
                       "PLX_FORMAT_JSON", fn, format);
+  if (buf == nullptr && capacity > 0)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: buf is NULL but capacity is {}", fn, capacity);
   std::shared_ptr<const LoadReport> last;
   const LoadReport *report = nullptr;
   if (backend != nullptr) {
@@ -118,6 +120,8 @@ plx_status plx_plugins_describe(plx_format format, char *buf, size_t capacity, s
   if (format != PLX_FORMAT_TEXT && format != PLX_FORMAT_JSON)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "plx_plugins_describe: format {} is neither "
                       "PLX_FORMAT_TEXT nor PLX_FORMAT_JSON", format);
+  if (buf == nullptr && capacity > 0)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "plx_plugins_describe: buf is NULL but capacity is {}", capacity);
   return core::copy_text_out(describe_plugins(format), buf, capacity, needed);
 }
 

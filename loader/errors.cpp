@@ -37,6 +37,11 @@ plx_status set_last_error(plx_status status, const char *message) {
   return status;
 }
 
+plx_status name_failure(const char *fn, const char *arg, plx_status status) {
+  if (status == PLX_OK || plexus::core::is_sticky(status)) return status;
+  return set_last_error(status, fmt::format("{}: {}: {}", fn, arg, last_error).c_str());
+}
+
 const char *dtype_name(plx_dtype dtype) { return lookup(dtype_names, dtype); }
 const char *reduce_op_name(plx_reduce_op op) { return lookup(op_names, op); }
 const char *coll_name(plx_coll_kind coll) { return lookup(coll_names, coll); }

@@ -1,6 +1,7 @@
 // The queue family of plexus.h (host-memory backends).
 #include <memory>
 
+#include "loader/errors.hpp"
 #include "loader/objects.hpp"
 
 using namespace plexus;
@@ -47,7 +48,7 @@ plx_status plx_queue_create(plx_comm_h comm, const plx_queue_config *config, plx
   full.struct_size = sizeof(full);
   void *state = nullptr;
   const plx_status s = note_result(comm, PLX_CALL_SLOT(fn, comm->backend, queue_create, comm->state, &full, &state));
-  if (s != PLX_OK) return s;
+  if (s != PLX_OK) return s == PLX_ERR_INVALID_ARGUMENT ? name_failure(fn, "config", s) : s;
   auto q = std::make_unique<plx_queue>();
   q->comm = comm, q->state = state;
   comm->live_queues.fetch_add(1);

@@ -53,7 +53,8 @@ plx_status Queue::map(const plx_queue_config &config) {
   slot_bytes_ = config.slot_bytes ? static_cast<uint32_t>(config.slot_bytes) : 4096;
   slot_count_ = config.slot_count ? config.slot_count : 64;
   if (config.slot_bytes > (1u << 30) || slot_count_ > (1u << 20))
-    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: a queue slot is at most 1 GiB and a ring at most 2^20 slots");
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: slot_bytes {} or slot_count {} is too large: a "
+                      "queue slot is at most 1 GiB and a ring at most 2^20 slots", config.slot_bytes, slot_count_);
   QueueName name{};
   if (comm_.rank() == writer_)
     std::strncpy(name.name, core::ShmSegment::make_name("queue").c_str(), sizeof(name.name) - 1);
