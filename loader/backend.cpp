@@ -6,6 +6,7 @@
 #include "loader/describe.hpp"
 #include "loader/errors.hpp"
 #include "loader/objects.hpp"
+#include "loader/retired.hpp"
 #include "loader/open.hpp"
 #include "loader/unique_id.hpp"
 
@@ -74,8 +75,7 @@ plx_status plx_backend_close(plx_backend_h backend) {
     return core::fail(PLX_ERR_INVALID_USAGE, "plx_backend_close: {} communicator(s) of backend "
                       "'{}' are still open; destroy them first", live, backend->lib->info->name);
   plx_status s = PLX_CALL_SLOT("plx_backend_close", backend, finalize, backend->state);
-  backend->magic = 0;
-  delete backend;
+  retire(backend);
   return s;
 }
 

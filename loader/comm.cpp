@@ -4,6 +4,7 @@
 
 #include "loader/errors.hpp"
 #include "loader/objects.hpp"
+#include "loader/retired.hpp"
 #include "loader/services.hpp"
 #include "loader/unique_id.hpp"
 
@@ -146,8 +147,7 @@ plx_status plx_comm_destroy(plx_comm_h comm) {
                       "destroy them first", fn, queues);
   const plx_status s = PLX_CALL_SLOT(fn, comm->backend, comm_destroy, comm->state);
   comm->backend->live_objects.fetch_sub(1);
-  comm->magic = 0;
-  delete comm;
+  retire(comm);
   return s;
 }
 

@@ -3,6 +3,7 @@
 
 #include "loader/errors.hpp"
 #include "loader/objects.hpp"
+#include "loader/retired.hpp"
 
 using namespace plexus;
 using namespace plexus::loader;
@@ -82,8 +83,7 @@ plx_status plx_queue_destroy(plx_queue_h queue) {
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: queue is NULL or not a live queue", fn);
   const plx_status s = PLX_CALL_SLOT(fn, queue->comm->backend, queue_destroy, queue->state);
   queue->comm->live_queues.fetch_sub(1);
-  queue->magic = 0;
-  delete queue;
+  retire(queue);
   return s;
 }
 
