@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/json.hpp"
+#include "loader/composite.hpp"
 #include "loader/describe.hpp"
 #include "loader/errors.hpp"
 #include "loader/objects.hpp"
@@ -144,9 +145,12 @@ plx_status plx_get_unique_id(plx_backend_h backend, plx_unique_id *id) {
   if (plx_status s = check_backend(fn, backend)) return s;
   if (plx_status s = check_not_null(fn, "id", id)) return s;
   plx_unique_id made{};
-  const plx_status s = PLX_CALL_SLOT(fn, backend, get_unique_id, backend->state, unique_id_payload(&made));
+  // auto's composite writes and seals all 256 bytes itself (composite_id.hpp).
+  const bool whole = is_composite(backend);
+  const plx_status s = PLX_CALL_SLOT(fn, backend, get_unique_id, backend->state,
+                                     whole ? made.bytes : unique_id_payload(&made));
   if (s != PLX_OK) return s;
-  seal_unique_id(&made, backend->lib->info->name);
+  if (!whole) seal_unique_id(&made, backend->lib->info->name);
   *id = made;
   return PLX_OK;
 }

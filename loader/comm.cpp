@@ -2,6 +2,7 @@
 // sticky failure itself (PLX-L-14), so every plugin fails fast the same way.
 #include <memory>
 
+#include "loader/composite.hpp"
 #include "loader/errors.hpp"
 #include "loader/objects.hpp"
 #include "loader/retired.hpp"
@@ -110,10 +111,13 @@ plx_status plx_comm_init(plx_backend_h backend, const plx_unique_id *id, int32_t
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: rank {} is out of range for {} ranks (0..{})", fn, rank, nranks, nranks - 1);
   plx_comm_config resolved;
   if (plx_status s = resolve_config(fn, config, &resolved)) return s;
-  if (plx_status s = check_unique_id(fn, id, backend->lib->info->name)) return s;
+  // auto's composite checks and reads all 256 bytes itself (composite_id.hpp).
+  const bool whole = is_composite(backend);
+  if (!whole)
+    if (plx_status s = check_unique_id(fn, id, backend->lib->info->name)) return s;
   void *state = nullptr;
-  const plx_status s = PLX_CALL_SLOT(fn, backend, comm_init, backend->state, unique_id_payload(id),
-                                     nranks, rank, &resolved, &state);
+  const plx_status s = PLX_CALL_SLOT(fn, backend, comm_init, backend->state,
+                                     whole ? id->bytes : unique_id_payload(id), nranks, rank, &resolved, &state);
   return s != PLX_OK ? s : wrap_comm(fn, backend, state, out);
 }
 

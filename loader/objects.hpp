@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,6 +32,9 @@ struct plx_backend {
   void *state = nullptr;
   plexus::loader::LoadReport report;
   std::atomic<int32_t> live_objects{0};
+  // Set for auto's composite, which is no library: its PluginLib is its
+  // own and goes with it (loader/composite.hpp).
+  std::unique_ptr<plexus::loader::PluginLib> own_lib;
 };
 
 struct plx_comm {

@@ -14,15 +14,7 @@
 namespace plexus::loader {
 namespace {
 
-// Auto's order of preference; each plugin declines (PLX_ERR_UNSUPPORTED) a
-// machine it does not fit, so the first that accepts wins.
-const char *const auto_preference[] = {"p2p-tree", "pinned-host", "nccl", "shm-native"};
-
 thread_local std::shared_ptr<const LoadReport> thread_last_report;
-
-struct Plan {
-  std::vector<Candidate> tries;  // in order; entries with a status set are already rejected
-};
 
 std::string version_key(const Candidate &c) {
   int a = 0, b = 0, p = 0;
@@ -56,6 +48,8 @@ Candidate pick_among_duplicates(const std::vector<FoundPlugin> &same, LoadReport
   return best == same.size() ? Candidate{} : loaded[best];
 }
 
+}  // namespace
+
 std::vector<FoundPlugin> named(const std::vector<FoundPlugin> &found, const std::string &name) {
   std::vector<FoundPlugin> out;
   for (const FoundPlugin &f : found)
@@ -63,12 +57,16 @@ std::vector<FoundPlugin> named(const std::vector<FoundPlugin> &found, const std:
   return out;
 }
 
+namespace {
+
 std::string available_names(const std::vector<FoundPlugin> &found) {
   std::vector<std::string> names;
   for (const FoundPlugin &f : found)
     if (std::find(names.begin(), names.end(), f.name) == names.end()) names.push_back(f.name);
   return names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "));
 }
+
+}  // namespace
 
 void plan_name(const std::string &name, const std::vector<FoundPlugin> &found, LoadReport *r,
                Plan *plan) {
@@ -85,6 +83,8 @@ void plan_name(const std::string &name, const std::vector<FoundPlugin> &found, L
   if (!best.path.empty()) plan->tries.push_back(best);
 }
 
+namespace {
+
 Plan plan_explicit(const BackendSpec &spec, const std::vector<FoundPlugin> &found, LoadReport *r) {
   Plan plan;
   for (const SpecEntry &e : spec.entries) {
@@ -94,25 +94,7 @@ Plan plan_explicit(const BackendSpec &spec, const std::vector<FoundPlugin> &foun
   return plan;
 }
 
-Plan plan_auto(const BackendSpec &spec, const std::vector<FoundPlugin> &found, LoadReport *r) {
-  Plan plan;
-  auto excluded = [&](const std::string &n) {
-    return std::find(spec.excluded.begin(), spec.excluded.end(), n) != spec.excluded.end();
-  };
-  for (const std::string &n : spec.excluded)
-    if (named(found, n).empty()) core::log_warn("PLEXUS_BACKEND excludes '{}', which no plugin found is called", n);
-  for (const char *name : auto_preference) {
-    if (named(found, name).empty()) continue;
-    if (!excluded(name)) {
-      plan_name(name, found, r, &plan);
-      continue;
-    }
-    Candidate c = make_candidate(name, named(found, name).front().path);
-    c.stage = "search", c.status = PLX_ERR_UNSUPPORTED, c.reason = "excluded by '^' in the spec";
-    r->candidates.push_back(c);
-  }
-  return plan;
-}
+}  // namespace
 
 // Loads and initialises one candidate; fills *backend on success.
 plx_status try_candidate(Candidate *c, plx_backend **backend) {
@@ -135,6 +117,8 @@ plx_status try_candidate(Candidate *c, plx_backend **backend) {
   return PLX_OK;
 }
 
+namespace {
+
 plx_status failure_status(const BackendSpec &spec, const std::vector<Candidate> &tried) {
   if (tried.empty()) return PLX_ERR_NOT_FOUND;
   if (!spec.automatic) return tried.front().status;
@@ -142,6 +126,8 @@ plx_status failure_status(const BackendSpec &spec, const std::vector<Candidate> 
     if (c.status != PLX_ERR_UNSUPPORTED) return c.status;
   return PLX_ERR_UNSUPPORTED;
 }
+
+}  // namespace
 
 plx_status fail_open(const BackendSpec &spec, const std::vector<Candidate> &tried,
                      const std::vector<FoundPlugin> &found, LoadReport *r) {
@@ -158,6 +144,8 @@ plx_status fail_open(const BackendSpec &spec, const std::vector<Candidate> &trie
   core::log(spec.automatic ? PLX_LOG_INFO : PLX_LOG_WARN, "{}", r->text());
   return core::fail(r->status, "plx_backend_open: {}", r->decision);
 }
+
+namespace {
 
 void spec_text(const char *arg, LoadReport *r) {
   const char *env = secure_env("PLEXUS_BACKEND");
@@ -178,7 +166,8 @@ plx_status open_backend(const char *spec_arg, plx_backend **out) {
   }
   report->search_dirs = plugin_search_dirs();
   const std::vector<FoundPlugin> found = find_plugins(report->search_dirs);
-  Plan plan = spec.automatic ? plan_auto(spec, found, report.get()) : plan_explicit(spec, found, report.get());
+  if (spec.automatic) return open_auto(spec, found, report.get(), out);
+  Plan plan = plan_explicit(spec, found, report.get());
   std::vector<Candidate> tried;
   for (Candidate &c : plan.tries) {
     plx_backend *b = nullptr;
@@ -192,7 +181,7 @@ plx_status open_backend(const char *spec_arg, plx_backend **out) {
       *out = b;
       return PLX_OK;
     }
-    if (!spec.automatic) core::log_warn("backend '{}' could not be opened: {}", c.name, c.reason);
+    core::log_warn("backend '{}' could not be opened: {}", c.name, c.reason);
     tried.push_back(c);
     // Only a decline moves on; a plugin that loaded and failed its init is the answer.
     if (c.stage == "init" && s != PLX_ERR_UNSUPPORTED) break;

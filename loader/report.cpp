@@ -19,9 +19,9 @@ std::string LoadReport::text() const {
                        c.path.empty() ? "(no library)" : c.path);
     if (!c.version.empty()) out += fmt::format(" v{}", c.version);
     if (!c.abi.empty()) out += fmt::format(" ABI {}", c.abi);
-    out += c.chosen ? ": chosen\n"
-                    : fmt::format(": rejected at {} ({}): {}\n", c.stage,
-                                  core::status_name(c.status), c.reason);
+    if (c.chosen) out += ": chosen\n";
+    else if (c.status == PLX_OK) out += ": initialised, not chosen\n";  // auto tried it, then chose others
+    else out += fmt::format(": rejected at {} ({}): {}\n", c.stage, core::status_name(c.status), c.reason);
   }
   if (!decision.empty()) out += "  " + decision + "\n";
   return out;
@@ -40,7 +40,13 @@ std::string LoadReport::json() const {
     w.field("chosen", c.chosen).field("status", core::status_name(c.status));
     w.field("reason", std::string_view(c.reason)).end_object();
   }
-  w.end_array().field("decision", std::string_view(decision)).end_object();
+  w.end_array().field("decision", std::string_view(decision));
+  if (!auto_reason.empty()) {
+    w.key("auto").begin_object().key("members").begin_array();
+    for (const std::string &m : auto_members) w.value(std::string_view(m));
+    w.end_array().field("reason", std::string_view(auto_reason)).end_object();
+  }
+  w.end_object();
   return w.str();
 }
 

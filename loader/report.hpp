@@ -36,6 +36,9 @@ struct LoadReport {
   std::vector<Candidate> candidates;
   std::string decision;                  // one sentence: what was chosen and why
   plx_status status = PLX_OK;
+  // auto only: the backends it chose (several make its composite) and why.
+  std::vector<std::string> auto_members;
+  std::string auto_reason;
 
   std::string text() const;
   std::string json() const;

@@ -180,6 +180,12 @@ const std::vector<plx_param_decl> &loader_params() {
        "plx_comm_init's wait for every rank to join; -1 waits forever."},
       {sizeof(plx_param_decl), PLX_PARAM_DOUBLE, "DEFRAG_THRESHOLD", "0.30",
        "Fragmentation (1 - largest free block / free bytes) above which pools defragment."},
+      {sizeof(plx_param_decl), PLX_PARAM_STRING, "TUNE", "",
+       "auto's routing table, 'OP[@KIND]:RANGE:BACKEND;...' (docs/auto.md); '+BACKEND' adds a backend."},
+      {sizeof(plx_param_decl), PLX_PARAM_STRING, "TUNING_FILE", "",
+       "Where auto keeps measured tables (default $XDG_CACHE_HOME or ~/.cache/plexus/tuning.txt); 'none': never measure."},
+      {sizeof(plx_param_decl), PLX_PARAM_INT, "AUTO_HOSTS", "0",
+       "Hosts the job spans, for auto; 0 reads the launcher's variables (Open MPI, MPICH, torchrun, Slurm)."},
   };
   return table;
 }

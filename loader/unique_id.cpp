@@ -7,9 +7,11 @@
 namespace plexus::loader {
 namespace {
 
-constexpr char id_magic[8] = {'P', 'L', 'E', 'X', 'U', 'S', 'I', 'D'};
+constexpr const char (&id_magic)[8] = unique_id_magic;
 
-uint32_t checksum_of(const plx_unique_id &id) {
+}  // namespace
+
+uint32_t unique_id_checksum(const plx_unique_id &id) {
   plx_unique_id copy = id;
   reinterpret_cast<UniqueIdHeader *>(copy.bytes)->checksum = 0;
   uint32_t h = 2166136261u;
@@ -17,24 +19,26 @@ uint32_t checksum_of(const plx_unique_id &id) {
   return h;
 }
 
-}  // namespace
-
 void seal_unique_id(plx_unique_id *id, const char *plugin) {
   UniqueIdHeader header{};
   std::memcpy(header.magic, id_magic, sizeof(id_magic));
-  header.layout = 1;
+  header.layout = id_layout_plugin;
   std::strncpy(header.plugin, plugin, sizeof(header.plugin) - 1);
   std::memcpy(id->bytes, &header, sizeof(header));
-  reinterpret_cast<UniqueIdHeader *>(id->bytes)->checksum = checksum_of(*id);
+  reinterpret_cast<UniqueIdHeader *>(id->bytes)->checksum = unique_id_checksum(*id);
 }
 
 plx_status check_unique_id(const char *fn, const plx_unique_id *id, const char *plugin) {
   UniqueIdHeader header;
   std::memcpy(&header, id->bytes, sizeof(header));
-  if (std::memcmp(header.magic, id_magic, sizeof(id_magic)) != 0 || header.layout != 1)
+  const bool magic = std::memcmp(header.magic, id_magic, sizeof(id_magic)) == 0;
+  if (magic && header.layout == id_layout_composite)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: id was made by auto over several backends, not "
+                      "by '{}': open the backend with the same spec on every rank", fn, plugin);
+  if (!magic || header.layout != id_layout_plugin)
     return core::fail(PLX_ERR_INVALID_ARGUMENT,
                       "{}: id is not a plexus unique id (bad magic or layout)", fn);
-  if (header.checksum != checksum_of(*id))
+  if (header.checksum != unique_id_checksum(*id))
     return core::fail(PLX_ERR_INVALID_ARGUMENT,
                       "{}: id is corrupted (checksum mismatch): pass the 256 bytes unchanged", fn);
   if (std::memchr(header.plugin, '\0', sizeof(header.plugin)) == nullptr ||

@@ -19,6 +19,15 @@ struct UniqueIdHeader {
 };
 static_assert(sizeof(UniqueIdHeader) + PLX_UNIQUE_ID_PAYLOAD_BYTES == PLX_UNIQUE_ID_BYTES);
 
+// Layouts of the header: one plugin's id, or auto's composite id carrying
+// several (loader/composite_id.hpp).
+inline constexpr char unique_id_magic[8] = {'P', 'L', 'E', 'X', 'U', 'S', 'I', 'D'};
+constexpr uint32_t id_layout_plugin = 1;
+constexpr uint32_t id_layout_composite = 2;
+
+// FNV-1a over the 256 bytes with the checksum field read as zero.
+uint32_t unique_id_checksum(const plx_unique_id &id);
+
 // Writes the header for `plugin` around a payload already in id->bytes.
 void seal_unique_id(plx_unique_id *id, const char *plugin);
 

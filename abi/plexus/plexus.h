@@ -288,6 +288,21 @@ PLX_API plx_status plx_comm_device(plx_comm_h comm, int32_t *cuda_device);
  */
 PLX_API plx_status plx_comm_stats(plx_comm_h comm, plx_coll_kind coll, plx_op_stats *stats);
 
+/**
+ * @brief Where this communicator sends its collectives, with what each
+ * route has carried. For a communicator of auto over several backends
+ * (docs/auto.md): its backends, then its table in order (rule, backend,
+ * where the rule came from: PLEXUS_TUNE, the tuning file, a measurement,
+ * member order) with each route's calls and bytes so far. For one of a
+ * single plugin: that plugin, one route. Text or JSON, same buffer rules as
+ * plx_load_report; works on a failed communicator too.
+ * Since plexus 0.1 with symbol version PLEXUS_1.1.
+ * @return PLX_OK; PLX_ERR_INVALID_ARGUMENT (comm, format, buf NULL with
+ *   capacity > 0).
+ */
+PLX_API plx_status plx_comm_routes(plx_comm_h comm, plx_format format, char *buf, size_t capacity,
+                                   size_t *needed);
+
 /* ========================================================================= */
 /* Collectives                                                                */
 /* ========================================================================= */

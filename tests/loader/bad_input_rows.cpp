@@ -243,6 +243,16 @@ std::vector<Row> communicator_rows() {
        {"plx_comm_stats", "coll -1"}},
       {"plx_comm_stats", "struct_size", [](World &w) { return stats_sized(w, PLX_COLL_BARRIER, 40); }, kInvalid,
        {"plx_comm_stats", "stats->struct_size is 40"}},
+      {"plx_comm_routes", "NULL handle", [](World &) { return plx_comm_routes(nullptr, PLX_FORMAT_TEXT, nullptr, 0, &needed); },
+       kInvalid, {"plx_comm_routes", "comm is NULL"}},
+      {"plx_comm_routes", "destroyed handle",
+       [](World &w) { return plx_comm_routes(w.destroyed_comm, PLX_FORMAT_JSON, nullptr, 0, &needed); }, kInvalid,
+       {"plx_comm_routes", "comm", "not a live"}},
+      {"plx_comm_routes", "bad enum", [](World &w) { return plx_comm_routes(w.comm, 7, nullptr, 0, &needed); }, kInvalid,
+       {"plx_comm_routes", "format 7"}},
+      {"plx_comm_routes", "NULL buffer",
+       [](World &w) { return plx_comm_routes(w.comm, PLX_FORMAT_TEXT, nullptr, 16, &needed); }, kInvalid,
+       {"plx_comm_routes", "buf is NULL"}},
   };
 }
 

@@ -125,18 +125,29 @@ std::string header_json(const Options &o, const plx_backend_props &p, const Memo
       o.timeout_ms, kMarginMs, tolerance_json(), memory_json(m), timings);
 }
 
-// PLX-P-1: the library exports plx_plugin_query and nothing else.
-void check_exports(const plx_backend_props &props, Results *results) {
-  const auto names = elf_exports(props.path ? props.path : "");
+// PLX-P-1: the library exports plx_plugin_query and nothing else. auto over
+// several backends is no library: its path lists its members' libraries,
+// separated by ':', and each is checked.
+std::string export_problem(const std::string &path) {
+  const auto names = elf_exports(path);
   std::string others;
   for (const std::string &n : names.value_or(std::vector<std::string>{}))
     if (n != "plx_plugin_query") others += " " + n;
   const bool query = names && std::find(names->begin(), names->end(), "plx_plugin_query") != names->end();
-  const bool ok = query && others.empty();
-  results->add("PLX-P-1", "exports", "only plx_plugin_query", ok ? Verdict::pass : Verdict::fail,
-               !names   ? "cannot read the ELF symbols of the library"
-               : !query ? "plx_plugin_query is not exported"
-                        : "also exported:" + others.substr(0, 300));
+  if (!names) return "cannot read the ELF symbols of " + path;
+  if (!query) return "plx_plugin_query is not exported by " + path;
+  return others.empty() ? "" : path + " also exports:" + others.substr(0, 300);
+}
+
+void check_exports(const plx_backend_props &props, Results *results) {
+  const std::string paths = props.path ? props.path : "";
+  std::string problem;
+  for (size_t start = 0; problem.empty() && start <= paths.size();) {
+    const size_t end = std::min(paths.find(':', start), paths.size());
+    problem = export_problem(paths.substr(start, end - start));
+    start = end + 1;
+  }
+  results->add("PLX-P-1", "exports", "only plx_plugin_query", problem.empty() ? Verdict::pass : Verdict::fail, problem);
 }
 
 // The reason a backend gave when it declined this machine at init
