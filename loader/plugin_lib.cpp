@@ -117,6 +117,8 @@ plx_status load_plugin(const std::string &path, std::string_view file_name, Cand
     *out = &lib;
     return PLX_OK;
   }
+  warn_if_writable_by_others(path, WritableCheck::file);
+  warn_if_writable_by_others(path.substr(0, std::max<size_t>(path.rfind('/'), 1)), WritableCheck::folder_of_named_file);
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);  // never closed (PLX-L-9)
   if (handle == nullptr) return reject(c, "dlopen", PLX_ERR_SYSTEM, dlerror());
   const plx_plugin_info *info = nullptr;

@@ -45,6 +45,12 @@ struct FoundPlugin {
 // Every libplexus-*.so in `dirs`, in search order.
 std::vector<FoundPlugin> find_plugins(const std::vector<std::string> &dirs);
 
+// Warns (once per path) when every user may write `path`: a folder that is
+// searched (sticky or not), the folder of a plugin about to be loaded (not
+// when sticky), or a plugin file (PLX-L-2).
+enum class WritableCheck { searched_folder, folder_of_named_file, file };
+void warn_if_writable_by_others(const std::string &path, WritableCheck check);
+
 // "libplexus-<name>.so" -> "<name>", or "" for another file name.
 std::string plugin_name_from_path(std::string_view path);
 

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "core/log.hpp"
 #include "loader/plugin_lib.hpp"
@@ -51,14 +53,27 @@ std::vector<std::string> subdirs_of(const std::string &dir) {
   return out;
 }
 
-// A plugin folder others may write to lets them run code in this process.
-void warn_if_world_writable(const std::string &dir) {
-  struct stat st{};
-  if (stat(dir.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
-    core::log_warn("plugin folder {} is writable by every user: anyone could plant a plugin", dir);
-}
-
 }  // namespace
+
+// Others who can write a searched folder can add a plugin to it, sticky bit
+// or not (the bit only keeps them from replacing files already there);
+// others who can write a plugin file can change its code. Either lets them
+// run code in this process. Each path is named once per process.
+void warn_if_writable_by_others(const std::string &path, WritableCheck check) {
+  struct stat st{};
+  if (stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IWOTH)) return;
+  const bool sticky = st.st_mode & S_ISVTX;
+  if (check == WritableCheck::folder_of_named_file && sticky) return;  // the file itself cannot be replaced
+  static std::mutex mutex;
+  static std::set<std::string> named;
+  std::lock_guard lock(mutex);
+  if (!named.insert(path).second) return;
+  if (check == WritableCheck::file)
+    core::log_warn("plugin file {} is writable by every user: anyone could change its code", path);
+  else
+    core::log_warn("plugin folder {} is writable by every user: anyone could plant a plugin{}", path,
+                   sticky ? " (the sticky bit does not stop adding one)" : "");
+}
 
 std::vector<std::string> plugin_search_dirs() {
   if (const char *env = secure_env("PLEXUS_PLUGIN_PATH"); env && *env) return split_colons(env);
@@ -78,7 +93,7 @@ std::vector<FoundPlugin> find_plugins(const std::vector<std::string> &dirs) {
   for (const std::string &dir : dirs) {
     DIR *d = opendir(dir.c_str());
     if (d == nullptr) continue;
-    warn_if_world_writable(dir);
+    warn_if_writable_by_others(dir, WritableCheck::searched_folder);
     std::vector<FoundPlugin> here;
     while (const dirent *e = readdir(d)) {
       const std::string name = plugin_name_from_path(e->d_name);

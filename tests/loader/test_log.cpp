@@ -1,5 +1,6 @@
 // Logging (PLX-L-16), the failed-open warning with its report (PLX-L-7),
-// the world-writable folder warning (PLX-L-2) and secure_getenv (PLX-L-17).
+// the warnings for plugin folders and files others may write (PLX-L-2) and
+// secure_getenv (PLX-L-17).
 // The log sink is set up once per process, so each case runs a small host
 // (log_helper.c, secure_helper.c) in a child with its own environment.
 #include <sys/stat.h>
@@ -81,9 +82,37 @@ TEST_CASE("Loader.Log.world_writable_plugin_folder_warns") {
   const Child run = run_helper("fixture-good", env);
   CHECK(run.exit_code == 0);
   CHECK(has(child_log(dir, run), "plugin folder " + open_dir.path() + " is writable by every user"));
-  REQUIRE(chmod(open_dir.path().c_str(), 01777) == 0);  // sticky, like /tmp: no warning
+  // Sticky, like /tmp: others cannot replace the plugin there, but can add
+  // one of their own, which a search would load.
+  REQUIRE(chmod(open_dir.path().c_str(), 01777) == 0);
   const Child sticky = run_helper("fixture-good", env);
-  CHECK_FALSE(has(child_log(dir, sticky), "writable by every user"));
+  CHECK(has(child_log(dir, sticky), "plugin folder " + open_dir.path() + " is writable by every user"));
+  CHECK(has(child_log(dir, sticky), "the sticky bit does not stop adding one"));
+}
+
+TEST_CASE("Loader.Log.plugin_file_writable_by_others_warns") {
+  TempDir dir, plugin_dir;
+  const std::string file = plugin_dir.path() + "/libplexus-fixture-good.so";
+  std::filesystem::copy_file(fixture_path("fixture-good"), file);
+  REQUIRE(chmod(file.c_str(), 0666) == 0);
+  std::map<std::string, std::string> env = logging(dir, "warn");
+  env["PLEXUS_PLUGIN_PATH"] = plugin_dir.path();
+  const Child run = run_helper("fixture-good", env);
+  CHECK(run.exit_code == 0);
+  CHECK(has(child_log(dir, run), "plugin file " + file + " is writable by every user"));
+  CHECK_FALSE(has(child_log(dir, run), "plugin folder"));
+  // Named by absolute path in a sticky folder everyone writes: the file
+  // cannot be swapped and nothing is searched there, so only a writable
+  // file would matter.
+  REQUIRE(chmod(file.c_str(), 0755) == 0);
+  REQUIRE(chmod(plugin_dir.path().c_str(), 01777) == 0);
+  env["PLEXUS_PLUGIN_PATH"] = fixture_dir();
+  const Child named = run_helper(file, env);
+  CHECK(named.exit_code == 0);
+  CHECK_FALSE(has(child_log(dir, named), "writable by every user"));
+  REQUIRE(chmod(plugin_dir.path().c_str(), 0777) == 0);  // not sticky: anyone could swap the file
+  const Child swappable = run_helper(file, env);
+  CHECK(has(child_log(dir, swappable), "plugin folder " + plugin_dir.path() + " is writable by every user"));
 }
 
 TEST_CASE("Loader.Log.path_variables_are_ignored_in_secure_execution") {
