@@ -114,6 +114,37 @@ TEST_CASE("Core.ShmSegment.open_rejects_a_segment_others_can_read") {
   ::shm_unlink(name.c_str());
 }
 
+TEST_CASE("Core.ShmSegment.open_rejects_a_segment_of_another_user") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: giving a segment to another user needs root");
+    return;
+  }
+  const std::string name = make_raw_segment(0600, 4096);
+  const int fd = ::shm_open(name.c_str(), O_RDWR, 0);
+  REQUIRE(fd >= 0);
+  REQUIRE(::fchown(fd, 65534, 65534) == 0);  // nobody
+  ::close(fd);
+  ShmSegment segment;
+  CHECK(ShmSegment::open(name, 4096, &segment) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(default_last_error().find("owned by uid 65534") != std::string::npos);
+  CHECK_FALSE(segment.valid());
+  ::shm_unlink(name.c_str());
+}
+
+// Created 0600 whatever the umask: a umask only takes bits away, and the
+// mode plexus asks for has none for group or others.
+TEST_CASE("Core.ShmSegment.created_segments_are_private_whatever_the_umask") {
+  const mode_t old = ::umask(0);
+  ShmSegment segment;
+  const plx_status s = ShmSegment::create(ShmSegment::make_name("mode"), 4096, &segment);
+  ::umask(old);
+  REQUIRE(s == PLX_OK);
+  struct stat st {};
+  REQUIRE(::fstat(segment.fd(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(st.st_uid == ::geteuid());
+}
+
 TEST_CASE("Core.ShmSegment.open_rejects_a_small_segment") {
   const std::string name = make_raw_segment(0600, 100);
   ShmSegment segment;
