@@ -117,7 +117,7 @@ __device__ __forceinline__ void ll_send(const Peers &p, uint64_t epoch, uint64_t
 // Every thread sends its vectors first and only then waits, so no thread
 // waits for a line whose sender is itself waiting.
 template <class E, int Op>
-__global__ void __launch_bounds__(kThreads) one_shot_kernel(Peers p, ReduceArgs a) {
+__global__ void __launch_bounds__(kThreads, 2) one_shot_kernel(Peers p, ReduceArgs a) {
   using S = typename E::S;
   constexpr uint64_t V = 16 / sizeof(S);
   const uint64_t epoch = begin_epoch(p);
@@ -202,7 +202,7 @@ __device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoc
 }
 
 template <class E, int Op>
-__global__ void __launch_bounds__(kThreads) two_shot_kernel(Peers p, ReduceArgs a) {
+__global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a) {
   using S = typename E::S;
   constexpr uint64_t V = 16 / sizeof(S);
   const uint64_t epoch = begin_epoch(p);

@@ -7,7 +7,7 @@ namespace plexus::kernels {
 namespace device {
 namespace {
 
-__global__ void __launch_bounds__(kThreads) broadcast_kernel(Peers p, CopyArgs a) {
+__global__ void __launch_bounds__(kThreads, 2) broadcast_kernel(Peers p, CopyArgs a) {
   const uint64_t epoch = begin_epoch(p);
   const Range r = share_of(a.bytes, 16, blockIdx.x, gridDim.x);
   const uint64_t n = r.end - r.begin;
@@ -23,7 +23,7 @@ __global__ void __launch_bounds__(kThreads) broadcast_kernel(Peers p, CopyArgs a
   end_epoch(p, epoch);
 }
 
-__global__ void __launch_bounds__(kThreads) all_gather_kernel(Peers p, CopyArgs a) {
+__global__ void __launch_bounds__(kThreads, 2) all_gather_kernel(Peers p, CopyArgs a) {
   const uint64_t epoch = begin_epoch(p);
   const Range r = share_of(a.bytes, 16, blockIdx.x, gridDim.x);
   const uint64_t n = r.end - r.begin;

@@ -120,6 +120,10 @@ if has_step p2pcases; then
 fi
 if has_step p2pconf; then
   PLEXUS_P2P_TREE_ENABLE=1 run_conformance "p2p-tree-$device_ranks" --backend p2p-tree --ranks "$device_ranks"
+  for blocks in ${PLEXUS_P2P_CONF_BLOCKS:-}; do
+    PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_MAX_BLOCKS=$blocks run_conformance "p2p-tree-$device_ranks-blocks$blocks" \
+      --backend p2p-tree --ranks "$device_ranks"
+  done
 fi
 if has_step p2pbench; then
   PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-bf16-$device_ranks" --mem device --backends p2p-tree,nccl,raw-nccl \
@@ -128,13 +132,13 @@ if has_step p2pbench; then
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
 fi
 if has_step p2ptune; then
-  for algo in one_shot two_shot; do
+  for algo in ${PLEXUS_P2P_TUNE_ALGOS:-one_shot two_shot}; do
     PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_ALGO=$algo PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES=4M \
       run_bench "p2p-algo-$algo" --mem device --backends p2p-tree --ranks "$device_ranks" -d bfloat16 \
       -b 4K -e 4M -f 2 -n 20 -w 5 --samples 10 --timeout 120
   done
-  for blocks in 16 32 64; do
-    for slot in 4M 16M; do
+  for blocks in ${PLEXUS_P2P_TUNE_BLOCKS:-16 32 64}; do
+    for slot in ${PLEXUS_P2P_TUNE_SLOTS:-4M 16M}; do
       PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_MAX_BLOCKS=$blocks PLEXUS_P2P_TREE_SLOT_BYTES=$slot \
         run_bench "p2p-blocks$blocks-slot$slot" --mem device --backends p2p-tree --ranks "$device_ranks" \
         -d bfloat16 -b 512K -e 128M -f 4 -n 10 -w 3 --samples 5 --timeout 120

@@ -40,7 +40,7 @@ struct Params {
   uint64_t oneshot_max_bytes = uint64_t{1} << 20;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
   uint64_t slot_bytes = uint64_t{16} << 20;  // 16 MiB: 1.7x the busbw of 4 MiB at 128 MiB
-  int32_t max_blocks = kernels::kMaxBlocks;
+  int32_t max_blocks = 48;  // 4 communicators' grids fit 132 SMs at 2 blocks each
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
   bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_P2P_TREE_ENABLE)

@@ -12,17 +12,19 @@ namespace plexus::p2p_tree {
 namespace {
 
 const plx_param_decl params[] = {
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "256K",
-     "All-reduces up to this many bytes run one-shot (every rank reads every peer's whole input); "
-     "larger ones two-shot (reduce-scatter, then all-gather)."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "1M",
+     "All-reduces up to this many bytes times 2 / nranks run one-shot (every rank writes its whole "
+     "input into every peer as LL lines); larger ones two-shot (reduce-scatter, then all-gather). "
+     "Also sizes the LL slots (2 x this per rank and half). Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",
      "auto, one_shot or two_shot: force the all-reduce algorithm whatever the size (every rank "
      "must set the same)."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "4M",
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "16M",
      "Bytes of one exchange area; each rank's exchange block holds four (two epochs of input and "
      "result). Larger messages go as several launches. Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "32",
-     "Most thread blocks (SMs) one collective kernel uses, 1 to 32."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "48",
+     "Most thread blocks one collective kernel uses, 1 to 64. The kernels wait on the GPU, so the "
+     "blocks of every communicator running at once on a GPU must fit it together (2 per SM)."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},
