@@ -8,7 +8,8 @@
 //   [0, 4 KiB)                  SegmentHeader; its abort word at 128
 //   rank r at kHeaderBytes + r * rank_bytes:
 //     control (page-rounded)    ErrorRecord, LL ack, then one 64-byte line
-//                               per flag: posted[S], reduced[S], done[S]
+//                               per flag: posted[S], reduced[S], done[S],
+//                               jobs_done; the CPU helper's job ring
 //     LL area                   two halves (epoch parity), 16-byte lines
 //     ring                      S stages of stage_bytes
 //
@@ -18,8 +19,9 @@
 // for step n only when every peer has published done[s] >= n + 1 - S (it
 // has finished reading step n - S); it then publishes posted[s] = n + 1
 // (kSkip added when it contributes nothing). Readers wait for posted[s] >=
-// n + 1, read, and publish done[s] = n + 1. Two-shot adds reduced[s] for
-// its second phase. Values only grow, so no flag is ever reset.
+// n + 1, read, and publish done[s] = n + 1. Two-shot (and the CPU helper)
+// adds reduced[s] for the second phase. Values only grow, so no flag is
+// ever reset.
 //
 // Low-latency (LL) protocol. 8 payload bytes travel with two copies of a
 // 32-bit tag in one 16-byte line (each 8-byte half, data and tag, lands in
@@ -84,6 +86,22 @@ struct ErrorRecord {
   uint64_t tag;         // the step (bulk) or epoch (LL) it waited in
 };
 
+// One all-reduce or reduce for the CPU helper (one line of the job ring):
+// its steps, as the kernel numbered them. seq (job number + 1) is written last.
+struct CpuJob {
+  uint64_t seq;
+  uint64_t base;   // its first step
+  uint64_t steps;
+  uint64_t count;  // elements
+  uint64_t step;   // elements per step (a two-shot plan: nranks parts)
+  int32_t wire;    // the dtype the stages hold, which the helper reduces in
+  int32_t op;
+  int32_t coll;
+  int32_t reserved0;
+  uint64_t reserved1;
+};
+static_assert(sizeof(CpuJob) == kFlagBytes, "a job is one line");
+
 // What the segment holds; every rank computes the same from its parameters.
 struct Layout {
   uint32_t nranks = 1;
@@ -97,7 +115,13 @@ constexpr uint64_t reduced_offset(const Layout &l, uint32_t s) { return posted_o
 constexpr uint64_t done_offset(const Layout &l, uint32_t s) { return posted_offset(2 * l.stages + s); }
 constexpr uint64_t kErrorOffset = 0;
 constexpr uint64_t kAckOffset = kFlagBytes;
-constexpr uint64_t control_bytes(const Layout &l) { return round_up(posted_offset(3 * l.stages), kPage); }
+// The CPU helper's job ring (CpuJob): the rank's kernels write job j into
+// slot j % kJobSlots once its helper has published jobs_done >= j + 1 -
+// kJobSlots.
+constexpr uint32_t kJobSlots = 32;
+constexpr uint64_t jobs_done_offset(const Layout &l) { return posted_offset(3 * l.stages); }
+constexpr uint64_t job_offset(const Layout &l, uint64_t j) { return posted_offset(3 * l.stages + 1 + j % kJobSlots); }
+constexpr uint64_t control_bytes(const Layout &l) { return round_up(posted_offset(3 * l.stages + 1 + kJobSlots), kPage); }
 // An LL half: 16 bytes of line for every 8 payload bytes.
 constexpr uint64_t ll_half_bytes(const Layout &l) { return round_up(2 * l.ll_bytes, kPage); }
 constexpr uint64_t ll_offset(const Layout &l) { return control_bytes(l); }
@@ -111,6 +135,7 @@ struct State {
   unsigned long long step;      // the next bulk step
   unsigned long long ll_epoch;  // the last LL epoch
   unsigned long long ll_known;  // every peer has finished reading LL epochs up to this
+  unsigned long long job;       // the next CPU-helper job
   unsigned int blocks_done;     // blocks of the running launch that finished
   unsigned int reserved;
 };
@@ -177,6 +202,12 @@ cudaError_t launch_one_shot(const Channel &c, const ReduceArgs &a, cudaStream_t 
 cudaError_t launch_two_shot(const Channel &c, const ReduceArgs &a, cudaStream_t stream);
 cudaError_t launch_reduce_scatter(const Channel &c, const ReduceArgs &a, cudaStream_t stream);
 cudaError_t launch_copy(const Channel &c, const CopyArgs &a, cudaStream_t stream);
+// CPU helper (all-reduce, reduce; a.plan from plan_two_shot): every rank
+// stages its input (the identity when it adds nothing) and posts a CpuJob;
+// rank r's helper thread reduces part r of every step over all ranks into
+// that part of rank r's stage and publishes reduced[s]; the GPUs copy every
+// part out.
+cudaError_t launch_cpu_star(const Channel &c, const ReduceArgs &a, cudaStream_t stream);
 
 // ---- Plans: pure arithmetic, the same on every rank (and in the tests) ----
 

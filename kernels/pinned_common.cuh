@@ -165,12 +165,15 @@ __device__ __forceinline__ void end_steps(const Channel &c, uint64_t next) {
   __threadfence();
 }
 
-// Step n may overwrite stage n % S once every peer has read step n - S.
-__device__ __forceinline__ bool wait_stage_free(const Channel &c, uint64_t n, int32_t coll) {
+// Step n may overwrite stage n % S once every peer has read step n - S;
+// with `self`, once this rank's own blocks have too (the CPU helper's path,
+// where a rank reads its own stage back).
+__device__ __forceinline__ bool wait_stage_free(const Channel &c, uint64_t n, int32_t coll, bool self = false) {
   const uint32_t S = c.layout.stages;
   if (n < S) return true;
   uint32_t skips = 0;
-  return wait_ranks(c, peers_mask(c), n + 1 - S, [&](int q) { return done(c, q, n % S); }, coll, n, &skips);
+  const uint32_t mask = peers_mask(c) | (self ? 1u << c.rank : 0u);
+  return wait_ranks(c, mask, n + 1 - S, [&](int q) { return done(c, q, n % S); }, coll, n, &skips);
 }
 
 // ---- Wire types ------------------------------------------------------------

@@ -32,6 +32,17 @@ struct Packs {
     for (uint64_t i = packs * P + threadIdx.x; i < n; i += blockDim.x) host[i] = W::encode(in[i]);
   }
 
+  // n copies of the operator's identity (a rank that adds nothing, CPU helper).
+  static __device__ void stage_identity(Wt *host, uint64_t n) {
+    const Wt id = W::round(identity<Op, A>());
+    alignas(16) Wt w[P];
+#pragma unroll
+    for (int j = 0; j < P; ++j) w[j] = id;
+    const uint64_t packs = n / P;
+    for (uint64_t k = threadIdx.x; k < packs; k += blockDim.x) store_host(host + k * P, w);
+    for (uint64_t i = packs * P + threadIdx.x; i < n; i += blockDim.x) host[i] = id;
+  }
+
   // One pack (or, at the tail, one element: m == 1) of the reduction.
   template <int M, class SrcOf>
   static __device__ void combine_ranks(const Channel &c, A (&acc)[M], const S *own, SrcOf src, uint32_t skips,

@@ -98,7 +98,12 @@ plx_status wire_dtype(const Comm &c, const plx_coll_desc &d, int32_t *wire) {
 }
 
 const char *algo_name(int32_t algo) {
-  return algo == PLX_ALGO_LOW_LATENCY ? "low-latency" : algo == PLX_ALGO_ONE_SHOT ? "one-shot" : "two-shot";
+  switch (algo) {
+    case PLX_ALGO_LOW_LATENCY: return "low-latency";
+    case PLX_ALGO_ONE_SHOT: return "one-shot";
+    case PLX_ALGO_CPU_STAR: return "CPU-helper";
+    default: return "two-shot";
+  }
 }
 
 plx_status reduction(Comm &c, const plx_coll_desc &d, int32_t wire, cudaStream_t stream) {
@@ -119,6 +124,9 @@ plx_status reduction(Comm &c, const plx_coll_desc &d, int32_t wire, cudaStream_t
   } else if (a.scatter) {
     a.plan = kp::plan_reduce_scatter(l, blocks, d.count, ws);
     err = kp::launch_reduce_scatter(c.channel(), a, stream);
+  } else if (algo == PLX_ALGO_CPU_STAR) {
+    a.plan = kp::plan_two_shot(l, blocks, d.count, ws);
+    err = kp::launch_cpu_star(c.channel(), a, stream);
   } else if (algo == PLX_ALGO_ONE_SHOT) {
     a.plan = kp::plan_one_shot(l, blocks, d.count, ws);
     err = kp::launch_one_shot(c.channel(), a, stream);

@@ -55,6 +55,7 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
   std::vector<PeerCard> cards;
   if (plx_status s = c->join_segment(&cards)) return fail_all(s);
   for (const PeerCard &card : cards) c->pids_.push_back(card.pid);
+  if (cpu_helper_runs(params)) c->start_helper();
   c->watchdog_ = std::thread([p = c.get()] { p->watchdog_main(); });
   core::log_debug("{}: ready ({} bytes of shared host memory)", c->who(), c->segment_.size());
   *out = std::move(c);
@@ -160,6 +161,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.stage_bytes = params_.stage_bytes;
   mine.ll_max_bytes = params_.ll_max_bytes;
   mine.oneshot_max_bytes = params_.oneshot_max_bytes;
+  mine.cpu_min_bytes = params_.cpu_min_bytes;
   mine.forced_algo = params_.forced_algo;
   mine.wire = params_.wire;
   mine.max_blocks = params_.max_blocks;
@@ -174,11 +176,11 @@ plx_status Comm::check_cards(const std::vector<PeerCard> &cards) const {
   for (int32_t q = 0; q < setup_.nranks; ++q) {
     const PeerCard &p = cards[q];
     if (p.stages != m.stages || p.stage_bytes != m.stage_bytes || p.ll_max_bytes != m.ll_max_bytes ||
-        p.oneshot_max_bytes != m.oneshot_max_bytes || p.forced_algo != m.forced_algo || p.wire != m.wire ||
-        p.max_blocks != m.max_blocks)
+        p.oneshot_max_bytes != m.oneshot_max_bytes || p.cpu_min_bytes != m.cpu_min_bytes ||
+        p.forced_algo != m.forced_algo || p.wire != m.wire || p.max_blocks != m.max_blocks)
       return core::fail(PLX_ERR_INVALID_USAGE, "{}: rank {} uses other PLEXUS_PINNED_HOST_* parameters (STAGES {} "
-                        "vs {}, STAGE_BYTES {} vs {}, LL_MAX_BYTES {} vs {}, ONESHOT_MAX_BYTES {} vs {}, ALGO, WIRE "
-                        "or MAX_BLOCKS): every rank must set the same", who(), q, p.stages, m.stages,
+                        "vs {}, STAGE_BYTES {} vs {}, LL_MAX_BYTES {} vs {}, ONESHOT_MAX_BYTES {} vs {}, CPU_MIN_BYTES, "
+                        "ALGO, WIRE or MAX_BLOCKS): every rank must set the same", who(), q, p.stages, m.stages,
                         p.stage_bytes, m.stage_bytes, p.ll_max_bytes, m.ll_max_bytes, p.oneshot_max_bytes,
                         m.oneshot_max_bytes);
     if (q != setup_.rank && std::strncmp(p.pci_bus_id, m.pci_bus_id, sizeof(p.pci_bus_id)) == 0)
@@ -243,14 +245,31 @@ void Comm::stats(int32_t coll, plx_op_stats *out) const {
     out->algorithm_calls[a] = algo_calls_[coll][a].load(std::memory_order_relaxed);
 }
 
+// Each rank reduces its part of every CPU-helper step; a failure it meets
+// (a rank whose data never comes) fails the communicator like the watchdog.
+void Comm::start_helper() {
+  CpuHelper::Setup s;
+  s.seg = static_cast<char *>(segment_.data());
+  s.layout = channel_.layout;
+  s.rank_bytes = channel_.rank_bytes;
+  s.rank = setup_.rank, s.nranks = setup_.nranks, s.timeout_ms = setup_.timeout_ms;
+  s.fail = [this](plx_status status, const std::string &message) { set_failure(status, message); };
+  helper_ = std::make_unique<CpuHelper>(std::move(s));
+}
+
 // This device's queued kernels end by themselves (they finish, time out or
-// see the abort word). The peers keep their own mappings and registrations
-// of the segment, so nothing here waits for them.
-void Comm::release() {
+// see the abort word); the helper still serves them meanwhile.
+void Comm::drain() {
   core::ScopedDevice device(setup_.device);
   if (const cudaError_t err = cudaDeviceSynchronize(); err != cudaSuccess)
     core::log_warn("{}: cudaDeviceSynchronize before destroy: {}", who(), cudaGetErrorString(err));
   (void)cudaGetLastError();
+}
+
+// The peers keep their own mappings and registrations of the segment, so
+// nothing here waits for them.
+void Comm::release() {
+  core::ScopedDevice device(setup_.device);
   user_pool_.reset();
   if (registered_) (void)cudaHostUnregister(segment_.data());
   registered_ = false;
@@ -261,6 +280,8 @@ void Comm::release() {
 }
 
 Comm::~Comm() {
+  drain();
+  helper_.reset();
   stop_watchdog();
   release();
   posted_word_ = nullptr;

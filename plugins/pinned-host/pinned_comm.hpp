@@ -34,6 +34,7 @@
 #include "core/shm_segment.hpp"
 #include "kernels/pinned.hpp"
 #include "plexus/plugin.h"
+#include "plugins/pinned-host/pinned_helper.hpp"
 #include "plugins/pinned-host/pinned_params.hpp"
 
 namespace plexus::pinned_host {
@@ -69,6 +70,7 @@ struct PeerCard {
   uint64_t stage_bytes;
   uint64_t ll_max_bytes;
   uint64_t oneshot_max_bytes;
+  uint64_t cpu_min_bytes;
   int32_t forced_algo;
   int32_t wire;
   int32_t max_blocks;
@@ -103,7 +105,8 @@ class Comm {
   static plx_status create(const core::RendezvousId &id, const CommSetup &setup, const Params &params,
                            std::unique_ptr<Comm> *out);
   // Waits for this device's work (bounded by the kernels' own timeouts),
-  // then unregisters and unmaps; never waits for the peers.
+  // stops the CPU helper and the watchdog, then unregisters and unmaps;
+  // never waits for the peers.
   ~Comm();
   Comm(const Comm &) = delete;
   Comm &operator=(const Comm &) = delete;
@@ -143,6 +146,8 @@ class Comm {
   plx_status exchange_cards(std::vector<PeerCard> *cards);
   plx_status check_cards(const std::vector<PeerCard> &cards) const;
   plx_status join_segment(std::vector<PeerCard> *cards);
+  void start_helper();
+  void drain();
   void release();
   uint64_t *abort_word() const;
   const kp::ErrorRecord *error_record() const;
@@ -168,6 +173,7 @@ class Comm {
   core::ShmSegment segment_;
   bool registered_ = false;  // this object registered the segment (and unregisters it)
   kp::State *state_ = nullptr;
+  std::unique_ptr<CpuHelper> helper_;  // when cpu_helper_runs(params_)
 
   PointerCache pointer_cache_;
   std::atomic<uint64_t> algo_calls_[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};

@@ -43,9 +43,10 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   else if (v == "ll") *out = PLX_ALGO_LOW_LATENCY;
   else if (v == "one_shot") *out = PLX_ALGO_ONE_SHOT;
   else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
+  else if (v == "cpu") *out = PLX_ALGO_CPU_STAR;
   else
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "pinned-host: PLEXUS_PINNED_HOST_ALGO={} must be auto, ll, "
-                      "one_shot or two_shot", text);
+                      "one_shot, two_shot or cpu", text);
   return PLX_OK;
 }
 
@@ -83,8 +84,11 @@ plx_status defrag_param(const plx_host_services &s, double *out) {
   return PLX_OK;
 }
 
-int32_t known_or_auto(int32_t algo) {
-  return algo == PLX_ALGO_LOW_LATENCY || algo == PLX_ALGO_ONE_SHOT || algo == PLX_ALGO_TWO_SHOT ? algo : PLX_ALGO_AUTO;
+// A hint this plugin does not implement is ignored (never an error).
+int32_t known_or_auto(const Params &p, int32_t algo) {
+  const bool known = algo == PLX_ALGO_LOW_LATENCY || algo == PLX_ALGO_ONE_SHOT || algo == PLX_ALGO_TWO_SHOT ||
+                     (algo == PLX_ALGO_CPU_STAR && cpu_helper_runs(p));
+  return known ? algo : PLX_ALGO_AUTO;
 }
 
 }  // namespace
@@ -93,6 +97,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = size_param(s, "LL_MAX_BYTES", 0, uint64_t{16} << 20, 8, &p->ll_max_bytes)) return st;
   if (plx_status st = size_param(s, "ONESHOT_MAX_BYTES", 0, uint64_t{1} << 40, 1, &p->oneshot_max_bytes)) return st;
   if (plx_status st = size_param(s, "STAGE_BYTES", 64 << 10, uint64_t{64} << 20, kp::kPage, &p->stage_bytes)) return st;
+  if (plx_status st = size_param(s, "CPU_MIN_BYTES", 0, uint64_t{1} << 40, 1, &p->cpu_min_bytes)) return st;
   if (plx_status st = int_param(s, "STAGES", 2, kp::kMaxStages, &p->stages)) return st;
   if (plx_status st = algo_param(s, &p->forced_algo)) return st;
   if (plx_status st = wire_param(s, &p->wire)) return st;
@@ -120,23 +125,30 @@ int32_t wire_of(int32_t dtype, int32_t asked, int32_t default_wire) {
   return -1;
 }
 
-// LL when the payload fits and nothing asks for a bulk algorithm; then
-// one-shot up to ONESHOT_MAX_BYTES, two-shot above (reduce-scatter has one
-// bulk algorithm, two-shot's first half).
+bool cpu_helper_runs(const Params &p) { return p.cpu_min_bytes > 0 || p.forced_algo == PLX_ALGO_CPU_STAR; }
+
+// Asked for: the CPU helper, else LL when the payload fits, else the bulk
+// algorithm asked for. Left to us: LL when it fits, the CPU helper from
+// CPU_MIN_BYTES, one-shot up to ONESHOT_MAX_BYTES, two-shot above.
+// Reduce-scatter has one bulk algorithm (two-shot's first half).
 int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint) {
-  const int32_t asked = known_or_auto(p.forced_algo != PLX_ALGO_AUTO ? p.forced_algo : hint);
-  const uint64_t lines = kp::ll_lines_for(count, ws) * (coll == PLX_COLL_REDUCE_SCATTER ? nranks : 1);
+  const bool scatter = coll == PLX_COLL_REDUCE_SCATTER;
+  int32_t asked = known_or_auto(p, p.forced_algo != PLX_ALGO_AUTO ? p.forced_algo : hint);
+  if (asked == PLX_ALGO_CPU_STAR && !scatter) return PLX_ALGO_CPU_STAR;
+  if (asked == PLX_ALGO_CPU_STAR) asked = PLX_ALGO_AUTO;  // reduce-scatter has no CPU path
+  const uint64_t lines = kp::ll_lines_for(count, ws) * (scatter ? nranks : 1);
   if (lines * 8 <= p.ll_max_bytes && (asked == PLX_ALGO_LOW_LATENCY || asked == PLX_ALGO_AUTO))
     return PLX_ALGO_LOW_LATENCY;
-  if (coll == PLX_COLL_REDUCE_SCATTER) return PLX_ALGO_TWO_SHOT;
+  if (scatter) return PLX_ALGO_TWO_SHOT;
   if (asked == PLX_ALGO_ONE_SHOT || asked == PLX_ALGO_TWO_SHOT) return asked;
+  if (p.cpu_min_bytes > 0 && count * ws >= p.cpu_min_bytes) return PLX_ALGO_CPU_STAR;
   return count * ws <= p.oneshot_max_bytes ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
 }
 
 int32_t choose_copy(const Params &p, uint64_t bytes, int32_t hint) {
-  const int32_t asked = known_or_auto(p.forced_algo != PLX_ALGO_AUTO ? p.forced_algo : hint);
-  if (bytes <= p.ll_max_bytes && (asked == PLX_ALGO_LOW_LATENCY || asked == PLX_ALGO_AUTO)) return PLX_ALGO_LOW_LATENCY;
-  return PLX_ALGO_ONE_SHOT;
+  const int32_t asked = known_or_auto(p, p.forced_algo != PLX_ALGO_AUTO ? p.forced_algo : hint);
+  const bool bulk_asked = asked == PLX_ALGO_ONE_SHOT || asked == PLX_ALGO_TWO_SHOT;
+  return bytes <= p.ll_max_bytes && !bulk_asked ? PLX_ALGO_LOW_LATENCY : PLX_ALGO_ONE_SHOT;
 }
 
 }  // namespace plexus::pinned_host

@@ -18,6 +18,7 @@ struct Params {
   uint64_t ll_max_bytes = uint64_t{64} << 10;       // LL up to this payload per rank (and the LL area)
   uint64_t oneshot_max_bytes = uint64_t{512} << 10;  // bulk one-shot up to this, two-shot above
   uint64_t stage_bytes = uint64_t{256} << 10;
+  uint64_t cpu_min_bytes = 0;  // CPU helper from this size up (0: never, unless ALGO=cpu)
   int32_t stages = 16;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_PINNED_HOST_ALGO
   int32_t wire = -1;                    // PLEXUS_PINNED_HOST_WIRE: float32 reductions' default wire dtype
@@ -39,7 +40,10 @@ kp::Layout layout_of(const Params &p, int32_t nranks);
 // (only float32 travels as bfloat16 or float16).
 int32_t wire_of(int32_t dtype, int32_t asked, int32_t default_wire);
 
-// PLX_ALGO_LOW_LATENCY, _ONE_SHOT or _TWO_SHOT for a reduction of count
+// Whether each rank runs a CPU helper thread (CPU_MIN_BYTES or ALGO=cpu).
+bool cpu_helper_runs(const Params &p);
+
+// PLX_ALGO_LOW_LATENCY, _ONE_SHOT, _TWO_SHOT or _CPU_STAR for a reduction of count
 // elements of ws wire bytes (reduce-scatter: count per rank); `hint` is
 // opts->algorithm, overridden by ALGO.
 int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint);

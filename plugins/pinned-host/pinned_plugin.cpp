@@ -19,8 +19,12 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "512K",
      "Larger all-reduces and reduces run two-shot (each rank reduces one part, then all copy the parts) "
      "instead of one-shot (every rank reduces everything). Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "CPU_MIN_BYTES", "0",
+     "All-reduces and reduces from this size up are reduced by a CPU helper thread per rank (SIMD) between "
+     "the GPUs' upload and download; 0: never (unless ALGO=cpu). Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",
-     "auto, ll, one_shot or two_shot: force the algorithm wherever it applies (every rank must set the same)."},
+     "auto, ll, one_shot, two_shot or cpu: force the algorithm wherever it applies (every rank must set the "
+     "same)."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "WIRE", "native",
      "native, bf16 or fp16: the dtype float32 reductions travel as when opts->wire_dtype is -1 (bf16 halves "
      "the bytes; every contribution and the result are rounded to it). Every rank must set the same."},

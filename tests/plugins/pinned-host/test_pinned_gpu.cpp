@@ -5,8 +5,8 @@
 // unaligned, in place, more than the ring holds) bit for bit against
 // core's CPU reduction, outputs poisoned beforehand and the bytes around
 // them checked untouched; float32 sent as bfloat16 and float16; a rank
-// that contributes nothing; reduce to each root; reduce-scatter; the
-// statistics. Exits 77 (skipped) without a CUDA device.
+// that contributes nothing; reduce to each root; reduce-scatter; the CPU
+// helper's path; the statistics. Exits 77 (skipped) without a CUDA device.
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -163,6 +163,53 @@ void reduce_scatter(plx_comm_h comm, int rank, int nranks) {
         }
 }
 
+// The CPU-helper path (the helpers run: CPU_MIN_BYTES is set): every type,
+// the wire, a rank that adds nothing, reduce, many times around the ring
+// and the job ring, and a graph replayed (the kernels post the jobs).
+void cpu_helper(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{2000001} * 4);
+  for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+    for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+      for (uint64_t count : {uint64_t{1}, uint64_t{1001}, uint64_t{100001}})
+        check_all_reduce(comm, rank, nranks, {dtype, op, count, PLX_ALGO_CPU_STAR, count == 1001}, b, stream);
+  for (plx_reduce_op op : {PLX_SUM, PLX_AVG, PLX_MAX}) {
+    check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, op, 300001, PLX_ALGO_CPU_STAR, false, PLX_BFLOAT16}, b, stream);
+    if (op != PLX_AVG)
+      check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, op, 300001, PLX_ALGO_CPU_STAR, false, -1, 1}, b, stream);
+  }
+  check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, PLX_SUM, 2000001, PLX_ALGO_AUTO}, b, stream);  // CPU_MIN_BYTES
+  const std::vector<Bytes> in = inputs_of(nranks, PLX_FLOAT32, 100001, 11);
+  plx_coll_options o = PLX_COLL_OPTIONS_INIT;
+  o.algorithm = PLX_ALGO_CPU_STAR;
+  b.send.put(0, in[rank]);
+  b.recv.poison();
+  PLX_OK_OR_FAIL(plx_reduce(comm, b.send.p, b.recv.p, 100001, PLX_FLOAT32, PLX_SUM, 0, &o, stream.s));
+  stream.sync();
+  if (rank == 0) check_same(b.recv.get(0, 100001 * 4), reference(PLX_FLOAT32, PLX_SUM, in, 100001), 4, "cpu reduce");
+  else CHECK(b.recv.poisoned(0, 100001 * 4));
+  REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  const plx_status captured = plx_all_reduce(comm, b.send.p, b.recv.p, 100001, PLX_FLOAT32, PLX_SUM, &o, stream.s);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
+  REQUIRE(captured == PLX_OK);
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  for (uint32_t replay = 0; replay < 40; ++replay) {  // more replays than the job ring has slots
+    const std::vector<Bytes> x = inputs_of(nranks, PLX_FLOAT32, 100001, 50 + replay);
+    b.send.put(0, x[rank]);
+    REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
+    stream.sync();
+    check_same(b.recv.get(0, 100001 * 4), reference(PLX_FLOAT32, PLX_SUM, x, 100001), 4, "cpu graph replay");
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  plx_op_stats stats{};
+  stats.struct_size = sizeof(stats);
+  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
+  CHECK(stats.algorithm_calls[PLX_ALGO_CPU_STAR] > 0);
+}
+
 void expect_algorithms_counted(plx_comm_h comm) {
   plx_op_stats stats{};
   stats.struct_size = sizeof(stats);
@@ -237,6 +284,13 @@ TEST_CASE("plugins.pinned_host.gpu.two_ranks_wire_param") {
                        stream);
   });
   unsetenv("PLEXUS_PINNED_HOST_WIRE");
+}
+
+// PLEXUS_PINNED_HOST_CPU_MIN_BYTES=1M: a CPU helper thread per rank.
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_cpu_helper") {
+  setenv("PLEXUS_PINNED_HOST_CPU_MIN_BYTES", "1M", 1);
+  two_ranks("plugins.pinned_host.gpu.two_ranks_cpu_helper", cpu_helper);
+  unsetenv("PLEXUS_PINNED_HOST_CPU_MIN_BYTES");
 }
 
 TEST_CASE("plugins.pinned_host.gpu.two_ranks_no_contribution") {

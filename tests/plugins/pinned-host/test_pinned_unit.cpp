@@ -74,7 +74,7 @@ TEST_CASE("plugins.pinned_host.declines_without_cuda_device") {
 TEST_CASE("plugins.pinned_host.description_lists_params_and_caps") {
   const std::string text = section_of(describe_text(), "pinned-host");
   REQUIRE_MESSAGE(!text.empty(), "libplexus-pinned-host.so was not found by plx_plugins_describe");
-  for (const char *param : {"LL_MAX_BYTES", "ONESHOT_MAX_BYTES", "ALGO", "WIRE", "STAGE_BYTES", "STAGES",
+  for (const char *param : {"LL_MAX_BYTES", "ONESHOT_MAX_BYTES", "CPU_MIN_BYTES", "ALGO", "WIRE", "STAGE_BYTES", "STAGES",
                             "MAX_BLOCKS", "WATCHDOG_POLL_MS", "ENABLE"})
     CHECK_MESSAGE(text.find(std::string("PLEXUS_PINNED_HOST_") + param) != std::string::npos, param);
   for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "gather", "reduce_scatter", "barrier",
@@ -94,6 +94,8 @@ TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   CHECK(p.stages == 16);
   CHECK(p.forced_algo == PLX_ALGO_AUTO);
   CHECK(p.wire == -1);
+  CHECK(p.cpu_min_bytes == 0);
+  CHECK_FALSE(plexus::pinned_host::cpu_helper_runs(p));
   CHECK_FALSE(p.enable);
   REQUIRE(parse({{"pinned-host/ALGO", "two_shot"}, {"pinned-host/STAGE_BYTES", "64K"}, {"pinned-host/STAGES", "4"},
                  {"pinned-host/LL_MAX_BYTES", "0"}, {"pinned-host/WIRE", "bf16"}, {"pinned-host/MAX_BLOCKS", "8"},
@@ -108,8 +110,13 @@ TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   REQUIRE(parse({{"pinned-host/ALGO", "ll"}, {"pinned-host/WIRE", "fp16"}}, &p) == PLX_OK);
   CHECK(p.forced_algo == PLX_ALGO_LOW_LATENCY);
   CHECK(p.wire == PLX_FLOAT16);
+  REQUIRE(parse({{"pinned-host/ALGO", "cpu"}}, &p) == PLX_OK);
+  CHECK(p.forced_algo == PLX_ALGO_CPU_STAR);
+  CHECK(plexus::pinned_host::cpu_helper_runs(p));
+  REQUIRE(parse({{"pinned-host/CPU_MIN_BYTES", "8M"}}, &p) == PLX_OK);
+  CHECK(p.cpu_min_bytes == 8u << 20);
   for (const auto &[name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"ALGO", "ring"}, {"WIRE", "fp8"}, {"STAGE_BYTES", "32K"}, {"STAGE_BYTES", "65537"},
+           {"ALGO", "ring"}, {"WIRE", "fp8"}, {"CPU_MIN_BYTES", "lots"}, {"STAGE_BYTES", "32K"}, {"STAGE_BYTES", "65537"},
            {"STAGES", "1"}, {"STAGES", "65"}, {"LL_MAX_BYTES", "12"}, {"MAX_BLOCKS", "0"}, {"ENABLE", "maybe"}}) {
     Params q;
     CHECK_MESSAGE(parse({{"pinned-host/" + name, value}}, &q) == PLX_ERR_INVALID_ARGUMENT, name, "=", value);
@@ -154,6 +161,19 @@ TEST_CASE("plugins.pinned_host.algorithm_choice") {
   CHECK(choose_copy(p, 8, PLX_ALGO_ONE_SHOT) == PLX_ALGO_ONE_SHOT);
   p.forced_algo = PLX_ALGO_ONE_SHOT;  // ALGO beats the hint
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_ONE_SHOT);
+  p = Params{};
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_CPU_STAR) == PLX_ALGO_LOW_LATENCY);  // no helper
+  p.cpu_min_bytes = 8 << 20;  // a helper per rank, from 8 MiB up
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 2 << 20, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_CPU_STAR);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, (2 << 20) - 1, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE, 100, 4, 2, PLX_ALGO_CPU_STAR) == PLX_ALGO_CPU_STAR);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 4 << 20, 4, 2, PLX_ALGO_TWO_SHOT) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 100, 4, 2, PLX_ALGO_CPU_STAR) == PLX_ALGO_LOW_LATENCY);
+  p = Params{};
+  p.forced_algo = PLX_ALGO_CPU_STAR;  // ALGO=cpu: reductions but reduce-scatter, copies as auto
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_CPU_STAR);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 1 << 20, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_copy(p, 100, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
   p = Params{};
   p.ll_max_bytes = 0;  // data never takes LL
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1, 1, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_ONE_SHOT);
