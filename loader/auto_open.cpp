@@ -184,7 +184,10 @@ plx_status read_tune(AutoOpen *a) {
 plx_status fail_auto(AutoOpen *a, const AutoChoice &choice) {
   plx_status status = choice.status;
   for (const Candidate &c : a->tried)
-    if (c.status != PLX_ERR_UNSUPPORTED && c.status != PLX_ERR_NOT_FOUND) status = c.status;
+    if (c.status != PLX_ERR_UNSUPPORTED && c.status != PLX_ERR_NOT_FOUND) {
+      status = c.status;  // a plugin that failed, not declined, says more than "nothing fits"
+      break;
+    }
   LoadReport &r = *a->report;
   r.status = status;
   r.decision = fmt::format("no backend opened from {}='{}': {}", r.spec_source, r.spec, choice.reason);
