@@ -23,6 +23,9 @@
 #             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
 #             at every GPU (eager, graph, the CPU helper, float32 as bfloat16), and plexus-bench-h2d (the
 #             copy bandwidth it is a fraction of)
+#   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
+#           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
+#           the table is measured at the first communicator and kept in $OUT/tuning.txt
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
@@ -182,5 +185,18 @@ if has_step pinned; then
     PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d float32 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
   done
+fi
+if has_step auto; then
+  (  # a subshell: the functions above run with these set, the later steps without
+    export PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_TUNING_FILE="$out/tuning.txt"
+    PLEXUS_LOG_LEVEL=info "$bin/plexus-info/plexus-info" --backend auto > "$out/auto-info.txt" 2>&1
+    grep -E "chose|rejected" "$out/auto-info.txt" | cut -c1-300
+    run_conformance "auto-$device_ranks" --backend auto --ranks "$device_ranks"
+    cat "$out/tuning.txt"
+    run_bench "auto-bf16-$device_ranks" --mem device --backends auto,p2p-tree,nccl \
+      --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 2 -n 20 -w 5 --timeout 300
+    run_bench "auto-graph-$device_ranks" --mem device --graph --backends auto,p2p-tree,nccl \
+      --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 4 -n 20 -w 5 --timeout 300
+  )
 fi
 cd "$out" && tar -czf all.tgz ./*.txt ./*.csv ./*.json ./*.log 2>/dev/null; true
