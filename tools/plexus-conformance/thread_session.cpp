@@ -1,5 +1,10 @@
 // Thread stress at the declared threading level (PLX-P-14): PER_COMM gives
-// every thread a communicator of its own, all running at once; MULTIPLE has
+// every thread a communicator of its own, all running at once on host
+// memory; on CUDA memory the threads take turns in one order on every rank,
+// as NCCL requires of communicators sharing a GPU (kernels that wait for
+// their peers on the GPU deadlock when two GPUs run two communicators'
+// kernels in opposite orders, e.g. behind each other in one of the GPU's
+// hardware queues; docs/plugins/p2p-tree.md); MULTIPLE has
 // the threads share one, taking turns so that every rank still issues the
 // same collectives in the same order, while another thread keeps asking for
 // its status. With PLX_CAP_THREAD_RANKS, rank 0 also runs a communicator
@@ -12,6 +17,7 @@
 #include <vector>
 
 #include "device.hpp"
+#include "memory_kinds.hpp"
 #include "sessions.hpp"
 #include "work_memory.hpp"
 
@@ -60,16 +66,50 @@ bool thread_device(int32_t device, CaseScope *c) {
   return device < 0 || c->expect(device::select(device, &error), "{}", error);
 }
 
-void per_comm_thread(const RankContext &ctx, int32_t t, CaseScope *c) {
-  if (!thread_device(ctx.cuda_device, c)) return;
+// Iteration turns across threads: thread t's iteration `it` is turn
+// it * kThreads + t. Unordered (host memory): every turn is free.
+class Turns {
+ public:
+  explicit Turns(bool ordered) : ordered_(ordered) {}
+  void wait(int64_t turn) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !ordered_ || turn_ == turn; });
+  }
+  void done() {
+    std::lock_guard lock(mutex_);
+    ++turn_;
+    changed_.notify_all();
+  }
+
+ private:
+  const bool ordered_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int64_t turn_ = 0;
+};
+
+// A thread that cannot run passes its turns, so the others go on.
+void skip_turns(Turns &turns, int32_t t) {
+  for (int32_t it = 0; it < kIterations; ++it) {
+    turns.wait(int64_t{it} * kThreads + t);
+    turns.done();
+  }
+}
+
+void per_comm_thread(const RankContext &ctx, int32_t t, CaseScope *c, Turns &turns) {
+  if (!thread_device(ctx.cuda_device, c)) return skip_turns(turns, t);
   ThreadMemory m(ctx.memory.work);
-  if (!c->expect(m.buffer.ok(), "memory for the thread's calls: {}", m.error())) return;
+  if (!c->expect(m.buffer.ok(), "memory for the thread's calls: {}", m.error())) return skip_turns(turns, t);
   plx_comm_h comm = nullptr;
   const plx_status s = join(ctx, static_cast<size_t>(1 + t), kTimeoutMs, kTimeoutMs, &comm);
-  if (!c->expect(s == PLX_OK, "plx_comm_init returned {}", status_text(s))) return;
-  for (int32_t it = 0; it < kIterations && !c->failed(); ++it) {
-    const std::string error = iterate(comm, m, ctx.rank(), ctx.nranks(), t, it);
-    c->expect(error.empty(), "{}", error);
+  if (!c->expect(s == PLX_OK, "plx_comm_init returned {}", status_text(s))) return skip_turns(turns, t);
+  for (int32_t it = 0; it < kIterations; ++it) {
+    turns.wait(int64_t{it} * kThreads + t);
+    if (!c->failed()) {
+      const std::string error = iterate(comm, m, ctx.rank(), ctx.nranks(), t, it);
+      c->expect(error.empty(), "{}", error);
+    }
+    turns.done();
   }
   c->expect(plx_comm_destroy(comm) == PLX_OK, "plx_comm_destroy: {}", plx_last_error());
 }
@@ -156,7 +196,9 @@ void run_thread_session(RankContext &ctx) {
     run_multiple(ctx, comm);
     plx_comm_destroy(comm);
   } else {
-    on_threads(ctx, "a communicator each", [&](int32_t t, CaseScope *c) { per_comm_thread(ctx, t, c); });
+    Turns turns(needs_cuda(ctx.memory.work));
+    const char *what = needs_cuda(ctx.memory.work) ? "a communicator each, in turns" : "a communicator each";
+    on_threads(ctx, what, [&](int32_t t, CaseScope *c) { per_comm_thread(ctx, t, c, turns); });
   }
   if (ctx.has_cap(PLX_CAP_THREAD_RANKS) && ctx.rank() == 0) run_thread_ranks(ctx);
 }
