@@ -54,10 +54,9 @@ plx_status backend_init(const plx_host_info *host, void **backend) {
   auto b = std::make_unique<Backend>();
   if (plx_status s = core::require_cuda_device(&b->device_count)) return s;
   if (plx_status s = read_params(*host->services, &b->params)) return s;
-  // Until its kernels have passed on GPUs, auto must not pick it.
+  // A way to keep auto off it without excluding it by name everywhere.
   if (!b->params.enable)
-    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: not enabled: its kernels have not been verified "
-                      "on GPUs yet; set PLEXUS_P2P_TREE_ENABLE=1 to try it");
+    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: disabled by PLEXUS_P2P_TREE_ENABLE=0");
   core::log_debug("p2p-tree: probing {} GPU(s){}", b->device_count,
                   b->params.probe_peer_copies ? " with a peer copy per pair" : "");
   if (plx_status s = core::probe_gpu_topology(&b->gpus, b->params.probe_peer_copies)) return s;

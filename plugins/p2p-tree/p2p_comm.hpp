@@ -35,15 +35,15 @@
 namespace plexus::p2p_tree {
 
 struct Params {
-  // Measured on 2 H100 (docs/performance.md): one-shot wins up to 1 MiB.
+  // Measured on 2 H100 (docs/performance.md): one-shot wins up to 512 KiB.
   // Auto scales it by 2 / nranks (a one-shot sends nranks - 1 copies).
-  uint64_t oneshot_max_bytes = uint64_t{1} << 20;
+  uint64_t oneshot_max_bytes = uint64_t{512} << 10;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
   uint64_t slot_bytes = uint64_t{16} << 20;  // 16 MiB: 1.7x the busbw of 4 MiB at 128 MiB
   int32_t max_blocks = 48;  // 4 communicators' grids fit 132 SMs at 2 blocks each
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
-  bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_P2P_TREE_ENABLE)
+  bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
   // Bytes of one LL slot: LL lines carry half data, and the slot holds at

@@ -12,7 +12,7 @@ namespace plexus::p2p_tree {
 namespace {
 
 const plx_param_decl params[] = {
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "1M",
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "512K",
      "All-reduces up to this many bytes times 2 / nranks run one-shot (every rank writes its whole "
      "input into every peer as LL lines); larger ones two-shot (reduce-scatter, then all-gather). "
      "Also sizes the LL slots (2 x this per rank and half). Every rank must set the same."},
@@ -28,9 +28,9 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},
-    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "ENABLE", "0",
-     "0: the plugin declines every machine (UNSUPPORTED), so auto never picks it: its kernels "
-     "have not been run on a GPU yet; 1: use it (testing)."},
+    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "ENABLE", "1",
+     "0: the plugin declines every machine (UNSUPPORTED), so auto never picks it; 1: use it "
+     "where every GPU pair has working peer access."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "PROBE_PEER_COPIES", "1",
      "1: plx_backend_open proves peer access per GPU pair with a real copy (and declines when one "
      "fails); 0: trusts cudaDeviceCanAccessPeer."},

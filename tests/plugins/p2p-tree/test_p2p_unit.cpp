@@ -87,7 +87,7 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   using plexus::p2p_tree::Params;
   Params p;
   REQUIRE(parse({}, &p) == PLX_OK);
-  CHECK(p.oneshot_max_bytes == 1u << 20);
+  CHECK(p.oneshot_max_bytes == 512u << 10);
   CHECK(p.slot_bytes == 16u << 20);
   CHECK(p.forced_algo == PLX_ALGO_AUTO);
   REQUIRE(parse({{"p2p-tree/ALGO", "two_shot"}, {"p2p-tree/SLOT_BYTES", "64K"},
