@@ -150,6 +150,22 @@ void check_names(const std::set<std::string> &before, const Ranks &r, TrialResul
   conformance::remove_shm_names(leaks.ours);
 }
 
+// SIGKILL at the planned moment; returns when it was sent.
+int64_t kill_victim(const Plan &p, const Ranks &r, int64_t start) {
+  sleep_until_ns(start + p.moment_ms * 1000000ll);
+  const int64_t when = now_ns();
+  kill(r.pids[static_cast<size_t>(p.victim)], SIGKILL);
+  return when;
+}
+
+// Every rank but a killed one is judged on what it reported.
+void judge_all(const Plan &p, const Ranks &r, int64_t fault_ns, TrialResult *t) {
+  for (int32_t k = 0; k < p.nranks; ++k)
+    if (p.fault != Fault::kill || k != p.victim)
+      judge_rank(p, k, r.reports[k], r.wait_status[static_cast<size_t>(k)], fault_ns, t);
+  if (p.fault == Fault::kill) judge_victim_killed(p, r, t);
+}
+
 int64_t fault_moment(const Plan &p, const Ranks &r, int64_t killed_ns) {
   if (p.fault == Fault::kill) return killed_ns;
   return r.reports[p.victim].event_ns;
@@ -192,18 +208,9 @@ TrialResult run_trial(plx_backend_h backend, const Plan &plan) {
   Ranks r;
   const int64_t start = now_ns();
   fork_ranks(backend, id, plan, &r);
-  int64_t killed_ns = 0;
-  if (plan.fault == Fault::kill) {
-    sleep_until_ns(start + plan.moment_ms * 1000000ll);
-    killed_ns = now_ns();
-    kill(r.pids[static_cast<size_t>(plan.victim)], SIGKILL);
-  }
+  const int64_t killed_ns = plan.fault == Fault::kill ? kill_victim(plan, r, start) : 0;
   reap(&r, start + (plan.moment_ms + 6ll * (plan.timeout_ms + kMarginMs)) * 1000000, &t);
-  const int64_t fault_ns = fault_moment(plan, r, killed_ns);
-  for (int32_t k = 0; k < plan.nranks; ++k)
-    if (plan.fault != Fault::kill || k != plan.victim)
-      judge_rank(plan, k, r.reports[k], r.wait_status[static_cast<size_t>(k)], fault_ns, &t);
-  if (plan.fault == Fault::kill) judge_victim_killed(plan, r, &t);
+  judge_all(plan, r, fault_moment(plan, r, killed_ns), &t);
   check_names(before, r, &t);
   munmap(r.reports, r.map_bytes);
   return t;
