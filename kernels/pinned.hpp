@@ -9,9 +9,11 @@
 //   rank r at kHeaderBytes + r * rank_bytes:
 //     control (page-rounded)    ErrorRecord, LL ack, then one 64-byte line
 //                               per flag: posted[S], reduced[S], done[S],
-//                               jobs_done; the CPU helper's job ring
+//                               jobs_done; the CPU helper's job ring; the
+//                               copy engines' ce_posted[C], ce_done[C]
 //     LL area                   two halves (epoch parity), 16-byte lines
 //     ring                      S stages of stage_bytes
+//     copy area                 C chunks of ce_bytes (none when C is 0)
 //
 // Bulk protocol. Every collective is a sequence of steps; all ranks number
 // them alike from a counter in device memory (State.step), so graphs replay.
@@ -74,6 +76,9 @@ struct SegmentHeader {
   uint64_t stage_bytes;
   uint64_t ll_bytes;
   uint64_t segment_bytes;
+  uint64_t ce_bytes;
+  uint32_t ce_stages;
+  uint32_t reserved0;
 };
 
 // A rank's record of its kernels' first failed wait; only its own watchdog
@@ -108,7 +113,10 @@ struct Layout {
   uint32_t stages = 16;
   uint64_t stage_bytes = 256 << 10;  // a multiple of kPage
   uint64_t ll_bytes = 64 << 10;      // LL payload of one half, a multiple of 8
+  uint32_t ce_stages = 0;            // chunks of the copy area (0: no copy-engine path)
+  uint64_t ce_bytes = 0;             // bytes of one chunk, a multiple of kPage
 };
+constexpr uint32_t kMaxCeStages = 16;
 
 constexpr uint64_t posted_offset(uint32_t s) { return 2 * kFlagBytes + s * kFlagBytes; }
 constexpr uint64_t reduced_offset(const Layout &l, uint32_t s) { return posted_offset(l.stages + s); }
@@ -121,12 +129,20 @@ constexpr uint64_t kAckOffset = kFlagBytes;
 constexpr uint32_t kJobSlots = 32;
 constexpr uint64_t jobs_done_offset(const Layout &l) { return posted_offset(3 * l.stages); }
 constexpr uint64_t job_offset(const Layout &l, uint64_t j) { return posted_offset(3 * l.stages + 1 + j % kJobSlots); }
-constexpr uint64_t control_bytes(const Layout &l) { return round_up(posted_offset(3 * l.stages + 1 + kJobSlots), kPage); }
+// The copy-engine path's flags (host-numbered chunks, pinned_ce.cu).
+constexpr uint64_t ce_posted_offset(const Layout &l, uint32_t c) { return posted_offset(3 * l.stages + 1 + kJobSlots + c); }
+constexpr uint64_t ce_done_offset(const Layout &l, uint32_t c) {
+  return posted_offset(3 * l.stages + 1 + kJobSlots + kMaxCeStages + c);
+}
+constexpr uint64_t control_bytes(const Layout &l) {
+  return round_up(posted_offset(3 * l.stages + 1 + kJobSlots + 2 * kMaxCeStages), kPage);
+}
 // An LL half: 16 bytes of line for every 8 payload bytes.
 constexpr uint64_t ll_half_bytes(const Layout &l) { return round_up(2 * l.ll_bytes, kPage); }
 constexpr uint64_t ll_offset(const Layout &l) { return control_bytes(l); }
 constexpr uint64_t ring_offset(const Layout &l) { return ll_offset(l) + 2 * ll_half_bytes(l); }
-constexpr uint64_t rank_bytes(const Layout &l) { return ring_offset(l) + l.stages * l.stage_bytes; }
+constexpr uint64_t ce_offset(const Layout &l) { return ring_offset(l) + l.stages * l.stage_bytes; }
+constexpr uint64_t rank_bytes(const Layout &l) { return ce_offset(l) + l.ce_stages * l.ce_bytes; }
 constexpr uint64_t segment_bytes(const Layout &l) { return kHeaderBytes + l.nranks * rank_bytes(l); }
 constexpr uint64_t ll_lines(const Layout &l) { return l.ll_bytes / 8; }
 
@@ -208,6 +224,32 @@ cudaError_t launch_copy(const Channel &c, const CopyArgs &a, cudaStream_t stream
 // that part of rank r's stage and publishes reduced[s]; the GPUs copy every
 // part out.
 cudaError_t launch_cpu_star(const Channel &c, const ReduceArgs &a, cudaStream_t stream);
+
+// Copy engines (pinned_ce.cu; all-reduce and reduce, eager calls). The
+// host numbers the chunks (no graph ever holds one) and enqueues, per chunk
+// m in copy slot m % C: on a second stream, a wait until the peers have
+// read chunk m - C from this rank's slot (ce_done), the copy of the input
+// into it, and ce_posted = m + 1; on the caller's stream, a wait for the
+// peers' ce_posted, copies of their slots into device scratch, and the
+// reduction in rank order, whose last block publishes ce_done = m + 1.
+// One block waits for flag `offset` of the ranks in `mask` to reach want.
+cudaError_t launch_ce_wait(const Channel &c, uint64_t offset, uint32_t mask, uint64_t want, int32_t coll,
+                           cudaStream_t stream);
+// Publishes this rank's flag `offset` = value (after the stream's copies).
+cudaError_t launch_ce_post(const Channel &c, uint64_t offset, uint64_t value, cudaStream_t stream);
+struct CeReduceArgs {
+  const void *in = nullptr;  // this rank's chunk (device); NULL: adds nothing
+  void *out = nullptr;       // NULL: no result here (a non-root of reduce)
+  char *scratch = nullptr;   // device: rank q's copy at scratch + q * slot_bytes
+  uint64_t slot_bytes = 0;
+  uint64_t count = 0;        // elements of the chunk
+  uint64_t chunk = 0;        // its number m (ce_done = m + 1; kSkip read from ce_posted)
+  int32_t dtype = 0;
+  int32_t op = 0;
+  int32_t coll = 0;
+  int32_t reserved = 0;
+};
+cudaError_t launch_ce_reduce(const Channel &c, const CeReduceArgs &a, cudaStream_t stream);
 
 // ---- Plans: pure arithmetic, the same on every rank (and in the tests) ----
 

@@ -21,8 +21,8 @@
 #   memcheck  compute-sanitizer memcheck and racecheck over p2p-tree's one-rank case
 #   pinned    pinned-host: its GPU test cases one at a time, plexus-conformance, plexus-bench against raw
 #             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
-#             at every GPU (eager, graph, the CPU helper, float32 as bfloat16), and plexus-bench-h2d (the
-#             copy bandwidth it is a fraction of)
+#             at every GPU (eager, graph, the CPU helper, the copy engines, float32 as bfloat16), and
+#             plexus-bench-h2d (the copy bandwidth it is a fraction of)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
 #           the table is measured at the first communicator and kept in $OUT/tuning.txt
@@ -159,7 +159,8 @@ fi
 pinned_test="$build/tests/plugins/pinned-host/test-pinned-host-gpu"
 if has_step pinned; then
   for case in one_rank two_ranks_all_reduce_every_type two_ranks_beyond_the_ring two_ranks_wire_precision \
-              two_ranks_wire_param two_ranks_cpu_helper two_ranks_no_contribution two_ranks_reduce_and_reduce_scatter \
+              two_ranks_wire_param two_ranks_cpu_helper two_ranks_copy_engines two_ranks_no_contribution \
+              two_ranks_reduce_and_reduce_scatter \
               two_ranks_copies \
               graph_capture_replays thread_ranks timeout_when_a_rank_skips_ll timeout_when_a_rank_skips_bulk \
               abort_reaches_the_peer killed_rank_is_noticed nothing_left_in_dev_shm; do
@@ -180,6 +181,9 @@ if has_step pinned; then
       --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 300
     # the CPU helper (ALGO=cpu: every all-reduce size), to set CPU_MIN_BYTES or leave it off
     PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=cpu NCCL_P2P_DISABLE=1 run_bench "pinned-cpu-$n" \
+      --mem device --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
+    # the copy engines (ALGO=copy: every all-reduce size), to set COPY_MIN_BYTES or leave it off
+    PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=copy NCCL_P2P_DISABLE=1 run_bench "pinned-copy-$n" \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
     # float32 sent as bfloat16 (ExLlamaV3's wire): half the bytes, so not a like-for-like ratio
     PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \

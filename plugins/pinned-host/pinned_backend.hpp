@@ -37,6 +37,11 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
 // pinned_coll.cpp
 plx_status collective(void *comm, const plx_coll_desc *desc);
 
+// pinned_copy_engine.cpp: an all-reduce or reduce through the copy engines
+// (*err: the CUDA error of a failed enqueue); whether a stream is capturing.
+plx_status copy_engine_reduction(Comm &c, const plx_coll_desc &d, cudaStream_t stream, cudaError_t *err);
+bool capturing(cudaStream_t stream);
+
 // pinned_memory.cpp
 plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr);
 plx_status mem_free(void *comm, void *ptr);

@@ -106,11 +106,22 @@ const char *algo_name(int32_t algo) {
   }
 }
 
+// What bars the copy-engine path from this call (asked only where it runs).
+uint32_t copy_bars(const Comm &c, int32_t dtype, int32_t wire, cudaStream_t stream) {
+  if (!copy_path_runs(c.params())) return 0;
+  return (wire != dtype ? kWireConverted : 0u) | (capturing(stream) ? kCapturing : 0u);
+}
+
 plx_status reduction(Comm &c, const plx_coll_desc &d, int32_t wire, cudaStream_t stream) {
   const uint64_t ws = dtype_bytes[wire];
-  const int32_t algo = choose_reduction(c.params(), d.coll, d.count, ws, c.nranks(), d.options->algorithm);
+  const int32_t algo = choose_reduction(c.params(), d.coll, d.count, ws, c.nranks(), d.options->algorithm,
+                                        copy_bars(c, d.dtype, wire, stream));
   c.count_call(d.coll, algo);
   if (d.count == 0) return PLX_OK;
+  if (algo == PLX_ALGO_COPY) {
+    cudaError_t err = cudaSuccess;
+    return copy_engine_reduction(c, d, stream, &err) == PLX_OK ? PLX_OK : launch_failed(c, err, "copy-engine");
+  }
   kp::ReduceArgs a;
   a.in = contributes(d) ? d.send : nullptr;
   a.out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;

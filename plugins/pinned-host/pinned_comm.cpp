@@ -56,6 +56,8 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
   if (plx_status s = c->join_segment(&cards)) return fail_all(s);
   for (const PeerCard &card : cards) c->pids_.push_back(card.pid);
   if (cpu_helper_runs(params)) c->start_helper();
+  if (copy_path_runs(params))
+    if (plx_status s = c->make_copy_engines()) return fail_all(s);
   c->watchdog_ = std::thread([p = c.get()] { p->watchdog_main(); });
   core::log_debug("{}: ready ({} bytes of shared host memory)", c->who(), c->segment_.size());
   *out = std::move(c);
@@ -109,7 +111,7 @@ plx_status Comm::make_segment() {
                       "PLEXUS_PINNED_HOST_STAGES and _STAGE_BYTES size it): {}", who(), bytes >> 20, why);
   }
   auto *h = static_cast<kp::SegmentHeader *>(segment_.data());
-  *h = {kp::kMagic, l.nranks, l.stages, l.stage_bytes, l.ll_bytes, bytes};
+  *h = {kp::kMagic, l.nranks, l.stages, l.stage_bytes, l.ll_bytes, bytes, l.ce_bytes, l.ce_stages, 0};
   return PLX_OK;
 }
 
@@ -126,7 +128,8 @@ plx_status Comm::check_header() const {
   const auto *h = static_cast<const kp::SegmentHeader *>(segment_.data());
   const kp::Layout &l = channel_.layout;
   if (h->magic == kp::kMagic && h->nranks == l.nranks && h->stages == l.stages && h->stage_bytes == l.stage_bytes &&
-      h->ll_bytes == l.ll_bytes && h->segment_bytes == kp::segment_bytes(l))
+      h->ll_bytes == l.ll_bytes && h->segment_bytes == kp::segment_bytes(l) && h->ce_bytes == l.ce_bytes &&
+      h->ce_stages == l.ce_stages)
     return PLX_OK;
   return core::fail(PLX_ERR_INTERNAL, "{}: rank 0's segment {} has another layout (magic {:#x}, {} ranks, {} "
                     "stages of {} bytes, LL {} bytes)", who(), segment_.name(), h->magic, h->nranks, h->stages,
@@ -162,6 +165,9 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.ll_max_bytes = params_.ll_max_bytes;
   mine.oneshot_max_bytes = params_.oneshot_max_bytes;
   mine.cpu_min_bytes = params_.cpu_min_bytes;
+  mine.copy_min_bytes = params_.copy_min_bytes;
+  mine.copy_chunk_bytes = params_.copy_chunk_bytes;
+  mine.copy_stages = params_.copy_stages;
   mine.forced_algo = params_.forced_algo;
   mine.wire = params_.wire;
   mine.max_blocks = params_.max_blocks;
@@ -177,10 +183,12 @@ plx_status Comm::check_cards(const std::vector<PeerCard> &cards) const {
     const PeerCard &p = cards[q];
     if (p.stages != m.stages || p.stage_bytes != m.stage_bytes || p.ll_max_bytes != m.ll_max_bytes ||
         p.oneshot_max_bytes != m.oneshot_max_bytes || p.cpu_min_bytes != m.cpu_min_bytes ||
-        p.forced_algo != m.forced_algo || p.wire != m.wire || p.max_blocks != m.max_blocks)
+        p.copy_min_bytes != m.copy_min_bytes || p.copy_chunk_bytes != m.copy_chunk_bytes ||
+        p.copy_stages != m.copy_stages || p.forced_algo != m.forced_algo || p.wire != m.wire ||
+        p.max_blocks != m.max_blocks)
       return core::fail(PLX_ERR_INVALID_USAGE, "{}: rank {} uses other PLEXUS_PINNED_HOST_* parameters (STAGES {} "
                         "vs {}, STAGE_BYTES {} vs {}, LL_MAX_BYTES {} vs {}, ONESHOT_MAX_BYTES {} vs {}, CPU_MIN_BYTES, "
-                        "ALGO, WIRE or MAX_BLOCKS): every rank must set the same", who(), q, p.stages, m.stages,
+                        "COPY_*, ALGO, WIRE or MAX_BLOCKS): every rank must set the same", who(), q, p.stages, m.stages,
                         p.stage_bytes, m.stage_bytes, p.ll_max_bytes, m.ll_max_bytes, p.oneshot_max_bytes,
                         m.oneshot_max_bytes);
     if (q != setup_.rank && std::strncmp(p.pci_bus_id, m.pci_bus_id, sizeof(p.pci_bus_id)) == 0)
@@ -257,6 +265,16 @@ void Comm::start_helper() {
   helper_ = std::make_unique<CpuHelper>(std::move(s));
 }
 
+plx_status Comm::make_copy_engines() {
+  PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&ce_.stream, cudaStreamNonBlocking));
+  PLX_CUDA_CHECK(cudaEventCreateWithFlags(&ce_.fork, cudaEventDisableTiming));
+  PLX_CUDA_CHECK(cudaEventCreateWithFlags(&ce_.join, cudaEventDisableTiming));
+  void *scratch = nullptr;
+  PLX_CUDA_CHECK(cudaMalloc(&scratch, setup_.nranks * channel_.layout.ce_bytes));
+  ce_.scratch = static_cast<char *>(scratch);
+  return PLX_OK;
+}
+
 // This device's queued kernels end by themselves (they finish, time out or
 // see the abort word); the helper still serves them meanwhile.
 void Comm::drain() {
@@ -271,6 +289,11 @@ void Comm::drain() {
 void Comm::release() {
   core::ScopedDevice device(setup_.device);
   user_pool_.reset();
+  if (ce_.scratch != nullptr) (void)cudaFree(ce_.scratch);
+  if (ce_.join != nullptr) (void)cudaEventDestroy(ce_.join);
+  if (ce_.fork != nullptr) (void)cudaEventDestroy(ce_.fork);
+  if (ce_.stream != nullptr) (void)cudaStreamDestroy(ce_.stream);
+  ce_ = CopyEngines{};
   if (registered_) (void)cudaHostUnregister(segment_.data());
   registered_ = false;
   if (state_ != nullptr) (void)cudaFree(state_);

@@ -71,6 +71,10 @@ struct PeerCard {
   uint64_t ll_max_bytes;
   uint64_t oneshot_max_bytes;
   uint64_t cpu_min_bytes;
+  uint64_t copy_min_bytes;
+  uint64_t copy_chunk_bytes;
+  int32_t copy_stages;
+  int32_t reserved1;
   int32_t forced_algo;
   int32_t wire;
   int32_t max_blocks;
@@ -96,6 +100,19 @@ class PointerCache {
   static constexpr unsigned kEntries = 16;
   const void *entries_[kEntries] = {};
   unsigned next_ = 0;
+};
+
+// The copy-engine path's resources (when copy_path_runs): a second stream
+// for the uploads, the events that fork it from and join it to the
+// caller's stream, device scratch for the peers' chunks (rank q's at
+// scratch + q * chunk bytes), and the next chunk's number, counted on the
+// host: copy-engine calls are never captured in a graph.
+struct CopyEngines {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t fork = nullptr;
+  cudaEvent_t join = nullptr;
+  char *scratch = nullptr;
+  uint64_t next = 0;
 };
 
 class Comm {
@@ -134,6 +151,12 @@ class Comm {
   void count_call(int32_t coll, int32_t algo);
   void stats(int32_t coll, plx_op_stats *out) const;
   core::CommDevicePool &user_pool() { return user_pool_; }
+  CopyEngines &copy_engines() { return ce_; }
+  // Rank r's copy slot `slot`, at its host address (for cudaMemcpyAsync).
+  char *copy_slot(int32_t r, uint32_t slot) const {
+    return static_cast<char *>(segment_.data()) + kp::kHeaderBytes + r * channel_.rank_bytes +
+           kp::ce_offset(channel_.layout) + slot * channel_.layout.ce_bytes;
+  }
 
  private:
   Comm(const CommSetup &setup, const Params &params);
@@ -147,6 +170,7 @@ class Comm {
   plx_status check_cards(const std::vector<PeerCard> &cards) const;
   plx_status join_segment(std::vector<PeerCard> *cards);
   void start_helper();
+  plx_status make_copy_engines();
   void drain();
   void release();
   uint64_t *abort_word() const;
@@ -174,6 +198,7 @@ class Comm {
   bool registered_ = false;  // this object registered the segment (and unregisters it)
   kp::State *state_ = nullptr;
   std::unique_ptr<CpuHelper> helper_;  // when cpu_helper_runs(params_)
+  CopyEngines ce_;                     // when copy_path_runs(params_)
 
   PointerCache pointer_cache_;
   std::atomic<uint64_t> algo_calls_[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};

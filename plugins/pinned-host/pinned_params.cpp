@@ -44,9 +44,10 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   else if (v == "one_shot") *out = PLX_ALGO_ONE_SHOT;
   else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
   else if (v == "cpu") *out = PLX_ALGO_CPU_STAR;
+  else if (v == "copy") *out = PLX_ALGO_COPY;
   else
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "pinned-host: PLEXUS_PINNED_HOST_ALGO={} must be auto, ll, "
-                      "one_shot, two_shot or cpu", text);
+                      "one_shot, two_shot, cpu or copy", text);
   return PLX_OK;
 }
 
@@ -87,7 +88,7 @@ plx_status defrag_param(const plx_host_services &s, double *out) {
 // A hint this plugin does not implement is ignored (never an error).
 int32_t known_or_auto(const Params &p, int32_t algo) {
   const bool known = algo == PLX_ALGO_LOW_LATENCY || algo == PLX_ALGO_ONE_SHOT || algo == PLX_ALGO_TWO_SHOT ||
-                     (algo == PLX_ALGO_CPU_STAR && cpu_helper_runs(p));
+                     (algo == PLX_ALGO_CPU_STAR && cpu_helper_runs(p)) || (algo == PLX_ALGO_COPY && copy_path_runs(p));
   return known ? algo : PLX_ALGO_AUTO;
 }
 
@@ -98,6 +99,10 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = size_param(s, "ONESHOT_MAX_BYTES", 0, uint64_t{1} << 40, 1, &p->oneshot_max_bytes)) return st;
   if (plx_status st = size_param(s, "STAGE_BYTES", 64 << 10, uint64_t{64} << 20, kp::kPage, &p->stage_bytes)) return st;
   if (plx_status st = size_param(s, "CPU_MIN_BYTES", 0, uint64_t{1} << 40, 1, &p->cpu_min_bytes)) return st;
+  if (plx_status st = size_param(s, "COPY_MIN_BYTES", 0, uint64_t{1} << 40, 1, &p->copy_min_bytes)) return st;
+  if (plx_status st = size_param(s, "COPY_CHUNK_BYTES", 64 << 10, uint64_t{256} << 20, kp::kPage, &p->copy_chunk_bytes))
+    return st;
+  if (plx_status st = int_param(s, "COPY_STAGES", 2, kp::kMaxCeStages, &p->copy_stages)) return st;
   if (plx_status st = int_param(s, "STAGES", 2, kp::kMaxStages, &p->stages)) return st;
   if (plx_status st = algo_param(s, &p->forced_algo)) return st;
   if (plx_status st = wire_param(s, &p->wire)) return st;
@@ -115,6 +120,8 @@ kp::Layout layout_of(const Params &p, int32_t nranks) {
   l.stages = static_cast<uint32_t>(p.stages);
   l.stage_bytes = p.stage_bytes;
   l.ll_bytes = kp::round_up(kp::max_u(p.ll_max_bytes, kp::kPage), kp::kPage);
+  l.ce_stages = copy_path_runs(p) ? static_cast<uint32_t>(p.copy_stages) : 0;
+  l.ce_bytes = copy_path_runs(p) ? p.copy_chunk_bytes : 0;
   return l;
 }
 
@@ -126,21 +133,26 @@ int32_t wire_of(int32_t dtype, int32_t asked, int32_t default_wire) {
 }
 
 bool cpu_helper_runs(const Params &p) { return p.cpu_min_bytes > 0 || p.forced_algo == PLX_ALGO_CPU_STAR; }
+bool copy_path_runs(const Params &p) { return p.copy_min_bytes > 0 || p.forced_algo == PLX_ALGO_COPY; }
 
-// Asked for: the CPU helper, else LL when the payload fits, else the bulk
-// algorithm asked for. Left to us: LL when it fits, the CPU helper from
+// Asked for: the copy engines or the CPU helper where they apply, else LL
+// when the payload fits, else the bulk algorithm asked for. Left to us: LL
+// when it fits, the copy engines from COPY_MIN_BYTES, the CPU helper from
 // CPU_MIN_BYTES, one-shot up to ONESHOT_MAX_BYTES, two-shot above.
 // Reduce-scatter has one bulk algorithm (two-shot's first half).
-int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint) {
+int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint,
+                         uint32_t bars) {
   const bool scatter = coll == PLX_COLL_REDUCE_SCATTER;
+  const bool copy = copy_path_runs(p) && !scatter && bars == 0;
   int32_t asked = known_or_auto(p, p.forced_algo != PLX_ALGO_AUTO ? p.forced_algo : hint);
-  if (asked == PLX_ALGO_CPU_STAR && !scatter) return PLX_ALGO_CPU_STAR;
-  if (asked == PLX_ALGO_CPU_STAR) asked = PLX_ALGO_AUTO;  // reduce-scatter has no CPU path
+  if ((asked == PLX_ALGO_COPY && copy) || (asked == PLX_ALGO_CPU_STAR && !scatter)) return asked;
+  if (asked == PLX_ALGO_COPY || asked == PLX_ALGO_CPU_STAR) asked = PLX_ALGO_AUTO;  // where they do not apply
   const uint64_t lines = kp::ll_lines_for(count, ws) * (scatter ? nranks : 1);
   if (lines * 8 <= p.ll_max_bytes && (asked == PLX_ALGO_LOW_LATENCY || asked == PLX_ALGO_AUTO))
     return PLX_ALGO_LOW_LATENCY;
   if (scatter) return PLX_ALGO_TWO_SHOT;
   if (asked == PLX_ALGO_ONE_SHOT || asked == PLX_ALGO_TWO_SHOT) return asked;
+  if (copy && p.copy_min_bytes > 0 && count * ws >= p.copy_min_bytes) return PLX_ALGO_COPY;
   if (p.cpu_min_bytes > 0 && count * ws >= p.cpu_min_bytes) return PLX_ALGO_CPU_STAR;
   return count * ws <= p.oneshot_max_bytes ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
 }

@@ -19,6 +19,9 @@ struct Params {
   uint64_t oneshot_max_bytes = uint64_t{512} << 10;  // bulk one-shot up to this, two-shot above
   uint64_t stage_bytes = uint64_t{256} << 10;
   uint64_t cpu_min_bytes = 0;  // CPU helper from this size up (0: never, unless ALGO=cpu)
+  uint64_t copy_min_bytes = 0;  // copy engines from this size up (0: never, unless ALGO=copy)
+  uint64_t copy_chunk_bytes = uint64_t{4} << 20;
+  int32_t copy_stages = 4;
   int32_t stages = 16;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_PINNED_HOST_ALGO
   int32_t wire = -1;                    // PLEXUS_PINNED_HOST_WIRE: float32 reductions' default wire dtype
@@ -40,13 +43,22 @@ kp::Layout layout_of(const Params &p, int32_t nranks);
 // (only float32 travels as bfloat16 or float16).
 int32_t wire_of(int32_t dtype, int32_t asked, int32_t default_wire);
 
-// Whether each rank runs a CPU helper thread (CPU_MIN_BYTES or ALGO=cpu).
+// Whether each rank runs a CPU helper thread (CPU_MIN_BYTES or ALGO=cpu),
+// and whether the copy-engine path has its copy area (COPY_MIN_BYTES or
+// ALGO=copy).
 bool cpu_helper_runs(const Params &p);
+bool copy_path_runs(const Params &p);
 
-// PLX_ALGO_LOW_LATENCY, _ONE_SHOT, _TWO_SHOT or _CPU_STAR for a reduction of count
-// elements of ws wire bytes (reduce-scatter: count per rank); `hint` is
-// opts->algorithm, overridden by ALGO.
-int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint);
+// What of a call, besides its size, bars the copy-engine path.
+constexpr uint32_t kWireConverted = 1u;  // the data travels as another dtype
+constexpr uint32_t kCapturing = 2u;      // the stream is capturing a graph (chunks are host-numbered)
+
+// PLX_ALGO_LOW_LATENCY, _ONE_SHOT, _TWO_SHOT, _CPU_STAR or _COPY for a
+// reduction of count elements of ws wire bytes (reduce-scatter: count per
+// rank); `hint` is opts->algorithm, overridden by ALGO; `bars` is
+// kWireConverted | kCapturing as they hold.
+int32_t choose_reduction(const Params &p, int32_t coll, uint64_t count, uint64_t ws, int32_t nranks, int32_t hint,
+                         uint32_t bars = 0);
 // PLX_ALGO_LOW_LATENCY or _ONE_SHOT for copies whose largest part is `bytes`.
 int32_t choose_copy(const Params &p, uint64_t bytes, int32_t hint);
 

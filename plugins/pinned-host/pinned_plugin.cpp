@@ -22,9 +22,18 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "CPU_MIN_BYTES", "0",
      "All-reduces and reduces from this size up are reduced by a CPU helper thread per rank (SIMD) between "
      "the GPUs' upload and download; 0: never (unless ALGO=cpu). Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "COPY_MIN_BYTES", "0",
+     "All-reduces and reduces from this size up move their data with the copy engines (cudaMemcpyAsync in "
+     "COPY_CHUNK_BYTES chunks on a second stream) instead of SM loads and stores; never inside a graph "
+     "capture. 0: never (unless ALGO=copy). Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "COPY_CHUNK_BYTES", "4M",
+     "Bytes of one copy-engine chunk (64K .. 256M, a multiple of 4096). Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_STAGES", "4",
+     "Chunks of each rank's copy area (2 .. 16), allocated only when the copy-engine path is on. Every rank "
+     "must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",
-     "auto, ll, one_shot, two_shot or cpu: force the algorithm wherever it applies (every rank must set the "
-     "same)."},
+     "auto, ll, one_shot, two_shot, cpu or copy: force the algorithm wherever it applies (every rank must set "
+     "the same)."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "WIRE", "native",
      "native, bf16 or fp16: the dtype float32 reductions travel as when opts->wire_dtype is -1 (bf16 halves "
      "the bytes; every contribution and the result are rounded to it). Every rank must set the same."},

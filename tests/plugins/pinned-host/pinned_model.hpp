@@ -37,8 +37,10 @@ struct World {
   plx_status failure = PLX_OK;
   std::string message;
 
-  World(int32_t nranks, uint32_t stages, uint64_t stage_bytes, int32_t blocks, uint64_t ll_bytes = 4096)
-      : layout{static_cast<uint32_t>(nranks), stages, stage_bytes, ll_bytes}, rank_bytes(kp::rank_bytes(layout)),
+  World(int32_t nranks, uint32_t stages, uint64_t stage_bytes, int32_t blocks, uint64_t ll_bytes = 4096,
+        uint32_t ce_stages = 0, uint64_t ce_bytes = 0)
+      : layout{static_cast<uint32_t>(nranks), stages, stage_bytes, ll_bytes, ce_stages, ce_bytes},
+        rank_bytes(kp::rank_bytes(layout)),
         seg(static_cast<char *>(std::aligned_alloc(4096, kp::segment_bytes(layout)))), max_blocks(blocks) {
     std::memset(seg, 0, kp::segment_bytes(layout));
   }

@@ -6,7 +6,7 @@
 // core's CPU reduction, outputs poisoned beforehand and the bytes around
 // them checked untouched; float32 sent as bfloat16 and float16; a rank
 // that contributes nothing; reduce to each root; reduce-scatter; the CPU
-// helper's path; the statistics. Exits 77 (skipped) without a CUDA device.
+// helper's and the copy engines' paths; the statistics. Exits 77 (skipped) without a CUDA device.
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -210,6 +210,53 @@ void cpu_helper(plx_comm_h comm, int rank, int nranks) {
   CHECK(stats.algorithm_calls[PLX_ALGO_CPU_STAR] > 0);
 }
 
+// The copy-engine path (COPY_MIN_BYTES is set, chunks of 1 MiB, 2 slots):
+// every type at sizes of many chunks, a rank that adds nothing, reduce to
+// each root, and a captured call (which takes an SM path) between eager ones.
+void copy_engines(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  Buffers b(uint64_t{3000001} * 8);
+  for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+    for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+      for (uint64_t count : {uint64_t{1001}, uint64_t{3000001}})
+        check_all_reduce(comm, rank, nranks, {dtype, op, count, PLX_ALGO_COPY, op % 2 == 0}, b, stream);
+  check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, PLX_MAX, 3000001, PLX_ALGO_COPY, false, -1, 0}, b, stream);
+  for (int root = 0; root < nranks; ++root) {
+    const std::vector<Bytes> in = inputs_of(nranks, PLX_INT32, 700001, 21 + root);
+    plx_coll_options o = PLX_COLL_OPTIONS_INIT;
+    o.algorithm = PLX_ALGO_COPY;
+    b.send.put(0, in[rank]);
+    b.recv.poison();
+    PLX_OK_OR_FAIL(plx_reduce(comm, b.send.p, b.recv.p, 700001, PLX_INT32, PLX_SUM, root, &o, stream.s));
+    stream.sync();
+    if (rank == root) check_same(b.recv.get(0, 700001 * 4), reference(PLX_INT32, PLX_SUM, in, 700001), 4, "copy reduce");
+    else CHECK(b.recv.poisoned(0, 700001 * 4));
+  }
+  const std::vector<Bytes> in = inputs_of(nranks, PLX_FLOAT32, 2000001, 77);
+  b.send.put(0, in[rank]);
+  REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  const plx_status captured = plx_all_reduce(comm, b.send.p, b.recv.p, 2000001, PLX_FLOAT32, PLX_SUM, nullptr, stream.s);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
+  REQUIRE(captured == PLX_OK);
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  for (int replay = 0; replay < 3; ++replay) {
+    REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
+    stream.sync();
+    check_same(b.recv.get(0, 2000001 * 4), reference(PLX_FLOAT32, PLX_SUM, in, 2000001), 4, "captured, SM path");
+    check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, PLX_SUM, 2000001, PLX_ALGO_AUTO}, b, stream);  // copy, eager
+    b.send.put(0, in[rank]);
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  plx_op_stats stats{};
+  stats.struct_size = sizeof(stats);
+  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
+  CHECK(stats.algorithm_calls[PLX_ALGO_COPY] > 0);
+  CHECK(stats.algorithm_calls[PLX_ALGO_TWO_SHOT] > 0);  // the captured call
+}
+
 void expect_algorithms_counted(plx_comm_h comm) {
   plx_op_stats stats{};
   stats.struct_size = sizeof(stats);
@@ -291,6 +338,17 @@ TEST_CASE("plugins.pinned_host.gpu.two_ranks_cpu_helper") {
   setenv("PLEXUS_PINNED_HOST_CPU_MIN_BYTES", "1M", 1);
   two_ranks("plugins.pinned_host.gpu.two_ranks_cpu_helper", cpu_helper);
   unsetenv("PLEXUS_PINNED_HOST_CPU_MIN_BYTES");
+}
+
+// PLEXUS_PINNED_HOST_COPY_MIN_BYTES=1M: the copy engines, 1 MiB chunks in 2 slots.
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_copy_engines") {
+  setenv("PLEXUS_PINNED_HOST_COPY_MIN_BYTES", "1M", 1);
+  setenv("PLEXUS_PINNED_HOST_COPY_CHUNK_BYTES", "1M", 1);
+  setenv("PLEXUS_PINNED_HOST_COPY_STAGES", "2", 1);
+  two_ranks("plugins.pinned_host.gpu.two_ranks_copy_engines", copy_engines);
+  for (const char *v : {"PLEXUS_PINNED_HOST_COPY_MIN_BYTES", "PLEXUS_PINNED_HOST_COPY_CHUNK_BYTES",
+                        "PLEXUS_PINNED_HOST_COPY_STAGES"})
+    unsetenv(v);
 }
 
 TEST_CASE("plugins.pinned_host.gpu.two_ranks_no_contribution") {

@@ -19,7 +19,8 @@ std::vector<kp::Layout> layouts() {
   for (uint32_t n : {1u, 2u, 3u, 8u, 16u})
     for (uint32_t stages : {2u, 16u, 64u})
       for (uint64_t stage : {uint64_t{64} << 10, uint64_t{256} << 10, uint64_t{1} << 20})
-        out.push_back({n, stages, stage, uint64_t{64} << 10});
+        for (uint32_t ce : {0u, 4u})
+          out.push_back({n, stages, stage, uint64_t{64} << 10, ce, ce == 0 ? 0 : uint64_t{4} << 20});
   return out;
 }
 
@@ -65,7 +66,13 @@ TEST_CASE("plugins.pinned_host.layout_regions") {
     CHECK(kp::kAckOffset + 8 <= kp::posted_offset(0));
     CHECK(kp::posted_offset(l.stages - 1) + kp::kFlagBytes == kp::reduced_offset(l, 0));
     CHECK(kp::reduced_offset(l, l.stages - 1) + kp::kFlagBytes == kp::done_offset(l, 0));
-    CHECK(kp::done_offset(l, l.stages - 1) + kp::kFlagBytes <= kp::control_bytes(l));
+    CHECK(kp::done_offset(l, l.stages - 1) + kp::kFlagBytes == kp::jobs_done_offset(l));
+    CHECK(kp::jobs_done_offset(l) + kp::kFlagBytes == kp::job_offset(l, 0));
+    CHECK(kp::job_offset(l, kp::kJobSlots - 1) + kp::kFlagBytes == kp::ce_posted_offset(l, 0));
+    CHECK(kp::ce_posted_offset(l, kp::kMaxCeStages - 1) + kp::kFlagBytes == kp::ce_done_offset(l, 0));
+    CHECK(kp::ce_done_offset(l, kp::kMaxCeStages - 1) + kp::kFlagBytes <= kp::control_bytes(l));
+    CHECK(kp::ce_offset(l) % kp::kPage == 0);
+    CHECK(kp::ce_offset(l) + l.ce_stages * l.ce_bytes == kp::rank_bytes(l));
     CHECK(kp::ll_offset(l) % kp::kPage == 0);
     CHECK(kp::ll_half_bytes(l) >= kp::ll_lines(l) * 16);
     CHECK(kp::ring_offset(l) % kp::kPage == 0);

@@ -2,7 +2,8 @@
 // in ordinary memory, transliterating the kernels step for step: bulk
 // one-shot and two-shot (pinned_reduce.cuh, several "blocks" per rank),
 // bulk broadcast (pinned_copy.cu), the low-latency all-reduce and broadcast
-// with their acks (pinned_ll.cu), interleaved in one random sequence that every rank
+// with their acks (pinned_ll.cu), the copy engines' two streams
+// (pinned_copy_engine.cpp, pinned_ce.cu), interleaved in one random sequence that every rank
 // issues alike, with small rings so that every stage and LL half is reused
 // many times, and sometimes a rank that adds nothing. Every output is
 // checked against core's reduction. x86 orders memory more strongly than a
@@ -24,7 +25,7 @@ using namespace plexus::test::pinned_model;
 struct Rank {
   World &w;
   int r, R;
-  uint64_t step = 0, ll_epoch = 0, ll_known = 0;
+  uint64_t step = 0, ll_epoch = 0, ll_known = 0, ce_next = 0;
 };
 
 bool stage_free(Rank &k, uint64_t n) {
@@ -208,7 +209,44 @@ bool broadcast(Rank &k, int root, const uint8_t *in, uint8_t *out, uint64_t byte
   });
 }
 
-enum Kind { kLL, kOne, kTwo, kBroadcast, kLLBroadcast };
+// pinned_copy_engine.cpp with pinned_ce.cu: an upload thread (the copy
+// stream) and the caller's thread (downloads and the reduction), chunks
+// numbered on the host.
+bool copy_engines(Rank &k, const Call &c, const uint8_t *in, uint8_t *out) {
+  const kp::Layout &l = k.w.layout;
+  const size_t es = plx_dtype_size(c.dtype);
+  const uint64_t per = l.ce_bytes / es, base = k.ce_next, chunks = kp::div_up(c.count, per);
+  auto slot_of = [&](int q, uint64_t m) { return k.w.rank_base(q) + kp::ce_offset(l) + (m % l.ce_stages) * l.ce_bytes; };
+  std::atomic<bool> ok{true};
+  std::thread up([&] {
+    for (uint64_t i = 0; ok && i < chunks; ++i) {
+      const uint64_t m = base + i, len = std::min(per, c.count - i * per);
+      for (int q = 0; q < k.R && m >= l.ce_stages; ++q)
+        if (q != k.r && !wait_geq(k.w, k.w.flag(q, kp::ce_done_offset(l, m % l.ce_stages)), m + 1 - l.ce_stages))
+          return void(ok = false);
+      if (in != nullptr) std::memcpy(slot_of(k.r, m), in + i * per * es, len * es);
+      publish(k.w.flag(k.r, kp::ce_posted_offset(l, m % l.ce_stages)), (m + 1) | (in ? 0 : kp::kSkip));
+    }
+  });
+  std::vector<std::vector<uint8_t>> scratch(k.R, std::vector<uint8_t>(l.ce_bytes));
+  for (uint64_t i = 0; ok && i < chunks; ++i) {
+    const uint64_t m = base + i, len = std::min(per, c.count - i * per);
+    uint32_t skips = 0;
+    if (!wait_peers(k, kp::ce_posted_offset(l, m % l.ce_stages), m + 1, &skips)) ok = false;
+    std::vector<const uint8_t *> srcs;
+    for (int q = 0; ok && q < k.R; ++q) {
+      if (q != k.r) std::memcpy(scratch[q].data(), slot_of(q, m), len * es);
+      srcs.push_back(q == k.r ? (in ? in + i * per * es : nullptr) : (skips >> q) & 1u ? nullptr : scratch[q].data());
+    }
+    if (ok) reduce(c, srcs, out + i * per * es, len);
+    publish(k.w.flag(k.r, kp::ce_done_offset(l, m % l.ce_stages)), m + 1);
+  }
+  up.join();
+  k.ce_next += chunks;
+  return ok;
+}
+
+enum Kind { kLL, kOne, kTwo, kBroadcast, kLLBroadcast, kCopy };
 
 // Call `index` of the sequence, the same on every rank.
 bool run_call(Rank &k, int index, Kind kind, const Call &c, int absent) {
@@ -229,6 +267,8 @@ bool run_call(Rank &k, int index, Kind kind, const Call &c, int absent) {
   bool ok = true;
   if (kind == kLL) {
     ok = ll_all_reduce(k, c, mine, out.data());
+  } else if (kind == kCopy) {
+    ok = copy_engines(k, c, mine, out.data());
   } else {
     const kp::Plan plan = kind == kOne ? kp::plan_one_shot(k.w.layout, k.w.max_blocks, c.count, es)
                                        : kp::plan_two_shot(k.w.layout, k.w.max_blocks, c.count, es);
@@ -243,7 +283,7 @@ bool run_call(Rank &k, int index, Kind kind, const Call &c, int absent) {
 }
 
 void run_sequence(int nranks, uint64_t seed) {
-  World w(nranks, 3, 64 << 10, 3, 8192);
+  World w(nranks, 3, 64 << 10, 3, 8192, 2, 64 << 10);  // and 2 copy slots of 64 KiB
   std::atomic<int> bad{0};
   std::vector<std::thread> ranks;
   for (int r = 0; r < nranks; ++r)
@@ -252,7 +292,7 @@ void run_sequence(int nranks, uint64_t seed) {
       std::mt19937_64 gen(seed);  // the same sequence on every rank
       const plx_dtype dtypes[] = {PLX_FLOAT32, PLX_INT32, PLX_UINT8, PLX_INT64};
       for (int i = 0; i < 80 && bad == 0; ++i) {
-        const Kind kind = static_cast<Kind>(gen() % 5);
+        const Kind kind = static_cast<Kind>(gen() % 6);
         const uint64_t count = kind == kLL || kind == kLLBroadcast ? 1 + gen() % 1024 : 1 + gen() % 200000;
         const Call c{dtypes[gen() % 4], static_cast<plx_reduce_op>(gen() % PLX_AVG), count};
         const int absent = gen() % 3 == 0 ? static_cast<int>(gen() % nranks) : -1;

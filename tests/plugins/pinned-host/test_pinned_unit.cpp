@@ -74,7 +74,8 @@ TEST_CASE("plugins.pinned_host.declines_without_cuda_device") {
 TEST_CASE("plugins.pinned_host.description_lists_params_and_caps") {
   const std::string text = section_of(describe_text(), "pinned-host");
   REQUIRE_MESSAGE(!text.empty(), "libplexus-pinned-host.so was not found by plx_plugins_describe");
-  for (const char *param : {"LL_MAX_BYTES", "ONESHOT_MAX_BYTES", "CPU_MIN_BYTES", "ALGO", "WIRE", "STAGE_BYTES", "STAGES",
+  for (const char *param : {"LL_MAX_BYTES", "ONESHOT_MAX_BYTES", "CPU_MIN_BYTES", "COPY_MIN_BYTES",
+                            "COPY_CHUNK_BYTES", "COPY_STAGES", "ALGO", "WIRE", "STAGE_BYTES", "STAGES",
                             "MAX_BLOCKS", "WATCHDOG_POLL_MS", "ENABLE"})
     CHECK_MESSAGE(text.find(std::string("PLEXUS_PINNED_HOST_") + param) != std::string::npos, param);
   for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "gather", "reduce_scatter", "barrier",
@@ -115,8 +116,16 @@ TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   CHECK(plexus::pinned_host::cpu_helper_runs(p));
   REQUIRE(parse({{"pinned-host/CPU_MIN_BYTES", "8M"}}, &p) == PLX_OK);
   CHECK(p.cpu_min_bytes == 8u << 20);
+  REQUIRE(parse({{"pinned-host/ALGO", "copy"}, {"pinned-host/COPY_CHUNK_BYTES", "1M"}, {"pinned-host/COPY_STAGES", "8"}},
+                &p) == PLX_OK);
+  CHECK(p.forced_algo == PLX_ALGO_COPY);
+  CHECK(plexus::pinned_host::copy_path_runs(p));
+  CHECK(plexus::pinned_host::layout_of(p, 2).ce_stages == 8);
+  CHECK(plexus::pinned_host::layout_of(p, 2).ce_bytes == 1u << 20);
+  CHECK(plexus::pinned_host::layout_of(Params{}, 2).ce_stages == 0);  // no copy area unless asked for
   for (const auto &[name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"ALGO", "ring"}, {"WIRE", "fp8"}, {"CPU_MIN_BYTES", "lots"}, {"STAGE_BYTES", "32K"}, {"STAGE_BYTES", "65537"},
+           {"ALGO", "ring"}, {"WIRE", "fp8"}, {"CPU_MIN_BYTES", "lots"}, {"COPY_CHUNK_BYTES", "4097"},
+           {"COPY_STAGES", "1"}, {"COPY_STAGES", "17"}, {"STAGE_BYTES", "32K"}, {"STAGE_BYTES", "65537"},
            {"STAGES", "1"}, {"STAGES", "65"}, {"LL_MAX_BYTES", "12"}, {"MAX_BLOCKS", "0"}, {"ENABLE", "maybe"}}) {
     Params q;
     CHECK_MESSAGE(parse({{"pinned-host/" + name, value}}, &q) == PLX_ERR_INVALID_ARGUMENT, name, "=", value);
@@ -175,6 +184,17 @@ TEST_CASE("plugins.pinned_host.algorithm_choice") {
   CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 1 << 20, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
   CHECK(choose_copy(p, 100, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
   p = Params{};
+  p.copy_min_bytes = 4 << 20;  // the copy engines from 4 MiB up, where nothing bars them
+  using plexus::pinned_host::kCapturing;
+  using plexus::pinned_host::kWireConverted;
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1 << 20, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_COPY);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1 << 20, 4, 2, PLX_ALGO_AUTO, kCapturing) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 2 << 20, 2, 2, PLX_ALGO_AUTO, kWireConverted) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE, 100, 4, 2, PLX_ALGO_COPY) == PLX_ALGO_COPY);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE, 100, 4, 2, PLX_ALGO_COPY, kCapturing) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 1 << 20, 4, 2, PLX_ALGO_COPY) == PLX_ALGO_TWO_SHOT);
+  p = Params{};
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1 << 20, 4, 2, PLX_ALGO_COPY) == PLX_ALGO_TWO_SHOT);  // no copy area
   p.ll_max_bytes = 0;  // data never takes LL
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1, 1, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_ONE_SHOT);
   CHECK(choose_copy(p, 1, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
