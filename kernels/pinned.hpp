@@ -229,9 +229,10 @@ cudaError_t launch_cpu_star(const Channel &c, const ReduceArgs &a, cudaStream_t 
 // host numbers the chunks (no graph ever holds one) and enqueues, per chunk
 // m in copy slot m % C: on a second stream, a wait until the peers have
 // read chunk m - C from this rank's slot (ce_done), the copy of the input
-// into it, and ce_posted = m + 1; on the caller's stream, a wait for the
-// peers' ce_posted, copies of their slots into device scratch, and the
-// reduction in rank order, whose last block publishes ce_done = m + 1.
+// into it, and ce_posted = m + 1; on the caller's stream, a wait for every
+// rank's ce_posted (its own too: in place, the reduction overwrites what
+// its upload reads), copies of the peers' slots into device scratch, and
+// the reduction in rank order, whose last block publishes ce_done = m + 1.
 // One block waits for flag `offset` of the ranks in `mask` to reach want.
 cudaError_t launch_ce_wait(const Channel &c, uint64_t offset, uint32_t mask, uint64_t want, int32_t coll,
                            cudaStream_t stream);

@@ -41,12 +41,14 @@ cudaError_t upload(Comm &c, const Chunk &k, uint64_t bytes, int32_t coll) {
   return err;
 }
 
-// On the caller's stream: wait for the peers' uploads, download them, reduce
-// (whose last block publishes ce_done).
+// On the caller's stream: wait for every rank's upload (this rank's too: in
+// place, the reduction overwrites the input the upload reads), download
+// the peers', reduce (whose last block publishes ce_done).
 cudaError_t download(Comm &c, const Chunk &k, const plx_coll_desc &d, cudaStream_t stream) {
   const kp::Layout &l = c.layout();
   const uint64_t bytes = k.count * dtype_bytes[d.dtype];
-  cudaError_t err = kp::launch_ce_wait(c.channel(), kp::ce_posted_offset(l, k.slot), peers_of(c), k.number + 1, d.coll, stream);
+  const uint32_t everyone = peers_of(c) | (1u << c.rank());
+  cudaError_t err = kp::launch_ce_wait(c.channel(), kp::ce_posted_offset(l, k.slot), everyone, k.number + 1, d.coll, stream);
   for (int32_t q = 0; err == cudaSuccess && k.out != nullptr && q < c.nranks(); ++q)
     if (q != c.rank())
       err = cudaMemcpyAsync(c.copy_engines().scratch + q * l.ce_bytes, c.copy_slot(q, k.slot), bytes,

@@ -5,7 +5,7 @@
 // with their acks (pinned_ll.cu), the copy engines' two streams
 // (pinned_copy_engine.cpp, pinned_ce.cu), interleaved in one random sequence that every rank
 // issues alike, with small rings so that every stage and LL half is reused
-// many times, and sometimes a rank that adds nothing. Every output is
+// many times, sometimes in place, and sometimes a rank that adds nothing. Every output is
 // checked against core's reduction. x86 orders memory more strongly than a
 // GPU over PCIe, so this checks the wait conditions, not the fences.
 #include <doctest/doctest.h>
@@ -231,8 +231,10 @@ bool copy_engines(Rank &k, const Call &c, const uint8_t *in, uint8_t *out) {
   std::vector<std::vector<uint8_t>> scratch(k.R, std::vector<uint8_t>(l.ce_bytes));
   for (uint64_t i = 0; ok && i < chunks; ++i) {
     const uint64_t m = base + i, len = std::min(per, c.count - i * per);
-    uint32_t skips = 0;
-    if (!wait_peers(k, kp::ce_posted_offset(l, m % l.ce_stages), m + 1, &skips)) ok = false;
+    uint32_t skips = 0;  // this rank's own upload too (in place it reads what the reduction writes)
+    if (!wait_peers(k, kp::ce_posted_offset(l, m % l.ce_stages), m + 1, &skips) ||
+        !wait_geq(k.w, k.w.flag(k.r, kp::ce_posted_offset(l, m % l.ce_stages)), m + 1))
+      ok = false;
     std::vector<const uint8_t *> srcs;
     for (int q = 0; ok && q < k.R; ++q) {
       if (q != k.r) std::memcpy(scratch[q].data(), slot_of(q, m), len * es);
@@ -249,7 +251,7 @@ bool copy_engines(Rank &k, const Call &c, const uint8_t *in, uint8_t *out) {
 enum Kind { kLL, kOne, kTwo, kBroadcast, kLLBroadcast, kCopy };
 
 // Call `index` of the sequence, the same on every rank.
-bool run_call(Rank &k, int index, Kind kind, const Call &c, int absent) {
+bool run_call(Rank &k, int index, Kind kind, const Call &c, int absent, bool in_place) {
   std::vector<std::vector<uint8_t>> in;
   for (int q = 0; q < k.R; ++q) in.push_back(input_of(q, c, index));
   const size_t es = plx_dtype_size(c.dtype);
@@ -263,7 +265,8 @@ bool run_call(Rank &k, int index, Kind kind, const Call &c, int absent) {
   std::vector<const uint8_t *> srcs;
   for (int q = 0; q < k.R; ++q) srcs.push_back(q == absent ? nullptr : in[q].data());
   reduce(c, srcs, want.data(), c.count);
-  const uint8_t *mine = k.r == absent ? nullptr : in[k.r].data();
+  if (in_place) out = in[k.r];  // the input is the output buffer
+  const uint8_t *mine = k.r == absent ? nullptr : in_place ? out.data() : in[k.r].data();
   bool ok = true;
   if (kind == kLL) {
     ok = ll_all_reduce(k, c, mine, out.data());
@@ -296,7 +299,8 @@ void run_sequence(int nranks, uint64_t seed) {
         const uint64_t count = kind == kLL || kind == kLLBroadcast ? 1 + gen() % 1024 : 1 + gen() % 200000;
         const Call c{dtypes[gen() % 4], static_cast<plx_reduce_op>(gen() % PLX_AVG), count};
         const int absent = gen() % 3 == 0 ? static_cast<int>(gen() % nranks) : -1;
-        if (!run_call(k, i, kind, c, absent)) w.fail(PLX_ERR_INTERNAL, "call " + std::to_string(i) + " differs"), ++bad;
+        const bool in_place = gen() % 2 == 0;
+        if (!run_call(k, i, kind, c, absent, in_place)) w.fail(PLX_ERR_INTERNAL, "call " + std::to_string(i) + " differs"), ++bad;
       }
     });
   for (std::thread &t : ranks) t.join();
