@@ -112,39 +112,39 @@ uint32_t copy_bars(const Comm &c, int32_t dtype, int32_t wire, cudaStream_t stre
   return (wire != dtype ? kWireConverted : 0u) | (capturing(stream) ? kCapturing : 0u);
 }
 
+// One kernel launch of an SM algorithm, with its plan.
+cudaError_t launch_reduction(const Comm &c, int32_t algo, uint64_t ws, kp::ReduceArgs &a, cudaStream_t stream) {
+  const kp::Layout &l = c.layout();
+  const int32_t blocks = c.params().max_blocks;
+  if (algo == PLX_ALGO_LOW_LATENCY) return kp::launch_ll_reduce(c.channel(), a, stream);
+  if (a.scatter) {
+    a.plan = kp::plan_reduce_scatter(l, blocks, a.count, ws);
+    return kp::launch_reduce_scatter(c.channel(), a, stream);
+  }
+  if (algo == PLX_ALGO_ONE_SHOT) {
+    a.plan = kp::plan_one_shot(l, blocks, a.count, ws);
+    return kp::launch_one_shot(c.channel(), a, stream);
+  }
+  a.plan = kp::plan_two_shot(l, blocks, a.count, ws);  // the CPU helper's steps are two-shot's
+  return algo == PLX_ALGO_CPU_STAR ? kp::launch_cpu_star(c.channel(), a, stream)
+                                   : kp::launch_two_shot(c.channel(), a, stream);
+}
+
 plx_status reduction(Comm &c, const plx_coll_desc &d, int32_t wire, cudaStream_t stream) {
   const uint64_t ws = dtype_bytes[wire];
   const int32_t algo = choose_reduction(c.params(), d.coll, d.count, ws, c.nranks(), d.options->algorithm,
                                         copy_bars(c, d.dtype, wire, stream));
   c.count_call(d.coll, algo);
   if (d.count == 0) return PLX_OK;
-  if (algo == PLX_ALGO_COPY) {
-    cudaError_t err = cudaSuccess;
+  cudaError_t err = cudaSuccess;
+  if (algo == PLX_ALGO_COPY)
     return copy_engine_reduction(c, d, stream, &err) == PLX_OK ? PLX_OK : launch_failed(c, err, "copy-engine");
-  }
   kp::ReduceArgs a;
   a.in = contributes(d) ? d.send : nullptr;
   a.out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
   a.count = d.count, a.dtype = d.dtype, a.wire = wire, a.op = d.op, a.coll = d.coll;
   a.contributes = contributes(d), a.scatter = d.coll == PLX_COLL_REDUCE_SCATTER;
-  const kp::Layout &l = c.layout();
-  const int32_t blocks = c.params().max_blocks;
-  cudaError_t err = cudaSuccess;
-  if (algo == PLX_ALGO_LOW_LATENCY) {
-    err = kp::launch_ll_reduce(c.channel(), a, stream);
-  } else if (a.scatter) {
-    a.plan = kp::plan_reduce_scatter(l, blocks, d.count, ws);
-    err = kp::launch_reduce_scatter(c.channel(), a, stream);
-  } else if (algo == PLX_ALGO_CPU_STAR) {
-    a.plan = kp::plan_two_shot(l, blocks, d.count, ws);
-    err = kp::launch_cpu_star(c.channel(), a, stream);
-  } else if (algo == PLX_ALGO_ONE_SHOT) {
-    a.plan = kp::plan_one_shot(l, blocks, d.count, ws);
-    err = kp::launch_one_shot(c.channel(), a, stream);
-  } else {
-    a.plan = kp::plan_two_shot(l, blocks, d.count, ws);
-    err = kp::launch_two_shot(c.channel(), a, stream);
-  }
+  err = launch_reduction(c, algo, ws, a, stream);
   return err == cudaSuccess ? PLX_OK : launch_failed(c, err, algo_name(algo));
 }
 
