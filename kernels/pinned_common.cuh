@@ -146,7 +146,9 @@ __device__ __forceinline__ uint64_t read_counter(const unsigned long long *count
   __shared__ uint64_t value;
   if (threadIdx.x == 0) value = *reinterpret_cast<const volatile unsigned long long *>(counter);
   __syncthreads();
-  return value;
+  const uint64_t v = value;
+  __syncthreads();  // every thread has it before a second call (one variable) overwrites it
+  return v;
 }
 
 // True in thread 0 of the last block to finish the launch.
