@@ -91,6 +91,7 @@ bool device_holds(const void *ptr, size_t bytes, uint32_t seed) {
 void write_pattern(void *ptr, size_t bytes, uint32_t seed) {
   const std::vector<uint32_t> words = pattern(bytes, seed);
   REQUIRE(cudaMemcpy(ptr, words.data(), words.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // pageable: the DMA may still be in flight
 }
 
 }  // namespace

@@ -40,8 +40,11 @@ class DeviceBuffer {
   DeviceBuffer &operator=(const DeviceBuffer &) = delete;
   T *get() const { return ptr_; }
   size_t bytes() const { return n_ * sizeof(T); }
+  // cudaMemcpy from pageable memory may return before the DMA lands, and
+  // collectives on a non-blocking stream do not wait for it: synchronise.
   void upload(const std::vector<T> &v) {
     REQUIRE(cudaMemcpy(ptr_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   }
   std::vector<T> download() const {
     std::vector<T> v(n_);

@@ -44,7 +44,12 @@ struct Device {
   size_t bytes;
   explicit Device(size_t n) : bytes(n) { REQUIRE(cudaMalloc(reinterpret_cast<void **>(&p), n + 64) == cudaSuccess); }
   ~Device() { cudaFree(p); }
-  void put(size_t at, const Bytes &v) { REQUIRE(cudaMemcpy(p + at, v.data(), v.size(), cudaMemcpyHostToDevice) == cudaSuccess); }
+  // cudaMemcpy from pageable memory may return before the DMA lands, and the
+  // collectives run on a non-blocking stream that does not wait for it.
+  void put(size_t at, const Bytes &v) {
+    REQUIRE(cudaMemcpy(p + at, v.data(), v.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  }
   Bytes get(size_t at, size_t n) const {
     Bytes v(n);
     REQUIRE(cudaMemcpy(v.data(), p + at, n, cudaMemcpyDeviceToHost) == cudaSuccess);

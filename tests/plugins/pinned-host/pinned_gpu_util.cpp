@@ -35,6 +35,10 @@ void Device::poison() const { REQUIRE(cudaMemset(p, kPoison, bytes + kGuard) == 
 void Device::put(size_t at, const Bytes &v) const {
   REQUIRE(at + v.size() <= bytes);
   REQUIRE(cudaMemcpy(p + at, v.data(), v.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+  // From pageable memory cudaMemcpy may return before the DMA (and the
+  // poison's cudaMemset) lands; collectives on a non-blocking stream would
+  // not wait for them.
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
 }
 
 Bytes Device::get(size_t at, size_t n) const {
