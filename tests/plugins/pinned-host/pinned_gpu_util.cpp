@@ -30,7 +30,12 @@ Device::Device(size_t n) : bytes(n) {
   poison();
 }
 
-void Device::poison() const { REQUIRE(cudaMemset(p, kPoison, bytes + kGuard) == cudaSuccess); }
+// cudaMemset of device memory may return before it lands, and collectives on
+// a non-blocking stream do not wait for it.
+void Device::poison() const {
+  REQUIRE(cudaMemset(p, kPoison, bytes + kGuard) == cudaSuccess);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+}
 
 void Device::put(size_t at, const Bytes &v) const {
   REQUIRE(at + v.size() <= bytes);
