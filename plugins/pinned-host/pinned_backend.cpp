@@ -125,6 +125,7 @@ plx_status comm_abort(void *comm) {
 // is tracked, so a healthy communicator answers PLX_OK.
 plx_status comm_async_status(void *comm, plx_status *status) {
   Comm &c = as_comm(comm);
+  c.poll_failures();  // a kernel's timeout record is read here too, not only by the watchdog
   *status = c.failure() != PLX_OK ? c.report_failure() : PLX_OK;
   return PLX_OK;
 }

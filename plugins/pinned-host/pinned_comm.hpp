@@ -142,6 +142,10 @@ class Comm {
     return static_cast<plx_status>(static_cast<uint32_t>(__atomic_load_n(posted_word_, __ATOMIC_RELAXED)));
   }
   plx_status report_failure();
+  // What the watchdog would find now (a kernel's timeout record, a posted
+  // failure), so plx_comm_async_status right after a stream finished tells
+  // the truth without waiting for the next poll.
+  void poll_failures();
   // Records the first failure, stops every rank's kernels (the segment's
   // abort word), posts it; returns the status reported (a peer's earlier
   // post wins, so every rank reports the same code).

@@ -43,6 +43,11 @@ void Comm::watch_device_error() {
       "or is stuck (the communicator's timeout)", who(), coll_name(coll), tag, setup_.timeout_ms, waited));
 }
 
+void Comm::poll_failures() {
+  if (failure_.load() == PLX_OK) watch_device_error();
+  if (failure_.load() == PLX_OK) watch_posted();
+}
+
 void Comm::watch_posted() {
   std::string message;
   if (const plx_status posted = posted_failure(&message); posted != PLX_OK) set_failure(posted, message);
