@@ -15,7 +15,11 @@ namespace {
 constexpr uint64_t coll_bits = (1ull << 16) - 1;
 // A communicator can do these only when every member can: each member's
 // communicator must split, abort, take thread ranks or span hosts with it.
-constexpr uint64_t every_member_bits = PLX_CAP_SPLIT | PLX_CAP_ABORT | PLX_CAP_THREAD_RANKS | PLX_CAP_MULTI_NODE;
+// NO_CONTRIBUTION too: the flag is set by some ranks only, so it cannot
+// steer the route (ranks would meet on different backends); every member
+// must take it, or the composite does not offer it.
+constexpr uint64_t every_member_bits =
+    PLX_CAP_SPLIT | PLX_CAP_ABORT | PLX_CAP_THREAD_RANKS | PLX_CAP_MULTI_NODE | PLX_CAP_NO_CONTRIBUTION;
 // Stream semantics are the device members' (host members are synchronous).
 constexpr uint64_t every_device_member_bits = PLX_CAP_STREAM_ORDERED | PLX_CAP_GRAPH_CAPTURE;
 

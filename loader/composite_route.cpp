@@ -28,7 +28,8 @@ bool can_take(const Member &m, const plx_coll_desc &d, MemClass kind, bool in_gr
   if (in_group && !(i.capabilities & PLX_CAP_GROUP)) return false;
   if (has_rank_args(d) && !(i.dtype_mask & PLX_BIT(d.dtype))) return false;
   if (d.op >= 0 && !(i.reduce_op_mask & PLX_BIT(d.op))) return false;
-  if ((o.flags & PLX_COLL_FLAG_NO_CONTRIBUTION) && !(i.capabilities & PLX_CAP_NO_CONTRIBUTION)) return false;
+  // No per-rank option (PLX_COLL_FLAG_NO_CONTRIBUTION) may decide: every
+  // rank must pick the same member (the composite offers it only when all do).
   return o.wire_dtype == -1 || o.wire_dtype == d.dtype || (i.capabilities & PLX_CAP_WIRE_PRECISION);
 }
 

@@ -77,7 +77,12 @@ plx_status Queue::open_ring(const char *name) {
   }
   if (plx_status s = comm_.rendezvous().barrier(comm_.timeout_ms())) return s;
   if (comm_.rank() != writer_) {
-    if (plx_status s = core::ShmSegment::open(name, bytes, &segment_)) return comm_.fail_all(s, core::last_message());
+    if (plx_status s = core::ShmSegment::open(name, bytes, &segment_)) {
+      // A rank whose barrier failed (abort, a lost peer) removes the name
+      // after posting why: that failure is the cause, not the missing name.
+      if (plx_status posted = comm_.posted_failure()) return posted;
+      return comm_.fail_all(s, core::last_message());
+    }
     header_ = static_cast<QueueHeader *>(segment_.data());
   }
   return comm_.rendezvous().barrier(comm_.timeout_ms());
