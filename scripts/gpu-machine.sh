@@ -26,6 +26,10 @@
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
 #           the table is measured at the first communicator and kept in $OUT/tuning.txt
+#   tp      examples/python/tp_demo.py with PyTorch (PLEXUS_TP_PYTHON, default /opt/torch/.venv/bin/python)
+#           on every GPU: p2p-tree, nccl, pinned-host and auto in turn, checked against a one-GPU
+#           reference, decode and prefill loops; per dtype in PLEXUS_TP_DTYPES (default bfloat16 float32),
+#           more demo arguments in PLEXUS_TP_ARGS; output in $OUT/tp-<dtype>.txt
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
@@ -202,5 +206,21 @@ if has_step auto; then
     run_bench "auto-graph-$device_ranks" --mem device --graph --backends auto,p2p-tree,nccl \
       --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 4 -n 20 -w 5 --timeout 300
   )
+fi
+tp_python=${PLEXUS_TP_PYTHON:-/opt/torch/.venv/bin/python}
+if has_step tp; then
+  if [ -x "$tp_python" ]; then
+    for dtype in ${PLEXUS_TP_DTYPES:-bfloat16 float32}; do
+      # the demo enables p2p-tree and pinned-host itself; auto measures its table in the first run
+      # (as the auto step does, into the same file) and the second run reuses it
+      PLEXUS_LIBRARY="$PWD/$build/loader/libplexus.so.1" PLEXUS_TUNING_FILE="$out/tuning.txt" \
+        timeout -k 5 280 "$tp_python" examples/python/tp_demo.py --device cuda --dtype "$dtype" \
+        --timeout 180 ${PLEXUS_TP_ARGS:-} > "$out/tp-$dtype.txt" 2>&1
+      echo "tp demo $dtype: exit $?"; grep -E "^\[|^tp_demo" "$out/tp-$dtype.txt" | cut -c1-220 | head -30
+      sed -n '/^summary/,$p' "$out/tp-$dtype.txt"
+    done
+  else
+    echo "tp: no $tp_python (PyTorch): skipped"
+  fi
 fi
 cd "$out" && tar -czf all.tgz ./*.txt ./*.csv ./*.json ./*.log 2>/dev/null; true
