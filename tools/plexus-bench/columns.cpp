@@ -90,7 +90,12 @@ int open_plexus(const Options &o, const std::string &spec, Column *c) {
     plx_backend_props_get(c->backend, &props);
   }
   c->label = props.name;
-  c->open_spec = spec.rfind('/', 0) == 0 ? props.path : props.name;
+  // The ranks reopen the column by name, or by path when it was given as one
+  // (here or through PLEXUS_BACKEND): a plugin outside the search path has
+  // no name the ranks could find.
+  const char *env = std::getenv("PLEXUS_BACKEND");
+  const bool by_path = spec.rfind('/', 0) == 0 || (spec.empty() && env != nullptr && env[0] == '/');
+  c->open_spec = by_path ? props.path : props.name;
   c->detail = fmt::format("{} {}.{}.{} ({})", props.name, props.version_major, props.version_minor,
                           props.version_patch, props.build_info ? props.build_info : "");
   if (const std::string why = missing(o, props); !why.empty()) return cannot(fmt::format("{} {}", c->label, why));
