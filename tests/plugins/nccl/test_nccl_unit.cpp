@@ -8,29 +8,10 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/plugins/plugin_unit.hpp"
 
-namespace {
-
-std::string describe_text() {
-  size_t needed = 0;
-  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, nullptr, 0, &needed) == PLX_OK);
-  std::vector<char> text(needed);
-  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, text.data(), text.size(), &needed) == PLX_OK);
-  return text.data();
-}
-
-// The lines describing one plugin, from its name to the next plugin.
-std::string section_of(const std::string &text, const std::string &name) {
-  const size_t start = text.find("  " + name + " ");
-  if (start == std::string::npos) return {};
-  const size_t end = text.find("\n  ", text.find('\n', start) + 1);
-  size_t next = end;
-  while (next != std::string::npos && text.compare(next + 3, 1, " ") == 0)
-    next = text.find("\n  ", next + 1);
-  return text.substr(start, next == std::string::npos ? std::string::npos : next - start);
-}
-
-}  // namespace
+using plexus::test::describe_text;
+using plexus::test::section_of;
 
 TEST_CASE("plugins.nccl.declines_without_cuda_device") {
   plx_backend_h backend = nullptr;

@@ -13,43 +13,17 @@
 #include "core/status.hpp"
 #include "plexus/plexus.h"
 #include "plugins/pinned-host/pinned_params.hpp"
+#include "tests/plugins/plugin_unit.hpp"
 
 namespace {
 
 using plexus::pinned_host::Params;
 
-std::string describe_text() {
-  size_t needed = 0;
-  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, nullptr, 0, &needed) == PLX_OK);
-  std::vector<char> text(needed);
-  REQUIRE(plx_plugins_describe(PLX_FORMAT_TEXT, text.data(), text.size(), &needed) == PLX_OK);
-  return text.data();
-}
-
-// The lines describing one plugin, from its name to the next plugin.
-std::string section_of(const std::string &text, const std::string &name) {
-  const size_t start = text.find("  " + name + " ");
-  if (start == std::string::npos) return {};
-  size_t next = text.find("\n  ", text.find('\n', start) + 1);
-  while (next != std::string::npos && text.compare(next + 3, 1, " ") == 0) next = text.find("\n  ", next + 1);
-  return text.substr(start, next == std::string::npos ? std::string::npos : next - start);
-}
-
-// A host-services table whose parameter lookup answers from a map.
-std::map<std::string, std::string> g_params;
-const char *fake_param_get(const char *plugin, const char *param) {
-  const auto it = g_params.find(std::string(plugin ? plugin : "") + "/" + param);
-  return it == g_params.end() ? nullptr : it->second.c_str();
-}
-void fake_log(plx_log_level, const char *, const char *) {}
-int32_t fake_log_enabled(plx_log_level) { return 0; }
-plx_status fake_set_error(plx_status s, const char *) { return s; }
-const plx_host_services fake_services = {sizeof(plx_host_services), 0, fake_log, fake_log_enabled,
-                                         fake_set_error, fake_param_get};
+using plexus::test::describe_text;
+using plexus::test::section_of;
 
 plx_status parse(std::map<std::string, std::string> values, Params *p) {
-  g_params = std::move(values);
-  return plexus::pinned_host::read_params(fake_services, p);
+  return plexus::test::parse_with(std::move(values), plexus::pinned_host::read_params, p);
 }
 
 }  // namespace
