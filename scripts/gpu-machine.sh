@@ -18,7 +18,8 @@
 #   p2pconf   plexus-conformance --backend p2p-tree
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
-#   memcheck  compute-sanitizer memcheck and racecheck over p2p-tree's one-rank case
+#   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
+#             (PLEXUS_SANITIZE_CASES: dir:name:case entries; PLEXUS_SANITIZE_TIMEOUT seconds each)
 #   pinned    pinned-host: its GPU test cases one at a time, plexus-conformance, plexus-bench against raw
 #             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
 #             at every GPU (eager, graph, the CPU helper, the copy engines, float32 as bfloat16), and
@@ -154,10 +155,22 @@ if has_step p2ptune; then
   done
 fi
 if has_step memcheck && command -v compute-sanitizer >/dev/null; then
+  # every GPU plugin's kernel tests: one rank, then two ranks as processes (the
+  # sanitizer follows the forked ranks: --target-processes all)
+  sanitize_cases=${PLEXUS_SANITIZE_CASES:-"p2p-tree:p2p_tree:one_rank p2p-tree:p2p_tree:two_ranks_all_reduce_every_type
+    p2p-tree:p2p_tree:two_ranks_other_collectives pinned-host:pinned_host:one_rank
+    pinned-host:pinned_host:two_ranks_all_reduce_every_type pinned-host:pinned_host:two_ranks_copies
+    nccl:nccl:one_rank_collectives nccl:nccl:two_ranks_collectives"}
   for tool in memcheck racecheck; do
-    PLEXUS_P2P_TREE_ENABLE=1 timeout -k 5 240 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-      "$p2p_test" --test-case=plugins.p2p_tree.gpu.one_rank > "$out/sanitizer-$tool.log" 2>&1
-    echo "compute-sanitizer $tool: exit $?"; tail -3 "$out/sanitizer-$tool.log"
+    for entry in $sanitize_cases; do
+      IFS=: read -r dir name case <<< "$entry"
+      exe="$build/tests/plugins/$dir/test-$dir-gpu"
+      log="$out/sanitizer-$tool-$name-$case.log"
+      PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_PINNED_HOST_ENABLE=1 timeout -k 5 "${PLEXUS_SANITIZE_TIMEOUT:-150}" \
+        compute-sanitizer --tool "$tool" --target-processes all --error-exitcode 9 \
+        "$exe" --test-case="plugins.$name.gpu.$case" > "$log" 2>&1
+      echo "compute-sanitizer $tool $name.$case: exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test cases" "$log" | sort | uniq -c | head -4
+    done
   done
 fi
 pinned_test="$build/tests/plugins/pinned-host/test-pinned-host-gpu"
