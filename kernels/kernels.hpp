@@ -47,10 +47,10 @@
 namespace plexus::kernels {
 
 constexpr int kMaxRanks = 8;
-constexpr int kMaxBlocks = 64;
+constexpr int kMaxBlocks = 128;
 constexpr int kThreads = 512;
 constexpr uint64_t kFlagsBytes = uint64_t{kMaxBlocks} * kMaxRanks * sizeof(uint64_t);
-constexpr uint64_t kHeaderBytes = 8192;
+constexpr uint64_t kHeaderBytes = 16384;
 static_assert(kFlagsBytes + 64 <= kHeaderBytes, "flags and state fit the header");
 
 // Control words in host-mapped memory (cudaHostAllocMapped), one set per

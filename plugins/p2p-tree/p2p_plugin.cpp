@@ -23,7 +23,7 @@ const plx_param_decl params[] = {
      "Bytes of one exchange area; each rank's exchange block holds four (two epochs of input and "
      "result). Larger messages go as several launches. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "48",
-     "Most thread blocks one collective kernel uses, 1 to 64. The kernels wait on the GPU, so the "
+     "Most thread blocks one collective kernel uses, 1 to 128. The kernels wait on the GPU, so the "
      "blocks of every communicator running at once on a GPU must fit it together (2 per SM)."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
