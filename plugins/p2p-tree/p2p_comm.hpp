@@ -40,7 +40,7 @@ struct Params {
   uint64_t oneshot_max_bytes = uint64_t{512} << 10;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
   uint64_t slot_bytes = uint64_t{16} << 20;  // 16 MiB: 1.7x the busbw of 4 MiB at 128 MiB
-  int32_t max_blocks = 48;  // 4 communicators' grids fit 132 SMs at 2 blocks each
+  int32_t max_blocks = 0;  // 0: one block per SM of the device, at most kernels::kMaxBlocks
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
@@ -79,7 +79,7 @@ struct CommSetup {
 struct PeerCard {
   uint64_t pid;
   int32_t device;           // its CUDA ordinal, in its own process
-  int32_t reserved0;
+  int32_t max_blocks;       // its resolved MAX_BLOCKS; the communicator uses the smallest
   uint64_t slot_bytes;      // must be the same everywhere
   uint64_t ll_slot_bytes;   // the same everywhere (PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES)
   uint64_t block_bytes;
@@ -152,6 +152,8 @@ class Comm {
   Comm(const CommSetup &setup, const Params &params);
   plx_status make_block();
   plx_status make_control();
+  plx_status resolve_max_blocks();
+  void agree_max_blocks(const std::vector<PeerCard> &cards);
   plx_status exchange_cards(std::vector<PeerCard> *cards);
   plx_status check_cards(const std::vector<PeerCard> &cards);
   plx_status map_peer(int32_t peer, const PeerCard &card);

@@ -55,7 +55,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_SLOT_BYTES={} must be a "
                       "multiple of 4096", p->slot_bytes);
   if (plx_status st = algo_param(s, &p->forced_algo)) return st;
-  if (plx_status st = int_param(s, "MAX_BLOCKS", 1, kernels::kMaxBlocks, &p->max_blocks)) return st;
+  if (plx_status st = int_param(s, "MAX_BLOCKS", 0, kernels::kMaxBlocks, &p->max_blocks)) return st;
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
   if (const char *text = s.param_get(kPlugin, "ENABLE")) {
     const auto v = core::parse_bool(text);

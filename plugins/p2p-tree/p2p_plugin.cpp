@@ -22,8 +22,9 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "16M",
      "Bytes of one exchange area; each rank's exchange block holds four (two epochs of input and "
      "result). Larger messages go as several launches. Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "48",
-     "Most thread blocks one collective kernel uses, 1 to 128. The kernels wait on the GPU, so the "
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "0",
+     "Most thread blocks one collective kernel uses, 1 to 128; 0: one per SM of the device (at most "
+     "128). The communicator uses the smallest value of its ranks. The kernels wait on the GPU, so the "
      "blocks of every communicator running at once on a GPU must fit it together (2 per SM)."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "

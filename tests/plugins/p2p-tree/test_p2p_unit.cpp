@@ -70,12 +70,27 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(p.slot_bytes == 64u << 10);
   CHECK(p.oneshot_max_bytes == 1u << 20);
   CHECK(p.max_blocks == 8);
-  Params q;
-  CHECK(parse({{"p2p-tree/ALGO", "ring"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
-  CHECK(plexus::core::last_message().find("PLEXUS_P2P_TREE_ALGO") != std::string::npos);
-  CHECK(parse({{"p2p-tree/SLOT_BYTES", "1K"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
-  CHECK(parse({{"p2p-tree/SLOT_BYTES", "65537"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
-  CHECK(parse({{"p2p-tree/MAX_BLOCKS", "33"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
-  CHECK(parse({{"p2p-tree/PROBE_PEER_COPIES", "maybe"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
-  CHECK(parse({{"/DEFRAG_THRESHOLD", "1.5"}}, &q) == PLX_ERR_INVALID_ARGUMENT);
+  Params automatic;
+  REQUIRE(parse({{"p2p-tree/MAX_BLOCKS", "0"}}, &automatic) == PLX_OK);
+  CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
+}
+
+// Each bad value is parsed into fresh Params (a failed parse may leave a
+// value behind that would fail the next parse for the wrong reason), and
+// the message must name the variable.
+TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
+  const std::pair<const char *, const char *> bad[] = {
+      {"ALGO", "ring"},        {"SLOT_BYTES", "1K"},          {"SLOT_BYTES", "65537"},
+      {"MAX_BLOCKS", "129"},   {"MAX_BLOCKS", "-1"},          {"MAX_BLOCKS", "many"},
+      {"ONESHOT_MAX_BYTES", "2T"}, {"PROBE_PEER_COPIES", "maybe"}, {"ENABLE", "2"}};
+  for (const auto &[name, value] : bad) {
+    CAPTURE(name);
+    CAPTURE(value);
+    plexus::p2p_tree::Params fresh;
+    CHECK(parse({{std::string("p2p-tree/") + name, value}}, &fresh) == PLX_ERR_INVALID_ARGUMENT);
+    CHECK(plexus::core::last_message().find(std::string("PLEXUS_P2P_TREE_") + name) != std::string::npos);
+  }
+  plexus::p2p_tree::Params fresh;
+  CHECK(parse({{"/DEFRAG_THRESHOLD", "1.5"}}, &fresh) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(plexus::core::last_message().find("PLEXUS_DEFRAG_THRESHOLD") != std::string::npos);
 }
