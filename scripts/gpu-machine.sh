@@ -16,7 +16,8 @@
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16")
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
 #   p2pconf   plexus-conformance --backend p2p-tree
-#   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph
+#   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
+#             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS)
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case entries;
@@ -24,7 +25,8 @@
 #   pinned    pinned-host: its GPU test cases one at a time, plexus-conformance, plexus-bench against raw
 #             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
 #             at every GPU (eager, graph, the CPU helper, the copy engines, float32 as bfloat16), and
-#             plexus-bench-h2d (the copy bandwidth it is a fraction of)
+#             plexus-bench-h2d (the copy bandwidth it is a fraction of); PLEXUS_PINNED_BENCHES picks
+#             among float32 bfloat16 graph cpu copy wire (default all)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
 #           the table is measured at the first communicator and kept in $OUT/tuning.txt
@@ -140,6 +142,11 @@ if has_step p2pbench; then
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 240
   PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-graph-$device_ranks" --mem device --graph --backends p2p-tree,nccl,raw-nccl \
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
+  # the two-shot's halves on their own, against NCCL's: where the all-reduce's time goes
+  for op in ${PLEXUS_P2P_PHASE_OPS:-reduce_scatter all_gather}; do
+    PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-$op-$device_ranks" --op "$op" --mem device --backends p2p-tree,raw-nccl \
+      --ranks "$device_ranks" -d bfloat16 -b 1M -e 256M -f 4 -n 10 -w 3 --timeout 240
+  done
 fi
 if has_step p2ptune; then
   for algo in ${PLEXUS_P2P_TUNE_ALGOS:-one_shot two_shot}; do
@@ -194,20 +201,26 @@ if has_step pinned; then
   for n in $(printf '%s\n' 2 "$gpus" | sort -un); do
     [ "$n" -le "$gpus" ] || continue
     PLEXUS_PINNED_HOST_ENABLE=1 run_conformance "pinned-host-$n" --backend pinned-host --ranks "$n"
+    pinned_benches=" ${PLEXUS_PINNED_BENCHES:-float32 bfloat16 graph cpu copy wire} "
     for dtype in float32 bfloat16; do
+      [[ "$pinned_benches" == *" $dtype "* ]] || continue
       PLEXUS_PINNED_HOST_ENABLE=1 NCCL_P2P_DISABLE=1 run_bench "pinned-$dtype-$n" --mem device \
         --backends pinned-host,raw-nccl --ranks "$n" -d "$dtype" -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
     done
-    PLEXUS_PINNED_HOST_ENABLE=1 NCCL_P2P_DISABLE=1 run_bench "pinned-graph-$n" --mem device --graph \
+    [[ "$pinned_benches" == *" graph "* ]] &&
+      PLEXUS_PINNED_HOST_ENABLE=1 NCCL_P2P_DISABLE=1 run_bench "pinned-graph-$n" --mem device --graph \
       --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 300
     # the CPU helper (ALGO=cpu: every all-reduce size), to set CPU_MIN_BYTES or leave it off
-    PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=cpu NCCL_P2P_DISABLE=1 run_bench "pinned-cpu-$n" \
+    [[ "$pinned_benches" == *" cpu "* ]] &&
+      PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=cpu NCCL_P2P_DISABLE=1 run_bench "pinned-cpu-$n" \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
     # the copy engines (ALGO=copy: every all-reduce size), to set COPY_MIN_BYTES or leave it off
-    PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=copy NCCL_P2P_DISABLE=1 run_bench "pinned-copy-$n" \
+    [[ "$pinned_benches" == *" copy "* ]] &&
+      PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=copy NCCL_P2P_DISABLE=1 run_bench "pinned-copy-$n" \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
     # float32 sent as bfloat16 (ExLlamaV3's wire): half the bytes, so not a like-for-like ratio
-    PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \
+    [[ "$pinned_benches" == *" wire "* ]] &&
+      PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d float32 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
   done
 fi
