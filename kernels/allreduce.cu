@@ -92,25 +92,27 @@ __device__ __forceinline__ bool ll_wait(const uint4 *line, uint32_t flag, uint4 
 }
 
 // Vector i of rank src's input, from its LL lines in this rank's slot.
-__device__ __forceinline__ bool ll_receive(const Peers &p, uint64_t epoch, int src, uint64_t i, int32_t coll,
-                                           uint4 *out) {
+__device__ __forceinline__ bool ll_receive(const Peers &p, uint64_t epoch, int src, uint64_t i, uint64_t vecs,
+                                           int32_t coll, uint4 *out) {
   const uint4 *slot = ll_slot(p, p.rank, epoch, src);
+  const LinePair at = ll_lines(i, vecs);
   uint4 lo, hi;
-  if (!ll_wait(slot + 2 * i, static_cast<uint32_t>(epoch), &lo, p, src, coll, epoch)) return false;
-  if (!ll_wait(slot + 2 * i + 1, static_cast<uint32_t>(epoch), &hi, p, src, coll, epoch)) return false;
+  if (!ll_wait(slot + at.lo, static_cast<uint32_t>(epoch), &lo, p, src, coll, epoch)) return false;
+  if (!ll_wait(slot + at.hi, static_cast<uint32_t>(epoch), &hi, p, src, coll, epoch)) return false;
   *out = make_uint4(lo.x, lo.z, hi.x, hi.z);
   return true;
 }
 
 // Vector i of this rank's input, as LL lines into its slot at every peer.
-__device__ __forceinline__ void ll_send(const Peers &p, uint64_t epoch, uint64_t i, uint4 x) {
+__device__ __forceinline__ void ll_send(const Peers &p, uint64_t epoch, uint64_t i, uint64_t vecs, uint4 x) {
   const auto flag = static_cast<uint32_t>(epoch);
   const uint4 lo = make_uint4(x.x, flag, x.y, flag), hi = make_uint4(x.z, flag, x.w, flag);
+  const LinePair at = ll_lines(i, vecs);
   for (int q = 0; q < p.nranks; ++q) {
     if (q == p.rank) continue;
     uint4 *slot = ll_slot(p, q, epoch, p.rank);
-    st_volatile_v4(slot + 2 * i, lo);
-    st_volatile_v4(slot + 2 * i + 1, hi);
+    st_volatile_v4(slot + at.lo, lo);
+    st_volatile_v4(slot + at.hi, hi);
   }
 }
 
@@ -124,14 +126,14 @@ __global__ void __launch_bounds__(kThreads, 2) one_shot_kernel(Peers p, ReduceAr
   const uint64_t vecs = (a.total + V - 1) / V, first = blockIdx.x * blockDim.x + threadIdx.x;
   const uint64_t step = uint64_t{gridDim.x} * blockDim.x;
   const auto *in = static_cast<const S *>(a.in);
-  for (uint64_t i = first; i < vecs; i += step) ll_send(p, epoch, i, load_vec(in, i, a.total, false));
+  for (uint64_t i = first; i < vecs; i += step) ll_send(p, epoch, i, vecs, load_vec(in, i, a.total, false));
   bool ok = true;
   for (uint64_t i = first; ok && i < vecs; i += step) {
     VecReduce<E, Op> r;
     for (int q = 0; ok && q < p.nranks; ++q) {
       uint4 x = make_uint4(0, 0, 0, 0);
       if (q == p.rank) x = load_vec(in, i, a.total, false);
-      else ok = ll_receive(p, epoch, q, i, a.coll, &x);
+      else ok = ll_receive(p, epoch, q, i, vecs, a.coll, &x);
       r.add(x, q == 0);
     }
     if (ok && a.out != nullptr) store_vec(static_cast<S *>(a.out), i, a.total, r.result(p.nranks));

@@ -155,6 +155,19 @@ constexpr uint64_t chunk_len(uint64_t chunk, uint64_t total, uint64_t c) {
   return chunk * c >= total ? 0 : (total - chunk * c < chunk ? total - chunk * c : chunk);
 }
 
+// The two LL lines of vector i of a one-shot launch of `vecs` vectors: each
+// run of 32 vectors stores its low halves as 32 consecutive lines, then its
+// high halves, so one warp's store is 512 contiguous bytes (whole sectors
+// over NVLink) rather than every other 16 bytes; a short last run stays
+// dense, so the lines are exactly [0, 2 * vecs).
+struct LinePair {
+  uint64_t lo, hi;
+};
+constexpr LinePair ll_lines(uint64_t i, uint64_t vecs) {
+  const uint64_t run = i / 32 * 32, in_run = vecs - run < 32 ? vecs - run : 32;
+  return {run + i, run + i + in_run};
+}
+
 // Thread blocks of a launch moving `bytes` per rank: one per kThreads
 // 16-byte vectors, 1 .. min(max_blocks, kMaxBlocks).
 constexpr unsigned blocks_for(uint64_t bytes, int32_t max_blocks) {

@@ -6,6 +6,7 @@
 // be run in CI; this is the part of the kernels that can.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/kernels.hpp"
@@ -154,4 +155,28 @@ TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
   CHECK(blocks_for(1 << 30, 32) == 32);
   CHECK(blocks_for(1 << 30, 5) == 5);
   CHECK(blocks_for(1 << 30, 999) == static_cast<unsigned>(plexus::kernels::kMaxBlocks));
+}
+
+// Every vector's two LL lines land in [0, 2 * vecs), no two vectors share a
+// line (a shared line would let one vector's flag pass for another's data),
+// and a full run of 32 puts a warp's low halves on 32 consecutive lines.
+TEST_CASE("plugins.p2p_tree.plan.ll_lines_are_a_dense_bijection") {
+  using plexus::kernels::ll_lines;
+  for (uint64_t vecs : {1u, 2u, 31u, 32u, 33u, 63u, 64u, 100u, 4096u, 4097u}) {
+    CAPTURE(vecs);
+    std::vector<int> seen(2 * vecs, 0);
+    for (uint64_t i = 0; i < vecs; ++i) {
+      const auto at = ll_lines(i, vecs);
+      REQUIRE(at.lo < 2 * vecs);
+      REQUIRE(at.hi < 2 * vecs);
+      ++seen[at.lo];
+      ++seen[at.hi];
+    }
+    CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<long>(2 * vecs));
+  }
+  CHECK(ll_lines(0, 64).lo == 0);
+  CHECK(ll_lines(31, 64).lo == 31);
+  CHECK(ll_lines(0, 64).hi == 32);
+  CHECK(ll_lines(32, 64).lo == 64);
+  CHECK(ll_lines(32, 40).hi == 72);  // the short last run of 8: low halves 64..71, high 72..79
 }
