@@ -55,6 +55,7 @@ plx_status MemfdSource::acquire(size_t bytes, void **base, uint64_t *handle) {
   *handle = id;
   std::lock_guard lock(mutex_);
   segments_.emplace(id, std::move(segment));
+  count_.store(segments_.size(), std::memory_order_relaxed);
   return PLX_OK;
 }
 
@@ -68,6 +69,7 @@ void MemfdSource::release(void *, size_t, uint64_t handle) {
     if (it == segments_.end()) return;
     gone = std::move(it->second);
     segments_.erase(it);
+    count_.store(segments_.size(), std::memory_order_relaxed);
   }
   header_of(gone).live.store(0, std::memory_order_release);
 }
@@ -79,6 +81,21 @@ bool MemfdSource::lookup(uint64_t id, int32_t *fd, uint64_t *file_bytes) const {
   *fd = it->second.fd();
   *file_bytes = it->second.size();
   return true;
+}
+
+bool MemfdSource::find(const void *ptr, size_t bytes, BlockRef *ref) const {
+  if (count_.load(std::memory_order_relaxed) == 0) return false;
+  const auto at = reinterpret_cast<uintptr_t>(ptr);
+  std::lock_guard lock(mutex_);
+  for (const auto &[id, segment] : segments_) {
+    const auto base = reinterpret_cast<uintptr_t>(segment.data()) + segment_header_bytes;
+    const size_t usable = segment.size() - segment_header_bytes;
+    if (at < base || at - base >= usable) continue;
+    if (at - base + bytes > usable) return false;  // spans two segments
+    *ref = {id, at - base, segment.size(), segment.fd(), 0};
+    return true;
+  }
+  return false;
 }
 
 namespace {
@@ -94,17 +111,10 @@ core::HostPoolConfig pool_config(double defrag_threshold) {
 
 ShmPool::ShmPool(double defrag_threshold) : pool_(source_, pool_config(defrag_threshold)) {}
 
+// The segment is the source's: asking the pool instead would format a
+// failure message for every send buffer that is not a pool block.
 bool ShmPool::describe(const void *ptr, size_t bytes, BlockRef *ref) const {
-  void *base = nullptr;
-  size_t offset = 0;
-  uint64_t id = 0;
-  if (pool_.segment_of(ptr, &base, &offset, &id) != PLX_OK) return false;
-  int32_t fd = -1;
-  uint64_t file_bytes = 0;
-  if (!source_.lookup(id, &fd, &file_bytes)) return false;
-  if (offset + bytes > file_bytes - segment_header_bytes) return false;  // spans two segments
-  *ref = {id, offset, file_bytes, fd, 0};
-  return true;
+  return source_.find(ptr, bytes, ref);
 }
 
 plx_status PeerMaps::probe(int32_t pid, int32_t fd) {

@@ -54,10 +54,15 @@ class MemfdSource final : public core::SegmentSource {
   void release(void *base, size_t bytes, uint64_t handle) override;
   // The memfd of segment `id`; false once it was released.
   bool lookup(uint64_t id, int32_t *fd, uint64_t *file_bytes) const;
+  // Fills *ref when [ptr, ptr + bytes) lies in one live segment. Called by
+  // every collective on every send buffer, so a miss costs no message and,
+  // while the pool has no segment, not even the lock.
+  bool find(const void *ptr, size_t bytes, BlockRef *ref) const;
 
  private:
   mutable std::mutex mutex_;
   std::map<uint64_t, core::ShmSegment> segments_;  // by id
+  std::atomic<size_t> count_{0};                   // segments_.size(), read without the lock
   uint64_t next_id_ = 1;
 };
 
