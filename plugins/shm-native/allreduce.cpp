@@ -125,7 +125,8 @@ plx_status reduce_share(Op &op, uint32_t step, size_t first, const Share &mine) 
 }
 
 // One chunk of a two-shot reduction: copy in, reduce this rank's share,
-// then copy every share out (to every rank, or to root).
+// then copy every share out (to every rank, or to root). The own share goes
+// out before the `done` wait, while it is in cache and peers still reduce.
 plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   Comm &c = op.comm;
   const uint32_t step = c.next_step();
@@ -134,12 +135,14 @@ plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   if (plx_status s = copy_in_for_peers(op, c.slot(c.rank(), step), first, count, mine)) return s;
   if (plx_status s = op.exchange(step)) return s;
   if (plx_status s = reduce_share(op, step, first, mine)) return s;
-  if (plx_status s = op.finish_share(step)) return s;
-  if (!to_all && c.rank() != op.desc.root) return PLX_OK;
+  const bool gets_result = to_all || c.rank() == op.desc.root;
   auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
+  if (gets_result) std::memcpy(out + mine.first * es, c.slot(c.rank(), step) + mine.first * es, mine.length * es);
+  if (plx_status s = op.finish_share(step)) return s;
+  if (!gets_result) return PLX_OK;
   for (int32_t r = 0; r < c.nranks(); ++r) {
     const Share share = share_of(count, c.nranks(), r);
-    std::memcpy(out + share.first * es, c.slot(r, step) + share.first * es, share.length * es);
+    if (r != c.rank()) std::memcpy(out + share.first * es, c.slot(r, step) + share.first * es, share.length * es);
   }
   return PLX_OK;
 }
@@ -162,6 +165,7 @@ plx_status reduction(Op &op, bool to_all) {
   const bool small = bytes <= oneshot_limit && bytes <= p.slot_bytes;
   const int32_t forced = op.desc.options->algorithm;
   if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes)) {
+    if (fits_inline(op)) return inline_one_shot(op, to_all);
     if (plx_status s = op.comm.stage(bytes)) return s;
     return one_shot(op, to_all);
   }

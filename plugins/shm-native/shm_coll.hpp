@@ -52,6 +52,11 @@ struct Op {
 
 plx_status run_collective(Comm &comm, const plx_coll_desc &desc);
 
+// Whether a reduction's input fits a rank's InlineInput line.
+bool fits_inline(const Op &op);
+// One-shot through the InlineInput lines (inline_reduce.cpp).
+plx_status inline_one_shot(Op &op, bool to_all);
+
 plx_status all_reduce(Op &op);
 plx_status reduce(Op &op);
 plx_status reduce_scatter(Op &op);

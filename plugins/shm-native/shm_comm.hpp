@@ -40,6 +40,16 @@ struct alignas(128) Counter {
   std::atomic<uint32_t> sleepers{0};  // ranks in FUTEX_WAIT on value
 };
 
+// A small one-shot input in the cache line that also announces it: a peer
+// polling `step` gets the data with the same line transfer, where the slots
+// cost a second one (entry step % 2, double-buffered like the slots).
+struct alignas(64) InlineInput {
+  std::atomic<uint32_t> step{0};  // s + 1 once data holds step s's input
+  uint32_t pad = 0;
+  alignas(8) uint8_t data[56];
+};
+inline constexpr size_t inline_input_bytes = sizeof(InlineInput::data);
+
 struct RankControl {
   Counter arrive;  // steps whose input this rank has published
   Counter done;    // steps whose reduce-scatter share this rank has finished
@@ -52,6 +62,7 @@ struct RankControl {
   // This rank's slot segment of generation g is entry g % 2 (shm_slots.hpp);
   // written before the `arrive` that publishes the first step using it.
   alignas(128) SlotSegmentRef slot_segments[2];
+  alignas(128) InlineInput inline_input[2];
 };
 
 struct SegmentAnnouncement;  // what ranks exchange at init (shm_comm.cpp)

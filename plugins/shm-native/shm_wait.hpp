@@ -68,6 +68,17 @@ plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadl
 void cpu_relax();
 void futex_nap(Counter &counter, uint32_t seen);
 
+// Polls `word` at most `spins` times until it reaches target; whether it
+// did. Only a fast path: the caller falls back to a wait that checks for
+// failures, the deadline and the peer's death.
+inline bool spin_until(const std::atomic<uint32_t> &word, uint32_t target, int32_t spins) {
+  for (int32_t i = 0; i < spins; ++i) {
+    if (reached(word.load(std::memory_order_acquire), target)) return true;
+    cpu_relax();
+  }
+  return reached(word.load(std::memory_order_acquire), target);
+}
+
 template <typename Ready, typename Check>
 plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) {
   for (int64_t i = 0;; ++i) {

@@ -1,0 +1,94 @@
+// shm-native's algorithm choices, each against a reference on random data:
+// the inline one-shot (inputs of at most 56 bytes ride in the cache line that
+// announces them) mixed back to back with slot steps, for every rank count
+// the CI machine runs; reduce to a root; ranks that contribute nothing.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "plexus/plexus.h"
+#include "tests/plugins/shm-native/fork_ranks.hpp"
+
+namespace {
+
+using plexus::test::run_ranks;
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+// The sum over ranks in rank order, as every rank must compute it.
+std::vector<float> expected_sum(size_t n, int nranks, uint32_t seed) {
+  std::vector<float> sum = random_floats(n, seed);
+  for (int r = 1; r < nranks; ++r) {
+    const std::vector<float> x = random_floats(n, seed + r);
+    for (size_t i = 0; i < n; ++i) sum[i] += x[i];
+  }
+  return sum;
+}
+
+// One float32 sum of n elements with inputs from `seed`, checked bit for bit;
+// to_root: a reduce to the last rank, whose result alone is checked.
+int float_sum_case(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t seed, bool to_root) {
+  const std::vector<float> send = random_floats(n, seed + rank);
+  std::vector<float> recv(n, -777.0f);
+  const plx_status s = to_root ? plx_reduce(comm, send.data(), recv.data(), n, PLX_FLOAT32, PLX_SUM, nranks - 1, nullptr, nullptr)
+                               : plx_all_reduce(comm, send.data(), recv.data(), n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr);
+  if (s != PLX_OK) return 1;
+  if (to_root && rank != nranks - 1) return 0;
+  return std::memcmp(recv.data(), expected_sum(n, nranks, seed).data(), n * sizeof(float)) == 0 ? 0 : 2;
+}
+
+// int8 max over 1 to 60 elements: both sides of the 56-byte inline limit.
+int int8_max_case(plx_comm_h comm, int rank, int nranks, size_t n) {
+  std::vector<int8_t> send(n), recv(n, 0), want(n, INT8_MIN);
+  for (int r = 0; r < nranks; ++r)
+    for (size_t i = 0; i < n; ++i) {
+      const auto v = static_cast<int8_t>((i * 37 + r * 101 + n) % 251 - 125);
+      if (r == rank) send[i] = v;
+      want[i] = std::max(want[i], v);
+    }
+  if (plx_all_reduce(comm, send.data(), recv.data(), n, PLX_INT8, PLX_MAX, nullptr, nullptr)) return 3;
+  return recv == want ? 0 : 4;
+}
+
+}  // namespace
+
+TEST_CASE("ShmNative.Inline.sizes_around_the_limit_back_to_back_with_slot_steps") {
+  for (int nranks : {2, 3, 4}) {
+    CAPTURE(nranks);
+    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+      uint32_t seed = 50;
+      for (size_t n = 1; n <= 16; ++n) {  // 4 to 64 bytes: inline up to 14
+        if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
+        if (int code = float_sum_case(c, r, nranks, 3000, seed++, false)) return 10 + code;  // slots
+        if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
+      }
+      for (size_t n = 1; n <= 60; ++n)
+        if (int code = int8_max_case(c, r, nranks, n)) return 30 + code;
+      return 0;
+    }) == 0);
+  }
+}
+
+TEST_CASE("ShmNative.Inline.in_place_and_no_contribution") {
+  CHECK(run_ranks(3, [](plx_comm_h c, int r) {
+    for (int round = 0; round < 50; ++round) {
+      std::vector<float> buf(3, static_cast<float>(r + 1 + round));
+      plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+      if (r == round % 3) opts.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+      if (plx_all_reduce(c, opts.flags ? nullptr : buf.data(), buf.data(), 3, PLX_FLOAT32, PLX_SUM, &opts, nullptr))
+        return 1;
+      const float want = static_cast<float>(6 + 3 * round - (round % 3 + 1 + round));
+      for (float v : buf) if (v != want) return 2;
+    }
+    return 0;
+  }) == 0);
+}
