@@ -1,6 +1,7 @@
 // The all-reduce kernels over peer-mapped exchange blocks (the protocol is
-// in kernels.hpp): a one-shot of LL lines for small messages and a two-shot
-// (reduce-scatter, then all-gather) for large ones; reduce (out NULL on
+// in kernels.hpp): a one-shot of LL lines for small messages, a bulk
+// one-shot (whole inputs pushed, one exchange) for middle sizes and a
+// two-shot (reduce-scatter, then all-gather) for large ones; reduce (out NULL on
 // non-roots) and reduce-scatter (two-shot's first half) use them too. Data
 // moves by stores into the peers' memory: a store over NVLink is posted,
 // a load is a round trip, so writers push and readers read locally.
@@ -224,6 +225,55 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
   end_epoch(p, epoch);
 }
 
+// Bulk one-shot, phase 1: this block's share of the whole input into this
+// rank's slot of every peer's input area.
+template <class S>
+__device__ void push_input(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
+  const uint64_t n = l.share.end - l.share.begin;
+  for (int q = 0; n > 0 && q < p.nranks; ++q) {
+    if (q == p.rank) continue;
+    copy_bytes(area(p, q, epoch, false) + (p.rank * l.stride + l.share.begin) * sizeof(S),
+               reinterpret_cast<const char *>(static_cast<const S *>(a.in) + l.share.begin), n * sizeof(S), false);
+  }
+}
+
+// Phase 2: the share reduced in rank order into out: this rank's own part
+// from its input, every peer's from this rank's input area.
+template <class E, int Op>
+__device__ void reduce_pushed(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
+  using S = typename E::S;
+  const uint64_t n = l.share.end - l.share.begin;
+  if (a.out == nullptr || n == 0) return;
+  const S *src[kMaxRanks];
+  for (int q = 0; q < p.nranks; ++q)
+    src[q] = q == p.rank ? static_cast<const S *>(a.in) + l.share.begin
+                         : reinterpret_cast<const S *>(area(p, p.rank, epoch, false)) + q * l.stride + l.share.begin;
+  S *out = static_cast<S *>(a.out) + l.share.begin;
+  const uint64_t vecs = (n + VecReduce<E, Op>::V - 1) / VecReduce<E, Op>::V;
+  for (uint64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
+    VecReduce<E, Op> r;
+    for (int q = 0; q < p.nranks; ++q) r.add(load_vec(src[q], i, n, q != p.rank), q == 0);
+    store_vec(out, i, n, r.result(p.nranks));
+  }
+}
+
+// One exchange instead of two-shot's two, and no copy-out phase; the same
+// NVLink bytes as two-shot on 2 ranks ((nranks - 1) x the input on more).
+template <class E, int Op>
+__global__ void __launch_bounds__(kThreads, 2) bulk_one_shot_kernel(Peers p, ReduceArgs a) {
+  using S = typename E::S;
+  constexpr uint64_t V = 16 / sizeof(S);
+  const uint64_t epoch = begin_epoch(p);
+  TwoShotLayout l;
+  l.stride = (a.total + V - 1) / V * V;
+  l.share = share_of(a.total, V, blockIdx.x, gridDim.x);
+  l.own_direct = true;
+  push_input<S>(p, a, epoch, l);
+  signal_peers(p, 2 * epoch);
+  if (wait_peers(p, 2 * epoch, a.coll, epoch)) reduce_pushed<E, Op>(p, a, epoch, l);
+  end_epoch(p, epoch);
+}
+
 struct OneShot {
   const Peers &p;
   const ReduceArgs &a;
@@ -248,11 +298,27 @@ struct TwoShot {
   }
 };
 
+struct BulkOneShot {
+  const Peers &p;
+  const ReduceArgs &a;
+  cudaStream_t stream;
+  template <class E, int Op>
+  cudaError_t run() const {
+    const unsigned blocks = blocks_for(a.total * sizeof(typename E::S), p.max_blocks);
+    bulk_one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
+    return cudaGetLastError();
+  }
+};
+
 }  // namespace
 }  // namespace device
 
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
   return device::with_types(args.dtype, args.op, device::OneShot{peers, args, stream});
+}
+
+cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
+  return device::with_types(args.dtype, args.op, device::BulkOneShot{peers, args, stream});
 }
 
 cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {

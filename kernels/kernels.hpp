@@ -105,6 +105,11 @@ struct ReduceArgs {
 // arrive (bit-identical on every rank). total * esize must fit half an LL
 // slot (the lines carry half data).
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
+// Bulk one-shot: every rank writes its whole input into its slot of every
+// peer's input area, signals, waits, and reduces every rank's input in rank
+// order into out (bit-identical on every rank). nranks * round_up(total,
+// vector) * esize must fit one input area.
+cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 // Two-shot: rank r writes chunk q of its input into rank q's input area
 // (slot r), signals; reduces chunk r from its own input area in rank order
 // into out and into every rank's result area, signals again; then copies

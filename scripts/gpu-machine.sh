@@ -15,7 +15,7 @@
 #   socketconf  the conformance kit on NCCL's socket transport
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16")
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
-#   p2pconf   plexus-conformance --backend p2p-tree
+#   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
 #             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS)
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
@@ -134,6 +134,10 @@ if has_step p2pconf; then
   PLEXUS_P2P_TREE_ENABLE=1 run_conformance "p2p-tree-$device_ranks" --backend p2p-tree --ranks "$device_ranks"
   for blocks in ${PLEXUS_P2P_CONF_BLOCKS:-}; do
     PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_MAX_BLOCKS=$blocks run_conformance "p2p-tree-$device_ranks-blocks$blocks" \
+      --backend p2p-tree --ranks "$device_ranks"
+  done
+  for algo in ${PLEXUS_P2P_CONF_ALGOS:-}; do  # every all-reduce forced onto one algorithm
+    PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_ALGO=$algo run_conformance "p2p-tree-$device_ranks-$algo" \
       --backend p2p-tree --ranks "$device_ranks"
   done
 fi

@@ -71,34 +71,60 @@ bool options_supported(const plx_coll_desc &d) {
   return c.set_failure(PLX_ERR_DEVICE, core::last_message());
 }
 
-int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
-  if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
+// The algorithm asked for: forced by the variable, else the call's hint,
+// else auto.
+int32_t wanted_algo(const Comm &c, const plx_coll_desc &d) {
   if (c.params().forced_algo != PLX_ALGO_AUTO) return c.params().forced_algo;
   const int32_t hint = d.options->algorithm;
-  if (hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT) return hint;
-  const uint64_t limit = c.params().oneshot_max_bytes * 2 / static_cast<uint64_t>(c.nranks());
-  return bytes <= limit ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
+  return hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT ? hint : PLX_ALGO_AUTO;
+}
+
+// LL one-shot, bulk one-shot or two-shot. A one-shot asked for runs as LL
+// lines when one launch's LL slot holds it, else bulk.
+int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
+  if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
+  const int32_t wanted = wanted_algo(c, d);
+  if (wanted == PLX_ALGO_ONE_SHOT) return bytes <= c.peers().ll_slot_bytes / 2 ? PLX_ALGO_ONE_SHOT : kAlgoOneShotBulk;
+  if (wanted != PLX_ALGO_AUTO) return wanted;
+  const auto scaled = [&](uint64_t limit) { return limit * 2 / static_cast<uint64_t>(c.nranks()); };
+  if (bytes <= scaled(c.params().oneshot_max_bytes)) return PLX_ALGO_ONE_SHOT;
+  return bytes <= scaled(c.params().bulk_max_bytes) ? kAlgoOneShotBulk : PLX_ALGO_TWO_SHOT;
+}
+
+// Bytes of one launch: half an LL slot (lines are half data), an input
+// area shared by every rank's whole input, or an area of chunks.
+uint64_t launch_capacity(const Comm &c, int32_t algo) {
+  if (algo == PLX_ALGO_ONE_SHOT) return c.peers().ll_slot_bytes / 2;
+  if (algo == kAlgoOneShotBulk) return bulk_capacity(c.params().slot_bytes, static_cast<uint64_t>(c.nranks()));
+  return c.params().slot_bytes;
+}
+
+cudaError_t launch_reduce(const Comm &c, int32_t algo, const kernels::ReduceArgs &a, cudaStream_t stream) {
+  if (algo == PLX_ALGO_ONE_SHOT) return kernels::launch_one_shot(c.peers(), a, stream);
+  if (algo == kAlgoOneShotBulk) return kernels::launch_one_shot_bulk(c.peers(), a, stream);
+  return kernels::launch_two_shot(c.peers(), a, stream);
+}
+
+const char *algo_kernel_name(int32_t algo) {
+  return algo == PLX_ALGO_ONE_SHOT ? "one-shot" : algo == kAlgoOneShotBulk ? "bulk one-shot" : "two-shot";
 }
 
 // All-reduce, and reduce with out NULL on the non-roots.
 plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cudaStream_t stream) {
   const uint64_t es = dtype_bytes[d.dtype];
-  const bool one_shot = algo == PLX_ALGO_ONE_SHOT;
+  const bool one_shot = algo != PLX_ALGO_TWO_SHOT;
   kernels::ReduceArgs a;
   a.dtype = d.dtype, a.op = d.op, a.coll = d.coll;
   cudaError_t err = cudaSuccess;
-  // A one-shot launch carries at most half an LL slot (lines are half data).
-  const uint64_t capacity = one_shot ? c.peers().ll_slot_bytes / 2 : c.params().slot_bytes;
-  plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), capacity, one_shot,
+  plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), launch_capacity(c, algo), one_shot,
               [&](const ReducePiece &piece) {
                 if (err != cudaSuccess) return;
                 a.in = static_cast<const char *>(d.send) + piece.offset * es;
                 a.out = out == nullptr ? nullptr : static_cast<char *>(out) + piece.offset * es;
                 a.total = piece.total, a.chunk = piece.chunk, a.in_stride = piece.in_stride;
-                err = one_shot ? kernels::launch_one_shot(c.peers(), a, stream)
-                               : kernels::launch_two_shot(c.peers(), a, stream);
+                err = launch_reduce(c, algo, a, stream);
               });
-  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, one_shot ? "one-shot" : "two-shot");
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, algo_kernel_name(algo));
 }
 
 plx_status reduce_scatter(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
@@ -149,7 +175,7 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
     case PLX_COLL_ALL_REDUCE:
     case PLX_COLL_REDUCE: {
       const int32_t algo = choose_algo(c, d, bytes);
-      c.count_call(d.coll, algo);
+      c.count_call(d.coll, algo == kAlgoOneShotBulk ? PLX_ALGO_ONE_SHOT : algo);
       void *out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
       return d.count == 0 ? PLX_OK : reduce(c, d, out, algo, stream);
     }

@@ -34,10 +34,17 @@
 
 namespace plexus::p2p_tree {
 
+// PLEXUS_P2P_TREE_ALGO=one_shot_bulk: a plugin-internal id (the statistics
+// count it as PLX_ALGO_ONE_SHOT, which it is: only the protocol differs).
+constexpr int32_t kAlgoOneShotBulk = 100;
+
 struct Params {
   // Measured on 2 H100 (docs/performance.md): one-shot wins up to 512 KiB.
   // Auto scales it by 2 / nranks (a one-shot sends nranks - 1 copies).
   uint64_t oneshot_max_bytes = uint64_t{512} << 10;
+  // Above the LL one-shot and up to this (also times 2 / nranks): the bulk
+  // one-shot (whole inputs pushed, one exchange); two-shot beyond.
+  uint64_t bulk_max_bytes = uint64_t{2} << 20;
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
   uint64_t slot_bytes = uint64_t{16} << 20;  // 16 MiB: 1.7x the busbw of 4 MiB at 128 MiB
   int32_t max_blocks = 0;  // 0: one block per SM of the device, at most kernels::kMaxBlocks

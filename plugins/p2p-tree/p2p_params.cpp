@@ -39,10 +39,11 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   const std::string_view v(text);
   if (v.empty() || v == "auto") *out = PLX_ALGO_AUTO;
   else if (v == "one_shot") *out = PLX_ALGO_ONE_SHOT;
+  else if (v == "one_shot_bulk") *out = kAlgoOneShotBulk;
   else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
   else
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ALGO={} must be auto, "
-                      "one_shot or two_shot", text);
+                      "one_shot, one_shot_bulk or two_shot", text);
   return PLX_OK;
 }
 
@@ -51,6 +52,7 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
 plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = size_param(s, "ONESHOT_MAX_BYTES", 0, uint64_t{1} << 40, &p->oneshot_max_bytes)) return st;
   if (plx_status st = size_param(s, "SLOT_BYTES", 64 << 10, uint64_t{1} << 30, &p->slot_bytes)) return st;
+  if (plx_status st = size_param(s, "BULK_MAX_BYTES", 0, uint64_t{1} << 40, &p->bulk_max_bytes)) return st;
   if (p->slot_bytes % 4096 != 0)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_SLOT_BYTES={} must be a "
                       "multiple of 4096", p->slot_bytes);

@@ -27,6 +27,10 @@ constexpr uint64_t area_bytes_used(const ReducePiece &p, bool one_shot, uint64_t
   return one_shot ? p.total * esize : nranks * round_up(p.chunk, 16 / esize) * esize;
 }
 
+// Bytes of one bulk one-shot launch: every rank's whole input, each
+// rounded up to 16-byte vectors, shares one input area.
+constexpr uint64_t bulk_capacity(uint64_t slot_bytes, uint64_t nranks) { return slot_bytes / nranks / 16 * 16; }
+
 // All-reduce and reduce: count elements.
 template <class Emit>
 void plan_reduce(uint64_t count, uint64_t esize, uint64_t nranks, uint64_t slot_bytes, bool one_shot, Emit &&emit) {

@@ -126,7 +126,9 @@ void check_every_all_reduce(plx_comm_h comm, int rank, int nranks) {
   Stream stream;
   for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
     for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
-      for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1001}, uint64_t{65537}})
+      // 640 KiB and a bit: past the LL slot's 512 KiB, so a one-shot runs bulk
+      for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1001}, uint64_t{65537},
+                             (uint64_t{640} << 10) / plx_dtype_size(dtype) + 3})
         for (int32_t algo : {PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
           for (bool in_place : {false, true})
             check_all_reduce(comm, rank, nranks, dtype, op, count, algo, in_place, stream);

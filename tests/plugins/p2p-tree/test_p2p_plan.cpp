@@ -108,6 +108,26 @@ TEST_CASE("plugins.p2p_tree.plan.all_reduce_pieces_cover_and_fit") {
           }
 }
 
+// The bulk one-shot: pieces of bulk_capacity, each rank's whole piece at
+// its vector-rounded slot of one input area.
+TEST_CASE("plugins.p2p_tree.plan.bulk_one_shot_pieces_fit_one_area") {
+  for (uint64_t es : {1, 2, 4, 8})
+    for (uint64_t nranks : {2, 3, 4, 8})
+      for (uint64_t count : counts_for(es, nranks)) {
+        INFO("es ", es, " nranks ", nranks, " count ", count);
+        const uint64_t capacity = plexus::p2p_tree::bulk_capacity(kSlot, nranks);
+        uint64_t next = 0;
+        plexus::p2p_tree::plan_reduce(count, es, nranks, capacity, true, [&](const ReducePiece &p) {
+          REQUIRE(p.offset == next);
+          REQUIRE(p.total > 0);
+          REQUIRE(nranks * round_up(p.total, 16 / es) * es <= kSlot);
+          next += p.total;
+          emulate_one_shot(p, es, 128);
+        });
+        REQUIRE(next == count);
+      }
+}
+
 TEST_CASE("plugins.p2p_tree.plan.reduce_scatter_pieces_cover_and_fit") {
   for (uint64_t es : {1, 2, 4, 8})
     for (uint64_t nranks : {1, 2, 3, 8})

@@ -70,6 +70,11 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(p.slot_bytes == 64u << 10);
   CHECK(p.oneshot_max_bytes == 1u << 20);
   CHECK(p.max_blocks == 8);
+  CHECK(p.bulk_max_bytes == 2u << 20);
+  Params bulk;
+  REQUIRE(parse({{"p2p-tree/ALGO", "one_shot_bulk"}, {"p2p-tree/BULK_MAX_BYTES", "8M"}}, &bulk) == PLX_OK);
+  CHECK(bulk.forced_algo == plexus::p2p_tree::kAlgoOneShotBulk);
+  CHECK(bulk.bulk_max_bytes == 8u << 20);
   Params automatic;
   REQUIRE(parse({{"p2p-tree/MAX_BLOCKS", "0"}}, &automatic) == PLX_OK);
   CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
@@ -82,7 +87,8 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
   const std::pair<const char *, const char *> bad[] = {
       {"ALGO", "ring"},        {"SLOT_BYTES", "1K"},          {"SLOT_BYTES", "65537"},
       {"MAX_BLOCKS", "129"},   {"MAX_BLOCKS", "-1"},          {"MAX_BLOCKS", "many"},
-      {"ONESHOT_MAX_BYTES", "2T"}, {"PROBE_PEER_COPIES", "maybe"}, {"ENABLE", "2"}};
+      {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
+      {"ENABLE", "2"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
