@@ -22,7 +22,12 @@ plx_status write_inline(Op &op, InlineInput &line) {
 // to the ordinary wait on its `arrive`, published after the line.
 plx_status wait_inline(Op &op, int32_t r, uint32_t step) {
   Comm &c = op.comm;
-  if (spin_until(c.control(r).inline_input[step & 1u].step, step + 1, c.params().spin_iterations)) return PLX_OK;
+  SpinBudget &budget = c.spin_budget();
+  if (spin_until(c.control(r).inline_input[step & 1u].step, step + 1, budget.polls())) {
+    budget.came_while_polling();
+    return PLX_OK;
+  }
+  budget.came_after_polling();
   return wait_rank(c, r, &RankControl::arrive, step + 1, op.deadline, op.label);
 }
 

@@ -21,16 +21,18 @@ struct SegmentAnnouncement {
   int32_t pid;
   int32_t pad;
   uint64_t slot_min_bytes, slot_max_bytes;
+  cpu_set_t cpus;  // where this rank may run, for outnumber_cpus()
 };
 
 namespace {
 
-// With more ranks than cores a spinning rank burns the time slice of the
-// rank it waits for; then waiting yields at once.
-int32_t spin_for(int32_t nranks, int32_t configured) {
+// This thread's affinity; all online CPUs when it cannot be read.
+cpu_set_t own_cpus() {
   cpu_set_t cpus;
-  if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return configured;
-  return nranks > CPU_COUNT(&cpus) ? 0 : configured;
+  if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) return cpus;
+  CPU_ZERO(&cpus);
+  for (long c = 0; c < std::min<long>(sysconf(_SC_NPROCESSORS_ONLN), CPU_SETSIZE); ++c) CPU_SET(c, &cpus);
+  return cpus;
 }
 
 }  // namespace
@@ -43,7 +45,6 @@ struct SlotName {
 Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,
            std::shared_ptr<StagingReport> report)
     : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms), report_(std::move(report)) {
-  params_.spin_iterations = spin_for(nranks, params.spin_iterations);
   params_.slot_min_bytes = std::min(params.slot_min_bytes, params.slot_bytes);
 }
 
@@ -102,9 +103,22 @@ plx_status Comm::announce(int32_t init_timeout_ms, std::vector<SegmentAnnounceme
   std::strncpy(mine.name, name.c_str(), sizeof(mine.name) - 1);
   mine.pid = static_cast<int32_t>(::getpid());
   mine.slot_min_bytes = params_.slot_min_bytes, mine.slot_max_bytes = params_.slot_bytes;
+  mine.cpus = own_cpus();
   all->assign(nranks_, {});
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all->data(), init_timeout_ms)) return s;
+  decide_spinning(*all);
   return check_same_params(*all);
+}
+
+// With more ranks than CPUs to run them a polling rank burns the time slice
+// of the rank it waits for: then waits yield at once. Every rank sees the
+// same masks, so all decide alike.
+void Comm::decide_spinning(const std::vector<SegmentAnnouncement> &all) {
+  std::vector<cpu_set_t> masks;
+  for (const SegmentAnnouncement &a : all) masks.push_back(a.cpus);
+  oversubscribed_ = outnumber_cpus(masks);
+  if (oversubscribed_) params_.spin_iterations = 0;
+  spin_ = SpinBudget(params_.spin_iterations);
 }
 
 // Creates this rank's segments, waits until every rank has, maps theirs,

@@ -20,6 +20,7 @@
 #include "plexus/plugin.h"
 #include "plugins/shm-native/shm_pool.hpp"
 #include "plugins/shm-native/shm_slots.hpp"
+#include "plugins/shm-native/spin_budget.hpp"
 
 namespace plexus::shm_native {
 
@@ -78,6 +79,10 @@ class Comm {
   int32_t rank() const { return rank_; }
   int32_t nranks() const { return nranks_; }
   const Params &params() const { return params_; }
+  // The polls of this communicator's collective waits (spin_budget.hpp).
+  SpinBudget &spin_budget() { return spin_; }
+  // Whether the ranks outnumber the CPUs they may run on (decided at init).
+  bool oversubscribed() const { return oversubscribed_; }
   int32_t timeout_ms() const { return timeout_ms_; }
   core::Rendezvous &rendezvous() { return *rendezvous_; }
   const std::shared_ptr<StagingReport> &staging_report() const { return report_; }
@@ -128,6 +133,7 @@ class Comm {
   plx_status map_peers(int32_t init_timeout_ms);
   plx_status create_own_segments(const char *control_name);
   plx_status check_same_params(const std::vector<SegmentAnnouncement> &all);
+  void decide_spinning(const std::vector<SegmentAnnouncement> &all);
   plx_status announce(int32_t init_timeout_ms, std::vector<SegmentAnnouncement> *all);
   plx_status open_announced(const std::vector<SegmentAnnouncement> &all, int32_t init_timeout_ms);
   plx_status map_peer_growable_slots();
@@ -139,6 +145,8 @@ class Comm {
 
   int32_t rank_, nranks_;
   Params params_;
+  SpinBudget spin_{0};
+  bool oversubscribed_ = false;
   int32_t timeout_ms_;
   uint32_t step_ = 0;
   uint64_t collectives_ = 0;

@@ -51,11 +51,17 @@ inline void publish(Comm &comm, CounterField field, uint32_t value) {
 }
 
 // The waiting loop every wait uses: polls `counter` until ready(value) holds,
-// spinning `spin` times, then yielding, then sleeping on the counter's futex
-// in short naps; check() runs on the slow path and ends the wait with its
-// status when that is not PLX_OK.
+// `spins` times, then yields `yields` times, then sleeps on the counter's
+// futex in short naps; check() runs on the slow path and ends the wait with
+// its status when that is not PLX_OK. *in_spin (when given) tells whether
+// ready came while polling.
 template <typename Ready, typename Check>
-plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check);
+plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check,
+                   bool *in_spin = nullptr);
+template <typename Ready, typename Check>
+plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) {
+  return wait_on(counter, p.spin_iterations, p.yield_iterations, ready, check);
+}
 
 // Waits until rank r's counter has reached `target` (wrap-safe).
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
@@ -80,15 +86,18 @@ inline bool spin_until(const std::atomic<uint32_t> &word, uint32_t target, int32
 }
 
 template <typename Ready, typename Check>
-plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) {
+plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check, bool *in_spin) {
   for (int64_t i = 0;; ++i) {
-    if (ready(counter.value.load(std::memory_order_acquire))) return PLX_OK;
-    if (i < p.spin_iterations) {
+    if (ready(counter.value.load(std::memory_order_acquire))) {
+      if (in_spin) *in_spin = i <= spins;
+      return PLX_OK;
+    }
+    if (i < spins) {
       cpu_relax();
       if ((i & 1023) != 1023) continue;
     }
     if (plx_status s = check()) return s;
-    if (i < p.spin_iterations + p.yield_iterations) {
+    if (i < spins + yields) {
       sched_yield();
       continue;
     }

@@ -1,0 +1,50 @@
+// shm-native's waiting policy (plugins/shm-native/spin_budget.hpp): the
+// adaptive number of polls before a wait yields, and the oversubscription
+// test that turns polling off.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "plugins/shm-native/spin_budget.hpp"
+
+namespace {
+
+using plexus::shm_native::outnumber_cpus;
+using plexus::shm_native::SpinBudget;
+
+cpu_set_t cpus(std::initializer_list<int> ids) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int id : ids) CPU_SET(id, &set);
+  return set;
+}
+
+}  // namespace
+
+TEST_CASE("plugins.shm_native.spin_budget.halves_when_peers_come_late_and_doubles_back") {
+  SpinBudget budget(2000);
+  CHECK(budget.polls() == 2000);
+  for (int i = 0; i < 20; ++i) budget.came_after_polling();
+  CHECK(budget.polls() == SpinBudget::min_polls);  // never below: a peer on another core still comes in time
+  budget.came_while_polling();
+  CHECK(budget.polls() == 2 * SpinBudget::min_polls);
+  for (int i = 0; i < 20; ++i) budget.came_while_polling();
+  CHECK(budget.polls() == 2000);  // never above the configured SPIN
+}
+
+TEST_CASE("plugins.shm_native.spin_budget.zero_stays_zero") {
+  SpinBudget off(0);  // SPIN=0, or oversubscribed
+  off.came_while_polling();
+  CHECK(off.polls() == 0);
+  off.came_after_polling();
+  CHECK(off.polls() == 0);
+}
+
+TEST_CASE("plugins.shm_native.spin_budget.oversubscribed_when_ranks_outnumber_their_cpus") {
+  CHECK_FALSE(outnumber_cpus({cpus({0, 1}), cpus({0, 1})}));            // 2 ranks, 2 cores
+  CHECK(outnumber_cpus({cpus({0, 1}), cpus({0, 1}), cpus({0, 1}), cpus({0, 1})}));  // 4 on 2
+  CHECK_FALSE(outnumber_cpus({cpus({0}), cpus({1}), cpus({2})}));       // pinned one to a core
+  CHECK(outnumber_cpus({cpus({3}), cpus({3})}));                        // both bound to core 3
+  CHECK_FALSE(outnumber_cpus({cpus({0}), cpus({0, 1})}));               // union covers both
+  CHECK_FALSE(outnumber_cpus({}));
+}
