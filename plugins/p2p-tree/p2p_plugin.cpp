@@ -16,7 +16,7 @@ const plx_param_decl params[] = {
      "All-reduces up to this many bytes times 2 / nranks run one-shot (every rank writes its whole "
      "input into every peer as LL lines); larger ones two-shot (reduce-scatter, then all-gather). "
      "Also sizes the LL slots (2 x this per rank and half). Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "BULK_MAX_BYTES", "2M",
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "BULK_MAX_BYTES", "4M",
      "All-reduces above the LL one-shot and up to this many bytes times 2 / nranks run the bulk "
      "one-shot (every rank pushes its whole input into every peer's input area, one exchange); "
      "larger ones two-shot. Every rank must set the same."},
@@ -24,7 +24,7 @@ const plx_param_decl params[] = {
      "auto, one_shot (LL lines where they fit, else bulk), one_shot_bulk or two_shot: force the "
      "all-reduce algorithm whatever the size (every rank "
      "must set the same)."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "16M",
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "64M",
      "Bytes of one exchange area; each rank's exchange block holds four (two epochs of input and "
      "result). Larger messages go as several launches. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "0",

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -132,7 +133,8 @@ void check_every_all_reduce(plx_comm_h comm, int rank, int nranks) {
         for (int32_t algo : {PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT})
           for (bool in_place : {false, true})
             check_all_reduce(comm, rank, nranks, dtype, op, count, algo, in_place, stream);
-  // Larger than the 4 MiB exchange slot: several launches.
+  // Larger than the 4 MiB exchange slot (small_slots) and than a bulk
+  // launch (2 MiB on 2 ranks): several launches.
   for (int32_t algo : {PLX_ALGO_ONE_SHOT, PLX_ALGO_TWO_SHOT}) {
     check_all_reduce(comm, rank, nranks, PLX_FLOAT32, PLX_SUM, 1500001, algo, false, stream);
     check_all_reduce(comm, rank, nranks, PLX_BFLOAT16, PLX_SUM, 3000000, algo, true, stream);
@@ -266,8 +268,14 @@ TEST_CASE("plugins.p2p_tree.gpu.one_rank") {
   });
 }
 
+// 4 MiB exchange areas (the default is 64 MiB) unless the caller set
+// them, so that a few MiB already take several launches; set before the
+// ranks fork, so every rank has the same.
+void small_slots() { setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 0); }
+
 TEST_CASE("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type") {
   if (!two_gpus()) return;
+  small_slots();
   run_p2p_ranks("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type", 2,
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank);
@@ -283,6 +291,7 @@ TEST_CASE("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type") {
 
 TEST_CASE("plugins.p2p_tree.gpu.two_ranks_other_collectives") {
   if (!two_gpus()) return;
+  small_slots();
   run_p2p_ranks("plugins.p2p_tree.gpu.two_ranks_other_collectives", 2,
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank);

@@ -62,7 +62,7 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   Params p;
   REQUIRE(parse({}, &p) == PLX_OK);
   CHECK(p.oneshot_max_bytes == 512u << 10);
-  CHECK(p.slot_bytes == 16u << 20);
+  CHECK(p.slot_bytes == 64u << 20);
   CHECK(p.forced_algo == PLX_ALGO_AUTO);
   REQUIRE(parse({{"p2p-tree/ALGO", "two_shot"}, {"p2p-tree/SLOT_BYTES", "64K"},
                  {"p2p-tree/ONESHOT_MAX_BYTES", "1M"}, {"p2p-tree/MAX_BLOCKS", "8"}}, &p) == PLX_OK);
@@ -70,7 +70,7 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(p.slot_bytes == 64u << 10);
   CHECK(p.oneshot_max_bytes == 1u << 20);
   CHECK(p.max_blocks == 8);
-  CHECK(p.bulk_max_bytes == 2u << 20);
+  CHECK(p.bulk_max_bytes == 4u << 20);
   Params bulk;
   REQUIRE(parse({{"p2p-tree/ALGO", "one_shot_bulk"}, {"p2p-tree/BULK_MAX_BYTES", "8M"}}, &bulk) == PLX_OK);
   CHECK(bulk.forced_algo == plexus::p2p_tree::kAlgoOneShotBulk);
