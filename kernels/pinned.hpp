@@ -55,9 +55,12 @@ constexpr uint64_t kHeaderBytes = kPage;
 constexpr uint64_t kAbortOffset = 128;       // the abort word, in the header
 constexpr uint64_t kSkip = uint64_t{1} << 63;  // posted[s]: this rank adds nothing
 constexpr uint64_t kMinStepBytes = 16 << 10;   // below this, more blocks do not pay
-// A wait looks at the abort word and the clock after its first failed poll
-// and then every kCheckSpins polls (a power of two; a poll of host memory
-// takes about a microsecond over PCIe).
+// A wait looks at the clock after its first failed poll and then every
+// kCheckSpins polls (a power of two; a poll of host memory takes about a
+// microsecond over PCIe); at the abort word only once it has waited
+// Channel.abort_check_ns, then every abort_check_ns (one lane per warp):
+// that word is one host address, and reads of it from many warps queue
+// behind each other.
 constexpr uint32_t kCheckSpins = 64;
 constexpr uint64_t kMagic = 0x31306e6970786c70ull;  // "plxpin01"
 constexpr uint32_t kErrorNone = 0;
@@ -166,6 +169,8 @@ struct Channel {
   int32_t nranks = 1;
   int64_t timeout_ns = -1;  // a wait's limit; negative waits for ever
   int32_t max_blocks = 32;
+  int32_t ll_blocks = 16;  // most blocks of an LL launch
+  uint64_t abort_check_ns = 100000;  // a wait reads the abort word after this long, then this often
 };
 
 // How a collective is cut into steps (bulk) and launched.
@@ -319,11 +324,19 @@ constexpr Plan plan_copy(const Layout &l, int32_t max_blocks, uint64_t largest_p
 }
 
 // LL: lines (8 payload bytes) of `elems` wire elements, and the blocks that
-// cover `lines` lines with one line per thread.
+// cover `lines` lines with one line per thread, at most max_blocks; beyond
+// that a thread takes batches of kLLBatch lines, whose loads fly together.
+constexpr int kLLBatch = 4;
 constexpr uint64_t ll_lines_for(uint64_t elems, uint64_t ws) { return div_up(elems * ws, 8); }
 constexpr uint32_t ll_blocks(uint64_t lines, int32_t max_blocks) {
   const uint64_t b = max_u(1, div_up(lines, kThreads));
   return static_cast<uint32_t>(min_u(b, min_u(kMaxBlocks, max_u(1, static_cast<uint64_t>(max_blocks)))));
+}
+
+// Lines of the batch of thread t (of `threads`) that starts at line base
+// (t, then t + kLLBatch * threads, ...): base, base + threads, ... below end.
+constexpr uint32_t ll_batch_lines(uint64_t base, uint64_t threads, uint64_t end) {
+  return base >= end ? 0u : static_cast<uint32_t>(min_u(kLLBatch, div_up(end - base, threads)));
 }
 
 // The 32-bit tag of LL epoch e: never 0, so a line never written (zero)

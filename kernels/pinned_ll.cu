@@ -21,19 +21,75 @@ __device__ __forceinline__ uint4 ld_line(const uint4 *p) {
   return v;
 }
 
-// Polls rank r's line u until both halves carry this epoch's tag.
-__device__ bool read_line(const Channel &c, int r, uint64_t e, uint64_t u, uint32_t tag, uint32_t (&d)[2],
-                          int32_t coll) {
-  const uint4 *p = ll_line(c, r, e, u);
-  Patience patience;
-  for (uint32_t spin = 1;; ++spin) {
-    const uint4 v = ld_line(p);
-    if (v.y == tag && v.w == tag) {
-      d[0] = v.x, d[1] = v.z;
-      return true;
-    }
-    if ((spin & (kCheckSpins - 1)) == 1 && patience.give_up(c, r, coll, e)) return false;
+__device__ __forceinline__ bool tagged(uint4 v, uint32_t tag) { return v.y == tag && v.w == tag; }
+
+// Up to kLLBatch lines of one rank, at + j * stride (j < n), polled
+// together: every load of the batch is in flight at once, and a poll round
+// re-reads only the lines still without this epoch's tag, so a wait costs
+// one PCIe round trip per round, not one per line.
+struct Batch {
+  uint4 v[kLLBatch];
+  const uint4 *at = nullptr;
+  uint64_t stride = 0;
+  uint32_t n = 0;
+
+  __device__ __forceinline__ void issue(const uint4 *first, uint64_t step, uint32_t lines) {
+    at = first, stride = step, n = lines;
+#pragma unroll
+    for (int j = 0; j < kLLBatch; ++j)
+      if (j < n) v[j] = ld_line(at + j * stride);
   }
+
+  __device__ __forceinline__ bool complete(uint32_t tag) const {
+    bool all = true;
+#pragma unroll
+    for (int j = 0; j < kLLBatch; ++j) all &= j >= n || tagged(v[j], tag);
+    return all;
+  }
+
+  // Until every line carries the tag; false when the wait gave up.
+  __device__ bool wait(const Channel &c, int r, uint64_t e, uint32_t tag, int32_t coll) {
+    Patience patience;
+    for (uint32_t spin = 1; !complete(tag); ++spin) {
+      if ((spin & (kCheckSpins - 1)) == 1 && patience.give_up(c, r, coll, e)) return false;
+#pragma unroll
+      for (int j = 0; j < kLLBatch; ++j)
+        if (j < n && !tagged(v[j], tag)) v[j] = ld_line(at + j * stride);
+    }
+    return true;
+  }
+
+  __device__ __forceinline__ void data(int j, uint32_t (&d)[2]) const { d[0] = v[j].x, d[1] = v[j].z; }
+};
+
+// The first rank after q in mask (nranks when none).
+__device__ __forceinline__ int next_in(uint32_t mask, int q, int nranks) {
+  for (int r = q + 1; r < nranks; ++r)
+    if ((mask >> r) & 1u) return r;
+  return nranks;
+}
+
+// Visits the ranks in rank order: other(q) for those outside mask; for
+// those in it, use(q, batch) once the batch that issue(q, batch) loaded is
+// complete, while the next such rank's loads are already in flight.
+template <class Issue, class Use, class Other>
+__device__ bool in_rank_order(const Channel &c, uint32_t mask, uint64_t e, uint32_t tag, int32_t coll, Issue issue,
+                              Use use, Other other) {
+  Batch cur, next;
+  int q1 = next_in(mask, -1, c.nranks);
+  if (q1 < c.nranks) issue(q1, cur);
+  for (int q = 0; q < c.nranks; ++q) {
+    if (!((mask >> q) & 1u)) {
+      other(q);
+      continue;
+    }
+    q1 = next_in(mask, q, c.nranks);
+    if (q1 < c.nranks) issue(q1, next);
+    if (!cur.wait(c, q, e, tag, coll)) return false;
+    use(q, cur);
+    cur = next;
+  }
+  return true;
 }
 
 // May this rank write its half of epoch e? Every peer must have finished
@@ -118,32 +174,56 @@ struct Lines {
     }
   }
 
-  // Reduces line k of segment g over the ranks, in rank order, into out.
-  static __device__ bool reduce(const Channel &c, const ReduceArgs &a, uint64_t e, uint32_t tag, uint64_t L,
-                                uint64_t g, uint64_t k) {
-    const S *in = static_cast<const S *>(a.contributes ? a.in : nullptr);
-    A acc[P];
+  static __device__ __forceinline__ void add(A (&acc)[P], const Payload &p) {
 #pragma unroll
-    for (int j = 0; j < P; ++j) acc[j] = identity<Op, A>();
-    for (int r = 0; r < c.nranks; ++r) {
-      Payload p;
-      if (r == c.rank) {
-        if (in == nullptr) continue;
-        own(p, in + g * a.count, k, a.count);
-      } else if (!read_line(c, r, e, g * L + k, tag, p.d, a.coll)) {
-        return false;
-      }
-#pragma unroll
-      for (int j = 0; j < P; ++j) acc[j] = kernels::device::combine<Op>(acc[j], W::decode(p.w[j]));
-    }
-    S *out = static_cast<S *>(a.out);
+    for (int j = 0; j < P; ++j) acc[j] = kernels::device::combine<Op>(acc[j], W::decode(p.w[j]));
+  }
+
+  static __device__ __forceinline__ void store(S *out, const A (&acc)[P], uint64_t k, uint64_t n, int nranks) {
 #pragma unroll
     for (int j = 0; j < P; ++j)
-      if (k * P + j < a.count) out[k * P + j] = W::output(W::round(kernels::device::finish<Op>(acc[j], c.nranks)));
+      if (k * P + j < n) out[k * P + j] = W::output(W::round(kernels::device::finish<Op>(acc[j], nranks)));
+  }
+
+  // Reduces the batch of lines base + i * stride of segment g over the
+  // ranks, in rank order (the same bits on every rank), into out.
+  static __device__ bool reduce(const Channel &c, const ReduceArgs &a, uint64_t e, uint32_t tag, uint64_t L,
+                                uint64_t g, uint64_t base, uint64_t stride) {
+    const S *in = static_cast<const S *>(a.contributes ? a.in : nullptr);
+    const uint32_t n = ll_batch_lines(base, stride, L);
+    A acc[kLLBatch][P];
+#pragma unroll
+    for (int i = 0; i < kLLBatch; ++i)
+#pragma unroll
+      for (int j = 0; j < P; ++j) acc[i][j] = identity<Op, A>();
+    auto issue = [&](int q, Batch &b) { b.issue(ll_line(c, q, e, g * L + base), stride, n); };
+    auto use = [&](int, const Batch &b) {
+#pragma unroll
+      for (int i = 0; i < kLLBatch; ++i) {
+        Payload p;
+        if (i < static_cast<int>(n)) b.data(i, p.d), add(acc[i], p);
+      }
+    };
+    auto mine = [&](int q) {
+#pragma unroll
+      for (int i = 0; i < kLLBatch; ++i) {
+        Payload p;
+        if (q == c.rank && in != nullptr && i < static_cast<int>(n))
+          Lines::own(p, in + g * a.count, base + i * stride, a.count), add(acc[i], p);
+      }
+    };
+    if (!in_rank_order(c, peers_mask(c), e, tag, a.coll, issue, use, mine)) return false;
+#pragma unroll
+    for (int i = 0; i < kLLBatch; ++i)
+      if (i < static_cast<int>(n)) store(static_cast<S *>(a.out), acc[i], base + i * stride, a.count, c.nranks);
     return true;
   }
 };
 
+// One launch: may_write, this rank's lines (every thread of every block),
+// then the reduction of the lines this rank needs. The block meets between
+// the two, so none of its polls, which queue with its stores on the way to
+// host memory, goes out before its last store.
 template <class E, class W, int Op>
 __global__ void __launch_bounds__(kThreads) ll_reduce_kernel(Channel c, ReduceArgs a) {
   using L8 = Lines<E, W, Op>;
@@ -152,9 +232,11 @@ __global__ void __launch_bounds__(kThreads) ll_reduce_kernel(Channel c, ReduceAr
   const uint64_t L = div_up(a.count, L8::P);
   bool ok = may_write(c, e, a.coll);
   if (ok) L8::write(c, a, e, tag, L);
+  __syncthreads();
   if (ok && a.out != nullptr) {
-    const uint64_t g = a.scatter ? static_cast<uint64_t>(c.rank) : 0;
-    for (uint64_t k = global_thread(); ok && k < L; k += global_threads()) ok = L8::reduce(c, a, e, tag, L, g, k);
+    const uint64_t g = a.scatter ? static_cast<uint64_t>(c.rank) : 0, G = global_threads();
+    for (uint64_t base = global_thread(); ok && base < L; base += kLLBatch * G)
+      ok = L8::reduce(c, a, e, tag, L, g, base, G);
   }
   end_epoch(c, e, a.out != nullptr);
 }
@@ -180,29 +262,47 @@ __device__ void copy_own(const Channel &c, const CopyArgs &a) {
   for (uint64_t i = global_thread(); i < a.bytes[c.rank]; i += global_threads()) out[i] = in[i];
 }
 
+__device__ __forceinline__ uint64_t copy_lines(const CopyArgs &a, int q) {
+  return a.mode == kBarrier ? uint64_t{1} : div_up(a.bytes[q], 8);
+}
+
+// The batch of lines base + i * stride of every rank this rank reads, into out.
+__device__ bool copy_batch(const Channel &c, const CopyArgs &a, uint64_t e, uint32_t tag, uint32_t mask,
+                           uint64_t base, uint64_t stride) {
+  auto issue = [&](int q, Batch &b) { b.issue(ll_line(c, q, e, base), stride, ll_batch_lines(base, stride, copy_lines(a, q))); };
+  auto use = [&](int q, const Batch &b) {
+    if (a.mode == kBarrier) return;
+    char *out = static_cast<char *>(a.out) + a.displ[q];
+#pragma unroll
+    for (int i = 0; i < kLLBatch; ++i) {
+      uint32_t d[2];
+      const uint64_t u = base + i * stride;
+      if (i < static_cast<int>(b.n)) b.data(i, d), store8(out + 8 * u, d, min_u(8, a.bytes[q] - 8 * u));
+    }
+  };
+  return in_rank_order(c, mask, e, tag, a.coll, issue, use, [](int) {});
+}
+
 __global__ void __launch_bounds__(kThreads) ll_copy_kernel(Channel c, CopyArgs a) {
   const uint64_t e = read_counter(&c.state->ll_epoch) + 1;
   const uint32_t tag = ll_tag(e);
   const bool barrier = a.mode == kBarrier;
   const bool writes = a.mode != kBroadcast || c.rank == a.root;
-  auto lines_of = [&](int q) { return barrier ? uint64_t{1} : div_up(a.bytes[q], 8); };
   bool ok = !writes || may_write(c, e, a.coll);
   const char *in = static_cast<const char *>(a.in);
-  for (uint64_t u = global_thread(); ok && writes && u < lines_of(c.rank); u += global_threads()) {
+  for (uint64_t u = global_thread(); ok && writes && u < copy_lines(a, c.rank); u += global_threads()) {
     uint32_t d[2] = {0, 0};
     if (!barrier) load8(d, in + 8 * u, min_u(8, a.bytes[c.rank] - 8 * u));
     st_line(ll_line(c, c.rank, e, u), make_uint4(d[0], tag, d[1], tag));
   }
+  __syncthreads();  // the block's stores go out before its polls (ll_reduce_kernel)
   const uint32_t mask = copy_readers_mask(c, a);
-  for (int q = 0; ok && q < c.nranks; ++q) {
-    if (!((mask >> q) & 1u)) continue;
-    char *out = barrier ? nullptr : static_cast<char *>(a.out) + a.displ[q];
-    for (uint64_t u = global_thread(); ok && u < lines_of(q); u += global_threads()) {
-      uint32_t d[2];
-      ok = read_line(c, q, e, u, tag, d, a.coll);
-      if (ok && out != nullptr) store8(out + 8 * u, d, min_u(8, a.bytes[q] - 8 * u));
-    }
-  }
+  uint64_t most = 0;
+  for (int q = 0; q < c.nranks; ++q)
+    if ((mask >> q) & 1u) most = max_u(most, copy_lines(a, q));
+  const uint64_t G = global_threads();
+  for (uint64_t base = global_thread(); ok && base < most; base += kLLBatch * G)
+    ok = copy_batch(c, a, e, tag, mask, base, G);
   if (ok) copy_own(c, a);
   end_epoch(c, e, barrier || a.mode == kAllGather);
 }
@@ -215,7 +315,7 @@ struct LLReduce {
   cudaError_t run() const {
     const uint64_t L = div_up(a.count, 8 / sizeof(typename W::Wt));
     const uint64_t lines = a.scatter ? L * static_cast<uint64_t>(c.nranks) : L;
-    ll_reduce_kernel<E, W, Op><<<ll_blocks(lines, c.max_blocks), kThreads, 0, stream>>>(c, a);
+    ll_reduce_kernel<E, W, Op><<<ll_blocks(lines, c.ll_blocks), kThreads, 0, stream>>>(c, a);
     return cudaGetLastError();
   }
 };
@@ -230,7 +330,7 @@ cudaError_t launch_ll_reduce(const Channel &c, const ReduceArgs &a, cudaStream_t
 cudaError_t launch_ll_copy(const Channel &c, const CopyArgs &a, cudaStream_t stream) {
   uint64_t lines = 1;
   for (int q = 0; q < c.nranks; ++q) lines = max_u(lines, div_up(a.bytes[q], 8));
-  device::ll_copy_kernel<<<ll_blocks(lines, c.max_blocks), kThreads, 0, stream>>>(c, a);
+  device::ll_copy_kernel<<<ll_blocks(lines, c.ll_blocks), kThreads, 0, stream>>>(c, a);
   return cudaGetLastError();
 }
 

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -31,6 +32,8 @@ Comm::Comm(const CommSetup &setup, const Params &params)
   channel_.nranks = setup.nranks;
   channel_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
   channel_.max_blocks = params.max_blocks;
+  // LL_BLOCKS may differ between ranks (only the lines are shared); MAX_BLOCKS caps every kernel.
+  channel_.ll_blocks = std::min(params.ll_blocks, params.max_blocks);
 }
 
 std::string Comm::who() const {

@@ -107,6 +107,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = algo_param(s, &p->forced_algo)) return st;
   if (plx_status st = wire_param(s, &p->wire)) return st;
   if (plx_status st = int_param(s, "MAX_BLOCKS", 1, kp::kMaxBlocks, &p->max_blocks)) return st;
+  if (plx_status st = int_param(s, "LL_BLOCKS", 1, kp::kMaxBlocks, &p->ll_blocks)) return st;
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
   if (plx_status st = bool_param(s, "ENABLE", &p->enable)) return st;
   return defrag_param(s, &p->defrag_threshold);

@@ -26,6 +26,7 @@ struct Params {
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_PINNED_HOST_ALGO
   int32_t wire = -1;                    // PLEXUS_PINNED_HOST_WIRE: float32 reductions' default wire dtype
   int32_t max_blocks = 16;
+  int32_t ll_blocks = 16;  // LL launches: one 8-byte line per thread up to 16 x 512 lines (64 KiB)
   int32_t watchdog_poll_ms = 5;
   bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_PINNED_HOST_ENABLE)
   double defrag_threshold = 0.30;

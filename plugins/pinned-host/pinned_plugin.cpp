@@ -46,6 +46,9 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_INT, "MAX_BLOCKS", "16",
      "Most thread blocks (SMs) one collective kernel uses, 1 to 64 (bulk kernels also at most STAGES). "
      "Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "LL_BLOCKS", "16",
+     "Most thread blocks of a low-latency launch, 1 to 64: one 8-byte line per thread up to LL_BLOCKS x 512 "
+     "lines, batches of 4 lines per thread beyond; also at most MAX_BLOCKS. Ranks may differ."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' posted "
      "failures and (every 50 ms) whether the peers' processes live."},

@@ -6,6 +6,7 @@
 // aligned. The GPU cannot be run in CI; this is the part that can.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/pinned.hpp"
@@ -126,9 +127,26 @@ TEST_CASE("plugins.pinned_host.ll_lines_and_tags") {
   CHECK(kp::ll_blocks(1, 16) == 1);
   CHECK(kp::ll_blocks(8192, 16) == 16);
   CHECK(kp::ll_blocks(1u << 20, 64) == 64);
+  CHECK(kp::ll_blocks(8193, 16) == 16);  // beyond 16 x 512 lines: batches
   for (uint64_t e : {uint64_t{1}, uint64_t{2}, uint64_t{0xFFFFFFFE}, uint64_t{0xFFFFFFFF}, uint64_t{0x100000000},
                      uint64_t{0x1FFFFFFFE}}) {
     CHECK(kp::ll_tag(e) != 0);  // a line never written (zero) matches no epoch
     CHECK(kp::ll_tag(e) != kp::ll_tag(e + 2));  // a half's lines change tag every use
   }
+}
+
+// The LL kernels' loops (pinned_ll.cu): thread t reads batches starting at
+// t, t + kLLBatch * G, ... (G threads); every line exactly once.
+TEST_CASE("plugins.pinned_host.ll_batches_cover_every_line") {
+  for (uint64_t lines : {uint64_t{1}, uint64_t{511}, uint64_t{512}, uint64_t{513}, uint64_t{8192}, uint64_t{8193},
+                         uint64_t{40000}, uint64_t{131072}})
+    for (int32_t max_blocks : {1, 3, 16, 64}) {
+      const uint64_t G = uint64_t{kp::ll_blocks(lines, max_blocks)} * kp::kThreads;
+      std::vector<int> seen(lines, 0);
+      for (uint64_t t = 0; t < G; ++t)
+        for (uint64_t base = t; base < lines; base += kp::kLLBatch * G)
+          for (uint32_t i = 0; i < kp::ll_batch_lines(base, G, lines); ++i) ++seen[base + i * G];
+      INFO("lines ", lines, " max_blocks ", max_blocks);
+      CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<long>(lines));
+    }
 }

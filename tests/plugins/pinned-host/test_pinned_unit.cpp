@@ -50,7 +50,7 @@ TEST_CASE("plugins.pinned_host.description_lists_params_and_caps") {
   REQUIRE_MESSAGE(!text.empty(), "libplexus-pinned-host.so was not found by plx_plugins_describe");
   for (const char *param : {"LL_MAX_BYTES", "ONESHOT_MAX_BYTES", "CPU_MIN_BYTES", "COPY_MIN_BYTES",
                             "COPY_CHUNK_BYTES", "COPY_STAGES", "ALGO", "WIRE", "STAGE_BYTES", "STAGES",
-                            "MAX_BLOCKS", "WATCHDOG_POLL_MS", "ENABLE"})
+                            "MAX_BLOCKS", "LL_BLOCKS", "WATCHDOG_POLL_MS", "ENABLE"})
     CHECK_MESSAGE(text.find(std::string("PLEXUS_PINNED_HOST_") + param) != std::string::npos, param);
   for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "gather", "reduce_scatter", "barrier",
                           "abort", "async_status", "stream_ordered", "graph_capture", "mem_alloc", "defragment",
@@ -67,6 +67,7 @@ TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   CHECK(p.oneshot_max_bytes == 512u << 10);
   CHECK(p.stage_bytes == 256u << 10);
   CHECK(p.stages == 16);
+  CHECK(p.ll_blocks == 16);
   CHECK(p.forced_algo == PLX_ALGO_AUTO);
   CHECK(p.wire == -1);
   CHECK(p.cpu_min_bytes == 0);
@@ -74,13 +75,14 @@ TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   CHECK_FALSE(p.enable);
   REQUIRE(parse({{"pinned-host/ALGO", "two_shot"}, {"pinned-host/STAGE_BYTES", "64K"}, {"pinned-host/STAGES", "4"},
                  {"pinned-host/LL_MAX_BYTES", "0"}, {"pinned-host/WIRE", "bf16"}, {"pinned-host/MAX_BLOCKS", "8"},
-                 {"pinned-host/ENABLE", "1"}}, &p) == PLX_OK);
+                 {"pinned-host/ENABLE", "1"}, {"pinned-host/LL_BLOCKS", "32"}}, &p) == PLX_OK);
   CHECK(p.forced_algo == PLX_ALGO_TWO_SHOT);
   CHECK(p.stage_bytes == 64u << 10);
   CHECK(p.stages == 4);
   CHECK(p.ll_max_bytes == 0);
   CHECK(p.wire == PLX_BFLOAT16);
   CHECK(p.max_blocks == 8);
+  CHECK(p.ll_blocks == 32);
   CHECK(p.enable);
   REQUIRE(parse({{"pinned-host/ALGO", "ll"}, {"pinned-host/WIRE", "fp16"}}, &p) == PLX_OK);
   CHECK(p.forced_algo == PLX_ALGO_LOW_LATENCY);
@@ -100,7 +102,8 @@ TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   for (const auto &[name, value] : std::vector<std::pair<std::string, std::string>>{
            {"ALGO", "ring"}, {"WIRE", "fp8"}, {"CPU_MIN_BYTES", "lots"}, {"COPY_CHUNK_BYTES", "4097"},
            {"COPY_STAGES", "1"}, {"COPY_STAGES", "17"}, {"STAGE_BYTES", "32K"}, {"STAGE_BYTES", "65537"},
-           {"STAGES", "1"}, {"STAGES", "65"}, {"LL_MAX_BYTES", "12"}, {"MAX_BLOCKS", "0"}, {"ENABLE", "maybe"}}) {
+           {"STAGES", "1"}, {"STAGES", "65"}, {"LL_MAX_BYTES", "12"}, {"MAX_BLOCKS", "0"}, {"LL_BLOCKS", "65"},
+           {"ENABLE", "maybe"}}) {
     Params q;
     CHECK_MESSAGE(parse({{"pinned-host/" + name, value}}, &q) == PLX_ERR_INVALID_ARGUMENT, name, "=", value);
     CHECK(plexus::core::last_message().find("PLEXUS_PINNED_HOST_" + name) != std::string::npos);
