@@ -89,7 +89,9 @@ void count(CompositeComm &c, size_t r, const plx_coll_desc &d, MemClass kind, ui
   counter.calls.fetch_add(1, std::memory_order_relaxed);
   counter.bytes.fetch_add(bytes, std::memory_order_relaxed);
   c.last_member[d.coll].store(static_cast<int32_t>(c.routes[r].member), std::memory_order_relaxed);
-  if (!counter.logged.exchange(true, std::memory_order_relaxed)) log_decision(c, r, d, kind, bytes, PLX_LOG_DEBUG);
+  // A load first: the exchange is a locked RMW, paid only on a route's first call.
+  if (!counter.logged.load(std::memory_order_relaxed) && !counter.logged.exchange(true, std::memory_order_relaxed))
+    log_decision(c, r, d, kind, bytes, PLX_LOG_DEBUG);
   else if (core::services().log_enabled(PLX_LOG_TRACE)) log_decision(c, r, d, kind, bytes, PLX_LOG_TRACE);
 }
 
