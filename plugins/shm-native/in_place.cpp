@@ -1,4 +1,8 @@
 // Inputs read in place from pool blocks (see shm_coll.hpp and shm_pool.hpp).
+#include <cstring>
+#include <vector>
+
+#include "core/cpu_reduce.hpp"
 #include "core/status.hpp"
 #include "plugins/shm-native/shm_coll.hpp"
 
@@ -14,12 +18,17 @@ bool overlap(const void *a, const void *b, size_t bytes) {
 // ranks (measured on 16 cores, 8 and 16 ranks: 4.2 against 3.3 us at 8 B,
 // 6.3 against 13.3 us at 8 KiB; docs/performance.md).
 constexpr size_t in_place_min_bytes = 2048;
+// With more ranks than cores that sync costs context switches: 4 ranks on 2
+// cores, pool against ordinary buffers, 2 KiB 14.8 against 5.6 us, 8 KiB
+// 11.8 against 8.7, 32 KiB 12.4 against 20.7.
+constexpr size_t in_place_min_bytes_oversubscribed = 16384;
 
 // The entry is written at every call, also to clear it: peers read it for
 // each step, and entry step % 2 still holds what step - 2 published.
 bool Op::publish_input(uint32_t step, const void *ptr, size_t bytes, bool allowed) {
   BlockRef ref{};
-  const bool worth_it = bytes >= in_place_min_bytes || comm.nranks() <= 2;
+  const size_t min_bytes = comm.oversubscribed() ? in_place_min_bytes_oversubscribed : in_place_min_bytes;
+  const bool worth_it = bytes >= min_bytes || comm.nranks() <= 2;
   const bool published = allowed && bytes > 0 && worth_it && comm.reads_in_place() &&
                          comm.pool().describe(ptr, bytes, &ref);
   comm.control(comm.rank()).input[step & 1u] = published ? ref : BlockRef{};
@@ -33,6 +42,61 @@ plx_status Op::peer_input(int32_t r, uint32_t step, size_t bytes, const uint8_t 
   if (plx_status s = comm.peer_maps().resolve(r, ref, bytes, out))
     return comm.peer_open_failed(r, s, fmt::format("rank {} cannot read rank {}'s pool block in {} #{}",
                                                    comm.rank(), r, label.coll, label.seq));
+  return PLX_OK;
+}
+
+namespace {
+
+// Every rank's input of `step` as mapped here: this rank's send buffer and
+// the peers' published blocks (the caller knows that all published one).
+plx_status input_blocks(Op &op, uint32_t step, std::vector<const uint8_t *> *blocks) {
+  Comm &c = op.comm;
+  blocks->assign(c.nranks(), static_cast<const uint8_t *>(op.desc.send));
+  for (int32_t r = 0; r < c.nranks(); ++r)
+    if (r != c.rank())
+      if (plx_status s = op.peer_input(r, step, op.desc.count * op.elem_bytes, &(*blocks)[r])) return s;
+  return PLX_OK;
+}
+
+// One chunk: this rank reduces its share in rank order straight from every
+// rank's block into its slot and copies it out; after `done`, the others'
+// shares come from their slots.
+plx_status in_place_chunk(Op &op, const std::vector<const uint8_t *> &blocks, size_t first, size_t count,
+                          bool gets_result) {
+  Comm &c = op.comm;
+  const uint32_t step = c.next_step();
+  const size_t es = op.elem_bytes;
+  const Share mine = share_of(count, c.nranks(), c.rank());
+  std::vector<const void *> sources(blocks.size());
+  for (size_t r = 0; r < blocks.size(); ++r) sources[r] = blocks[r] + (first + mine.first) * es;
+  uint8_t *reduced = c.slot(c.rank(), step) + mine.first * es;
+  if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, reduced, sources.data(), c.nranks(), mine.length))
+    return s;
+  auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
+  if (gets_result) op.copy_result(out + mine.first * es, reduced, mine.length * es);
+  if (plx_status s = op.finish_share(step)) return s;
+  for (int32_t r = 0; gets_result && r < c.nranks(); ++r) {
+    const Share share = share_of(count, c.nranks(), r);
+    if (r != c.rank()) op.copy_result(out + share.first * es, c.slot(r, step) + share.first * es, share.length * es);
+  }
+  return PLX_OK;
+}
+
+}  // namespace
+
+// Each chunk's `done` also tells that every rank has finished reading the
+// blocks for it, so after the last one no owner's block is read any more.
+// A slot is written again two chunks on, once every peer has published the
+// `done` that follows its copy out of it.
+plx_status in_place_two_shot(Op &op, uint32_t step, bool to_all) {
+  std::vector<const uint8_t *> blocks;
+  if (plx_status s = input_blocks(op, step, &blocks)) return s;
+  const size_t chunk = op.comm.slot_bytes() / op.elem_bytes;
+  const bool gets_result = to_all || op.comm.rank() == op.desc.root;
+  for (size_t first = 0; first < op.desc.count; first += chunk)
+    if (plx_status s = in_place_chunk(op, blocks, first, std::min(chunk, op.desc.count - first), gets_result))
+      return s;
+  op.record(PLX_ALGO_TWO_SHOT);
   return PLX_OK;
 }
 

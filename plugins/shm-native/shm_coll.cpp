@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/status.hpp"
+#include "plugins/shm-native/stream_copy.hpp"
 
 namespace plexus::shm_native {
 namespace {
@@ -20,6 +21,11 @@ size_t dtype_bytes(int32_t dtype) {
 plx_status Op::sync(CounterField field, uint32_t step) {
   publish(comm, field, step + 1);
   return wait_all(comm, field, step + 1, deadline, label);
+}
+
+void Op::copy_result(void *dst, const void *src, size_t bytes) const {
+  if (desc.count * elem_bytes >= comm.params().stream_min_bytes) stream_copy(dst, src, bytes);
+  else std::memcpy(dst, src, bytes);
 }
 
 void Op::record(plx_algorithm algorithm) {

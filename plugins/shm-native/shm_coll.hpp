@@ -37,6 +37,9 @@ struct Op {
   // The same for `done` (the reduce-scatter half of a step is finished).
   plx_status finish_share(uint32_t step) { return sync(&RankControl::done, step); }
   void record(plx_algorithm algorithm);
+  // Copies part of the result into recv: with streaming stores once the
+  // message reaches PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES (stream_copy.hpp).
+  void copy_result(void *dst, const void *src, size_t bytes) const;
 
   // Publishes [ptr, ptr+bytes) as this rank's input for `step` when `allowed`
   // and it is one pool block peers can map; otherwise clears the entry.
@@ -56,6 +59,9 @@ plx_status run_collective(Comm &comm, const plx_coll_desc &desc);
 bool fits_inline(const Op &op);
 // One-shot through the InlineInput lines (inline_reduce.cpp).
 plx_status inline_one_shot(Op &op, bool to_all);
+// Two-shot whose inputs are every rank's pool block published for `step`
+// (in_place.cpp): no copy into the slots, each rank reading 1/n of them.
+plx_status in_place_two_shot(Op &op, uint32_t step, bool to_all);
 
 plx_status all_reduce(Op &op);
 plx_status reduce(Op &op);

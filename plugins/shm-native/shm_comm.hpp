@@ -28,6 +28,7 @@ struct Params {
   uint64_t slot_bytes = 1 << 20;     // the largest data slot; two per rank
   uint64_t slot_min_bytes = 64 << 10;  // the first size of a slot
   uint64_t oneshot_max_bytes = 64 << 10;
+  uint64_t stream_min_bytes = 4 << 20;  // results of reductions this large bypass the caches
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
   double defrag_threshold = 0.30;    // the loader's PLEXUS_DEFRAG_THRESHOLD

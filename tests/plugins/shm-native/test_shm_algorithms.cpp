@@ -1,9 +1,11 @@
 // shm-native's algorithm choices, each against a reference on random data:
 // the inline one-shot (inputs of at most 56 bytes ride in the cache line that
 // announces them) mixed back to back with slot steps, for every rank count
-// the CI machine runs; reduce to a root; ranks that contribute nothing.
+// the CI machine runs; reduce to a root; ranks that contribute nothing; the
+// two-shot that reads pool buffers in place.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -59,7 +61,54 @@ int int8_max_case(plx_comm_h comm, int rank, int nranks, size_t n) {
   return recv == want ? 0 : 4;
 }
 
+void *pool_alloc(plx_comm_h comm, uint64_t bytes) {
+  plx_mem_alloc_params p{sizeof(p), PLX_MEM_SHARED_HOST, bytes, 0, 0, 0};
+  void *ptr = nullptr;
+  return plx_mem_alloc(comm, &p, &ptr) == PLX_OK ? ptr : nullptr;
+}
+
+int last_algorithm(plx_comm_h comm, plx_coll_kind coll) {
+  plx_op_stats stats{};
+  stats.struct_size = sizeof(stats);
+  return plx_comm_stats(comm, coll, &stats) == PLX_OK ? stats.last_algorithm : -1;
+}
+
+// A float32 sum (or reduce to the last rank) of pool buffers larger than
+// the slots, checked bit for bit against the rank-order reference.
+int pool_sum_case(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t seed, bool to_root) {
+  auto *send = static_cast<float *>(pool_alloc(comm, n * sizeof(float)));
+  auto *recv = static_cast<float *>(pool_alloc(comm, n * sizeof(float)));
+  if (!send || !recv) return 1;
+  const std::vector<float> mine = random_floats(n, seed + rank);
+  std::memcpy(send, mine.data(), n * sizeof(float));
+  std::fill(recv, recv + n, -777.0f);
+  const plx_status s = to_root ? plx_reduce(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nranks - 1, nullptr, nullptr)
+                               : plx_all_reduce(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr);
+  int code = s != PLX_OK ? 2 : 0;
+  if (code == 0 && (!to_root || rank == nranks - 1))
+    code = std::memcmp(recv, expected_sum(n, nranks, seed).data(), n * sizeof(float)) == 0 ? 0 : 3;
+  plx_mem_free(comm, recv);
+  plx_mem_free(comm, send);
+  return code;
+}
+
 }  // namespace
+
+TEST_CASE("ShmNative.InPlace.two_shot_on_pool_buffers_matches_the_reference") {
+  for (int nranks : {3, 4}) {
+    CAPTURE(nranks);
+    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+      uint32_t seed = 700;
+      for (size_t n : {size_t{262145}, size_t{700001}}) {  // 1 and 3 chunks of the 1 MiB slots
+        if (int code = pool_sum_case(c, r, nranks, n, seed++, false)) return code;
+        if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 4;
+        if (int code = pool_sum_case(c, r, nranks, n, seed++, true)) return 10 + code;
+        if (int code = float_sum_case(c, r, nranks, 1000, seed++, false)) return 20 + code;  // slots after
+      }
+      return 0;
+    }) == 0);
+  }
+}
 
 TEST_CASE("ShmNative.Inline.sizes_around_the_limit_back_to_back_with_slot_steps") {
   for (int nranks : {2, 3, 4}) {
