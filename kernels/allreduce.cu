@@ -274,38 +274,23 @@ __global__ void __launch_bounds__(kThreads, 2) bulk_one_shot_kernel(Peers p, Red
   end_epoch(p, epoch);
 }
 
-struct OneShot {
-  const Peers &p;
-  const ReduceArgs &a;
-  cudaStream_t stream;
-  template <class E, int Op>
-  cudaError_t run() const {
-    const unsigned blocks = blocks_for(a.total * sizeof(typename E::S), p.max_blocks);
-    one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
-    return cudaGetLastError();
-  }
-};
+enum class Reduction { one_shot, bulk_one_shot, two_shot };
 
-struct TwoShot {
+// The launch of one reduction kernel for the (element, op) pair that
+// with_types picks; the grid follows the bytes each block shares out
+// (two-shot: one rank's chunk; the one-shots: the whole input).
+template <Reduction K>
+struct ReduceLaunch {
   const Peers &p;
   const ReduceArgs &a;
   cudaStream_t stream;
   template <class E, int Op>
   cudaError_t run() const {
-    const unsigned blocks = blocks_for(a.chunk * sizeof(typename E::S), p.max_blocks);
-    two_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
-    return cudaGetLastError();
-  }
-};
-
-struct BulkOneShot {
-  const Peers &p;
-  const ReduceArgs &a;
-  cudaStream_t stream;
-  template <class E, int Op>
-  cudaError_t run() const {
-    const unsigned blocks = blocks_for(a.total * sizeof(typename E::S), p.max_blocks);
-    bulk_one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
+    const uint64_t elements = K == Reduction::two_shot ? a.chunk : a.total;
+    const unsigned blocks = blocks_for(elements * sizeof(typename E::S), p.max_blocks);
+    if constexpr (K == Reduction::one_shot) one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
+    else if constexpr (K == Reduction::bulk_one_shot) bulk_one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
+    else two_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
     return cudaGetLastError();
   }
 };
@@ -314,15 +299,16 @@ struct BulkOneShot {
 }  // namespace device
 
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  return device::with_types(args.dtype, args.op, device::OneShot{peers, args, stream});
+  return device::with_types(args.dtype, args.op, device::ReduceLaunch<device::Reduction::one_shot>{peers, args, stream});
 }
 
 cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  return device::with_types(args.dtype, args.op, device::BulkOneShot{peers, args, stream});
+  return device::with_types(args.dtype, args.op,
+                            device::ReduceLaunch<device::Reduction::bulk_one_shot>{peers, args, stream});
 }
 
 cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  return device::with_types(args.dtype, args.op, device::TwoShot{peers, args, stream});
+  return device::with_types(args.dtype, args.op, device::ReduceLaunch<device::Reduction::two_shot>{peers, args, stream});
 }
 
 }  // namespace plexus::kernels
