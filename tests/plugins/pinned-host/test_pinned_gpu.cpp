@@ -2,7 +2,8 @@
 // every dtype x op, host buffers refused, the device pool. Two ranks as
 // processes (skipped with fewer than two GPUs): all-reduce for every dtype
 // x op x algorithm (low-latency, one-shot, two-shot) x size (1, odd,
-// unaligned, in place, more than the ring holds) bit for bit against
+// unaligned, in place, more than the ring holds; both sides of the LL
+// threshold, LL in batches of lines per thread) bit for bit against
 // core's CPU reduction, outputs poisoned beforehand and the bytes around
 // them checked untouched; float32 sent as bfloat16 and float16; a rank
 // that contributes nothing; reduce to each root; reduce-scatter; the CPU
@@ -80,6 +81,39 @@ void every_type(plx_comm_h comm, int rank, int nranks) {
         for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1001}, uint64_t{65537}})
           for (bool in_place : {false, true})
             check_all_reduce(comm, rank, nranks, {dtype, op, count, algo, in_place}, b, stream);
+}
+
+uint64_t calls_of(plx_comm_h comm, int32_t algo) {
+  plx_op_stats stats{};
+  stats.struct_size = sizeof(stats);
+  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
+  return stats.algorithm_calls[algo];
+}
+
+// The automatic choice on both sides of the LL threshold (ll_max payload
+// bytes per rank): every dtype x op at a third of it (odd), at it, and one
+// element past it (one-shot), plus float32 sent as bfloat16 at its edge;
+// the statistics show which path each took.
+void ll_threshold(plx_comm_h comm, int rank, int nranks, uint64_t ll_max) {
+  Stream stream;
+  Buffers b(2 * ll_max + 64);
+  const uint64_t ll_before = calls_of(comm, PLX_ALGO_LOW_LATENCY), bulk_before = calls_of(comm, PLX_ALGO_ONE_SHOT);
+  uint64_t ll = 0, bulk = 0;
+  for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype) {
+    const uint64_t edge = ll_max / plx_dtype_size(dtype);
+    for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
+      for (uint64_t count : {edge / 3 | 1, edge, edge + 1})
+        for (bool in_place : {false, true}) {
+          check_all_reduce(comm, rank, nranks, {dtype, op, count, PLX_ALGO_AUTO, in_place}, b, stream);
+          ++(count <= edge ? ll : bulk);
+        }
+  }
+  for (uint64_t count : {ll_max / 2, ll_max / 2 + 1}) {
+    check_all_reduce(comm, rank, nranks, {PLX_FLOAT32, PLX_SUM, count, PLX_ALGO_AUTO, false, PLX_BFLOAT16}, b, stream);
+    ++(count <= ll_max / 2 ? ll : bulk);
+  }
+  CHECK(calls_of(comm, PLX_ALGO_LOW_LATENCY) - ll_before == ll);
+  CHECK(calls_of(comm, PLX_ALGO_ONE_SHOT) - bulk_before == bulk);
 }
 
 // Several times around each rank's ring (16 stages of 256 KiB by default).
@@ -310,6 +344,26 @@ TEST_CASE("plugins.pinned_host.gpu.two_ranks_all_reduce_every_type") {
     every_type(comm, rank, n);
     expect_algorithms_counted(comm);
   });
+}
+
+// The default LL_MAX_BYTES (64K): one line per thread over 16 blocks at its edge.
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_ll_threshold") {
+  two_ranks("plugins.pinned_host.gpu.two_ranks_ll_threshold",
+            [](plx_comm_h comm, int rank, int n) { ll_threshold(comm, rank, n, uint64_t{64} << 10); });
+}
+
+// LL_BLOCKS=1 and LL_MAX_BYTES=256K: up to 64 lines per thread, in batches
+// (full, partial, and a peer's next batch in flight).
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_ll_batches") {
+  setenv("PLEXUS_PINNED_HOST_LL_BLOCKS", "1", 1);
+  setenv("PLEXUS_PINNED_HOST_LL_MAX_BYTES", "256K", 1);
+  two_ranks("plugins.pinned_host.gpu.two_ranks_ll_batches",
+            [](plx_comm_h comm, int rank, int n) {
+              ll_threshold(comm, rank, n, uint64_t{256} << 10);
+              reduce_scatter(comm, rank, n);
+            });
+  unsetenv("PLEXUS_PINNED_HOST_LL_BLOCKS");
+  unsetenv("PLEXUS_PINNED_HOST_LL_MAX_BYTES");
 }
 
 TEST_CASE("plugins.pinned_host.gpu.two_ranks_beyond_the_ring") {

@@ -1,10 +1,12 @@
 // pinned-host's copies, barrier, graphs and thread ranks on GPUs:
 // broadcast from every root, all-gather and gather (per-rank counts, zero
-// among them) on the low-latency and the bulk path, in place and one byte
-// off alignment, outputs poisoned beforehand; a barrier; CUDA graphs of
+// among them) on the low-latency and the bulk path (also with LL in
+// batches of lines per thread), in place and one byte off alignment,
+// outputs poisoned beforehand; a barrier; CUDA graphs of
 // every path replayed with fresh inputs; two ranks as threads of one
 // process. Exits 77 (skipped) without a CUDA device.
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -151,6 +153,21 @@ TEST_CASE("plugins.pinned_host.gpu.two_ranks_copies") {
     gather(comm, rank, n);
     barrier(comm);
   });
+}
+
+// LL_BLOCKS=1, LL_MAX_BYTES=1M: the LL copies (60000 bytes, gather's 40000)
+// read up to 15 lines per thread, in batches.
+TEST_CASE("plugins.pinned_host.gpu.two_ranks_copies_ll_batches") {
+  setenv("PLEXUS_PINNED_HOST_LL_BLOCKS", "1", 1);
+  setenv("PLEXUS_PINNED_HOST_LL_MAX_BYTES", "1M", 1);
+  two_ranks("plugins.pinned_host.gpu.two_ranks_copies_ll_batches", [](plx_comm_h comm, int rank, int n) {
+    broadcast(comm, rank, n);
+    all_gather(comm, rank, n);
+    gather(comm, rank, n);
+    barrier(comm);
+  });
+  unsetenv("PLEXUS_PINNED_HOST_LL_BLOCKS");
+  unsetenv("PLEXUS_PINNED_HOST_LL_MAX_BYTES");
 }
 
 TEST_CASE("plugins.pinned_host.gpu.graph_capture_replays") {
