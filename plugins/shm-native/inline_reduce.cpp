@@ -23,11 +23,10 @@ plx_status write_inline(Op &op, InlineInput &line) {
 plx_status wait_inline(Op &op, int32_t r, uint32_t step) {
   Comm &c = op.comm;
   SpinBudget &budget = c.spin_budget();
-  if (spin_until(c.control(r).inline_input[step & 1u].step, step + 1, budget.polls())) {
-    budget.came_while_polling();
-    return PLX_OK;
-  }
-  budget.came_after_polling();
+  const int32_t spins = budget.polls();
+  const int32_t looks = spin_until(c.control(r).inline_input[step & 1u].step, step + 1, spins);
+  budget.waited(looks < 0 ? spins + 1 : looks, spins);
+  if (looks >= 0) return PLX_OK;
   return wait_rank(c, r, &RankControl::arrive, step + 1, op.deadline, op.label);
 }
 

@@ -92,17 +92,18 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what) {
   Clock::time_point next_liveness = Clock::time_point::min();
   SpinBudget &budget = comm.spin_budget();
-  bool in_spin = false;
+  const int32_t spins = budget.polls();
+  int64_t looks = 0;
   const plx_status s = wait_on(
-      comm.control(r).*field, budget.polls(), comm.params().yield_iterations,
+      comm.control(r).*field, spins, comm.params().yield_iterations,
       [target](uint32_t v) { return reached(v, target); },
       [&] {
         return check_progress(comm, r, deadline, what, &next_liveness, [&] {
           return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
         });
       },
-      &in_spin);
-  in_spin ? budget.came_while_polling() : budget.came_after_polling();
+      &looks);
+  budget.waited(looks, spins);
   return s;
 }
 

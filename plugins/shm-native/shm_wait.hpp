@@ -53,11 +53,11 @@ inline void publish(Comm &comm, CounterField field, uint32_t value) {
 // The waiting loop every wait uses: polls `counter` until ready(value) holds,
 // `spins` times, then yields `yields` times, then sleeps on the counter's
 // futex in short naps; check() runs on the slow path and ends the wait with
-// its status when that is not PLX_OK. *in_spin (when given) tells whether
-// ready came while polling.
+// its status when that is not PLX_OK. *looks (when given) gets how many
+// looks at the counter failed before ready held.
 template <typename Ready, typename Check>
 plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check,
-                   bool *in_spin = nullptr);
+                   int64_t *looks = nullptr);
 template <typename Ready, typename Check>
 plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) {
   return wait_on(counter, p.spin_iterations, p.yield_iterations, ready, check);
@@ -74,22 +74,22 @@ plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadl
 void cpu_relax();
 void futex_nap(Counter &counter, uint32_t seen);
 
-// Polls `word` at most `spins` times until it reaches target; whether it
-// did. Only a fast path: the caller falls back to a wait that checks for
-// failures, the deadline and the peer's death.
-inline bool spin_until(const std::atomic<uint32_t> &word, uint32_t target, int32_t spins) {
+// Polls `word` at most `spins` times until it reaches target; how many
+// looks failed before it did, or -1. Only a fast path: the caller falls back
+// to a wait that checks for failures, the deadline and the peer's death.
+inline int32_t spin_until(const std::atomic<uint32_t> &word, uint32_t target, int32_t spins) {
   for (int32_t i = 0; i < spins; ++i) {
-    if (reached(word.load(std::memory_order_acquire), target)) return true;
+    if (reached(word.load(std::memory_order_acquire), target)) return i;
     cpu_relax();
   }
-  return reached(word.load(std::memory_order_acquire), target);
+  return reached(word.load(std::memory_order_acquire), target) ? spins : -1;
 }
 
 template <typename Ready, typename Check>
-plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check, bool *in_spin) {
+plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check, int64_t *looks) {
   for (int64_t i = 0;; ++i) {
     if (ready(counter.value.load(std::memory_order_acquire))) {
-      if (in_spin) *in_spin = i <= spins;
+      if (looks) *looks = i;
       return PLX_OK;
     }
     if (i < spins) {

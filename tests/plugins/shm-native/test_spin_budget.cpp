@@ -32,6 +32,16 @@ TEST_CASE("plugins.shm_native.spin_budget.halves_when_peers_come_late_and_double
   CHECK(budget.polls() == 2000);  // never above the configured SPIN
 }
 
+TEST_CASE("plugins.shm_native.spin_budget.a_peer_there_at_the_first_look_changes_nothing") {
+  SpinBudget budget(1000);
+  budget.waited(1001, 1000);  // came after all polls
+  CHECK(budget.polls() == 500);
+  budget.waited(0, 500);      // already there: it may have run while we were descheduled
+  CHECK(budget.polls() == 500);
+  budget.waited(3, 500);      // came while we polled
+  CHECK(budget.polls() == 1000);
+}
+
 TEST_CASE("plugins.shm_native.spin_budget.zero_stays_zero") {
   SpinBudget off(0);  // SPIN=0, or oversubscribed
   off.came_while_polling();
