@@ -26,7 +26,8 @@
 #             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
 #             at every GPU (eager, graph, the CPU helper, the copy engines, float32 as bfloat16), and
 #             plexus-bench-h2d (the copy bandwidth it is a fraction of); PLEXUS_PINNED_BENCHES picks
-#             among float32 bfloat16 graph cpu copy wire (default all)
+#             among float32 bfloat16 graph cpu copy wire llcross (default all but llcross: LL against
+#             one-shot from 16 KiB to 1 MiB); PLEXUS_PINNED_CASES picks the GPU test cases
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
 #           the table is measured at the first communicator and kept in $OUT/tuning.txt
@@ -190,12 +191,13 @@ if has_step memcheck && command -v compute-sanitizer >/dev/null; then
 fi
 pinned_test="$build/tests/plugins/pinned-host/test-pinned-host-gpu"
 if has_step pinned; then
-  for case in one_rank two_ranks_all_reduce_every_type two_ranks_beyond_the_ring two_ranks_wire_precision \
+  for case in ${PLEXUS_PINNED_CASES:-one_rank two_ranks_all_reduce_every_type two_ranks_ll_threshold two_ranks_ll_batches \
+              two_ranks_beyond_the_ring two_ranks_wire_precision \
               two_ranks_wire_param two_ranks_cpu_helper two_ranks_copy_engines two_ranks_no_contribution \
               two_ranks_reduce_and_reduce_scatter \
-              two_ranks_copies \
+              two_ranks_copies two_ranks_copies_ll_batches \
               graph_capture_replays thread_ranks timeout_when_a_rank_skips_ll timeout_when_a_rank_skips_bulk \
-              abort_reaches_the_peer killed_rank_is_noticed nothing_left_in_dev_shm; do
+              abort_reaches_the_peer killed_rank_is_noticed nothing_left_in_dev_shm}; do
     PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_LOG_LEVEL=${PLEXUS_PINNED_LOG:-warn} timeout -k 5 300 \
       "$pinned_test" --test-case="plugins.pinned_host.gpu.$case" > "$out/pinned-$case.log" 2>&1
     echo "pinned case $case: exit $?"; grep -E "ERROR|error|FAIL|test cases" "$out/pinned-$case.log" | head -6
@@ -222,6 +224,13 @@ if has_step pinned; then
     [[ "$pinned_benches" == *" copy "* ]] &&
       PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=copy NCCL_P2P_DISABLE=1 run_bench "pinned-copy-$n" \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
+    # the low-latency path against the one-shot, both forced, to set LL_MAX_BYTES
+    for algo in ll one_shot; do
+      [[ "$pinned_benches" == *" llcross "* ]] &&
+        PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_ALGO=$algo PLEXUS_PINNED_HOST_LL_MAX_BYTES=1M NCCL_P2P_DISABLE=1 \
+        run_bench "pinned-$algo-cross-$n" --mem device --backends pinned-host --ranks "$n" -d bfloat16 \
+        -b 16K -e 1M -f 2 -n 20 -w 5 --timeout 300
+    done
     # float32 sent as bfloat16 (ExLlamaV3's wire): half the bytes, so not a like-for-like ratio
     [[ "$pinned_benches" == *" wire "* ]] &&
       PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \
