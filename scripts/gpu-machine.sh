@@ -13,7 +13,8 @@
 #   conf    plexus-conformance --backend nccl
 #   socket  the nccl bench on NCCL's socket transport (the two-node stand-in)
 #   socketconf  the conformance kit on NCCL's socket transport
-#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16")
+#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16"), then its conformance
+#           at PLEXUS_SHM_CONF_RANKS ranks (default 8; empty: none)
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
 #   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
@@ -119,7 +120,7 @@ if has_step shm; then
   for n in ${PLEXUS_GPU_RANKS:-8 16}; do
     run_bench "shm-$n" --backends "shm-native$peer" --ranks "$n" -b 8 -e 32M -f 4
   done
-  run_conformance "shm-8" --backend shm-native --ranks 8
+  for n in ${PLEXUS_SHM_CONF_RANKS-8}; do run_conformance "shm-$n" --backend shm-native --ranks "$n"; done
 fi
 
 p2p_test="$build/tests/plugins/p2p-tree/test-p2p-tree-gpu"
