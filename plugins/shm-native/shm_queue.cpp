@@ -99,10 +99,12 @@ plx_status Queue::wait_for_room(int32_t timeout_ms) {
   for (int32_t r = 0; r < comm_.nranks(); ++r) {
     if (r == writer_) continue;
     const uint32_t needed = next_ - slot_count_ + 1;
+    LivenessClock liveness;
     auto check = [&]() -> plx_status {
       if (plx_status s = comm_.posted_failure()) return s;
       // A reader that consumed enough and then left has made room anyway.
-      if (!comm_.rendezvous().peer_alive(r) &&
+      // A poll (timeout 0) looks at once: its caller sets the pace.
+      if ((timeout_ms == 0 || liveness.due()) && !comm_.rendezvous().peer_alive(r) &&
           !reached(header_->tails[r].value.load(std::memory_order_acquire), needed))
         return comm_.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native queue: reader rank {} died", r));
       if (timeout_ms == 0) return PLX_IN_PROGRESS;
@@ -148,11 +150,12 @@ plx_status Queue::enqueue(const void *msg, uint64_t bytes, int32_t timeout_ms) {
 plx_status Queue::wait_for_chunk(int32_t timeout_ms) {
   const Deadline deadline(timeout_ms);
   const uint32_t wanted = next_ + 1;
+  LivenessClock liveness;
   auto check = [&]() -> plx_status {
     // A poll (timeout 0) only says whether a message is there.
     if (timeout_ms == 0) return PLX_IN_PROGRESS;
     if (plx_status s = comm_.posted_failure()) return s;
-    if (!comm_.rendezvous().peer_alive(writer_) &&
+    if (liveness.due() && !comm_.rendezvous().peer_alive(writer_) &&
         !reached(header_->head.value.load(std::memory_order_acquire), wanted))
       return comm_.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native queue: the writer, rank {}, "
                             "left or died", writer_));

@@ -15,7 +15,6 @@ namespace plexus::shm_native {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto liveness_period = std::chrono::milliseconds(10);  // between /proc looks at a peer
 
 }  // namespace
 
@@ -33,22 +32,17 @@ void futex_wake(std::atomic<uint32_t> *word) {
 }
 
 // The slow path's checks: a failure posted by anyone, the peer's death, the
-// deadline. Liveness reads /proc, so it runs at most every few ms.
+// deadline.
 plx_status check_progress(Comm &comm, int32_t r, const Deadline &deadline, const OpLabel &what,
-                          Clock::time_point *next_liveness, const std::function<bool()> &arrived) {
+                          LivenessClock *liveness, const std::function<bool()> &arrived) {
   if (plx_status s = comm.posted_failure()) return s;
-  const Clock::time_point now = Clock::now();
-  if (*next_liveness == Clock::time_point::min()) *next_liveness = now + liveness_period;
-  if (now >= *next_liveness) {
-    *next_liveness = now + liveness_period;
-    // A peer may publish its last step, or a failure (abort), and leave
-    // between our look at its counter and this check: gone but arrived is
-    // not lost, and gone after posting a failure reports that failure.
-    if (!comm.rendezvous().peer_alive(r) && !arrived()) {
-      if (plx_status s = comm.posted_failure()) return s;
-      return comm.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native: rank {} died; rank {} noticed "
-                           "while waiting in {} #{}", r, comm.rank(), what.coll, what.seq));
-    }
+  // A peer may publish its last step, or a failure (abort), and leave
+  // between our look at its counter and this check: gone but arrived is
+  // not lost, and gone after posting a failure reports that failure.
+  if (liveness->due() && !comm.rendezvous().peer_alive(r) && !arrived()) {
+    if (plx_status s = comm.posted_failure()) return s;
+    return comm.fail_all(PLX_ERR_PEER_LOST, fmt::format("shm-native: rank {} died; rank {} noticed "
+                         "while waiting in {} #{}", r, comm.rank(), what.coll, what.seq));
   }
   if (deadline.expired())
     return comm.fail_all(PLX_ERR_TIMEOUT, fmt::format("shm-native: rank {} waited {} ms in {} #{} "
@@ -84,13 +78,9 @@ void publish_counter(Counter &counter, uint32_t value) {
   if (counter.sleepers.load(std::memory_order_relaxed) != 0) futex_wake(&counter.value);
 }
 
-// The first liveness look comes one period into the wait, not at its first
-// slow-path turn: that turn comes at once when ranks outnumber cores (no
-// spinning), and reading /proc there cost ~20 us of every 4-rank step on 2
-// cores. A dead peer is still seen within the period.
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what) {
-  Clock::time_point next_liveness = Clock::time_point::min();
+  LivenessClock liveness;
   SpinBudget &budget = comm.spin_budget();
   const int32_t spins = budget.polls();
   int64_t looks = 0;
@@ -98,7 +88,7 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
       comm.control(r).*field, spins, comm.params().yield_iterations,
       [target](uint32_t v) { return reached(v, target); },
       [&] {
-        return check_progress(comm, r, deadline, what, &next_liveness, [&] {
+        return check_progress(comm, r, deadline, what, &liveness, [&] {
           return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
         });
       },

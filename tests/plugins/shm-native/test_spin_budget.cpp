@@ -1,6 +1,6 @@
 // shm-native's waiting policy (plugins/shm-native/spin_budget.hpp): the
-// adaptive number of polls before a wait yields, and the oversubscription
-// test that turns polling off.
+// adaptive number of polls before a wait yields, the oversubscription test
+// that turns polling off, and the pace of the liveness looks.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -9,6 +9,7 @@
 
 namespace {
 
+using plexus::shm_native::LivenessClock;
 using plexus::shm_native::outnumber_cpus;
 using plexus::shm_native::SpinBudget;
 
@@ -57,4 +58,14 @@ TEST_CASE("plugins.shm_native.spin_budget.oversubscribed_when_ranks_outnumber_th
   CHECK(outnumber_cpus({cpus({3}), cpus({3})}));                        // both bound to core 3
   CHECK_FALSE(outnumber_cpus({cpus({0}), cpus({0, 1})}));               // union covers both
   CHECK_FALSE(outnumber_cpus({}));
+}
+
+TEST_CASE("plugins.shm_native.spin_budget.liveness_is_looked_at_once_a_period_from_one_period_in") {
+  LivenessClock clock;
+  const auto t0 = LivenessClock::Clock::time_point{} + std::chrono::hours(1);
+  CHECK_FALSE(clock.due(t0));  // the first slow-path turn: not yet
+  CHECK_FALSE(clock.due(t0 + LivenessClock::period / 2));
+  CHECK(clock.due(t0 + LivenessClock::period));
+  CHECK_FALSE(clock.due(t0 + LivenessClock::period + std::chrono::milliseconds(1)));
+  CHECK(clock.due(t0 + 3 * LivenessClock::period));
 }
