@@ -27,7 +27,7 @@ plx_status wait_inline(Op &op, int32_t r, uint32_t step) {
   const int32_t looks = spin_until(c.control(r).inline_input[step & 1u].step, step + 1, spins);
   budget.waited(looks < 0 ? spins + 1 : looks, spins);
   if (looks >= 0) return PLX_OK;
-  return wait_rank(c, r, &RankControl::arrive, step + 1, op.deadline, op.label);
+  return wait_rank(c, r, &RankControl::arrive, step + 1, op.deadline, op.label, true);
 }
 
 }  // namespace

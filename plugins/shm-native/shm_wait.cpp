@@ -79,10 +79,10 @@ void publish_counter(Counter &counter, uint32_t value) {
 }
 
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
-                     const Deadline &deadline, const OpLabel &what) {
+                     const Deadline &deadline, const OpLabel &what, bool polled) {
   LivenessClock liveness;
   SpinBudget &budget = comm.spin_budget();
-  const int32_t spins = budget.polls();
+  const int32_t spins = polled ? 0 : budget.polls();
   int64_t looks = 0;
   const plx_status s = wait_on(
       comm.control(r).*field, spins, comm.params().yield_iterations,
@@ -93,7 +93,7 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
         });
       },
       &looks);
-  budget.waited(looks, spins);
+  if (!polled) budget.waited(looks, spins);
   return s;
 }
 

@@ -63,9 +63,11 @@ plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) 
   return wait_on(counter, p.spin_iterations, p.yield_iterations, ready, check);
 }
 
-// Waits until rank r's counter has reached `target` (wrap-safe).
+// Waits until rank r's counter has reached `target` (wrap-safe), polling
+// as the communicator's spin budget says; `polled` true: the caller already
+// polled (and told the budget), so this wait goes straight to yielding.
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
-                     const Deadline &deadline, const OpLabel &what);
+                     const Deadline &deadline, const OpLabel &what, bool polled = false);
 
 // Waits for every rank but this one.
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
