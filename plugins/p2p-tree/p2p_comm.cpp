@@ -135,22 +135,30 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.ll_slot_bytes = peers_.ll_slot_bytes;
   mine.block_bytes = block_bytes_;
   mine.max_blocks = peers_.max_blocks;
+  mine.bulk_max_bytes = params_.bulk_max_bytes;
+  mine.forced_algo = params_.forced_algo;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
   cards->resize(static_cast<size_t>(setup_.nranks));
   return rendezvous_->allgather(&mine, sizeof(mine), cards->data(), setup_.init_timeout_ms);
 }
 
+// Parameters from which every rank picks the same kernels and layout: a
+// rank that differs would wait for kernels its peers never launch.
+plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
+  const char *name = nullptr;
+  if (card.slot_bytes != params_.slot_bytes) name = "SLOT_BYTES";
+  else if (card.ll_slot_bytes != peers_.ll_slot_bytes) name = "ONESHOT_MAX_BYTES";
+  else if (card.bulk_max_bytes != params_.bulk_max_bytes) name = "BULK_MAX_BYTES";
+  else if (card.forced_algo != params_.forced_algo) name = "ALGO";
+  if (name == nullptr) return PLX_OK;
+  return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: ranks {} and {} set PLEXUS_P2P_TREE_{} differently: "
+                    "every rank must set the same", setup_.rank, q, name);
+}
+
 plx_status Comm::check_cards(const std::vector<PeerCard> &cards) {
   for (int32_t q = 0; q < setup_.nranks; ++q) {
-    if (cards[q].slot_bytes != params_.slot_bytes)
-      return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: rank {} uses PLEXUS_P2P_TREE_SLOT_BYTES={} "
-                        "and rank {} uses {}: every rank must set the same", setup_.rank,
-                        params_.slot_bytes, q, cards[q].slot_bytes);
-    if (cards[q].ll_slot_bytes != peers_.ll_slot_bytes)
-      return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: rank {} uses PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES={} "
-                        "and rank {} a different value: every rank must set the same", setup_.rank,
-                        params_.oneshot_max_bytes, q);
+    if (plx_status s = check_same_params(cards[q], q)) return s;
     if (q != setup_.rank && std::strncmp(cards[q].pci_bus_id, cards[setup_.rank].pci_bus_id,
                                          sizeof(cards[q].pci_bus_id)) == 0)
       return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} share the GPU {}; p2p-tree needs "

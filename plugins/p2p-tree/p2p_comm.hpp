@@ -92,6 +92,9 @@ struct PeerCard {
   uint64_t slot_bytes;      // must be the same everywhere
   uint64_t ll_slot_bytes;   // the same everywhere (PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES)
   uint64_t block_bytes;
+  uint64_t bulk_max_bytes;  // the same everywhere
+  int32_t forced_algo;      // the same everywhere (PLEXUS_P2P_TREE_ALGO)
+  int32_t reserved0;
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
 };
@@ -164,6 +167,7 @@ class Comm {
   plx_status resolve_max_blocks();
   void agree_max_blocks(const std::vector<PeerCard> &cards);
   plx_status exchange_cards(std::vector<PeerCard> *cards);
+  plx_status check_same_params(const PeerCard &card, int32_t q) const;
   plx_status check_cards(const std::vector<PeerCard> &cards);
   plx_status map_peer(int32_t peer, const PeerCard &card);
   plx_status enable_peer_access(int32_t peer, const PeerCard &card);
