@@ -4,12 +4,34 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
+#include <random>
 #include <vector>
 
 #include "plexus/plexus.h"
 
 namespace plexus::test {
+
+// n floats in [-1, 1) from `seed` (rank r's input uses seed + r).
+inline std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+// The float32 sum over nranks of those inputs in rank order, as every rank
+// must compute it, bit for bit.
+inline std::vector<float> expected_sum(size_t n, int nranks, uint32_t seed) {
+  std::vector<float> sum = random_floats(n, seed);
+  for (int r = 1; r < nranks; ++r) {
+    const std::vector<float> x = random_floats(n, seed + r);
+    for (size_t i = 0; i < n; ++i) sum[i] += x[i];
+  }
+  return sum;
+}
 
 // Open descriptors of this process.
 int count_fds();

@@ -20,13 +20,7 @@ namespace {
 
 using plexus::test::run_ranks;
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float &x : v) x = dist(gen);
-  return v;
-}
+using plexus::test::random_floats;
 
 // The sum over ranks in rank order, as every rank must compute it.
 std::vector<float> expected_sum(size_t n, int nranks) {

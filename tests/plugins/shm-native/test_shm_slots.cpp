@@ -26,23 +26,8 @@ namespace {
 
 using plexus::test::run_ranks_on_backend;
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float &x : v) x = dist(gen);
-  return v;
-}
-
-// The sum over ranks in rank order, as every rank must compute it.
-std::vector<float> expected_sum(size_t n, int nranks, uint32_t seed) {
-  std::vector<float> sum = random_floats(n, seed);
-  for (int r = 1; r < nranks; ++r) {
-    const std::vector<float> x = random_floats(n, seed + r);
-    for (size_t i = 0; i < n; ++i) sum[i] += x[i];
-  }
-  return sum;
-}
+using plexus::test::expected_sum;
+using plexus::test::random_floats;
 
 // All-reduce of random data into a poisoned buffer, checked element by element.
 int all_reduce_exact(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t seed) {
