@@ -17,9 +17,13 @@ const plx_param_decl params[] = {
      "Largest reduction done one-shot (every rank reduces all inputs) with 2 ranks, scaled by "
      "2/n for n ranks; larger ones reduce-scatter then all-gather."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
-     "Polls of a peer's counter before yielding the core; 0 when there are more ranks than cores."},
+     "Most polls of a peer's counter before yielding the core (the budget adapts below it); 0 when "
+     "the ranks outnumber the CPUs they may run on."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "YIELD", "200",
      "sched_yield calls after spinning, before sleeping on a futex."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "4M",
+     "Two-shot reductions of messages this large write the result with streaming (non-temporal) "
+     "stores."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
      "0: it is copied through the slots like any host buffer."},
