@@ -238,10 +238,7 @@ void cpu_helper(plx_comm_h comm, int rank, int nranks) {
   }
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
-  plx_op_stats stats{};
-  stats.struct_size = sizeof(stats);
-  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
-  CHECK(stats.algorithm_calls[PLX_ALGO_CPU_STAR] > 0);
+  CHECK(calls_of(comm, PLX_ALGO_CPU_STAR) > 0);
 }
 
 // The copy-engine path (COPY_MIN_BYTES is set, chunks of 1 MiB, 2 slots):
@@ -284,20 +281,14 @@ void copy_engines(plx_comm_h comm, int rank, int nranks) {
   }
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
-  plx_op_stats stats{};
-  stats.struct_size = sizeof(stats);
-  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
-  CHECK(stats.algorithm_calls[PLX_ALGO_COPY] > 0);
-  CHECK(stats.algorithm_calls[PLX_ALGO_TWO_SHOT] > 0);  // the captured call
+  CHECK(calls_of(comm, PLX_ALGO_COPY) > 0);
+  CHECK(calls_of(comm, PLX_ALGO_TWO_SHOT) > 0);  // the captured call
 }
 
 void expect_algorithms_counted(plx_comm_h comm) {
-  plx_op_stats stats{};
-  stats.struct_size = sizeof(stats);
-  PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &stats));
-  CHECK(stats.algorithm_calls[PLX_ALGO_LOW_LATENCY] > 0);
-  CHECK(stats.algorithm_calls[PLX_ALGO_ONE_SHOT] > 0);
-  CHECK(stats.algorithm_calls[PLX_ALGO_TWO_SHOT] > 0);
+  CHECK(calls_of(comm, PLX_ALGO_LOW_LATENCY) > 0);
+  CHECK(calls_of(comm, PLX_ALGO_ONE_SHOT) > 0);
+  CHECK(calls_of(comm, PLX_ALGO_TWO_SHOT) > 0);
 }
 
 void two_ranks(const char *test_case, void (*body)(plx_comm_h, int, int)) {
