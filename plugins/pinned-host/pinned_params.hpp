@@ -15,7 +15,7 @@ namespace plexus::pinned_host {
 namespace kp = kernels::pinned;
 
 struct Params {
-  uint64_t ll_max_bytes = uint64_t{64} << 10;       // LL up to this payload per rank (and the LL area)
+  uint64_t ll_max_bytes = uint64_t{128} << 10;      // LL up to this payload per rank (and the LL area): beat one-shot to 128K on 2 H200
   uint64_t oneshot_max_bytes = uint64_t{512} << 10;  // bulk one-shot up to this, two-shot above
   uint64_t stage_bytes = uint64_t{256} << 10;
   uint64_t cpu_min_bytes = 0;  // CPU helper from this size up (0: never, unless ALGO=cpu)

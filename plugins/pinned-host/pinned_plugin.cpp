@@ -12,7 +12,7 @@ namespace plexus::pinned_host {
 namespace {
 
 const plx_param_decl params[] = {
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL_MAX_BYTES", "64K",
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL_MAX_BYTES", "128K",
      "Collectives whose payload per rank is at most this take the low-latency path (data and tag in one "
      "store, no flags); it also sizes the LL area (twice, 16 bytes per 8). 0 keeps data off it. Every "
      "rank must set the same."},

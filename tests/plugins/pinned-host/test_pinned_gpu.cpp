@@ -337,10 +337,10 @@ TEST_CASE("plugins.pinned_host.gpu.two_ranks_all_reduce_every_type") {
   });
 }
 
-// The default LL_MAX_BYTES (64K): one line per thread over 16 blocks at its edge.
+// The default LL_MAX_BYTES (128K): two lines per thread over 16 blocks at its edge.
 TEST_CASE("plugins.pinned_host.gpu.two_ranks_ll_threshold") {
   two_ranks("plugins.pinned_host.gpu.two_ranks_ll_threshold",
-            [](plx_comm_h comm, int rank, int n) { ll_threshold(comm, rank, n, uint64_t{64} << 10); });
+            [](plx_comm_h comm, int rank, int n) { ll_threshold(comm, rank, n, uint64_t{128} << 10); });
 }
 
 // LL_BLOCKS=1 and LL_MAX_BYTES=256K: up to 64 lines per thread, in batches

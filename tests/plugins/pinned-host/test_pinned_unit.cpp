@@ -63,7 +63,7 @@ TEST_CASE("plugins.pinned_host.description_lists_params_and_caps") {
 TEST_CASE("plugins.pinned_host.params_parse_strictly") {
   Params p;
   REQUIRE(parse({}, &p) == PLX_OK);
-  CHECK(p.ll_max_bytes == 64u << 10);
+  CHECK(p.ll_max_bytes == 128u << 10);
   CHECK(p.oneshot_max_bytes == 512u << 10);
   CHECK(p.stage_bytes == 256u << 10);
   CHECK(p.stages == 16);
@@ -129,21 +129,21 @@ TEST_CASE("plugins.pinned_host.wire_dtype") {
 TEST_CASE("plugins.pinned_host.algorithm_choice") {
   using plexus::pinned_host::choose_copy;
   using plexus::pinned_host::choose_reduction;
-  Params p;  // LL up to 64K, one-shot up to 512K
-  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 16384, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
-  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 16385, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
-  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 32768, 2, 2, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);  // bf16 wire
+  Params p;  // LL up to 128K, one-shot up to 512K
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 32768, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 32769, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 65536, 2, 2, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);  // bf16 wire
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 131072, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 131073, 4, 2, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_TWO_SHOT) == PLX_ALGO_TWO_SHOT);
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 1 << 20, 4, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_TWO_SHOT);
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_RING) == PLX_ALGO_LOW_LATENCY);  // unknown hint
   // Reduce-scatter's LL payload is every rank's block, each padded to lines.
-  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 4096, 4, 4, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
-  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 4097, 4, 4, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 8192, 4, 4, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 8193, 4, 4, PLX_ALGO_AUTO) == PLX_ALGO_TWO_SHOT);
   CHECK(choose_reduction(p, PLX_COLL_REDUCE_SCATTER, 10, 4, 4, PLX_ALGO_ONE_SHOT) == PLX_ALGO_TWO_SHOT);
-  CHECK(choose_copy(p, 65536, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
-  CHECK(choose_copy(p, 65537, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
+  CHECK(choose_copy(p, 131072, PLX_ALGO_AUTO) == PLX_ALGO_LOW_LATENCY);
+  CHECK(choose_copy(p, 131073, PLX_ALGO_AUTO) == PLX_ALGO_ONE_SHOT);
   CHECK(choose_copy(p, 8, PLX_ALGO_ONE_SHOT) == PLX_ALGO_ONE_SHOT);
   p.forced_algo = PLX_ALGO_ONE_SHOT;  // ALGO beats the hint
   CHECK(choose_reduction(p, PLX_COLL_ALL_REDUCE, 100, 4, 2, PLX_ALGO_LOW_LATENCY) == PLX_ALGO_ONE_SHOT);
