@@ -288,10 +288,10 @@ struct ReduceLaunch {
   cudaError_t run() const {
     const uint64_t elements = K == Reduction::two_shot ? a.chunk : a.total;
     const unsigned blocks = blocks_for(elements * sizeof(typename E::S), p.max_blocks);
-    if constexpr (K == Reduction::one_shot) one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
-    else if constexpr (K == Reduction::bulk_one_shot) bulk_one_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
-    else two_shot_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(p, a);
-    return cudaGetLastError();
+    if constexpr (K == Reduction::one_shot) return launch(one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
+    else if constexpr (K == Reduction::bulk_one_shot)
+      return launch(bulk_one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
+    else return launch(two_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
   }
 };
 

@@ -52,18 +52,17 @@ __global__ void barrier_kernel(Peers p, int32_t coll) {
 }  // namespace device
 
 cudaError_t launch_broadcast(const Peers &peers, const CopyArgs &args, cudaStream_t stream) {
-  device::broadcast_kernel<<<blocks_for(args.bytes, peers.max_blocks), kThreads, 0, stream>>>(peers, args);
-  return cudaGetLastError();
+  return device::launch(device::broadcast_kernel, blocks_for(args.bytes, peers.max_blocks), kThreads, peers, stream,
+                        peers, args);
 }
 
 cudaError_t launch_all_gather(const Peers &peers, const CopyArgs &args, cudaStream_t stream) {
-  device::all_gather_kernel<<<blocks_for(args.bytes, peers.max_blocks), kThreads, 0, stream>>>(peers, args);
-  return cudaGetLastError();
+  return device::launch(device::all_gather_kernel, blocks_for(args.bytes, peers.max_blocks), kThreads, peers, stream,
+                        peers, args);
 }
 
 cudaError_t launch_barrier(const Peers &peers, int32_t coll, cudaStream_t stream) {
-  device::barrier_kernel<<<1, 32, 0, stream>>>(peers, coll);
-  return cudaGetLastError();
+  return device::launch(device::barrier_kernel, 1, 32, peers, stream, peers, coll);
 }
 
 }  // namespace plexus::kernels

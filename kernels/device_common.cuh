@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "kernels/kernels.hpp"
 
@@ -59,8 +60,22 @@ __device__ __forceinline__ uint4 ld_volatile_v4(const uint4 *p) {
   return v;
 }
 
+// With programmatic dependent launch (Peers::dependent_launch) a grid may
+// start while the previous kernel on its stream still runs: it waits here
+// for that kernel's end and memory, before reading the epoch or any input.
+// It lets its own successor start at once: that grid only waits in turn,
+// and it is launched only after every block of this one has started.
+// Both are no-ops for an ordinary launch.
+__device__ __forceinline__ void order_after_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
 // Every block calls this first: the epoch of this launch.
 __device__ __forceinline__ uint64_t begin_epoch(const Peers &p) {
+  order_after_previous_grid();
   __shared__ uint64_t epoch;
   if (threadIdx.x == 0) {
     const volatile unsigned long long *e = &state_of(p.block[p.rank])->epoch;
@@ -161,6 +176,23 @@ __device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t 
   }
   for (uint64_t i = done + threadIdx.x; i < n; i += blockDim.x)
     dst[i] = volatile_src ? *reinterpret_cast<const volatile char *>(src + i) : src[i];
+}
+
+// Launches kernel<<<blocks, threads>>>(args...) on stream, with
+// programmatic stream serialization when p.dependent_launch.
+template <class... Expected, class... Actual>
+cudaError_t launch(void (*kernel)(Expected...), unsigned blocks, unsigned threads, const Peers &p,
+                   cudaStream_t stream, Actual &&...args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(threads);
+  config.stream = stream;
+  cudaLaunchAttribute dependent = {};
+  dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &dependent;
+  config.numAttrs = p.dependent_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Actual>(args)...);
 }
 
 }  // namespace plexus::kernels::device

@@ -83,6 +83,7 @@ struct Peers {
   Control *control = nullptr;   // device pointer of this rank's Control
   int64_t timeout_ns = -1;      // a wait's limit; negative waits for ever
   int32_t max_blocks = kMaxBlocks;
+  int32_t dependent_launch = 0;  // host side: launch with programmatic dependent launch (sm_90+)
 };
 
 // All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:

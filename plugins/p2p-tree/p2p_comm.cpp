@@ -49,6 +49,7 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
     return s;
   };
   if (plx_status s = c->resolve_max_blocks()) return fail_all(s);
+  if (plx_status s = c->resolve_dependent_launch()) return fail_all(s);
   core::log_debug("{}: allocating the exchange block ({} bytes per area)", who, params.slot_bytes);
   if (plx_status s = c->make_block()) return fail_all(s);
   if (plx_status s = c->make_control()) return fail_all(s);
@@ -117,6 +118,14 @@ plx_status Comm::resolve_max_blocks() {
   int sms = 0;
   PLX_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, setup_.device));
   peers_.max_blocks = std::clamp(sms, 1, kernels::kMaxBlocks);
+  return PLX_OK;
+}
+
+// Programmatic dependent launch needs compute capability 9.0 (griddepcontrol).
+plx_status Comm::resolve_dependent_launch() {
+  int major = 0;
+  PLX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, setup_.device));
+  peers_.dependent_launch = params_.dependent_launch && major >= 9 ? 1 : 0;
   return PLX_OK;
 }
 

@@ -52,6 +52,7 @@ struct Params {
   int32_t max_blocks = 0;  // 0: one block per SM of the device, at most kernels::kMaxBlocks
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
+  bool dependent_launch = false;  // PLEXUS_P2P_TREE_PDL
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
@@ -165,6 +166,7 @@ class Comm {
   plx_status make_block();
   plx_status make_control();
   plx_status resolve_max_blocks();
+  plx_status resolve_dependent_launch();
   void agree_max_blocks(const std::vector<PeerCard> &cards);
   plx_status exchange_cards(std::vector<PeerCard> *cards);
   plx_status check_same_params(const PeerCard &card, int32_t q) const;

@@ -33,6 +33,16 @@ plx_status int_param(const plx_host_services &s, const char *name, int64_t lo, i
   return PLX_OK;
 }
 
+plx_status bool_param(const plx_host_services &s, const char *name, bool *out) {
+  const char *text = s.param_get(kPlugin, name);
+  if (text == nullptr) return PLX_OK;
+  const auto v = core::parse_bool(text);
+  if (!v)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_{}={} must be 0 or 1", name, text);
+  *out = *v;
+  return PLX_OK;
+}
+
 plx_status algo_param(const plx_host_services &s, int32_t *out) {
   const char *text = s.param_get(kPlugin, "ALGO");
   if (text == nullptr) return PLX_OK;
@@ -59,19 +69,9 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = algo_param(s, &p->forced_algo)) return st;
   if (plx_status st = int_param(s, "MAX_BLOCKS", 0, kernels::kMaxBlocks, &p->max_blocks)) return st;
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
-  if (const char *text = s.param_get(kPlugin, "ENABLE")) {
-    const auto v = core::parse_bool(text);
-    if (!v)
-      return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ENABLE={} must be 0 or 1", text);
-    p->enable = *v;
-  }
-  if (const char *text = s.param_get(kPlugin, "PROBE_PEER_COPIES")) {
-    const auto v = core::parse_bool(text);
-    if (!v)
-      return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_PROBE_PEER_COPIES={} must "
-                        "be 0 or 1", text);
-    p->probe_peer_copies = *v;
-  }
+  if (plx_status st = bool_param(s, "ENABLE", &p->enable)) return st;
+  if (plx_status st = bool_param(s, "PDL", &p->dependent_launch)) return st;
+  if (plx_status st = bool_param(s, "PROBE_PEER_COPIES", &p->probe_peer_copies)) return st;
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

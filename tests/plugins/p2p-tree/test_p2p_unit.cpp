@@ -47,7 +47,8 @@ TEST_CASE("plugins.p2p_tree.description_lists_params_and_caps") {
   REQUIRE_MESSAGE(!p2p.empty(), "libplexus-p2p-tree.so was not found by plx_plugins_describe");
   for (const char *param : {"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "PLEXUS_P2P_TREE_ALGO",
                             "PLEXUS_P2P_TREE_SLOT_BYTES", "PLEXUS_P2P_TREE_MAX_BLOCKS",
-                            "PLEXUS_P2P_TREE_WATCHDOG_POLL_MS", "PLEXUS_P2P_TREE_PROBE_PEER_COPIES"})
+                            "PLEXUS_P2P_TREE_WATCHDOG_POLL_MS", "PLEXUS_P2P_TREE_PROBE_PEER_COPIES",
+                            "PLEXUS_P2P_TREE_PDL"})
     CHECK_MESSAGE(p2p.find(param) != std::string::npos, param);
   for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "barrier",
                           "abort", "async_status", "stream_ordered", "graph_capture", "mem_alloc",
@@ -78,6 +79,10 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   Params automatic;
   REQUIRE(parse({{"p2p-tree/MAX_BLOCKS", "0"}}, &automatic) == PLX_OK);
   CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
+  CHECK_FALSE(automatic.dependent_launch);
+  Params dependent;
+  REQUIRE(parse({{"p2p-tree/PDL", "1"}}, &dependent) == PLX_OK);
+  CHECK(dependent.dependent_launch);
 }
 
 // Each bad value is parsed into fresh Params (a failed parse may leave a
@@ -88,7 +93,7 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"ALGO", "ring"},        {"SLOT_BYTES", "1K"},          {"SLOT_BYTES", "65537"},
       {"MAX_BLOCKS", "129"},   {"MAX_BLOCKS", "-1"},          {"MAX_BLOCKS", "many"},
       {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
-      {"ENABLE", "2"}};
+      {"ENABLE", "2"},         {"PDL", "on2"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);

@@ -1,0 +1,70 @@
+// Probe kernels (probe.hpp): an empty kernel, with and without programmatic
+// dependent launch, and a two-GPU ping-pong of flags over peer access.
+#include "kernels/probe.hpp"
+
+namespace plexus::kernels::probe {
+namespace {
+
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void let_next_grid_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+__global__ void empty_kernel() {
+  let_next_grid_start();
+  wait_for_previous_grid();
+}
+
+__device__ __forceinline__ uint64_t ld_acquire_sys(const volatile uint64_t *p) {
+  uint64_t v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ void st_release_sys(volatile uint64_t *p, uint64_t v) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+// Values grow by one per message, so a rerun only needs the flags zeroed.
+__global__ void ping_kernel(volatile uint64_t *mine, volatile uint64_t *theirs, int rounds, bool serves) {
+  for (uint64_t i = 1; i <= static_cast<uint64_t>(rounds); ++i) {
+    if (!serves) st_release_sys(theirs, i);
+    while (ld_acquire_sys(mine) < i) {
+    }
+    if (serves) st_release_sys(theirs, i);
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_empty(unsigned blocks, unsigned threads, bool dependent, cudaStream_t stream) {
+  if (!dependent) {
+    empty_kernel<<<blocks, threads, 0, stream>>>();
+    return cudaGetLastError();
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(threads);
+  config.stream = stream;
+  cudaLaunchAttribute attribute = {};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, empty_kernel);
+}
+
+cudaError_t launch_ping(volatile uint64_t *mine, volatile uint64_t *theirs, int rounds, bool serves,
+                        cudaStream_t stream) {
+  ping_kernel<<<1, 1, 0, stream>>>(mine, theirs, rounds, serves);
+  return cudaGetLastError();
+}
+
+}  // namespace plexus::kernels::probe

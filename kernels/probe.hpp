@@ -1,0 +1,26 @@
+// Probe kernels of plexus-bench-launch: what one kernel launch and one
+// NVLink crossing cost on this machine, the floor under every collective
+// kernel (docs/performance.md). Plain C++, no CUDA syntax.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace plexus::kernels::probe {
+
+// An empty kernel of `blocks` x `threads` (<<<>>>, as the plugins launch).
+// `dependent`: cudaLaunchKernelEx, launched with
+// programmatic stream serialization (PDL, sm_90+), so it may start before
+// the previous kernel on the stream ends; it waits for it (griddepcontrol)
+// before returning and lets its own successor start early.
+cudaError_t launch_empty(unsigned blocks, unsigned threads, bool dependent, cudaStream_t stream);
+
+// One side of a ping-pong between two GPUs: `mine` in this GPU's memory,
+// `theirs` the peer's (peer-mapped). The `serves` side waits for each
+// value and answers it; the other sends first. After `rounds` round trips
+// both return: round-trip time / 2 is the one-way latency of a store.
+cudaError_t launch_ping(volatile uint64_t *mine, volatile uint64_t *theirs, int rounds, bool serves,
+                        cudaStream_t stream);
+
+}  // namespace plexus::kernels::probe

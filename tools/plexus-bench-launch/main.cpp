@@ -1,0 +1,176 @@
+// plexus-bench-launch: the floor under every collective kernel on this
+// machine. How long the host takes to enqueue one kernel, how often the GPU
+// runs back-to-back kernels (eager and in a CUDA graph, with and without
+// programmatic dependent launch), and how long a store takes to reach the
+// other GPU (a flag ping-pong over peer access). A one-shot all-reduce
+// cannot beat one launch period plus one crossing; docs/performance.md
+// puts p2p-tree's small-message times against these. Exits 77 (skipped)
+// without a CUDA device.
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "kernels/probe.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace probe = plexus::kernels::probe;
+
+bool ok(cudaError_t err, const char *what) {
+  if (err == cudaSuccess) return true;
+  std::fprintf(stderr, "plexus-bench-launch: %s: %s\n", what, cudaGetErrorString(err));
+  return false;
+}
+
+double us_since(Clock::time_point start, int per) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count() / per;
+}
+
+struct Shape {
+  unsigned blocks, threads;
+  bool dependent;
+  const char *name() const { return dependent ? "pdl" : "plain"; }
+};
+
+bool enqueue(const Shape &s, int n, cudaStream_t stream) {
+  for (int i = 0; i < n; ++i)
+    if (!ok(probe::launch_empty(s.blocks, s.threads, s.dependent, stream), "launching the empty kernel")) return false;
+  return true;
+}
+
+// The median of `samples` runs of `once` (µs per kernel).
+double median_of(int samples, const std::function<double()> &once) {
+  std::vector<double> v;
+  for (int i = 0; i < samples; ++i) v.push_back(once());
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Host time to enqueue n kernels, and the time until they all ran.
+void eager(const Shape &s, int n, cudaStream_t stream, double *enqueue_us, double *period_us) {
+  *enqueue_us = median_of(9, [&] {
+    const auto start = Clock::now();
+    enqueue(s, n, stream);
+    const double us = us_since(start, n);
+    ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return us;
+  });
+  *period_us = median_of(9, [&] {
+    const auto start = Clock::now();
+    enqueue(s, n, stream);
+    ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return us_since(start, n);
+  });
+}
+
+// n kernels captured in one graph, launched and waited for.
+double graph(const Shape &s, int n, cudaStream_t stream) {
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  if (!ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture")) return -1;
+  enqueue(s, n, stream);
+  if (!ok(cudaStreamEndCapture(stream, &g), "cudaStreamEndCapture") ||
+      !ok(cudaGraphInstantiate(&exec, g, 0), "cudaGraphInstantiate"))
+    return -1;
+  const double us = median_of(9, [&] {
+    const auto start = Clock::now();
+    ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+    ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return us_since(start, n);
+  });
+  cudaGraphExecDestroy(exec), cudaGraphDestroy(g);
+  return us;
+}
+
+void row(std::FILE *csv, const char *what, const Shape &s, double us) {
+  fmt::print("{:<22} {:>4} x {:<4} {:<6} {:8.3f} us\n", what, s.blocks, s.threads, s.name(), us);
+  if (csv) std::fprintf(csv, "%s,%u,%u,%s,%.4f\n", what, s.blocks, s.threads, s.name(), us);
+}
+
+void launches(cudaStream_t stream, std::FILE *csv) {
+  const int n = 2000;
+  for (unsigned blocks : {1u, 128u})
+    for (bool dependent : {false, true}) {
+      const Shape s{blocks, 512, dependent};
+      enqueue(s, 100, stream), cudaStreamSynchronize(stream);
+      double enqueue_us = 0, period_us = 0;
+      eager(s, n, stream, &enqueue_us, &period_us);
+      row(csv, "host_enqueue", s, enqueue_us);
+      row(csv, "eager_period", s, period_us);
+      row(csv, "graph_period", s, graph(s, 200, stream));
+    }
+}
+
+struct PingPair {
+  uint64_t *flag[2] = {};
+  cudaStream_t stream[2] = {};
+};
+
+bool make_pair(PingPair &p) {
+  for (int d = 0; d < 2; ++d) {
+    if (!ok(cudaSetDevice(d), "cudaSetDevice")) return false;
+    const cudaError_t peer = cudaDeviceEnablePeerAccess(1 - d, 0);
+    if (peer != cudaErrorPeerAccessAlreadyEnabled && !ok(peer, "cudaDeviceEnablePeerAccess")) return false;
+    (void)cudaGetLastError();
+    if (!ok(cudaMalloc(reinterpret_cast<void **>(&p.flag[d]), sizeof(uint64_t)), "cudaMalloc") ||
+        !ok(cudaStreamCreateWithFlags(&p.stream[d], cudaStreamNonBlocking), "cudaStreamCreate"))
+      return false;
+  }
+  return true;
+}
+
+// One-way latency in µs: `rounds` round trips from GPU 0 to GPU 1 and back.
+double ping_once(PingPair &p, int rounds) {
+  for (int d = 0; d < 2; ++d) cudaSetDevice(d), cudaMemset(p.flag[d], 0, sizeof(uint64_t)), cudaDeviceSynchronize();
+  const auto start = Clock::now();
+  for (int d = 1; d >= 0; --d) {
+    cudaSetDevice(d);
+    ok(probe::launch_ping(p.flag[d], p.flag[1 - d], rounds, d == 1, p.stream[d]), "launching the ping kernel");
+  }
+  for (int d = 0; d < 2; ++d) cudaSetDevice(d), ok(cudaStreamSynchronize(p.stream[d]), "cudaStreamSynchronize");
+  return us_since(start, 2 * rounds);
+}
+
+void ping(std::FILE *csv) {
+  int count = 0, can = 0;
+  cudaGetDeviceCount(&count);
+  if (count < 2 || cudaDeviceCanAccessPeer(&can, 0, 1) != cudaSuccess || !can)
+    return (void)fmt::print("one_way_store: skipped (needs 2 GPUs with peer access)\n");
+  PingPair p;
+  if (!make_pair(p)) return;
+  const double us = median_of(5, [&] { return ping_once(p, 20000); });
+  fmt::print("{:<22} gpu0 <-> gpu1         {:8.3f} us\n", "one_way_store", us);
+  if (csv) std::fprintf(csv, "one_way_store,1,1,peer,%.4f\n", us);
+  for (int d = 0; d < 2; ++d) cudaSetDevice(d), cudaFree(p.flag[d]), cudaStreamDestroy(p.stream[d]);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  const char *csv_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) csv_path = argv[++i];
+    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE]\n"), 2;
+  }
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) return std::printf("SKIP: no CUDA device\n"), 77;
+  std::FILE *csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
+  if (csv) std::fprintf(csv, "what,blocks,threads,launch,us\n");
+  cudaStream_t stream = nullptr;
+  if (!ok(cudaSetDevice(0), "cudaSetDevice") ||
+      !ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"))
+    return 1;
+  launches(stream, csv);
+  cudaStreamDestroy(stream);
+  ping(csv);
+  if (csv) std::fclose(csv);
+  return 0;
+}
