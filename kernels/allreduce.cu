@@ -28,10 +28,12 @@ __device__ __forceinline__ uint4 load_vec(const S *p, uint64_t i, uint64_t n, bo
     const auto *v = reinterpret_cast<const uint4 *>(p) + i;
     return fresh ? __ldcv(v) : *v;
   }
+  // Unrolled, so the element loads are in flight together.
   Vec<S> x;
   x.v = make_uint4(0, 0, 0, 0);
-  for (uint64_t j = 0; j < V && i * V + j < n; ++j)
-    x.e[j] = fresh ? *reinterpret_cast<const volatile S *>(p + i * V + j) : p[i * V + j];
+#pragma unroll
+  for (uint64_t j = 0; j < V; ++j)
+    if (i * V + j < n) x.e[j] = fresh ? *reinterpret_cast<const volatile S *>(p + i * V + j) : p[i * V + j];
   return x.v;
 }
 
@@ -44,7 +46,9 @@ __device__ __forceinline__ void store_vec(S *p, uint64_t i, uint64_t n, uint4 v)
   }
   Vec<S> x;
   x.v = v;
-  for (uint64_t j = 0; j < V && i * V + j < n; ++j) p[i * V + j] = x.e[j];
+#pragma unroll
+  for (uint64_t j = 0; j < V; ++j)
+    if (i * V + j < n) p[i * V + j] = x.e[j];
 }
 
 // One vector's reduction: inputs added in rank order, so every rank that
@@ -287,9 +291,13 @@ struct ReduceLaunch {
   template <class E, int Op>
   cudaError_t run() const {
     const uint64_t elements = K == Reduction::two_shot ? a.chunk : a.total;
-    const unsigned blocks = blocks_for(elements * sizeof(typename E::S), p.max_blocks);
-    if constexpr (K == Reduction::one_shot) return launch(one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
-    else if constexpr (K == Reduction::bulk_one_shot)
+    const uint64_t bytes = elements * sizeof(typename E::S);
+    if constexpr (K == Reduction::one_shot) {
+      const auto threads = static_cast<unsigned>(p.ll_threads);
+      return launch(one_shot_kernel<E, Op>, blocks_for(bytes, p.max_blocks, threads), threads, p, stream, p, a);
+    }
+    const unsigned blocks = blocks_for(bytes, p.max_blocks);
+    if constexpr (K == Reduction::bulk_one_shot)
       return launch(bulk_one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
     else return launch(two_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
   }

@@ -60,22 +60,32 @@ __device__ __forceinline__ uint4 ld_volatile_v4(const uint4 *p) {
   return v;
 }
 
-// With programmatic dependent launch (Peers::dependent_launch) a grid may
-// start while the previous kernel on its stream still runs: it waits here
-// for that kernel's end and memory, before reading the epoch or any input.
-// It lets its own successor start at once: that grid only waits in turn,
-// and it is launched only after every block of this one has started.
-// Both are no-ops for an ordinary launch.
-__device__ __forceinline__ void order_after_previous_grid() {
+// Programmatic dependent launch (Peers::dependent_launch): a grid may start
+// while the previous kernel on its stream still runs, and waits here for
+// that kernel's end and memory before it reads the epoch or any input.
+__device__ __forceinline__ void wait_for_previous_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+// Lets the next kernel on the stream start once every block of this one
+// has called it (or exited). The early grid holds its SM slots while it
+// waits, so a grid that still waits for peers lets it in only when small
+// (Peers::early_launch_threads: what the documented two communicators per
+// GPU leave free); any grid does after its last wait, needing no peer.
+
+__device__ __forceinline__ void let_next_grid_start(const Peers &p, bool waits_done) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (p.dependent_launch && (waits_done || gridDim.x * blockDim.x <= p.early_launch_threads))
+    asm volatile("griddepcontrol.launch_dependents;");
 #endif
 }
 
 // Every block calls this first: the epoch of this launch.
 __device__ __forceinline__ uint64_t begin_epoch(const Peers &p) {
-  order_after_previous_grid();
+  wait_for_previous_grid();
+  let_next_grid_start(p, false);
   __shared__ uint64_t epoch;
   if (threadIdx.x == 0) {
     const volatile unsigned long long *e = &state_of(p.block[p.rank])->epoch;
@@ -89,6 +99,7 @@ __device__ __forceinline__ uint64_t begin_epoch(const Peers &p) {
 // finish stores the epoch back for the next launch on this rank. No fence:
 // the next launch on the stream sees this kernel's writes anyway.
 __device__ __forceinline__ void end_epoch(const Peers &p, uint64_t epoch) {
+  let_next_grid_start(p, true);
   __syncthreads();
   if (threadIdx.x != 0) return;
   DeviceState *s = state_of(p.block[p.rank]);

@@ -83,7 +83,9 @@ struct Peers {
   Control *control = nullptr;   // device pointer of this rank's Control
   int64_t timeout_ns = -1;      // a wait's limit; negative waits for ever
   int32_t max_blocks = kMaxBlocks;
-  int32_t dependent_launch = 0;  // host side: launch with programmatic dependent launch (sm_90+)
+  int32_t dependent_launch = 0;  // launched with programmatic dependent launch (sm_90+)
+  int32_t ll_threads = kThreads; // threads per block of the LL one-shot (a multiple of 32)
+  uint32_t early_launch_threads = 0;  // grids up to this let their successor start at once
 };
 
 // All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:
@@ -176,8 +178,8 @@ constexpr LinePair ll_lines(uint64_t i, uint64_t vecs) {
 
 // Thread blocks of a launch moving `bytes` per rank: one per kThreads
 // 16-byte vectors, 1 .. min(max_blocks, kMaxBlocks).
-constexpr unsigned blocks_for(uint64_t bytes, int32_t max_blocks) {
-  const uint64_t per_block = uint64_t{kThreads} * 16;
+constexpr unsigned blocks_for(uint64_t bytes, int32_t max_blocks, uint64_t threads = kThreads) {
+  const uint64_t per_block = threads * 16;
   const uint64_t limit = max_blocks < 1 ? 1 : max_blocks > kMaxBlocks ? kMaxBlocks : static_cast<uint64_t>(max_blocks);
   const uint64_t blocks = (bytes + per_block - 1) / per_block;
   return static_cast<unsigned>(blocks < 1 ? 1 : blocks > limit ? limit : blocks);

@@ -21,8 +21,9 @@
 #             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS)
 #   p2plat    the launch floor (plexus-bench-launch: enqueue cost, back-to-back kernel period eager and
 #             in a graph, with and without programmatic dependent launch, NVLink one-way latency), then
-#             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, with PLEXUS_P2P_TREE_PDL=0
-#             and 1 in turn, PLEXUS_P2P_LAT_ROUNDS times (default 2)
+#             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
+#             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
+#             times (default 2)
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case entries;
@@ -162,11 +163,14 @@ if has_step p2plat; then
   "$bin/plexus-bench-launch/plexus-bench-launch" --csv "$out/launch.csv" > "$out/launch.txt" 2>&1
   echo "plexus-bench-launch: exit $?"; cat "$out/launch.txt"
   for round in $(seq "${PLEXUS_P2P_LAT_ROUNDS:-2}"); do
-    for pdl in 0 1; do
-      PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_PDL=$pdl run_bench "p2p-lat-pdl$pdl-r$round" --mem device \
-        --backends p2p-tree,raw-nccl --ranks "$device_ranks" -d bfloat16 -b 8 -e 1M -f 4 -n 20 -w 5 --timeout 120
-      PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_PDL=$pdl run_bench "p2p-latgraph-pdl$pdl-r$round" --mem device \
-        --graph --backends p2p-tree,raw-nccl --ranks "$device_ranks" -d bfloat16 -b 8 -e 1M -f 4 -n 20 -w 5 --timeout 120
+    for config in ${PLEXUS_P2P_LAT_CONFIGS:-pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128}; do  # PDL and LL_THREADS
+      pdl=${config%%-*}; pdl=${pdl#pdl}; threads=${config##*-t}
+      for mode in eager graph; do
+        flag=""; [ "$mode" = graph ] && flag=--graph
+        PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_PDL=$pdl PLEXUS_P2P_TREE_LL_THREADS=$threads \
+          run_bench "p2p-lat-$mode-$config-r$round" --mem device $flag --backends p2p-tree,raw-nccl \
+          --ranks "$device_ranks" -d bfloat16 -b 8 -e 1M -f 4 -n 20 -w 5 --timeout 120
+      done
     done
   done
 fi

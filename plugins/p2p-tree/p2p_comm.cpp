@@ -30,6 +30,7 @@ Comm::Comm(const CommSetup &setup, const Params &params)
   peers_.slot_bytes = params.slot_bytes;
   peers_.ll_slot_bytes = params.ll_slot_bytes();
   peers_.max_blocks = params.max_blocks;
+  peers_.ll_threads = params.ll_threads;
   peers_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
 }
 
@@ -49,7 +50,6 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
     return s;
   };
   if (plx_status s = c->resolve_max_blocks()) return fail_all(s);
-  if (plx_status s = c->resolve_dependent_launch()) return fail_all(s);
   core::log_debug("{}: allocating the exchange block ({} bytes per area)", who, params.slot_bytes);
   if (plx_status s = c->make_block()) return fail_all(s);
   if (plx_status s = c->make_control()) return fail_all(s);
@@ -58,6 +58,7 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
   if (plx_status s = c->exchange_cards(&cards)) return fail_all(s);
   if (plx_status s = c->check_cards(cards)) return fail_all(s);
   c->agree_max_blocks(cards);
+  if (plx_status s = c->resolve_dependent_launch()) return fail_all(s);
   c->imports_.resize(static_cast<size_t>(setup.nranks));
   for (int32_t q = 0; q < setup.nranks; ++q) {
     c->pids_.push_back(cards[q].pid);
@@ -122,10 +123,18 @@ plx_status Comm::resolve_max_blocks() {
 }
 
 // Programmatic dependent launch needs compute capability 9.0 (griddepcontrol).
+// A grid that lets its successor start while it still waits for peers adds
+// that grid's blocks to the GPU's: allowed only for grids within the slots
+// two communicators' largest grids leave free (2 per SM, 512 threads each).
 plx_status Comm::resolve_dependent_launch() {
-  int major = 0;
+  int major = 0, sms = 0;
   PLX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, setup_.device));
+  PLX_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, setup_.device));
   peers_.dependent_launch = params_.dependent_launch && major >= 9 ? 1 : 0;
+  const int spare_blocks = std::max(0, sms - peers_.max_blocks);
+  peers_.early_launch_threads = peers_.dependent_launch ? static_cast<uint32_t>(spare_blocks) * kernels::kThreads : 0;
+  core::log_debug("p2p-tree: rank {}: dependent launch {}, early for grids of up to {} threads", setup_.rank,
+                  peers_.dependent_launch ? "on" : "off", peers_.early_launch_threads);
   return PLX_OK;
 }
 

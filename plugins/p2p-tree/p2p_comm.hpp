@@ -53,6 +53,7 @@ struct Params {
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
   bool dependent_launch = false;  // PLEXUS_P2P_TREE_PDL
+  int32_t ll_threads = kernels::kThreads;  // PLEXUS_P2P_TREE_LL_THREADS
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 

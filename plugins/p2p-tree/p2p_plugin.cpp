@@ -35,6 +35,9 @@ const plx_param_decl params[] = {
      "1: launch the kernels with programmatic dependent launch on GPUs of compute capability 9.0 "
      "and up, so that a kernel's launch overlaps the end of the previous kernel on the stream "
      "(each kernel still waits for it before touching memory); 0: ordinary launches."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "LL_THREADS", "512",
+     "Threads per block of the LL one-shot, 32 to 512 (a multiple of 32): one 16-byte vector per "
+     "thread, so fewer threads spread a message over more SMs."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},

@@ -81,8 +81,9 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
   CHECK_FALSE(automatic.dependent_launch);
   Params dependent;
-  REQUIRE(parse({{"p2p-tree/PDL", "1"}}, &dependent) == PLX_OK);
+  REQUIRE(parse({{"p2p-tree/PDL", "1"}, {"p2p-tree/LL_THREADS", "128"}}, &dependent) == PLX_OK);
   CHECK(dependent.dependent_launch);
+  CHECK(dependent.ll_threads == 128);
 }
 
 // Each bad value is parsed into fresh Params (a failed parse may leave a
@@ -93,7 +94,8 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"ALGO", "ring"},        {"SLOT_BYTES", "1K"},          {"SLOT_BYTES", "65537"},
       {"MAX_BLOCKS", "129"},   {"MAX_BLOCKS", "-1"},          {"MAX_BLOCKS", "many"},
       {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
-      {"ENABLE", "2"},         {"PDL", "on2"}};
+      {"ENABLE", "2"},         {"PDL", "on2"},
+      {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
