@@ -7,7 +7,9 @@
 //   [0, kFlagsBytes)            flags: uint64 flags[kMaxBlocks][kMaxRanks];
 //                               flags[b][src] is written by rank `src`'s
 //                               block b, and polled by this rank's block b
-//   [kFlagsBytes, kHeaderBytes) this rank's DeviceState (peers never touch it)
+//   [kFlagsBytes, 16 KiB)       this rank's DeviceState (peers never touch it)
+//   [16 KiB, kHeaderBytes)      the pipelined kernels' ready and ack counters
+//                               (kernels/pipe.hpp)
 //   [kHeaderBytes, ...)         two halves, chosen by the epoch's parity,
 //                               each: nranks low-latency (LL) slots of
 //                               ll_slot_bytes (slot src is written by rank
@@ -50,7 +52,7 @@ constexpr int kMaxRanks = 8;
 constexpr int kMaxBlocks = 128;
 constexpr int kThreads = 512;
 constexpr uint64_t kFlagsBytes = uint64_t{kMaxBlocks} * kMaxRanks * sizeof(uint64_t);
-constexpr uint64_t kHeaderBytes = 16384;
+constexpr uint64_t kHeaderBytes = 32768;
 static_assert(kFlagsBytes + 64 <= kHeaderBytes, "flags and state fit the header");
 
 // Control words in host-mapped memory (cudaHostAllocMapped), one set per

@@ -1,6 +1,7 @@
 #include "plugins/p2p-tree/p2p_backend.hpp"
 
 #include <cstring>
+#include <vector>
 
 #include "core/cuda_status.hpp"
 #include "core/json.hpp"
@@ -12,17 +13,25 @@ namespace {
 
 Comm &as_comm(void *comm) { return *static_cast<Comm *>(comm); }
 
-// Declines (PLX-P-6) a machine where some pair of visible GPUs has no
-// working peer access: p2p-tree's kernels read the peers' memory directly.
+// Declines (PLX-P-6) a machine where peer access does not connect the
+// visible GPUs: p2p-tree's kernels write into the peers' memory directly,
+// and a pair without it is served through other GPUs (trees, a ring) only
+// when some path of working pairs joins them.
 plx_status check_peer_access(const core::GpuTopology &t) {
-  for (size_t i = 0; i < t.gpus.size(); ++i)
-    for (size_t j = i + 1; j < t.gpus.size(); ++j) {
-      const core::GpuLink &link = t.links[i][j];
-      if (link.p2p_works) continue;
-      return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: GPUs {} ({}) and {} ({}) have no working peer "
-                        "access{}{}; pinned-host or nccl serve this machine", i, t.gpus[i].pci_bus_id, j,
-                        t.gpus[j].pci_bus_id, link.note.empty() ? "" : ": ", link.note);
-    }
+  const size_t n = t.gpus.size();
+  std::vector<bool> seen(n, n == 0);
+  std::vector<size_t> queue{0};
+  if (n > 0) seen[0] = true;
+  for (size_t head = 0; head < queue.size(); ++head)
+    for (size_t j = 0; j < n; ++j)
+      if (!seen[j] && t.links[queue[head]][j].p2p_works) seen[j] = true, queue.push_back(j);
+  for (size_t j = 0; j < n; ++j) {
+    if (seen[j]) continue;
+    const core::GpuLink &link = t.links[0][j];
+    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: GPUs 0 ({}) and {} ({}) have no working peer "
+                      "access, not even through other GPUs{}{}; pinned-host or nccl serve this machine",
+                      t.gpus[0].pci_bus_id, j, t.gpus[j].pci_bus_id, link.note.empty() ? "" : ": ", link.note);
+  }
   return PLX_OK;
 }
 

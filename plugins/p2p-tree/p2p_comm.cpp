@@ -59,10 +59,11 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
   if (plx_status s = c->check_cards(cards)) return fail_all(s);
   c->agree_max_blocks(cards);
   if (plx_status s = c->resolve_dependent_launch()) return fail_all(s);
+  if (plx_status s = c->agree_links(cards)) return fail_all(s);
   c->imports_.resize(static_cast<size_t>(setup.nranks));
   for (int32_t q = 0; q < setup.nranks; ++q) {
     c->pids_.push_back(cards[q].pid);
-    if (q == setup.rank) continue;
+    if (!c->routes_.links.linked(setup.rank, q)) continue;  // unlinked peers are never mapped
     core::log_debug("{}: mapping rank {}'s exchange block (device {}, {})", who, q, cards[q].device,
                     cards[q].pci_bus_id);
     if (plx_status s = c->map_peer(q, cards[q])) return fail_all(s);
@@ -155,6 +156,8 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.max_blocks = peers_.max_blocks;
   mine.bulk_max_bytes = params_.bulk_max_bytes;
   mine.forced_algo = params_.forced_algo;
+  mine.tree_arity = params_.tree_arity;
+  mine.unlinked = params_.unlinked;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
   cards->resize(static_cast<size_t>(setup_.nranks));
@@ -169,6 +172,8 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   else if (card.ll_slot_bytes != peers_.ll_slot_bytes) name = "ONESHOT_MAX_BYTES";
   else if (card.bulk_max_bytes != params_.bulk_max_bytes) name = "BULK_MAX_BYTES";
   else if (card.forced_algo != params_.forced_algo) name = "ALGO";
+  else if (card.tree_arity != params_.tree_arity) name = "TREE_ARITY";
+  else if (card.unlinked != params_.unlinked) name = "UNLINK";
   if (name == nullptr) return PLX_OK;
   return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: ranks {} and {} set PLEXUS_P2P_TREE_{} differently: "
                     "every rank must set the same", setup_.rank, q, name);

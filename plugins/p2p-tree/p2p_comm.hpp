@@ -31,6 +31,7 @@
 #include "core/rendezvous.hpp"
 #include "kernels/kernels.hpp"
 #include "plexus/plugin.h"
+#include "plugins/p2p-tree/p2p_topo.hpp"
 
 namespace plexus::p2p_tree {
 
@@ -46,6 +47,8 @@ struct Params {
   // one-shot (whole inputs pushed, one exchange); two-shot beyond.
   uint64_t bulk_max_bytes = uint64_t{4} << 20;  // bulk beat two-shot to 4 MiB (2 H200, bfloat16)
   int32_t forced_algo = PLX_ALGO_AUTO;  // PLEXUS_P2P_TREE_ALGO
+  int32_t tree_arity = 4;               // PLEXUS_P2P_TREE_TREE_ARITY: the k-ary tree's children per rank
+  uint64_t unlinked = 0;                // PLEXUS_P2P_TREE_UNLINK: pairs taken as not linked (with_pair bits)
   // 64 MiB: 316 against 274 GB/s for 16 MiB at 128 MiB on 2 H200 (fewer launches, each
   // with two exchanges); the exchange block holds four areas, so 256 MiB per rank.
   uint64_t slot_bytes = uint64_t{64} << 20;
@@ -96,7 +99,8 @@ struct PeerCard {
   uint64_t block_bytes;
   uint64_t bulk_max_bytes;  // the same everywhere
   int32_t forced_algo;      // the same everywhere (PLEXUS_P2P_TREE_ALGO)
-  int32_t reserved0;
+  int32_t tree_arity;       // the same everywhere
+  uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
 };
@@ -138,6 +142,8 @@ class Comm {
   const CommSetup &setup() const { return setup_; }
   const Params &params() const { return params_; }
   const kernels::Peers &peers() const { return peers_; }
+  // Which ranks are linked, the ring and the trees over them (same on every rank).
+  const Routes &routes() const { return routes_; }
 
   // The sticky failure, this rank's or one a peer posted; PLX_OK while healthy.
   plx_status failure() const {
@@ -173,6 +179,9 @@ class Comm {
   plx_status check_same_params(const PeerCard &card, int32_t q) const;
   plx_status check_cards(const std::vector<PeerCard> &cards);
   plx_status map_peer(int32_t peer, const PeerCard &card);
+  // p2p_links.cpp
+  plx_status agree_links(const std::vector<PeerCard> &cards);
+  plx_status reaches(int32_t peer, const PeerCard &card, bool *reach);
   plx_status enable_peer_access(int32_t peer, const PeerCard &card);
   void drain_and_release();
   // p2p_watchdog.cpp
@@ -186,6 +195,7 @@ class Comm {
   CommSetup setup_;
   Params params_;
   kernels::Peers peers_{};
+  Routes routes_;
 
   std::unique_ptr<core::Rendezvous> rendezvous_;
   const uint64_t *posted_word_ = nullptr;

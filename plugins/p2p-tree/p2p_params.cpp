@@ -51,10 +51,20 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   else if (v == "one_shot") *out = PLX_ALGO_ONE_SHOT;
   else if (v == "one_shot_bulk") *out = kAlgoOneShotBulk;
   else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
+  else if (v == "ring") *out = PLX_ALGO_RING;
+  else if (v == "tree") *out = PLX_ALGO_TREE;
+  else if (v == "kary_tree") *out = PLX_ALGO_KARY_TREE;
   else
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ALGO={} must be auto, "
-                      "one_shot, one_shot_bulk or two_shot", text);
+                      "one_shot, one_shot_bulk, two_shot, ring, tree or kary_tree", text);
   return PLX_OK;
+}
+
+plx_status unlink_param(const plx_host_services &s, uint64_t *out) {
+  const char *text = s.param_get(kPlugin, "UNLINK");
+  if (text == nullptr || parse_unlink(text, out)) return PLX_OK;
+  return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_UNLINK={} must be a comma list "
+                    "of rank pairs a-b (distinct ranks 0 to 7), e.g. 0-1,2-3", text);
 }
 
 }  // namespace
@@ -67,6 +77,8 @@ plx_status read_params(const plx_host_services &s, Params *p) {
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_SLOT_BYTES={} must be a "
                       "multiple of 4096", p->slot_bytes);
   if (plx_status st = algo_param(s, &p->forced_algo)) return st;
+  if (plx_status st = int_param(s, "TREE_ARITY", 2, kernels::kMaxRanks - 1, &p->tree_arity)) return st;
+  if (plx_status st = unlink_param(s, &p->unlinked)) return st;
   if (plx_status st = int_param(s, "MAX_BLOCKS", 0, kernels::kMaxBlocks, &p->max_blocks)) return st;
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
   if (plx_status st = bool_param(s, "ENABLE", &p->enable)) return st;

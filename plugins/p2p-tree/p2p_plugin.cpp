@@ -21,9 +21,15 @@ const plx_param_decl params[] = {
      "one-shot (every rank pushes its whole input into every peer's input area, one exchange); "
      "larger ones two-shot. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",
-     "auto, one_shot (LL lines where they fit, else bulk), one_shot_bulk or two_shot: force the "
-     "all-reduce algorithm whatever the size (every rank "
-     "must set the same)."},
+     "auto, one_shot (LL lines where they fit, else bulk), one_shot_bulk, two_shot, ring, tree (binary) "
+     "or kary_tree: force the all-reduce algorithm whatever the size; ring and the trees also serve "
+     "reduce, the trees broadcast (every rank must set the same)."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "TREE_ARITY", "4",
+     "Children per rank of the k-ary tree (kary_tree, and the tree small messages take on a partly "
+     "connected machine), 2 to 7. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_STRING, "UNLINK", "",
+     "Pairs of ranks treated as not linked, as a-b,c-d (e.g. 0-1,2-3): emulates a partly connected "
+     "machine on a fully connected one, for tests. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "64M",
      "Bytes of one exchange area; each rank's exchange block holds four (two epochs of input and "
      "result). Larger messages go as several launches. Every rank must set the same."},
@@ -43,7 +49,7 @@ const plx_param_decl params[] = {
      "posted failures and (every 50 ms) whether the peers' processes live."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "ENABLE", "1",
      "0: the plugin declines every machine (UNSUPPORTED), so auto never picks it; 1: use it "
-     "where every GPU pair has working peer access."},
+     "where peer access links every GPU to the others, directly or through other GPUs."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "PROBE_PEER_COPIES", "1",
      "1: plx_backend_open proves peer access per GPU pair with a real copy (and declines when one "
      "fails); 0: trusts cudaDeviceCanAccessPeer."},

@@ -91,7 +91,7 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
 // the message must name the variable.
 TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
   const std::pair<const char *, const char *> bad[] = {
-      {"ALGO", "ring"},        {"SLOT_BYTES", "1K"},          {"SLOT_BYTES", "65537"},
+      {"ALGO", "spiral"},      {"SLOT_BYTES", "1K"},          {"SLOT_BYTES", "65537"},
       {"MAX_BLOCKS", "129"},   {"MAX_BLOCKS", "-1"},          {"MAX_BLOCKS", "many"},
       {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
       {"ENABLE", "2"},         {"PDL", "on2"},
