@@ -41,8 +41,8 @@ __device__ __forceinline__ uint4 *slot(const Channel &c, const PipeArgs &a, uint
 // One thread spins until *at >= value, with the pattern of wait_peers:
 // every 1024 spins the abort words and the deadline; a timeout is recorded
 // naming `peer`. False when it gave up.
-__device__ __noinline__ bool spin_until(const Peers &p, const uint64_t *at, uint64_t value, int peer, int32_t coll,
-                                        uint64_t epoch) {
+static __device__ __noinline__ bool spin_until(const Peers &p, const uint64_t *at, uint64_t value, int peer, int32_t coll,
+                                               uint64_t epoch) {
   uint64_t started = 0;
   for (uint32_t spin = 1; ld_acquire_sys(at) < value; ++spin) {
     if ((spin & 1023u) != 0) continue;

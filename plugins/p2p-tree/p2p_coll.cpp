@@ -12,6 +12,7 @@
 #include "core/status.hpp"
 #include "kernels/kernels.hpp"
 #include "plugins/p2p-tree/p2p_backend.hpp"
+#include "plugins/p2p-tree/p2p_pipe.hpp"
 #include "plugins/p2p-tree/p2p_plan.hpp"
 
 namespace plexus::p2p_tree {
@@ -198,6 +199,37 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   }
 }
 
+// The ring and tree routes first (p2p_pipe.hpp): forced, hinted, or the
+// only ones a partly connected machine has; else issue's algorithms.
+plx_status route(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const uint64_t bytes = d.count * (d.dtype >= 0 ? dtype_bytes[d.dtype] : 0);
+  int32_t algo = PLX_ALGO_AUTO;
+  switch (d.coll) {
+    case PLX_COLL_ALL_REDUCE:
+    case PLX_COLL_REDUCE:
+      if (plx_status s = pipe_reduce_algo(c, d, bytes, &algo)) return s;
+      if (algo == PLX_ALGO_AUTO) break;
+      c.count_call(d.coll, algo);
+      return d.count == 0 ? PLX_OK : pipe_reduce(c, d, d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv,
+                                                 algo, stream);
+    case PLX_COLL_BROADCAST:
+      if ((algo = pipe_broadcast_algo(c, d)) == PLX_ALGO_AUTO) break;
+      c.count_call(d.coll, algo);
+      return d.count == 0 ? PLX_OK : pipe_broadcast(c, d, algo, stream);
+    case PLX_COLL_BARRIER:
+      if (c.routes().full) break;
+      c.count_call(d.coll, PLX_ALGO_KARY_TREE);
+      return pipe_barrier(c, d, stream);
+    case PLX_COLL_ALL_GATHER:
+    case PLX_COLL_REDUCE_SCATTER:
+      if (plx_status s = require_full_graph(c, d.coll, "")) return s;
+      break;
+    default:
+      break;
+  }
+  return issue(c, d, stream);
+}
+
 }  // namespace
 
 plx_status collective(void *comm, const plx_coll_desc *desc) {
@@ -212,7 +244,7 @@ plx_status collective(void *comm, const plx_coll_desc *desc) {
   if (device.status() != PLX_OK) [[unlikely]] return device.status();
   core::log_trace("p2p-tree: rank {}: {} count {} dtype {} op {} root {} on stream {}", c.rank(),
                   coll_name(d.coll), d.count, d.dtype, d.op, d.root, d.stream);
-  return issue(c, d, static_cast<cudaStream_t>(d.stream));
+  return route(c, d, static_cast<cudaStream_t>(d.stream));
 }
 
 }  // namespace plexus::p2p_tree
