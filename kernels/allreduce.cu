@@ -293,8 +293,8 @@ struct ReduceLaunch {
     const uint64_t elements = K == Reduction::two_shot ? a.chunk : a.total;
     const uint64_t bytes = elements * sizeof(typename E::S);
     if constexpr (K == Reduction::one_shot) {
-      const auto threads = static_cast<unsigned>(p.ll_threads);
-      return launch(one_shot_kernel<E, Op>, blocks_for(bytes, p.max_blocks, threads), threads, p, stream, p, a);
+      const LLGrid g = ll_grid(bytes / 16 + (bytes % 16 != 0), p.max_blocks, p.ll_threads);
+      return launch(one_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
     }
     const unsigned blocks = blocks_for(bytes, p.max_blocks);
     if constexpr (K == Reduction::bulk_one_shot)

@@ -86,8 +86,7 @@ struct Peers {
   int64_t timeout_ns = -1;      // a wait's limit; negative waits for ever
   int32_t max_blocks = kMaxBlocks;
   int32_t dependent_launch = 0;  // launched with programmatic dependent launch (sm_90+)
-  int32_t ll_threads = kThreads; // threads per block of the LL one-shot (a multiple of 32)
-  uint32_t early_launch_threads = 0;  // grids up to this let their successor start at once
+  int32_t ll_threads = kThreads; // fewest threads per block of the LL one-shot (a multiple of 32)
 };
 
 // All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:
@@ -178,10 +177,27 @@ constexpr LinePair ll_lines(uint64_t i, uint64_t vecs) {
   return {run + i, run + i + in_run};
 }
 
+// The LL one-shot's grid for `vecs` 16-byte vectors: one vector per thread,
+// blocks of `min_threads` spread over up to max_blocks SMs (one SM's
+// stores over NVLink are the limit of a small message), and blocks grow to
+// kThreads when that is not enough.
+struct LLGrid {
+  unsigned blocks, threads;
+};
+constexpr LLGrid ll_grid(uint64_t vecs, int32_t max_blocks, int32_t min_threads) {
+  const uint64_t limit = max_blocks < 1 ? 1 : max_blocks > kMaxBlocks ? kMaxBlocks : static_cast<uint64_t>(max_blocks);
+  const uint64_t floor = min_threads < 32 ? 32 : min_threads > kThreads ? kThreads : static_cast<uint64_t>(min_threads);
+  uint64_t blocks = (vecs + floor - 1) / floor;
+  blocks = blocks < 1 ? 1 : blocks > limit ? limit : blocks;
+  uint64_t threads = ((vecs + blocks - 1) / blocks + 31) / 32 * 32;
+  threads = threads < floor ? floor : threads > kThreads ? kThreads : threads;
+  return {static_cast<unsigned>(blocks), static_cast<unsigned>(threads)};
+}
+
 // Thread blocks of a launch moving `bytes` per rank: one per kThreads
 // 16-byte vectors, 1 .. min(max_blocks, kMaxBlocks).
-constexpr unsigned blocks_for(uint64_t bytes, int32_t max_blocks, uint64_t threads = kThreads) {
-  const uint64_t per_block = threads * 16;
+constexpr unsigned blocks_for(uint64_t bytes, int32_t max_blocks) {
+  const uint64_t per_block = uint64_t{kThreads} * 16;
   const uint64_t limit = max_blocks < 1 ? 1 : max_blocks > kMaxBlocks ? kMaxBlocks : static_cast<uint64_t>(max_blocks);
   const uint64_t blocks = (bytes + per_block - 1) / per_block;
   return static_cast<unsigned>(blocks < 1 ? 1 : blocks > limit ? limit : blocks);

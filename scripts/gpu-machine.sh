@@ -23,7 +23,7 @@
 #             in a graph, with and without programmatic dependent launch, NVLink one-way latency), then
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
 #             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
-#             times (default 2)
+#             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case entries;
@@ -169,7 +169,7 @@ if has_step p2plat; then
         flag=""; [ "$mode" = graph ] && flag=--graph
         PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_PDL=$pdl PLEXUS_P2P_TREE_LL_THREADS=$threads \
           run_bench "p2p-lat-$mode-$config-r$round" --mem device $flag --backends p2p-tree,raw-nccl \
-          --ranks "$device_ranks" -d bfloat16 -b 8 -e 1M -f 4 -n 20 -w 5 --timeout 120
+          --ranks "$device_ranks" -d bfloat16 -b 8 -e 1M -f "${PLEXUS_P2P_LAT_FACTOR:-4}" -n 20 -w 5 --timeout 120
       done
     done
   done

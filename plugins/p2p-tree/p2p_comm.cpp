@@ -124,18 +124,11 @@ plx_status Comm::resolve_max_blocks() {
 }
 
 // Programmatic dependent launch needs compute capability 9.0 (griddepcontrol).
-// A grid that lets its successor start while it still waits for peers adds
-// that grid's blocks to the GPU's: allowed only for grids within the slots
-// two communicators' largest grids leave free (2 per SM, 512 threads each).
 plx_status Comm::resolve_dependent_launch() {
-  int major = 0, sms = 0;
+  int major = 0;
   PLX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, setup_.device));
-  PLX_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, setup_.device));
   peers_.dependent_launch = params_.dependent_launch && major >= 9 ? 1 : 0;
-  const int spare_blocks = std::max(0, sms - peers_.max_blocks);
-  peers_.early_launch_threads = peers_.dependent_launch ? static_cast<uint32_t>(spare_blocks) * kernels::kThreads : 0;
-  core::log_debug("p2p-tree: rank {}: dependent launch {}, early for grids of up to {} threads", setup_.rank,
-                  peers_.dependent_launch ? "on" : "off", peers_.early_launch_threads);
+  core::log_debug("p2p-tree: rank {}: dependent launch {}", setup_.rank, peers_.dependent_launch ? "on" : "off");
   return PLX_OK;
 }
 

@@ -55,8 +55,9 @@ struct Params {
   int32_t max_blocks = 0;  // 0: one block per SM of the device, at most kernels::kMaxBlocks
   int32_t watchdog_poll_ms = 5;
   bool probe_peer_copies = true;
-  bool dependent_launch = false;  // PLEXUS_P2P_TREE_PDL
-  int32_t ll_threads = kernels::kThreads;  // PLEXUS_P2P_TREE_LL_THREADS
+  // PDL and LL blocks of 128: 8 B 4.3 -> 3.1 us, 8 KiB 4.7 -> 3.2, 128 KiB 5.5 -> 4.2 in graphs on 2 H200.
+  bool dependent_launch = true;  // PLEXUS_P2P_TREE_PDL
+  int32_t ll_threads = 128;      // PLEXUS_P2P_TREE_LL_THREADS
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 

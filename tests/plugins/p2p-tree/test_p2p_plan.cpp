@@ -177,6 +177,31 @@ TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
   CHECK(blocks_for(1 << 30, 999) == static_cast<unsigned>(plexus::kernels::kMaxBlocks));
 }
 
+// The LL grid: whole warps, blocks of at least the asked size (at most
+// kThreads), at most max_blocks, and one vector per thread whenever
+// max_blocks blocks of kThreads hold the message.
+TEST_CASE("plugins.p2p_tree.plan.ll_grid_spreads_small_messages") {
+  using plexus::kernels::kThreads;
+  using plexus::kernels::ll_grid;
+  for (int32_t max_blocks : {1, 8, 128})
+    for (int32_t floor : {32, 128, 512})
+      for (uint64_t vecs : {1u, 31u, 128u, 129u, 512u, 4096u, 8192u, 16385u, 65536u, 1000000u}) {
+        CAPTURE(max_blocks);
+        CAPTURE(floor);
+        CAPTURE(vecs);
+        const auto g = ll_grid(vecs, max_blocks, floor);
+        CHECK(g.blocks >= 1);
+        CHECK(g.blocks <= static_cast<unsigned>(max_blocks));
+        CHECK(g.threads % 32 == 0);
+        CHECK(g.threads >= static_cast<unsigned>(floor));
+        CHECK(g.threads <= static_cast<unsigned>(kThreads));
+        if (vecs <= static_cast<uint64_t>(max_blocks) * kThreads) CHECK(uint64_t{g.blocks} * g.threads >= vecs);
+        else CHECK((g.blocks == static_cast<unsigned>(max_blocks) && g.threads == static_cast<unsigned>(kThreads)));
+      }
+  CHECK(ll_grid(512, 128, 128).blocks == 4);     // 8 KiB: 4 SMs of 128 threads
+  CHECK(ll_grid(32768, 128, 128).threads == 256);  // 512 KiB: 128 blocks of 256
+}
+
 // Every vector's two LL lines land in [0, 2 * vecs), no two vectors share a
 // line (a shared line would let one vector's flag pass for another's data),
 // and a full run of 32 puts a warp's low halves on 32 consecutive lines.

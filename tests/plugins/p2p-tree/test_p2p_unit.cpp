@@ -79,11 +79,12 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   Params automatic;
   REQUIRE(parse({{"p2p-tree/MAX_BLOCKS", "0"}}, &automatic) == PLX_OK);
   CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
-  CHECK_FALSE(automatic.dependent_launch);
+  CHECK(automatic.dependent_launch);
+  CHECK(automatic.ll_threads == 128);
   Params dependent;
-  REQUIRE(parse({{"p2p-tree/PDL", "1"}, {"p2p-tree/LL_THREADS", "128"}}, &dependent) == PLX_OK);
-  CHECK(dependent.dependent_launch);
-  CHECK(dependent.ll_threads == 128);
+  REQUIRE(parse({{"p2p-tree/PDL", "0"}, {"p2p-tree/LL_THREADS", "512"}}, &dependent) == PLX_OK);
+  CHECK_FALSE(dependent.dependent_launch);
+  CHECK(dependent.ll_threads == 512);
 }
 
 // Each bad value is parsed into fresh Params (a failed parse may leave a
