@@ -103,7 +103,8 @@ double unit_roundoff(plx_dtype d) {
 }
 
 // See the tolerance in data.hpp.
-bool float_reduction_ok(plx_dtype d, plx_reduce_op op, int32_t n, uint64_t seed, uint64_t index, uint64_t got_bits) {
+bool float_reduction_ok(plx_dtype d, plx_reduce_op op, int32_t n, uint64_t seed, uint64_t index, uint64_t got_bits,
+                        double u) {
   double sum = 0, prod = 1, abs_sum = 0, lo = INFINITY, hi = -INFINITY;
   for (int32_t q = 0; q < n; ++q) {
     const double v = to_double(d, element_bits(d, hash(seed, q, index)));
@@ -113,11 +114,13 @@ bool float_reduction_ok(plx_dtype d, plx_reduce_op op, int32_t n, uint64_t seed,
   if (op == PLX_MIN || op == PLX_MAX) return got == (op == PLX_MIN ? lo : hi);
   const double ref = op == PLX_PROD ? prod : op == PLX_AVG ? sum / n : sum;
   const double scale = op == PLX_PROD ? std::fabs(prod) : op == PLX_AVG ? abs_sum / n : abs_sum;
-  return std::fabs(got - ref) <= unit_roundoff(d) * (n * scale + std::fabs(ref));
+  return std::fabs(got - ref) <= u * (n * scale + std::fabs(ref));
 }
 
+// A wire dtype coarser than the data's rounds every value it carries.
 bool reduction_ok(const Options &o, uint64_t seed, uint64_t index, uint64_t got) {
-  return is_float(o.dtype) ? float_reduction_ok(o.dtype, o.redop, o.ranks, seed, index, got)
+  const double u = std::max(unit_roundoff(o.dtype), o.wire >= 0 ? unit_roundoff(o.wire) : 0.0);
+  return is_float(o.dtype) ? float_reduction_ok(o.dtype, o.redop, o.ranks, seed, index, got, u)
                            : int_reduction_ok(o.dtype, o.redop, o.ranks, seed, index, got);
 }
 

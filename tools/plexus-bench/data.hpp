@@ -17,7 +17,8 @@
 // float64, 2^-11 float16, 2^-8 bfloat16). That admits any order of the
 // n - 1 combining steps and rounding to the output type after every step
 // (a ring that sends half types on the wire), and still catches a missing,
-// doubled or misplaced contribution, which is off by at least 0.5.
+// doubled or misplaced contribution, which is off by at least 0.5. With
+// --wire u is the coarser of the data's and the wire dtype's.
 #pragma once
 
 #include <cstdint>

@@ -25,6 +25,10 @@ constexpr const char *usage_text =
     "  -d, --dtype NAME    float32 (default), float64, float16, bfloat16, int8, uint8,\n"
     "                      int32, uint32, int64, uint64\n"
     "  -o, --redop NAME    sum (default), prod, min, max, avg\n"
+    "  --wire NAME         the plexus columns' reductions travel as this float dtype\n"
+    "                      (opts->wire_dtype, e.g. float32 data as bfloat16), checked\n"
+    "                      to that dtype's rounding; other columns send the data's own\n"
+    "                      dtype\n"
     "  -b, --minbytes S    smallest size (default 8); S takes K, M, G (powers of 1024)\n"
     "  -e, --maxbytes S    largest size (default 32M)\n"
     "  -f, --stepfactor F  size multiplier (default 4)\n"
@@ -124,6 +128,10 @@ std::string apply_value(std::string_view flag, std::string_view value, Options *
     const auto i = index_of(dtype_names, value);
     if (!i) return bad();
     o->dtype = *i;
+  } else if (flag == "--wire") {
+    const auto i = index_of(dtype_names, value);
+    if (!i || (*i != PLX_FLOAT16 && *i != PLX_BFLOAT16 && *i != PLX_FLOAT32 && *i != PLX_FLOAT64)) return bad();
+    o->wire = *i;
   } else if (flag == "-o" || flag == "--redop") {
     const auto i = index_of(redop_names, value);
     if (!i) return bad();
@@ -198,6 +206,7 @@ std::string validate(const Options &o) {
   if (is_queue(o) && on_device(o)) return "--op queue works on host memory only: drop --mem device";
   if (o.samples > 0 && !on_device(o)) return "--samples needs --mem device or device_pool: host buffers time every call";
   if (o.graph && !on_device(o)) return "--graph needs --mem device or device_pool: only stream-ordered calls are captured";
+  if (o.wire >= 0 && o.dtype < PLX_FLOAT16) return "--wire needs a float dtype (-d): integers travel as themselves";
   for (const std::string &b : o.backends)
     if (b.empty()) return "--backends has an empty entry";
   for (size_t i = 0; i < o.backends.size(); ++i)

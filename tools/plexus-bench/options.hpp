@@ -29,6 +29,7 @@ struct Options {
   Coll coll = Coll::all_reduce;
   plx_dtype dtype = PLX_FLOAT32;
   plx_reduce_op redop = PLX_SUM;
+  int32_t wire = -1;  // --wire: the plexus columns send reductions as this float dtype (opts->wire_dtype)
   int32_t ranks = 4;
   uint64_t min_bytes = 8;
   uint64_t max_bytes = 32ull << 20;

@@ -138,13 +138,16 @@ bool plexus_ok(int32_t rank, const std::string &label, const char *call, plx_sta
 plx_status plexus_collective(const Options &o, plx_comm_h comm, const SizePoint &p, const void *send, void *recv,
                              void *stream) {
   const uint64_t per = p.count / static_cast<uint64_t>(o.ranks);
+  plx_coll_options wire = PLX_COLL_OPTIONS_INIT;
+  wire.wire_dtype = o.wire;
+  const plx_coll_options *reduced = o.wire >= 0 ? &wire : nullptr;
   switch (o.coll) {
-    case Coll::all_reduce: return plx_all_reduce(comm, send, recv, p.count, o.dtype, o.redop, nullptr, stream);
-    case Coll::reduce: return plx_reduce(comm, send, recv, p.count, o.dtype, o.redop, 0, nullptr, stream);
+    case Coll::all_reduce: return plx_all_reduce(comm, send, recv, p.count, o.dtype, o.redop, reduced, stream);
+    case Coll::reduce: return plx_reduce(comm, send, recv, p.count, o.dtype, o.redop, 0, reduced, stream);
     case Coll::broadcast: return plx_broadcast(comm, send, recv, p.count, o.dtype, 0, nullptr, stream);
     case Coll::all_gather: return plx_all_gather(comm, send, recv, per, o.dtype, nullptr, stream);
     case Coll::gather: return plx_gather(comm, send, recv, per, nullptr, o.dtype, 0, nullptr, stream);
-    default: return plx_reduce_scatter(comm, send, recv, per, o.dtype, o.redop, nullptr, stream);
+    default: return plx_reduce_scatter(comm, send, recv, per, o.dtype, o.redop, reduced, stream);
   }
 }
 

@@ -71,6 +71,9 @@ void print_header(std::FILE *out, const RunInfo &info) {
   fmt::print(out, "# plexus-bench: {}, {}, {}, {} ranks, root 0, {}{}\n", coll_name(o.coll), dtype_name(o.dtype),
              is_reduction(o.coll) ? redop_name(o.redop) : "-", o.ranks, buffers_text(o.mem),
              on_device(o) ? fmt::format(", mode {}", mode_name(o)) : "");
+  if (o.wire >= 0)
+    fmt::print(out, "# wire: the plexus columns' reductions travel as {} (opts->wire_dtype), checked to its "
+                    "rounding; raw-nccl and mpi send {}\n", dtype_name(o.wire), dtype_name(o.dtype));
   for (size_t i = 0; i < info.labels.size(); ++i)
     fmt::print(out, "# column {}: {}: {}\n", i + 1, info.labels[i], info.details[i]);
   fmt::print(out, "# host {}; {}; libplexus {}\n", info.host, info.date, info.library);
@@ -188,6 +191,7 @@ void json_settings(core::JsonWriter &w, const RunInfo &info) {
   const Options &o = *info.options;
   w.field("tool", "plexus-bench").field("op", coll_name(o.coll)).field("dtype", dtype_name(o.dtype));
   w.field("redop", redop_name(o.redop)).field("ranks", o.ranks).field("root", 0);
+  w.field("wire", o.wire >= 0 ? dtype_name(o.wire) : "same");
   w.field("mem", mem_name(o.mem)).field("mode", mode_name(o));
   w.field("host", info.host.c_str()).field("date", info.date.c_str()).field("library", info.library.c_str());
   w.field("memcpy_gbs", info.memcpy_gbs).field("busbw_factor", bus_factor(o.coll, o.ranks));

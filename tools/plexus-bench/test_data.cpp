@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -77,6 +78,29 @@ TEST_CASE("Bench.Check.half_types_may_round_every_step") {
     REQUIRE(plexus::core::reduce_into(PLX_BFLOAT16, PLX_SUM, out.data(), srcs, 2, c.p.count) == PLX_OK);
   }
   CHECK(pb::count_wrong(c.o, c.p, 0, seed, out.data()) == 0);
+}
+
+// float32 sent as bfloat16 (every input rounded, and the result): wrong to
+// float32's rounding, right to bfloat16's once --wire names it.
+TEST_CASE("Bench.Check.wire_dtype_widens_the_tolerance") {
+  Case c = make_case(pb::Coll::all_reduce, PLX_FLOAT32, PLX_SUM, 4, 4096);
+  const auto in = inputs(c);
+  std::vector<float> out(c.p.count);
+  const auto to_bf16 = [](float v) {
+    uint32_t b = std::bit_cast<uint32_t>(v);
+    b += 0x7FFF + ((b >> 16) & 1);
+    return std::bit_cast<float>(b & 0xFFFF0000u);
+  };
+  for (uint64_t j = 0; j < c.p.count; ++j) {
+    float sum = 0;
+    for (const auto &rank_in : in) sum += to_bf16(reinterpret_cast<const float *>(rank_in.data())[j]);
+    out[j] = to_bf16(sum);
+  }
+  CHECK(pb::count_wrong(c.o, c.p, 0, seed, out.data()) > c.p.count / 2);
+  c.o.wire = PLX_BFLOAT16;
+  CHECK(pb::count_wrong(c.o, c.p, 0, seed, out.data()) == 0);
+  out[5] += 0.5f;  // a misplaced contribution is still caught
+  CHECK(pb::count_wrong(c.o, c.p, 0, seed, out.data()) == 1);
 }
 
 TEST_CASE("Bench.Check.data_movement_is_exact_and_placed") {
