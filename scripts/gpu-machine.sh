@@ -33,7 +33,8 @@
 #             at every GPU (eager, graph, the CPU helper, the copy engines, float32 as bfloat16), and
 #             plexus-bench-h2d (the copy bandwidth it is a fraction of); PLEXUS_PINNED_BENCHES picks
 #             among float32 bfloat16 graph cpu copy wire llcross (default all but llcross: LL against
-#             one-shot from 16 KiB to 1 MiB); PLEXUS_PINNED_CASES picks the GPU test cases
+#             one-shot from 16 KiB to 1 MiB); PLEXUS_PINNED_CASES picks the GPU test cases; PLEXUS_PINNED_TUNE
+#             lists MAX_BLOCKS-STAGES-STAGE_BYTES configurations for a bandwidth sweep (8 to 128 MiB)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
 #           the table is measured at the first communicator and kept in $OUT/tuning.txt
@@ -254,8 +255,14 @@ if has_step pinned; then
     done
     # float32 sent as bfloat16 (ExLlamaV3's wire): half the bytes, so not a like-for-like ratio
     [[ "$pinned_benches" == *" wire "* ]] &&
-      PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_WIRE=bf16 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" \
+      PLEXUS_PINNED_HOST_ENABLE=1 NCCL_P2P_DISABLE=1 run_bench "pinned-f32-wire-bf16-$n" --wire bfloat16 \
       --mem device --backends pinned-host,raw-nccl --ranks "$n" -d float32 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 300
+    for config in ${PLEXUS_PINNED_TUNE:-}; do  # MAX_BLOCKS-STAGES-STAGE_BYTES, e.g. 32-32-256K
+      IFS=- read -r blocks stages stage_bytes <<< "$config"
+      PLEXUS_PINNED_HOST_ENABLE=1 PLEXUS_PINNED_HOST_MAX_BLOCKS=$blocks PLEXUS_PINNED_HOST_STAGES=$stages \
+        PLEXUS_PINNED_HOST_STAGE_BYTES=$stage_bytes NCCL_P2P_DISABLE=1 run_bench "pinned-tune-$config-$n" --mem device \
+        --backends pinned-host --ranks "$n" -d bfloat16 -b 8M -e 128M -f 4 -n 10 -w 3 --timeout 120
+    done
   done
 fi
 if has_step auto; then
