@@ -26,7 +26,8 @@
 #             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
 #   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
-#             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case entries;
+#             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case[:suffix] entries,
+#             suffix naming test-<dir>-gpu-<suffix>;
 #             PLEXUS_SANITIZE_TIMEOUT seconds each)
 #   pinned    pinned-host: its GPU test cases one at a time, plexus-conformance, plexus-bench against raw
 #             NCCL with P2P off (NCCL_P2P_DISABLE=1: NCCL's own path through host memory) at 2 ranks and
@@ -193,13 +194,14 @@ if has_step memcheck && command -v compute-sanitizer >/dev/null; then
   # every GPU plugin's kernel tests: one rank, then two ranks as processes (the
   # sanitizer follows the forked ranks: --target-processes all)
   sanitize_cases=${PLEXUS_SANITIZE_CASES:-"p2p-tree:p2p_tree:one_rank p2p-tree:p2p_tree:two_ranks_all_reduce_every_type
-    p2p-tree:p2p_tree:two_ranks_other_collectives pinned-host:pinned_host:one_rank
+    p2p-tree:p2p_tree:two_ranks_other_collectives p2p-tree:p2p_tree:pipe_forced_ring:pipe
+    p2p-tree:p2p_tree:pipe_forced_kary_tree:pipe pinned-host:pinned_host:one_rank
     pinned-host:pinned_host:two_ranks_all_reduce_every_type pinned-host:pinned_host:two_ranks_copies
     nccl:nccl:one_rank_collectives nccl:nccl:two_ranks_collectives"}
   for tool in ${PLEXUS_SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
     for entry in $sanitize_cases; do
-      IFS=: read -r dir name case <<< "$entry"
-      exe="$build/tests/plugins/$dir/test-$dir-gpu"
+      IFS=: read -r dir name case suffix <<< "$entry"
+      exe="$build/tests/plugins/$dir/test-$dir-gpu${suffix:+-$suffix}"
       log="$out/sanitizer-$tool-$name-$case.log"
       # libnccl probes its kernels for other architectures (cudaFuncGetAttributes answers
       # "no kernel image"): NCCL's own API errors, not ours, so not counted for nccl's cases
