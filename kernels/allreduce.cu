@@ -7,49 +7,11 @@
 // a load is a round trip, so writers push and readers read locally.
 #include "kernels/device_common.cuh"
 #include "kernels/reduce_ops.cuh"
+#include "kernels/vectors.cuh"
 
 namespace plexus::kernels {
 namespace device {
 namespace {
-
-template <class S>
-union Vec {
-  uint4 v;
-  S e[16 / sizeof(S)];
-};
-
-// Vector i of an n-element array: one 16-byte load when aligned and whole,
-// else element by element with zeros past the end. `fresh` reads past L1
-// (memory a peer wrote during this kernel).
-template <class S>
-__device__ __forceinline__ uint4 load_vec(const S *p, uint64_t i, uint64_t n, bool fresh) {
-  constexpr uint64_t V = 16 / sizeof(S);
-  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0 && (i + 1) * V <= n) {
-    const auto *v = reinterpret_cast<const uint4 *>(p) + i;
-    return fresh ? __ldcv(v) : *v;
-  }
-  // Unrolled, so the element loads are in flight together.
-  Vec<S> x;
-  x.v = make_uint4(0, 0, 0, 0);
-#pragma unroll
-  for (uint64_t j = 0; j < V; ++j)
-    if (i * V + j < n) x.e[j] = fresh ? *reinterpret_cast<const volatile S *>(p + i * V + j) : p[i * V + j];
-  return x.v;
-}
-
-template <class S>
-__device__ __forceinline__ void store_vec(S *p, uint64_t i, uint64_t n, uint4 v) {
-  constexpr uint64_t V = 16 / sizeof(S);
-  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0 && (i + 1) * V <= n) {
-    reinterpret_cast<uint4 *>(p)[i] = v;
-    return;
-  }
-  Vec<S> x;
-  x.v = v;
-#pragma unroll
-  for (uint64_t j = 0; j < V; ++j)
-    if (i * V + j < n) p[i * V + j] = x.e[j];
-}
 
 // One vector's reduction: inputs added in rank order, so every rank that
 // reduces the same inputs gets the same bits.
@@ -84,15 +46,7 @@ __device__ __forceinline__ bool ll_wait(const uint4 *line, uint32_t flag, uint4 
       *out = v;
       return true;
     }
-    if ((spin & 1023u) != 0) continue;
-    if (must_stop(p.control)) return false;
-    if (p.timeout_ns < 0) continue;
-    const uint64_t now = global_timer_ns();
-    if (started == 0) started = now;
-    if (now - started > static_cast<uint64_t>(p.timeout_ns)) {
-      record_timeout(p.control, src, coll, epoch);
-      return false;
-    }
+    if (!keep_waiting(p, spin, &started, src, coll, epoch)) return false;
   }
 }
 

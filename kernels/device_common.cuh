@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "kernels/kernels.hpp"
+#include "kernels/launch.cuh"
 
 namespace plexus::kernels::device {
 
@@ -133,6 +134,21 @@ static __device__ __noinline__ void record_timeout(Control *c, int peer, int32_t
   __threadfence_system();
 }
 
+// A wait's check, every 1024 spins: false (give up) after a host abort or
+// another block's error, or past the deadline (timeout_ns after the wait's
+// first check), which it records naming `peer`.
+__device__ __forceinline__ bool keep_waiting(const Peers &p, uint32_t spin, uint64_t *started, int peer, int32_t coll,
+                                             uint64_t epoch) {
+  if ((spin & 1023u) != 0) return true;
+  if (must_stop(p.control)) return false;
+  if (p.timeout_ns < 0) return true;
+  const uint64_t now = global_timer_ns();
+  if (*started == 0) *started = now;
+  if (now - *started <= static_cast<uint64_t>(p.timeout_ns)) return true;
+  record_timeout(p.control, peer, coll, epoch);
+  return false;
+}
+
 // Thread t < nranks (t != rank) waits until flags[blockIdx.x][t] >= value;
 // true for the whole block when every peer arrived, false when a wait gave
 // up (deadline, host abort, or another block's error).
@@ -142,21 +158,8 @@ __device__ __forceinline__ bool wait_peers(const Peers &p, uint64_t value, int32
   if (t < p.nranks && t != p.rank) {
     const uint64_t *flag = flags_of(p.block[p.rank]) + blockIdx.x * kMaxRanks + t;
     uint64_t started = 0;
-    for (uint32_t spin = 1; ld_acquire_sys(flag) < value; ++spin) {
-      if ((spin & 1023u) != 0) continue;
-      if (must_stop(p.control)) {
-        failed = true;
-        break;
-      }
-      if (p.timeout_ns < 0) continue;
-      const uint64_t now = global_timer_ns();
-      if (started == 0) started = now;
-      if (now - started > static_cast<uint64_t>(p.timeout_ns)) {
-        record_timeout(p.control, t, coll, epoch);
-        failed = true;
-        break;
-      }
-    }
+    for (uint32_t spin = 1; !failed && ld_acquire_sys(flag) < value; ++spin)
+      failed = !keep_waiting(p, spin, &started, t, coll, epoch);
   }
   return __syncthreads_or(failed) == 0;
 }
@@ -192,16 +195,7 @@ __device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t 
 template <class... Expected, class... Actual>
 cudaError_t launch(void (*kernel)(Expected...), unsigned blocks, unsigned threads, const Peers &p,
                    cudaStream_t stream, Actual &&...args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(blocks);
-  config.blockDim = dim3(threads);
-  config.stream = stream;
-  cudaLaunchAttribute dependent = {};
-  dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  dependent.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &dependent;
-  config.numAttrs = p.dependent_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&config, kernel, std::forward<Actual>(args)...);
+  return launch_kernel(kernel, blocks, threads, p.dependent_launch != 0, stream, std::forward<Actual>(args)...);
 }
 
 }  // namespace plexus::kernels::device

@@ -6,6 +6,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/pipe.hpp"
 #include "kernels/reduce_ops.cuh"
+#include "kernels/vectors.cuh"
 
 namespace plexus::kernels::device::pipe {
 
@@ -44,17 +45,8 @@ __device__ __forceinline__ uint4 *slot(const Channel &c, const PipeArgs &a, uint
 static __device__ __noinline__ bool spin_until(const Peers &p, const uint64_t *at, uint64_t value, int peer, int32_t coll,
                                                uint64_t epoch) {
   uint64_t started = 0;
-  for (uint32_t spin = 1; ld_acquire_sys(at) < value; ++spin) {
-    if ((spin & 1023u) != 0) continue;
-    if (must_stop(p.control)) return false;
-    if (p.timeout_ns < 0) continue;
-    const uint64_t now = global_timer_ns();
-    if (started == 0) started = now;
-    if (now - started > static_cast<uint64_t>(p.timeout_ns)) {
-      record_timeout(p.control, peer, coll, epoch);
-      return false;
-    }
-  }
+  for (uint32_t spin = 1; ld_acquire_sys(at) < value; ++spin)
+    if (!keep_waiting(p, spin, &started, peer, coll, epoch)) return false;
   return true;
 }
 
@@ -81,36 +73,6 @@ __device__ __forceinline__ bool wait_ready(const Peers &p, const Channel &c, uin
 }
 __device__ __forceinline__ bool wait_credit(const Peers &p, const Channel &c, uint64_t epoch, uint64_t m, int32_t coll) {
   return m < kFifoSlots || spin_until(p, c.ack, tag(epoch, m + 1 - kFifoSlots), c.peer, coll, epoch);
-}
-
-template <class S>
-union Vec {
-  uint4 v;
-  S e[16 / sizeof(S)];
-};
-
-// Vector i of an n-element array: one 16-byte load when aligned and whole,
-// else element by element with zeros past the end.
-template <class S>
-__device__ __forceinline__ uint4 load_vec(const S *p, uint64_t i, uint64_t n) {
-  constexpr uint64_t V = 16 / sizeof(S);
-  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0 && (i + 1) * V <= n) return reinterpret_cast<const uint4 *>(p)[i];
-  Vec<S> x;
-  x.v = make_uint4(0, 0, 0, 0);
-  for (uint64_t j = 0; j < V && i * V + j < n; ++j) x.e[j] = p[i * V + j];
-  return x.v;
-}
-
-template <class S>
-__device__ __forceinline__ void store_vec(S *p, uint64_t i, uint64_t n, uint4 v) {
-  constexpr uint64_t V = 16 / sizeof(S);
-  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0 && (i + 1) * V <= n) {
-    reinterpret_cast<uint4 *>(p)[i] = v;
-    return;
-  }
-  Vec<S> x;
-  x.v = v;
-  for (uint64_t j = 0; j < V && i * V + j < n; ++j) p[i * V + j] = x.e[j];
 }
 
 // The accumulators of one storage vector (V elements); on the wire as W

@@ -2,6 +2,8 @@
 // dependent launch, and a two-GPU ping-pong of flags over peer access.
 #include "kernels/probe.hpp"
 
+#include "kernels/launch.cuh"
+
 namespace plexus::kernels::probe {
 namespace {
 
@@ -49,16 +51,7 @@ cudaError_t launch_empty(unsigned blocks, unsigned threads, bool dependent, cuda
     empty_kernel<<<blocks, threads, 0, stream>>>();
     return cudaGetLastError();
   }
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(blocks);
-  config.blockDim = dim3(threads);
-  config.stream = stream;
-  cudaLaunchAttribute attribute = {};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, empty_kernel);
+  return device::launch_kernel(empty_kernel, blocks, threads, true, stream);
 }
 
 cudaError_t launch_ping(volatile uint64_t *mine, volatile uint64_t *theirs, int rounds, bool serves,

@@ -57,7 +57,7 @@ __device__ __forceinline__ void step_vector(const Ring &r, const RingStep &s, ui
   if (s.kind == RingStep::pass) {
     v = __ldcv(from + j);
   } else {
-    v = pipe::load_vec(static_cast<const S *>(r.a.in) + at, j, n);
+    v = load_vec(static_cast<const S *>(r.a.in) + at, j, n);
     if (s.kind != RingStep::own) {
       Acc<E, Op> acc;
       if (s.wide_in) acc.set_wire(from, j);
@@ -68,7 +68,7 @@ __device__ __forceinline__ void step_vector(const Ring &r, const RingStep &s, ui
     }
   }
   if ((s.kind == RingStep::result || s.kind == RingStep::pass) && r.a.out != nullptr)
-    pipe::store_vec(static_cast<S *>(r.a.out) + at, j, n, v);
+    store_vec(static_cast<S *>(r.a.out) + at, j, n, v);
   if (s.send) to[j] = v;
 }
 

@@ -66,10 +66,10 @@ __device__ void up_vectors(const Tree &t, uint64_t m) {
   uint4 *to = t.root() ? nullptr : pipe::slot(t.up, t.a, m);
   for (uint64_t j = threadIdx.x; j < vecs; j += blockDim.x) {
     Acc<E, Op> acc;
-    acc.set(pipe::load_vec(static_cast<const S *>(t.a.in) + e.begin, j, n));
+    acc.set(load_vec(static_cast<const S *>(t.a.in) + e.begin, j, n));
     for (int c = 0; c < t.a.tree.nchildren; ++c) acc.add_wire(pipe::slot(t.from_child[c], t.a, m), j);
     if (to != nullptr) acc.put_wire(to, j);
-    else if (t.a.out != nullptr) pipe::store_vec(static_cast<S *>(t.a.out) + e.begin, j, n, acc.result(t.p.nranks));
+    else if (t.a.out != nullptr) store_vec(static_cast<S *>(t.a.out) + e.begin, j, n, acc.result(t.p.nranks));
   }
 }
 
@@ -86,8 +86,8 @@ __device__ void down_vectors(const Tree &t, uint64_t m) {
   // The all-reduce root wrote out already; a broadcast root copies in place or not.
   const bool write = t.a.out != nullptr && (from != nullptr || (t.a.mode == kTreeBroadcast && t.a.out != t.a.in));
   for (uint64_t j = threadIdx.x; j < vecs; j += blockDim.x) {
-    const uint4 v = from != nullptr ? __ldcv(from + j) : pipe::load_vec(root_src, j, n);
-    if (write) pipe::store_vec(out, j, n, v);
+    const uint4 v = from != nullptr ? __ldcv(from + j) : load_vec(root_src, j, n);
+    if (write) store_vec(out, j, n, v);
     for (int c = 0; c < t.a.tree.nchildren; ++c) pipe::slot(t.to_child[c], t.a, m)[j] = v;
   }
 }
