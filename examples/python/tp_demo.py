@@ -267,10 +267,7 @@ def main():
     if problem:
         print(f"tp_demo: {problem}", file=sys.stderr)
         return 2
-    if a.device == "cuda":  # the GPU plugins not yet verified on GPUs decline unless asked
-        os.environ.setdefault("PLEXUS_P2P_TREE_ENABLE", "1")
-        os.environ.setdefault("PLEXUS_PINNED_HOST_ENABLE", "1")
-    else:  # N ranks share the cores: one BLAS thread pool each would oversubscribe them
+    if a.device != "cuda":  # N ranks share the cores: one BLAS thread pool each would oversubscribe them
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, str(max(1, (os.cpu_count() or 1) // a.ranks)))
     print(f"tp_demo: {a.ranks} ranks on {a.device}, {a.dtype} {a.tensors} tensors, {a.layers} "

@@ -56,10 +56,8 @@ plx_status backend_init(const plx_host_info *host, void **backend) {
   auto b = std::make_unique<Backend>();
   if (plx_status s = core::require_cuda_device(&b->device_count)) return s;
   if (plx_status s = read_params(*host->services, &b->params)) return s;
-  // Until its kernels have passed on GPUs, auto must not pick it.
   if (!b->params.enable)
-    return core::fail(PLX_ERR_UNSUPPORTED, "pinned-host: not enabled: its kernels have not been verified on "
-                      "GPUs yet; set PLEXUS_PINNED_HOST_ENABLE=1 to try it");
+    return core::fail(PLX_ERR_UNSUPPORTED, "pinned-host: not enabled: PLEXUS_PINNED_HOST_ENABLE=0");
   *backend = b.release();
   return PLX_OK;
 }

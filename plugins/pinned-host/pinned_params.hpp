@@ -28,7 +28,9 @@ struct Params {
   int32_t max_blocks = 16;
   int32_t ll_blocks = 16;  // LL launches: one 8-byte line per thread up to 16 x 512 lines (64 KiB)
   int32_t watchdog_poll_ms = 5;
-  bool enable = false;  // v1's kernels have not run on a GPU yet (PLEXUS_PINNED_HOST_ENABLE)
+  // PLEXUS_PINNED_HOST_ENABLE. On by default since its latency beat NCCL's host path on 2 H200;
+  // auto puts nccl beside it anyway, each collective to the faster by size.
+  bool enable = true;
   double defrag_threshold = 0.30;
 };
 

@@ -52,9 +52,9 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' posted "
      "failures and (every 50 ms) whether the peers' processes live."},
-    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "ENABLE", "0",
-     "0: the plugin declines every machine (UNSUPPORTED), so auto never picks it: its kernels have not been "
-     "run on a GPU yet; 1: use it (testing)."},
+    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "ENABLE", "1",
+     "1: accept machines with a CUDA device; 0: the plugin declines every machine (UNSUPPORTED), so auto "
+     "never picks it."},
 };
 
 constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;
