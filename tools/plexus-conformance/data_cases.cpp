@@ -14,6 +14,10 @@ constexpr plx_coll_kind kColls[] = {PLX_COLL_ALL_REDUCE, PLX_COLL_REDUCE,     PL
 
 bool has(uint32_t mask, int32_t bit) { return (mask >> bit) & 1u; }
 
+bool is_float_dtype(plx_dtype d) {
+  return d == PLX_FLOAT16 || d == PLX_BFLOAT16 || d == PLX_FLOAT32 || d == PLX_FLOAT64;
+}
+
 // `wanted` when the mask has it, else its lowest member.
 int32_t preferred(uint32_t mask, int32_t wanted) {
   if (has(mask, wanted) || mask == 0) return wanted;
@@ -62,10 +66,31 @@ struct Planner {
     if (is_reduction(c.coll) && c.op != PLX_AVG && nranks > 1 &&
         (props.capabilities & PLX_CAP_NO_CONTRIBUTION))
       no_contribution(c);
+    if (is_reduction(c.coll) && is_float_dtype(c.dtype) && (props.capabilities & PLX_CAP_WIRE_PRECISION))
+      wire_precision(c);
     if (!full && !representative(props, c.coll, c.dtype, c.op)) return;
     const uint64_t large = kLargeBytes / plx_dtype_size(c.dtype);
     for (const bool in_place : {false, true})
       add({c.coll, c.dtype, c.op, large, in_place, false, false, 0, c.mem, 0});
+  }
+
+  // The call's data travels as `wire`: each float dtype narrower than the
+  // buffer's, and one wider (the backend may send it or its own), for sum
+  // and max, at small and ring-sized counts.
+  void wire_precision(const DataCase &c) {
+    constexpr plx_dtype floats[] = {PLX_FLOAT16, PLX_BFLOAT16, PLX_FLOAT32, PLX_FLOAT64};
+    if (c.op != PLX_SUM && c.op != PLX_MAX) return;
+    for (const plx_dtype wire : floats) {
+      if (wire == c.dtype || !has(props.dtype_mask, wire)) continue;
+      const bool narrower = plx_dtype_size(wire) < plx_dtype_size(c.dtype);
+      if (!narrower && wire != PLX_FLOAT32) continue;
+      for (const uint64_t count : {uint64_t{7}, uint64_t{1023}, (uint64_t{1} << 20) + 3})
+        for (const bool in_place : {false, true}) {
+          DataCase w{c.coll, c.dtype, c.op, count, in_place, false, false, 0, c.mem, 0};
+          w.wire = wire;
+          add(w);
+        }
+    }
   }
 
   void collective(plx_coll_kind coll) {
@@ -103,6 +128,7 @@ std::string data_case_name(const DataCase &c) {
     name += fmt::format(" root {}", c.root);
   if (c.varied) name += " per-rank counts";
   if (c.absent >= 0) name += fmt::format(" rank {} contributes nothing", c.absent);
+  if (c.wire >= 0) name += fmt::format(" wire {}", plx_dtype_string(c.wire));
   return name;
 }
 
@@ -137,8 +163,7 @@ std::vector<std::string> plan_notes(const plx_backend_props &props) {
   else if (props.capabilities & send_recv)
     notes.push_back("send/recv are advertised but not yet tested by plexus-conformance");
   // Topology, pools, defragment, queues and groups have sessions of their own.
-  const std::pair<uint64_t, const char *> untested[] = {{PLX_CAP_MEM_REGISTER, "registration"},
-                                                        {PLX_CAP_WIRE_PRECISION, "wire precision"}};
+  const std::pair<uint64_t, const char *> untested[] = {{PLX_CAP_MEM_REGISTER, "registration"}};
   std::string advertised;
   for (const auto &[cap, name] : untested)
     if (props.capabilities & cap) advertised += fmt::format(" {}", name);

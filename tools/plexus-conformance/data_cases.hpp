@@ -23,6 +23,7 @@ struct DataCase {
   MemSource mem;
   uint64_t seq;  // the case's number: seeds its inputs, picks the checking rank
   int32_t absent = -1;  // the rank passing PLX_COLL_FLAG_NO_CONTRIBUTION, or -1
+  int32_t wire = -1;    // opts->wire_dtype, or -1 (the buffer's own dtype)
 };
 
 bool is_reduction(plx_coll_kind coll);
@@ -37,6 +38,8 @@ std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks);
 // to 1023 run aligned and unaligned, larger ones unaligned unless `full`.
 // With PLX_CAP_NO_CONTRIBUTION, reductions also run with one rank adding
 // nothing (small sizes; 1 Mi + 3 for float32 sum, or all with `full`).
+// With PLX_CAP_WIRE_PRECISION, float reductions also travel as every
+// narrower float dtype the backend declares, and as a wider one.
 std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full,
                                      const std::vector<MemSource> &sources);
 // What the plan leaves out, and why, for the report.

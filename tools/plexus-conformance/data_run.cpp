@@ -93,7 +93,7 @@ Run::Run(RankContext &ctx_, plx_comm_h comm_, const DataCase &c_, CaseScope &che
       comm(comm_),
       c(c_),
       check(check_),
-      rule(make_input_rule(c_.dtype, c_.op, ctx_.nranks(), c_.seq, c_.absent)),
+      rule(make_input_rule(c_.dtype, c_.op, ctx_.nranks(), c_.seq, c_.absent, c_.wire)),
       counts(gather_counts(c_, ctx_.nranks())),
       stream(needs_cuda(c_.mem.kind) ? ctx_.stream : nullptr) {
   layout = layout_of(*this);
@@ -148,6 +148,7 @@ plx_status call(Run &run) {
   void *r = recv_target(run), *st = run.stream;
   plx_coll_options o = PLX_COLL_OPTIONS_INIT;
   if (c.absent == run.rank()) o.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+  o.wire_dtype = c.wire;
   switch (c.coll) {
     case PLX_COLL_ALL_REDUCE: return plx_all_reduce(run.comm, s, r, c.count, c.dtype, c.op, &o, st);
     case PLX_COLL_REDUCE: return plx_reduce(run.comm, s, r, c.count, c.dtype, c.op, c.root, &o, st);

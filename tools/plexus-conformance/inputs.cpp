@@ -27,8 +27,9 @@ Int product_bound(Int max, int32_t n) {
 
 }  // namespace
 
-InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed, int32_t absent) {
-  InputRule rule{dtype, op, nranks, mix(seed), 1, absent};
+InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed, int32_t absent,
+                          int32_t wire) {
+  InputRule rule{dtype, op, nranks, mix(seed), 1, absent, wire};
   if (!is_float(dtype)) {
     const Int max = int_max(dtype);
     const Int bound = op == PLX_PROD ? product_bound(max, nranks) : max / nranks;

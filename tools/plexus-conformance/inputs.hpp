@@ -25,10 +25,11 @@ struct InputRule {
   uint64_t seed;
   uint64_t int_bound;  // integer magnitudes are 1 .. int_bound
   int32_t absent;  // the rank that contributes nothing (PLX_COLL_FLAG_NO_CONTRIBUTION), or -1
+  int32_t wire = -1;  // opts->wire_dtype of the call: its rounding widens the float tolerance
 };
 
 InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed,
-                          int32_t absent = -1);
+                          int32_t absent = -1, int32_t wire = -1);
 
 // splitmix64's finaliser: a counter-based generator, so element i costs the
 // same whatever was generated before it.

@@ -61,16 +61,26 @@ T load(const void *base, uint64_t i) {
 
 // |got - want| <= 2 u |want| + 2 nranks u_acc magnitude + floor (see
 // dtypes.cpp); MIN and MAX exact, AVG's magnitude over nranks, PROD's that
-// of the result.
+// of the result. A narrower wire dtype rounds every contribution and the
+// result it carries: its u replaces both where larger, and MIN and MAX
+// are then within 2 u |want|.
+double wider(double own, int32_t wire, double (*of)(plx_dtype)) {
+  return wire < 0 ? own : std::max(own, of(wire));
+}
+
+bool picks_an_input(plx_reduce_op op) { return op == PLX_MIN || op == PLX_MAX; }
+
 struct Tolerance {
   double result, accumulation, floor;
   bool exact, of_result;
   explicit Tolerance(const InputRule &rule)
-      : result(2 * unit_roundoff(rule.dtype)),
-        accumulation(2.0 * rule.nranks * accumulator_roundoff(rule.dtype) /
-                     (rule.op == PLX_AVG ? rule.nranks : 1)),
-        floor(smallest_normal(rule.dtype)),
-        exact(rule.op == PLX_MIN || rule.op == PLX_MAX),
+      : result(2 * wider(unit_roundoff(rule.dtype), rule.wire, unit_roundoff)),
+        accumulation(picks_an_input(rule.op) ? 0.0
+                                             : 2.0 * rule.nranks *
+                                                   wider(accumulator_roundoff(rule.dtype), rule.wire, unit_roundoff) /
+                                                   (rule.op == PLX_AVG ? rule.nranks : 1)),
+        floor(wider(smallest_normal(rule.dtype), rule.wire, smallest_normal)),
+        exact(picks_an_input(rule.op) && result == 2 * unit_roundoff(rule.dtype)),
         of_result(rule.op == PLX_PROD) {}
   double operator()(double want, double magnitude) const {
     if (exact) return 0.0;
