@@ -64,7 +64,7 @@ plx_status input_blocks(Op &op, uint32_t step, std::vector<const uint8_t *> *blo
 plx_status in_place_chunk(Op &op, const std::vector<const uint8_t *> &blocks, size_t first, size_t count,
                           bool gets_result) {
   Comm &c = op.comm;
-  const uint32_t step = c.next_step();
+  const uint32_t step = c.next_step(count * op.elem_bytes);
   const size_t es = op.elem_bytes;
   const Share mine = share_of(count, c.nranks(), c.rank());
   std::vector<const void *> sources(blocks.size());

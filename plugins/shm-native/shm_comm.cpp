@@ -234,6 +234,7 @@ plx_status Comm::grow_slots(uint64_t bytes) {
   core::log_debug("shm-native: rank {} slots grew from {} to {} bytes (generation {}, NUMA node {}, {})",
                   rank_, slot_bytes_, size, generation_, where.node, where.state());
   slot_bytes_ = size;
+  cursor_[0] = cursor_[1] = 0;
   grow_above_ = size < params_.slot_bytes ? size : UINT64_MAX;
   growth_pending_ = true;
   report_->grew(where, size);
@@ -260,6 +261,21 @@ plx_status Comm::finish_growth(const char *coll, uint64_t seq) {
     set_slots(r, std::move(peer));
   }
   return PLX_OK;
+}
+
+// Regions start on pages: SIMD loops see the alignment they would at the
+// slot's start, and no two regions share a line.
+uint32_t Comm::next_step(uint64_t bytes) {
+  constexpr uint64_t page = 4096;
+  const uint32_t p = step_ & 1u;
+  const uint64_t span = (bytes + page - 1) / page * page;
+  region_[p] = 0;
+  if (bytes >= rotate_min_bytes && span <= slot_bytes_) {
+    if (cursor_[p] + span > slot_bytes_) cursor_[p] = 0;
+    region_[p] = cursor_[p];
+    cursor_[p] += span;
+  }
+  return step_++;
 }
 
 // A process rank's descriptors vanish when it exits, a moment before it

@@ -2,7 +2,8 @@
 // the inline one-shot (inputs of at most 56 bytes ride in the cache line that
 // announces them) mixed back to back with slot steps, for every rank count
 // the CI machine runs; reduce to a root; ranks that contribute nothing; the
-// two-shot that reads pool buffers in place.
+// two-shot that reads pool buffers in place; steps of many sizes rotating
+// through the slot regions, in place and not.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -31,6 +32,13 @@ int float_sum_case(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t see
   if (s != PLX_OK) return 1;
   if (to_root && rank != nranks - 1) return 0;
   return std::memcmp(recv.data(), expected_sum(n, nranks, seed).data(), n * sizeof(float)) == 0 ? 0 : 2;
+}
+
+// The same sum in place (send == recv).
+int float_sum_in_place_case(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t seed) {
+  std::vector<float> buf = random_floats(n, seed + rank);
+  if (plx_all_reduce(comm, buf.data(), buf.data(), n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 1;
+  return std::memcmp(buf.data(), expected_sum(n, nranks, seed).data(), n * sizeof(float)) == 0 ? 0 : 2;
 }
 
 // int8 max over 1 to 60 elements: both sides of the 56-byte inline limit.
@@ -125,4 +133,23 @@ TEST_CASE("ShmNative.Inline.in_place_and_no_contribution") {
     }
     return 0;
   }) == 0);
+}
+
+// Reductions from 16 KiB take the next region of their slot, wrapping at its
+// end: sizes that do not divide the 1 MiB slots, one-shot and two-shot (and
+// two chunks), with inline and small steps between, many times round.
+TEST_CASE("ShmNative.Rotation.mixed_sizes_wrap_the_slot_regions_and_stay_exact") {
+  for (int nranks : {2, 3, 4}) {
+    CAPTURE(nranks);
+    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+      uint32_t seed = 900;
+      for (int round = 0; round < 12; ++round)
+        for (size_t n : {size_t{4096}, size_t{10001}, size_t{7}, size_t{65537}, size_t{3000}, size_t{300001}}) {
+          if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
+          if (int code = float_sum_in_place_case(c, r, nranks, n + round, seed++)) return 10 + code;
+          if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
+        }
+      return 0;
+    }) == 0);
+  }
 }
