@@ -38,8 +38,8 @@ std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks);
 // to 1023 run aligned and unaligned, larger ones unaligned unless `full`.
 // With PLX_CAP_NO_CONTRIBUTION, reductions also run with one rank adding
 // nothing (small sizes; 1 Mi + 3 for float32 sum, or all with `full`).
-// With PLX_CAP_WIRE_PRECISION, float reductions also travel as every
-// narrower float dtype the backend declares, and as a wider one.
+// With PLX_CAP_WIRE_PRECISION, float32 reductions also travel as every
+// narrower float dtype the backend declares, and every float as itself.
 std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full,
                                      const std::vector<MemSource> &sources);
 // What the plan leaves out, and why, for the report.
