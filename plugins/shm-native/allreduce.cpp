@@ -15,6 +15,15 @@ constexpr int32_t max_sources = 1024;
 // against 2.9 ms two-shot; 2 ranks: at par.
 constexpr int32_t in_place_one_shot_max_ranks = 2;
 
+// With 2 ranks one-shot moves no more bytes between the ranks than two-shot
+// (each reads the peer's whole input, where two-shot reads half of it and
+// half of the result) and saves the `done` sync: it runs up to this many
+// times ONESHOT_MAX_BYTES (2 ranks on the 2-core dev machine: 128 KiB 7.7 us
+// one-shot against 10.0 two-shot; 256 KiB 18.3 against 16.0). With more
+// ranks every rank reads all n inputs instead of 2(n-1)/n of them (4 ranks
+// on 2 cores, 64 KiB: 31 us one-shot against 21 two-shot).
+constexpr uint64_t two_rank_oneshot_factor = 2;
+
 // Reductions that rotate through the slots (rotate_min_bytes) take them at
 // the cap, to have room to rotate.
 plx_status stage_reduction(Op &op, uint64_t bytes) {
@@ -197,8 +206,11 @@ plx_status reduction(Op &op, bool to_all) {
   if (op.desc.count == 0) return PLX_OK;
   const size_t bytes = op.desc.count * op.elem_bytes;
   const Params &p = op.comm.params();
-  // One-shot makes every rank read every input: its limit shrinks as ranks grow.
-  const uint64_t oneshot_limit = p.oneshot_max_bytes * 2 / static_cast<uint64_t>(op.comm.nranks());
+  // One-shot makes every rank read every input: its limit shrinks as ranks
+  // grow, except with 2 ranks (two_rank_oneshot_factor).
+  const int32_t n = op.comm.nranks();
+  const uint64_t oneshot_limit = n == 2 ? p.oneshot_max_bytes * two_rank_oneshot_factor
+                                        : p.oneshot_max_bytes * 2 / static_cast<uint64_t>(n);
   const bool small = bytes <= oneshot_limit && bytes <= p.slot_bytes;
   const int32_t forced = op.desc.options->algorithm;
   if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes)) {

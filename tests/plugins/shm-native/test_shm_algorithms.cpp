@@ -135,7 +135,7 @@ TEST_CASE("ShmNative.Inline.in_place_and_no_contribution") {
   }) == 0);
 }
 
-// Reductions from 16 KiB take the next region of their slot, wrapping at its
+// Reductions from 8 KiB take the next region of their slot, wrapping at its
 // end: sizes that do not divide the 1 MiB slots, one-shot and two-shot (and
 // two chunks), with inline and small steps between, many times round.
 TEST_CASE("ShmNative.Rotation.mixed_sizes_wrap_the_slot_regions_and_stay_exact") {
@@ -144,7 +144,7 @@ TEST_CASE("ShmNative.Rotation.mixed_sizes_wrap_the_slot_regions_and_stay_exact")
     CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
       uint32_t seed = 900;
       for (int round = 0; round < 12; ++round)
-        for (size_t n : {size_t{4096}, size_t{10001}, size_t{7}, size_t{65537}, size_t{3000}, size_t{300001}}) {
+        for (size_t n : {size_t{2048}, size_t{10001}, size_t{7}, size_t{65537}, size_t{1000}, size_t{300001}}) {
           if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
           if (int code = float_sum_in_place_case(c, r, nranks, n + round, seed++)) return 10 + code;
           if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;

@@ -1,5 +1,5 @@
 // shm-native's staging slots: they start at SLOT_MIN_BYTES, grow by 1.5x
-// up to SLOT_BYTES when a collective needs more (a reduction from 16 KiB: to
+// up to SLOT_BYTES when a collective needs more (a reduction from 8 KiB: to
 // SLOT_BYTES at once), with every rank growing at
 // the same call; results stay exact across growth; a rank killed while its
 // slots grow is noticed; nothing is left in /dev/shm. The size, growth count
@@ -108,8 +108,8 @@ TEST_CASE("plugins.shm_native.slots.start_small_and_grow_by_1_5_to_the_cap") {
     CHECK(run_ranks_on_backend(nranks, [&](plx_backend_h b, plx_comm_h c, int r) {
       if (staging_number(b, "slot_bytes") != 65536 || staging_number(b, "growths") != 0) return 10;
       if (staging_value(b, "growable") != "true") return 11;
-      // A reduction below rotate_min_bytes (16 KiB) does not grow them.
-      if (int e = all_reduce_exact(c, r, nranks, 4000, 50)) return 12 + e;
+      // A reduction below rotate_min_bytes (8 KiB) does not grow them.
+      if (int e = all_reduce_exact(c, r, nranks, 2000, 50)) return 12 + e;
       if (staging_number(b, "slot_bytes") != 65536) return 15;
       // A 100000-byte broadcast: 64K -> 96K -> 144K.
       std::vector<int32_t> bytes(25000, r == 1 ? 7 : 0);
@@ -117,8 +117,8 @@ TEST_CASE("plugins.shm_native.slots.start_small_and_grow_by_1_5_to_the_cap") {
       for (int32_t v : bytes)
         if (v != 7) return 21;
       if (staging_number(b, "slot_bytes") != 147456 || staging_number(b, "growths") != 1) return 30;
-      // Reductions from 16 KiB rotate through the slots: they grow to the cap at once.
-      if (int e = all_reduce_exact(c, r, nranks, 4096, 100)) return 40 + e;
+      // Reductions from 8 KiB rotate through the slots: they grow to the cap at once.
+      if (int e = all_reduce_exact(c, r, nranks, 2048, 100)) return 40 + e;
       if (staging_number(b, "slot_bytes") != (1u << 20) || staging_number(b, "growths") != 2) return 50;
       if (int e = all_reduce_exact(c, r, nranks, four_mib_floats, 200)) return 55 + e;
       // At the cap: the next large one grows no more, small ones never shrink it.
