@@ -12,10 +12,10 @@ const plx_param_decl params[] = {
      "to it by 1.5x from SLOT_MIN_BYTES when a collective moves more bytes a step."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_MIN_BYTES", "64K",
      "First size of a data slot (at most SLOT_BYTES); slots stay this small until a collective "
-     "needs more."},
+     "needs more (a reduction of 8 KiB or more: SLOT_BYTES, to rotate through them)."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
-     "Largest reduction done one-shot (every rank reduces all inputs) with 2 ranks, scaled by "
-     "2/n for n ranks; larger ones reduce-scatter then all-gather."},
+     "Reductions up to this x 2/n for n ranks (2 ranks: x 2) run one-shot (every rank reduces "
+     "all inputs); larger ones reduce-scatter then all-gather."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
      "Most polls of a peer's counter before yielding the core (the budget adapts below it); 0 when "
      "the ranks outnumber the CPUs they may run on."},
