@@ -10,9 +10,14 @@ Rows look like  | `PLEXUS_X_Y` | default | meaning |  or, for a family,
 | `PLEXUS_X_A`, `_B`, `_C` | `a`, b, c | meaning |  (a name starting with
 '_' continues the first name's plugin prefix).
 
-Usage: check_param_docs.py PLEXUS_INFO USER_GUIDE
+Also, with PLUGINS_DIR: every parameter a loaded plugin's sources read
+(param_get and the plugins' *_param helpers with a literal name, or the
+name in a std::pair table) must be declared, so plexus-info lists it.
+
+Usage: check_param_docs.py PLEXUS_INFO USER_GUIDE [PLUGINS_DIR]
 """
 import json
+import pathlib
 import re
 import subprocess
 import sys
@@ -20,14 +25,32 @@ import sys
 ROW = re.compile(r"^\|\s*(`PLEXUS_[A-Z0-9_]+`(?:\s*,\s*`_[A-Z0-9_]+`)*)\s*\|\s*([^|]*)\|")
 
 
+READ = re.compile(r'\w*param\w*\(\s*([^,()]+?)\s*,\s*"([A-Z][A-Z0-9_]*)"|std::pair\{\s*"([A-Z][A-Z0-9_]*)"')
+
+
 def declared(plexus_info):
-    """{name: default} of the loader's and every plugin's parameters."""
+    """{name: default} of the loader's and every plugin's parameters, and
+    the names of the plugins plexus-info loaded."""
     out = subprocess.run([plexus_info, "--json"], check=True, capture_output=True, text=True).stdout
     info = json.loads(out)["plugins"]
     params = {p["name"]: p["default"] for p in info["loader_params"]}
     for plugin in info["plugins"]:
         params.update({p["name"]: p["default"] for p in plugin.get("params", [])})
-    return params
+    return params, {plugin["name"] for plugin in info["plugins"]}
+
+
+def read_in_sources(plugins_dir, loaded):
+    """{variable: file} of what each loaded plugin's sources read."""
+    reads = {}
+    for folder in sorted(pathlib.Path(plugins_dir).iterdir()):
+        if not folder.is_dir() or folder.name not in loaded:
+            continue
+        prefix = "PLEXUS_" + folder.name.upper().replace("-", "_") + "_"
+        for source in sorted(folder.glob("*.[ch]pp")):
+            for m in READ.finditer(source.read_text(encoding="utf-8")):
+                name = m.group(2) or m.group(3)
+                reads.setdefault(("PLEXUS_" if m.group(1) == "nullptr" else prefix) + name, str(source))
+    return reads
 
 
 def expand(first, suffix, known):
@@ -66,9 +89,13 @@ def documented(guide, known):
 
 def main():
     plexus_info, guide = sys.argv[1], sys.argv[2]
-    known = declared(plexus_info)
+    known, loaded = declared(plexus_info)
     rows = documented(guide, known)
     problems = []
+    if len(sys.argv) > 3:
+        for name, source in sorted(read_in_sources(sys.argv[3], loaded).items()):
+            if name not in known:
+                problems.append(f"{name} is read by {source} but not declared (plexus-info does not list it)")
     for name, default in sorted(known.items()):
         if name not in rows:
             problems.append(f"{name} (default {default!r}) has no row in {guide}")
