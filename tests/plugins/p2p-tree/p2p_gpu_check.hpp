@@ -7,27 +7,21 @@
 
 #include <chrono>
 #include <cstring>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/cpu_reduce.hpp"
 #include "plexus/plexus.h"
+#include "tests/plugins/gpu_data.hpp"
 #include "tests/plugins/p2p-tree/p2p_ranks.hpp"
 
 namespace plexus::test::p2p {
 
-using Bytes = std::vector<uint8_t>;
+using test::Bytes;
+using test::reference;
+using test::Stream;
 
 #define PLX_OK_OR_FAIL(call) do { const plx_status s_ = (call); const std::string e_ = plx_last_error(); INFO(#call, ": ", e_); REQUIRE(s_ == PLX_OK); } while (0)
-
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess); }
-  ~Stream() { cudaStreamDestroy(s); }
-  void sync() const { REQUIRE(cudaStreamSynchronize(s) == cudaSuccess); }
-};
 
 // Raw device bytes (plus one spare element, so a buffer can start unaligned).
 struct Device {
@@ -48,41 +42,9 @@ struct Device {
   }
 };
 
-// Finite values of moderate size for floats (products of 2-8 stay finite),
-// any bits for integers.
+// Rank `rank`'s input; `salt` varies it between calls of one test.
 inline Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt = 0) {
-  std::mt19937_64 gen(0x9e37u * (rank + 1) + 131u * dtype + salt);
-  const size_t es = plx_dtype_size(dtype);
-  Bytes v(count * es);
-  for (uint64_t i = 0; i < count; ++i) {
-    const uint64_t r = gen();
-    uint8_t *at = v.data() + i * es;
-    if (dtype == PLX_FLOAT16) {
-      const uint16_t h = uint16_t((r & 0x8000) | ((12 + (r >> 16) % 6) << 10) | ((r >> 24) & 0x3FF));
-      std::memcpy(at, &h, 2);
-    } else if (dtype == PLX_BFLOAT16) {
-      const uint16_t b = uint16_t((r & 0x8000) | ((124 + (r >> 16) % 6) << 7) | ((r >> 24) & 0x7F));
-      std::memcpy(at, &b, 2);
-    } else if (dtype == PLX_FLOAT32) {
-      const float f = static_cast<float>(static_cast<int64_t>(r % 2001) - 1000) / 256.0f;
-      std::memcpy(at, &f, 4);
-    } else if (dtype == PLX_FLOAT64) {
-      const double d = static_cast<double>(static_cast<int64_t>(r % 200001) - 100000) / 4096.0;
-      std::memcpy(at, &d, 8);
-    } else {
-      std::memcpy(at, &r, es);
-    }
-  }
-  return v;
-}
-
-inline Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
-  Bytes out(count * plx_dtype_size(dtype));
-  std::vector<const void *> srcs;
-  for (const Bytes &b : inputs) srcs.push_back(b.data());
-  REQUIRE(plexus::core::reduce_into(dtype, op, out.data(), srcs.data(), static_cast<int>(srcs.size()), count,
-                                    plexus::core::CpuIsa::scalar) == PLX_OK);
-  return out;
+  return random_input(0x9e37u * (rank + 1) + 131u * dtype + salt, dtype, count);
 }
 
 inline void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {

@@ -60,44 +60,13 @@ bool Device::poisoned(size_t at, size_t n) const {
 }
 
 Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt) {
-  std::mt19937_64 gen(0x9e37u * (rank + 1) + 131u * dtype + 7919u * salt);
-  const size_t es = plx_dtype_size(dtype);
-  Bytes v(count * es);
-  for (uint64_t i = 0; i < count; ++i) {
-    const uint64_t r = gen();
-    uint8_t *at = v.data() + i * es;
-    if (dtype == PLX_FLOAT16) {
-      const uint16_t h = uint16_t((r & 0x8000) | ((12 + (r >> 16) % 6) << 10) | ((r >> 24) & 0x3FF));
-      std::memcpy(at, &h, 2);
-    } else if (dtype == PLX_BFLOAT16) {
-      const uint16_t b = uint16_t((r & 0x8000) | ((124 + (r >> 16) % 6) << 7) | ((r >> 24) & 0x7F));
-      std::memcpy(at, &b, 2);
-    } else if (dtype == PLX_FLOAT32) {
-      const float f = static_cast<float>(static_cast<int64_t>(r % 2001) - 1000) / 256.0f;
-      std::memcpy(at, &f, 4);
-    } else if (dtype == PLX_FLOAT64) {
-      const double d = static_cast<double>(static_cast<int64_t>(r % 200001) - 100000) / 4096.0;
-      std::memcpy(at, &d, 8);
-    } else {
-      std::memcpy(at, &r, es);
-    }
-  }
-  return v;
+  return random_input(0x9e37u * (rank + 1) + 131u * dtype + 7919u * salt, dtype, count);
 }
 
 std::vector<Bytes> inputs_of(int nranks, plx_dtype dtype, uint64_t count, uint32_t salt) {
   std::vector<Bytes> inputs;
   for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, dtype, count, salt));
   return inputs;
-}
-
-Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
-  Bytes out(count * plx_dtype_size(dtype));
-  std::vector<const void *> srcs;
-  for (const Bytes &b : inputs) srcs.push_back(b.data());
-  REQUIRE(plexus::core::reduce_into(dtype, op, out.data(), srcs.data(), static_cast<int>(srcs.size()), count,
-                                    plexus::core::CpuIsa::scalar) == PLX_OK);
-  return out;
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/plugins/gpu_data.hpp"
 #include "tests/plugins/gpu_ranks.hpp"
 
 #define PLX_OK_OR_FAIL(call)                          \
@@ -25,8 +26,10 @@
 
 namespace plexus::test::pinned {
 
-using Bytes = std::vector<uint8_t>;
+using test::Bytes;
 using test::cuda_devices;
+using test::reference;
+using test::Stream;
 using test::join;
 
 constexpr uint8_t kPoison = 0xA5;
@@ -36,13 +39,6 @@ void run_pinned_ranks(const char *test_case, int nranks,
                       const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
                       int killed_rank = -1);
 bool two_gpus();
-
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess); }
-  ~Stream() { cudaStreamDestroy(s); }
-  void sync() const { REQUIRE(cudaStreamSynchronize(s) == cudaSuccess); }
-};
 
 // Device bytes: `bytes` usable plus kGuard; poison() fills all of it.
 struct Device {
@@ -63,7 +59,6 @@ struct Device {
 // finite floats of moderate size (products of a few stay finite), any
 // bits for integers.
 Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt = 0);
-Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count);
 // float32 inputs sent as `wire` (bfloat16 or float16): every input and the
 // result rounded to it, accumulated in float32.
 Bytes wire_reference(plx_dtype wire, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count);

@@ -1,0 +1,69 @@
+// What the GPU plugins' tests share about data: byte buffers, a
+// non-blocking stream, random inputs that keep every reduction finite, and
+// the reference that core's scalar CPU reduction computes (the numerics the
+// kernels promise bit for bit).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/cpu_reduce.hpp"
+#include "plexus/plexus.h"
+
+namespace plexus::test {
+
+using Bytes = std::vector<uint8_t>;
+
+struct Stream {
+  cudaStream_t s = nullptr;
+  Stream() { REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess); }
+  ~Stream() { cudaStreamDestroy(s); }
+  Stream(const Stream &) = delete;
+  Stream &operator=(const Stream &) = delete;
+  void sync() const { REQUIRE(cudaStreamSynchronize(s) == cudaSuccess); }
+};
+
+// `count` elements from the generator seeded with `seed`: floats finite and
+// of moderate size (products of 2-8 stay finite), any bits for integers.
+inline Bytes random_input(uint64_t seed, plx_dtype dtype, uint64_t count) {
+  std::mt19937_64 gen(seed);
+  const size_t es = plx_dtype_size(dtype);
+  Bytes v(count * es);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t r = gen();
+    uint8_t *at = v.data() + i * es;
+    if (dtype == PLX_FLOAT16) {
+      const uint16_t h = uint16_t((r & 0x8000) | ((12 + (r >> 16) % 6) << 10) | ((r >> 24) & 0x3FF));
+      std::memcpy(at, &h, 2);
+    } else if (dtype == PLX_BFLOAT16) {
+      const uint16_t b = uint16_t((r & 0x8000) | ((124 + (r >> 16) % 6) << 7) | ((r >> 24) & 0x7F));
+      std::memcpy(at, &b, 2);
+    } else if (dtype == PLX_FLOAT32) {
+      const float f = static_cast<float>(static_cast<int64_t>(r % 2001) - 1000) / 256.0f;
+      std::memcpy(at, &f, 4);
+    } else if (dtype == PLX_FLOAT64) {
+      const double d = static_cast<double>(static_cast<int64_t>(r % 200001) - 100000) / 4096.0;
+      std::memcpy(at, &d, 8);
+    } else {
+      std::memcpy(at, &r, es);
+    }
+  }
+  return v;
+}
+
+// The inputs reduced in rank order by core's scalar path.
+inline Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
+  Bytes out(count * plx_dtype_size(dtype));
+  std::vector<const void *> srcs;
+  for (const Bytes &b : inputs) srcs.push_back(b.data());
+  REQUIRE(plexus::core::reduce_into(dtype, op, out.data(), srcs.data(), static_cast<int>(srcs.size()), count,
+                                    plexus::core::CpuIsa::scalar) == PLX_OK);
+  return out;
+}
+
+}  // namespace plexus::test
