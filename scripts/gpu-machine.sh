@@ -18,7 +18,7 @@
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
 #   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
-#             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS)
+#             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS; empty: neither)
 #   p2plat    the launch floor (plexus-bench-launch: enqueue cost, back-to-back kernel period eager and
 #             in a graph, with and without programmatic dependent launch, NVLink one-way latency), then
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
@@ -34,7 +34,8 @@
 #             at every GPU (eager, graph, the CPU helper, the copy engines, float32 as bfloat16), and
 #             plexus-bench-h2d (the copy bandwidth it is a fraction of); PLEXUS_PINNED_BENCHES picks
 #             among float32 bfloat16 graph cpu copy wire llcross (default all but llcross: LL against
-#             one-shot from 16 KiB to 1 MiB); PLEXUS_PINNED_CASES picks the GPU test cases; PLEXUS_PINNED_TUNE
+#             one-shot from 16 KiB to 1 MiB); PLEXUS_PINNED_RANKS the rank counts (default 2 and every GPU);
+#             PLEXUS_PINNED_CASES picks the GPU test cases; PLEXUS_PINNED_TUNE
 #             lists MAX_BLOCKS-STAGES-STAGE_BYTES configurations for a bandwidth sweep (8 to 128 MiB)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
@@ -60,7 +61,10 @@ bin="$build/tools"
 head -8 "$out/machine.txt"
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
 
-if ! meson setup "$build" > "$out/setup.log" 2>&1; then tail -30 "$out/setup.log"; exit 1; fi
+# a second call on a warm machine reuses the configured build (ninja rebuilds what changed)
+if [ ! -f "$build/build.ninja" ] && ! meson setup "$build" > "$out/setup.log" 2>&1; then
+  tail -30 "$out/setup.log"; exit 1
+fi
 grep -A10 "Dependencies" "$out/setup.log"
 if ! ninja -C "$build" > "$out/build.log" 2>&1; then grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; fi
 
@@ -156,7 +160,7 @@ if has_step p2pbench; then
   PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-graph-$device_ranks" --mem device --graph --backends p2p-tree,nccl,raw-nccl \
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
   # the two-shot's halves on their own, against NCCL's: where the all-reduce's time goes
-  for op in ${PLEXUS_P2P_PHASE_OPS:-reduce_scatter all_gather}; do
+  for op in ${PLEXUS_P2P_PHASE_OPS-reduce_scatter all_gather}; do  # empty: none
     PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-$op-$device_ranks" --op "$op" --mem device --backends p2p-tree,raw-nccl \
       --ranks "$device_ranks" -d bfloat16 -b 1M -e 256M -f 4 -n 10 -w 3 --timeout 240
   done
@@ -228,7 +232,7 @@ if has_step pinned; then
   done
   "$bin/plexus-bench-h2d/plexus-bench-h2d" --csv "$out/h2d.csv" > "$out/h2d.txt" 2>&1
   echo "plexus-bench-h2d: exit $?"; tail -6 "$out/h2d.txt"
-  for n in $(printf '%s\n' 2 "$gpus" | sort -un); do
+  for n in ${PLEXUS_PINNED_RANKS:-$(printf '%s\n' 2 "$gpus" | sort -un)}; do
     [ "$n" -le "$gpus" ] || continue
     PLEXUS_PINNED_HOST_ENABLE=1 run_conformance "pinned-host-$n" --backend pinned-host --ranks "$n"
     pinned_benches=" ${PLEXUS_PINNED_BENCHES:-float32 bfloat16 graph cpu copy wire} "
