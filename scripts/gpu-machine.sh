@@ -39,7 +39,8 @@
 #             lists MAX_BLOCKS-STAGES-STAGE_BYTES configurations for a bandwidth sweep (8 to 128 MiB)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
-#           the table is measured at the first communicator and kept in $OUT/tuning.txt
+#           the table is measured at the first communicator and kept in $OUT/tuning.txt;
+#           PLEXUS_AUTO_BENCHES picks among eager graph (empty: conformance only)
 #   tp      examples/python/tp_demo.py with PyTorch (PLEXUS_TP_PYTHON, default /opt/torch/.venv/bin/python)
 #           on every GPU: p2p-tree, nccl, pinned-host and auto in turn, checked against a one-GPU
 #           reference, decode and prefill loops; per dtype in PLEXUS_TP_DTYPES (default bfloat16 float32),
@@ -67,6 +68,7 @@ if [ ! -f "$build/build.ninja" ] && ! meson setup "$build" > "$out/setup.log" 2>
 fi
 grep -A10 "Dependencies" "$out/setup.log"
 if ! ninja -C "$build" > "$out/build.log" 2>&1; then grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; fi
+echo "built at $(date -u +%T)"
 
 if has_step test; then
   meson test -C "$build" ${PLEXUS_GPU_SUITES:---suite unit --suite gpu} --no-suite gpu-conformance --num-processes 8 --print-errorlogs > "$out/test.log" 2>&1
@@ -88,6 +90,7 @@ run_bench() {  # name, then plexus-bench arguments
 
 run_conformance() {  # name, then plexus-conformance arguments
   local name=$1; shift
+  echo "conformance $name starts at $(date -u +%T)"
   "$bin/plexus-conformance/plexus-conformance" "$@" --json "$out/conformance-$name.json" \
     > "$out/conformance-$name.txt" 2>&1
   echo "conformance $name: exit $?"; grep -iE "fail" "$out/conformance-$name.txt" | head -8
@@ -278,9 +281,9 @@ if has_step auto; then
     grep -E "chose|rejected" "$out/auto-info.txt" | cut -c1-300
     run_conformance "auto-$device_ranks" --backend auto --ranks "$device_ranks"
     cat "$out/tuning.txt"
-    run_bench "auto-bf16-$device_ranks" --mem device --backends auto,p2p-tree,nccl \
+    [[ " ${PLEXUS_AUTO_BENCHES-eager graph} " == *" eager "* ]] && run_bench "auto-bf16-$device_ranks" --mem device --backends auto,p2p-tree,nccl \
       --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 2 -n 20 -w 5 --timeout 300
-    run_bench "auto-graph-$device_ranks" --mem device --graph --backends auto,p2p-tree,nccl \
+    [[ " ${PLEXUS_AUTO_BENCHES-eager graph} " == *" graph "* ]] && run_bench "auto-graph-$device_ranks" --mem device --graph --backends auto,p2p-tree,nccl \
       --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 4 -n 20 -w 5 --timeout 300
   )
 fi

@@ -56,6 +56,13 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
 
 // nccl_coll.cpp
 plx_status collective(void *comm, const plx_coll_desc *desc);
+// nccl_widen.cpp: half-type reductions over more than 2 ranks run in float32
+// (PLX-P-8). issue_widened checks nothing: the caller has checked the buffers.
+bool needs_widening(const Comm &c, const plx_coll_desc &d);
+plx_status issue_widened(Comm &c, const plx_coll_desc &d, ncclResult_t *result);
+// At a group's end: narrows what the group widened once NCCL has launched,
+// else only frees the float32 blocks; the first error.
+plx_status finish_group_narrows(Comm &c, bool launched);
 plx_status group_start(void *comm);
 plx_status group_end(void *comm);
 

@@ -102,8 +102,16 @@ plx_status gather(Comm &c, const plx_coll_desc &d, cudaStream_t stream, ncclResu
   return PLX_OK;
 }
 
+// A half-type reduction that nccl_widen.cpp runs in float32.
+[[gnu::cold]] plx_status issue_wide(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
+  const bool sends_only = d.coll == PLX_COLL_REDUCE && c.rank() != d.root;
+  if (plx_status s = sends_only ? check_device(c, d.send, "send") : check_pair(c, d.send, d.recv)) return s;
+  return issue_widened(c, d, result);
+}
+
 // Issues the NCCL call of one collective; *result is NCCL's answer.
 plx_status issue(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
+  if (needs_widening(c, d)) [[unlikely]] return issue_wide(c, d, result);
   auto *stream = static_cast<cudaStream_t>(d.stream);
   ncclComm_t comm = c.nccl();
   const ncclDataType_t dt = d.dtype >= 0 ? nccl_dtypes[d.dtype] : ncclFloat32;
@@ -195,6 +203,8 @@ plx_status group_end(void *comm) {
   plx_status s = PLX_OK;
   if (c.failure() != PLX_OK) s = c.report_failure();
   else if (r != ncclSuccess) s = c.after_nccl(r, "ncclGroupEnd");
+  if (!c.pending_narrows.empty()) [[unlikely]]
+    if (plx_status narrowed = finish_group_narrows(c, s == PLX_OK); s == PLX_OK) s = narrowed;
   c.group_depth = 0;
   c.gate().leave();
   if (s == PLX_OK && c.group_coll >= 0) c.track(c.group_stream, c.group_coll);

@@ -327,6 +327,8 @@ Comm::~Comm() {
     if (slot.event) (void)cudaEventDestroy(slot.event);
   if (scratch_) (void)cudaFreeAsync(scratch_, internal_stream_);
   if (internal_stream_) (void)cudaStreamDestroy(internal_stream_);
+  // Blocks still in flight are released when their frees run.
+  if (widen_pool_) (void)cudaMemPoolDestroy(widen_pool_);
   (void)cudaGetLastError();
   user_pool_.reset();
   // Leaving marks this rank as gone cleanly, not lost, for the others.

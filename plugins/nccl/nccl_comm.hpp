@@ -45,6 +45,19 @@ struct Params {
   int32_t watchdog_poll_ms = 5;
   int32_t event_every = 1;
   double defrag_threshold = 0.30;
+  bool widen_half = true;  // WIDEN_HALF (nccl_widen.cpp)
+};
+
+// A widened reduction's last step (nccl_widen.cpp): round the float32
+// result into the caller's buffer and free the float32 block. A group keeps
+// these until its end, when NCCL has been launched.
+struct PendingNarrow {
+  float *block = nullptr;        // from the comm's widen pool
+  const float *result = nullptr;  // inside block
+  void *out = nullptr;            // null: nothing to write (a reduce's non-root)
+  uint64_t count = 0;
+  plx_dtype dtype = PLX_BFLOAT16;
+  cudaStream_t stream = nullptr;
 };
 
 // What a communicator is made with, besides the ncclComm_t.
@@ -208,6 +221,13 @@ class Comm {
 
   // The pool behind plx_mem_alloc (PLX_MEM_DEVICE), made on first use.
   core::CommDevicePool &user_pool() { return user_pool_; }
+  // The pool of widened reductions' float32 blocks (stream-ordered, keeps
+  // what it has between calls), made on first use on the comm's device.
+  plx_status widen_pool(cudaMemPool_t *out);
+  // Gives the widen pool's unused memory back (plx_mem_trim); bytes released.
+  uint64_t trim_widen_pool();
+  // Narrowings of the open group (user thread only).
+  std::vector<PendingNarrow> pending_narrows;
 
  private:
   Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params);
@@ -276,6 +296,7 @@ class Comm {
   bool watchdog_stop_ = false;
 
   core::CommDevicePool user_pool_;
+  cudaMemPool_t widen_pool_ = nullptr;
 };
 
 int64_t now_ns();

@@ -20,8 +20,13 @@ plx_status mem_stats(void *comm, int32_t kind, uint32_t tag, plx_mem_stats *stat
 plx_status mem_defragment(void *comm, int32_t, uint64_t *released) {
   return pool_of(comm).defragment(released);
 }
+// The widen pool (nccl_widen.cpp) holds only transient float32 blocks, so
+// a trim gives back all it keeps, on top of what the user pool releases.
 plx_status mem_trim(void *comm, int32_t, uint64_t keep_bytes, uint64_t *released) {
-  return pool_of(comm).trim(keep_bytes, released);
+  if (plx_status s = pool_of(comm).trim(keep_bytes, released)) return s;
+  const uint64_t widened = static_cast<Comm *>(comm)->trim_widen_pool();
+  if (released != nullptr) *released += widened;
+  return PLX_OK;
 }
 plx_status mem_pressure(void *comm, int32_t, plx_pressure *level) { return pool_of(comm).pressure(level); }
 

@@ -1,0 +1,87 @@
+// The conversions of widen.hpp: eight elements per thread (one 16-byte
+// half-type vector, two float vectors) where both sides are aligned, one at
+// a time at the edges and on unaligned buffers.
+#include "kernels/reduce_ops.cuh"
+#include "kernels/vectors.cuh"
+#include "kernels/widen.hpp"
+
+namespace plexus::kernels {
+namespace device {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr uint64_t kPerThread = 8;  // 8 half types: one uint4 in, two float4 out
+constexpr unsigned kMaxBlocks = 4096;
+
+bool aligned16(const void *a, const void *b) {
+  return ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b)) & 15) == 0;
+}
+
+template <class E>
+__global__ void widen_kernel(const uint16_t *src, float *dst, uint64_t n, bool vectors) {
+  const uint64_t stride = uint64_t{gridDim.x} * blockDim.x;
+  for (uint64_t t = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; t * kPerThread < n; t += stride) {
+    const uint64_t first = t * kPerThread;
+    if (vectors && first + kPerThread <= n) {
+      Vec<uint16_t> in;
+      in.v = reinterpret_cast<const uint4 *>(src)[t];
+      Vec<float> lo, hi;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) lo.e[j] = E::load(in.e[j]), hi.e[j] = E::load(in.e[4 + j]);
+      reinterpret_cast<uint4 *>(dst)[2 * t] = lo.v;
+      reinterpret_cast<uint4 *>(dst)[2 * t + 1] = hi.v;
+      continue;
+    }
+    for (uint64_t i = first; i < n && i < first + kPerThread; ++i) dst[i] = E::load(src[i]);
+  }
+}
+
+template <class E>
+__global__ void narrow_kernel(const float *src, uint16_t *dst, uint64_t n, bool vectors) {
+  const uint64_t stride = uint64_t{gridDim.x} * blockDim.x;
+  for (uint64_t t = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; t * kPerThread < n; t += stride) {
+    const uint64_t first = t * kPerThread;
+    if (vectors && first + kPerThread <= n) {
+      Vec<float> lo, hi;
+      lo.v = reinterpret_cast<const uint4 *>(src)[2 * t];
+      hi.v = reinterpret_cast<const uint4 *>(src)[2 * t + 1];
+      Vec<uint16_t> out;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) out.e[j] = E::store(lo.e[j]), out.e[4 + j] = E::store(hi.e[j]);
+      reinterpret_cast<uint4 *>(dst)[t] = out.v;
+      continue;
+    }
+    for (uint64_t i = first; i < n && i < first + kPerThread; ++i) dst[i] = E::store(src[i]);
+  }
+}
+
+unsigned blocks_for(uint64_t n) {
+  const uint64_t threads = (n + kPerThread - 1) / kPerThread;
+  const uint64_t blocks = (threads + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < kMaxBlocks ? (blocks > 0 ? blocks : 1) : kMaxBlocks);
+}
+
+}  // namespace
+}  // namespace device
+
+cudaError_t launch_widen(const void *src, float *dst, uint64_t n, plx_dtype dtype, cudaStream_t stream) {
+  using namespace device;
+  const auto *in = static_cast<const uint16_t *>(src);
+  const bool vectors = aligned16(src, dst);
+  if (dtype == PLX_FLOAT16) widen_kernel<HalfElem><<<blocks_for(n), kThreads, 0, stream>>>(in, dst, n, vectors);
+  else if (dtype == PLX_BFLOAT16) widen_kernel<BFloat16Elem><<<blocks_for(n), kThreads, 0, stream>>>(in, dst, n, vectors);
+  else return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
+cudaError_t launch_narrow(const float *src, void *dst, uint64_t n, plx_dtype dtype, cudaStream_t stream) {
+  using namespace device;
+  auto *out = static_cast<uint16_t *>(dst);
+  const bool vectors = aligned16(src, dst);
+  if (dtype == PLX_FLOAT16) narrow_kernel<HalfElem><<<blocks_for(n), kThreads, 0, stream>>>(src, out, n, vectors);
+  else if (dtype == PLX_BFLOAT16) narrow_kernel<BFloat16Elem><<<blocks_for(n), kThreads, 0, stream>>>(src, out, n, vectors);
+  else return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
+}  // namespace plexus::kernels
