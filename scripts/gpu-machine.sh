@@ -35,7 +35,7 @@
 #             plexus-bench-h2d (the copy bandwidth it is a fraction of); PLEXUS_PINNED_BENCHES picks
 #             among float32 bfloat16 graph cpu copy wire llcross (default all but llcross: LL against
 #             one-shot from 16 KiB to 1 MiB); PLEXUS_PINNED_RANKS the rank counts (default 2 and every GPU);
-#             PLEXUS_PINNED_CASES picks the GPU test cases; PLEXUS_PINNED_TUNE
+#             PLEXUS_PINNED_CONF=0 skips the conformance run; PLEXUS_PINNED_CASES picks the GPU test cases; PLEXUS_PINNED_TUNE
 #             lists MAX_BLOCKS-STAGES-STAGE_BYTES configurations for a bandwidth sweep (8 to 128 MiB)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
 #           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
@@ -237,7 +237,8 @@ if has_step pinned; then
   echo "plexus-bench-h2d: exit $?"; tail -6 "$out/h2d.txt"
   for n in ${PLEXUS_PINNED_RANKS:-$(printf '%s\n' 2 "$gpus" | sort -un)}; do
     [ "$n" -le "$gpus" ] || continue
-    PLEXUS_PINNED_HOST_ENABLE=1 run_conformance "pinned-host-$n" --backend pinned-host --ranks "$n"
+    [ "${PLEXUS_PINNED_CONF:-1}" = 1 ] &&
+      PLEXUS_PINNED_HOST_ENABLE=1 run_conformance "pinned-host-$n" --backend pinned-host --ranks "$n"
     pinned_benches=" ${PLEXUS_PINNED_BENCHES:-float32 bfloat16 graph cpu copy wire} "
     for dtype in float32 bfloat16; do
       [[ "$pinned_benches" == *" $dtype "* ]] || continue
