@@ -115,7 +115,8 @@ __device__ __forceinline__ const S *chunk_of_input(const ReduceArgs &a, int q, u
 // the slot of this rank (this rank's own chunk too, unless read in place).
 template <class S>
 __device__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
-  for (int q = 0; q < p.nranks; ++q) {
+  for (int k = 1; k <= p.nranks; ++k) {  // the peers from the next one up, this rank's own chunk last
+    const int q = rotated_peer(p, k);
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
     if (end <= l.share.begin || (q == p.rank && l.own_direct)) continue;
     copy_bytes(area(p, q, epoch, false) + (p.rank * l.stride + l.share.begin) * sizeof(S),
@@ -145,8 +146,8 @@ __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t e
     const uint4 v = r.result(p.nranks);
     if (out != nullptr) store_vec(out, i, n, v);
     if (a.scatter_only) continue;
-    for (int q = 0; q < p.nranks; ++q)
-      if (q != p.rank) reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
+    for (int k = 1; k < p.nranks; ++k)
+      reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, rotated_peer(p, k), epoch, true)) + at)[i] = v;
   }
 }
 
@@ -188,8 +189,8 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
 template <class S>
 __device__ void push_input(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
   const uint64_t n = l.share.end - l.share.begin;
-  for (int q = 0; n > 0 && q < p.nranks; ++q) {
-    if (q == p.rank) continue;
+  for (int k = 1; n > 0 && k < p.nranks; ++k) {
+    const int q = rotated_peer(p, k);
     copy_bytes(area(p, q, epoch, false) + (p.rank * l.stride + l.share.begin) * sizeof(S),
                reinterpret_cast<const char *>(static_cast<const S *>(a.in) + l.share.begin), n * sizeof(S), false);
   }

@@ -36,8 +36,10 @@ __global__ void __launch_bounds__(kThreads, 2) all_gather_kernel(Peers p, CopyAr
   if (own != in) copy_bytes(own, in, n, false);
   signal_peers(p, 2 * epoch);
   if (wait_peers(p, 2 * epoch, a.coll, epoch))
-    for (int q = 0; q < p.nranks; ++q)
-      if (q != p.rank) copy_bytes(out + q * a.out_stride, area(p, q, epoch, false) + r.begin, n, true);
+    for (int k = 1; k < p.nranks; ++k) {  // from the next rank up: one reader per peer at a time
+      const int q = rotated_peer(p, k);
+      copy_bytes(out + q * a.out_stride, area(p, q, epoch, false) + r.begin, n, true);
+    }
   end_epoch(p, epoch);
 }
 

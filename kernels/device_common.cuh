@@ -35,6 +35,13 @@ __device__ __forceinline__ DeviceState *state_of(char *block) {
   return reinterpret_cast<DeviceState *>(block + kFlagsBytes);
 }
 
+// The k-th rank this rank moves bulk data to or from (k = 0: itself, then
+// the next ranks up, wrapping). With every rank starting at its successor,
+// each GPU receives from one peer at a time; a loop from rank 0 up would
+// have every rank write (or read) rank 0 first, three to one on 4 GPUs,
+// while the other links idle. Reductions still add in rank order.
+__device__ __forceinline__ int rotated_peer(const Peers &p, int k) { return (p.rank + k) % p.nranks; }
+
 __device__ __forceinline__ char *half_of(const Peers &p, int rank, uint64_t epoch) {
   return p.block[rank] + kHeaderBytes + (epoch & 1) * half_bytes(p.nranks, p.ll_slot_bytes, p.slot_bytes);
 }
