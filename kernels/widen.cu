@@ -1,6 +1,9 @@
 // The conversions of widen.hpp: eight elements per thread (one 16-byte
 // half-type vector, two float vectors) where both sides are aligned, one at
-// a time at the edges and on unaligned buffers.
+// a time at the edges and on unaligned buffers; and the rank-ordered
+// reduction of all-gathered half-type inputs (small messages).
+#include <algorithm>
+
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
 #include "kernels/widen.hpp"
@@ -55,6 +58,31 @@ __global__ void narrow_kernel(const float *src, uint16_t *dst, uint64_t n, bool 
   }
 }
 
+template <class E, int Op>
+__global__ void reduce_gathered_kernel(const uint16_t *g, uint64_t stride, int nranks, uint16_t *out, uint64_t n) {
+  const uint64_t step = uint64_t{gridDim.x} * blockDim.x;
+  for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += step) {
+    float acc = E::load(g[i]);
+    for (int q = 1; q < nranks; ++q) acc = combine<Op>(acc, E::load(g[q * stride + i]));
+    out[i] = E::store(finish<Op>(acc, nranks));
+  }
+}
+
+struct GatheredLaunch {
+  const uint16_t *g;
+  uint64_t stride;
+  int nranks;
+  uint16_t *out;
+  uint64_t n;
+  cudaStream_t stream;
+  unsigned blocks;
+  template <class E, int Op>
+  cudaError_t run() const {
+    reduce_gathered_kernel<E, Op><<<blocks, kThreads, 0, stream>>>(g, stride, nranks, out, n);
+    return cudaGetLastError();
+  }
+};
+
 unsigned blocks_for(uint64_t n) {
   const uint64_t threads = (n + kPerThread - 1) / kPerThread;
   const uint64_t blocks = (threads + kThreads - 1) / kThreads;
@@ -82,6 +110,17 @@ cudaError_t launch_narrow(const float *src, void *dst, uint64_t n, plx_dtype dty
   else if (dtype == PLX_BFLOAT16) narrow_kernel<BFloat16Elem><<<blocks_for(n), kThreads, 0, stream>>>(src, out, n, vectors);
   else return cudaErrorInvalidValue;
   return cudaGetLastError();
+}
+
+cudaError_t launch_reduce_gathered(const void *gathered, uint64_t stride, int32_t nranks, void *out, uint64_t n,
+                                   plx_dtype dtype, int32_t op, cudaStream_t stream) {
+  using namespace device;
+  if (n == 0) return cudaSuccess;
+  const unsigned blocks = static_cast<unsigned>(std::min<uint64_t>((n + kThreads - 1) / kThreads, kMaxBlocks));
+  const GatheredLaunch l{static_cast<const uint16_t *>(gathered), stride, nranks, static_cast<uint16_t *>(out), n, stream, blocks};
+  if (dtype == PLX_FLOAT16) return with_op<HalfElem>(op, l);
+  if (dtype == PLX_BFLOAT16) return with_op<BFloat16Elem>(op, l);
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace plexus::kernels

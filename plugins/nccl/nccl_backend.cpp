@@ -42,7 +42,14 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = bool_param(s, "BLOCKING_TWIN", &p->blocking_twin)) return st;
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
   if (plx_status st = int_param(s, "EVENT_EVERY", 1, 1 << 20, &p->event_every)) return st;
-  if (plx_status st = bool_param(s, "WIDEN_HALF", &p->widen_half)) return st;
+  if (plx_status st = int_param(s, "WIDEN_HALF", 0, 2, &p->widen_half)) return st;
+  if (const char *text = s.param_get("nccl", "WIDEN_GATHER_MAX_BYTES")) {
+    const auto v = core::parse_size(text);
+    if (!v || *v > (uint64_t{1} << 30))
+      return core::fail(PLX_ERR_INVALID_ARGUMENT, "nccl: PLEXUS_NCCL_WIDEN_GATHER_MAX_BYTES={} must be a "
+                        "size (bytes, K, M or G) up to 1G", text);
+    p->widen_gather_max_bytes = *v;
+  }
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

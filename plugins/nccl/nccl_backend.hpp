@@ -60,9 +60,9 @@ plx_status collective(void *comm, const plx_coll_desc *desc);
 // (PLX-P-8). issue_widened checks nothing: the caller has checked the buffers.
 bool needs_widening(const Comm &c, const plx_coll_desc &d);
 plx_status issue_widened(Comm &c, const plx_coll_desc &d, ncclResult_t *result);
-// At a group's end: narrows what the group widened once NCCL has launched,
-// else only frees the float32 blocks; the first error.
-plx_status finish_group_narrows(Comm &c, bool launched);
+// At a group's end: finishes what the group widened once NCCL has
+// launched, else only frees the pool blocks; the first error.
+plx_status finish_group_reductions(Comm &c, bool launched);
 plx_status group_start(void *comm);
 plx_status group_end(void *comm);
 

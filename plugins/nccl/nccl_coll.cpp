@@ -203,8 +203,8 @@ plx_status group_end(void *comm) {
   plx_status s = PLX_OK;
   if (c.failure() != PLX_OK) s = c.report_failure();
   else if (r != ncclSuccess) s = c.after_nccl(r, "ncclGroupEnd");
-  if (!c.pending_narrows.empty()) [[unlikely]]
-    if (plx_status narrowed = finish_group_narrows(c, s == PLX_OK); s == PLX_OK) s = narrowed;
+  if (!c.pending_finishes.empty()) [[unlikely]]
+    if (plx_status finished = finish_group_reductions(c, s == PLX_OK); s == PLX_OK) s = finished;
   c.group_depth = 0;
   c.gate().leave();
   if (s == PLX_OK && c.group_coll >= 0) c.track(c.group_stream, c.group_coll);

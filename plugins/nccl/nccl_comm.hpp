@@ -45,17 +45,23 @@ struct Params {
   int32_t watchdog_poll_ms = 5;
   int32_t event_every = 1;
   double defrag_threshold = 0.30;
-  bool widen_half = true;  // WIDEN_HALF (nccl_widen.cpp)
+  int32_t widen_half = 1;                        // WIDEN_HALF (nccl_widen.cpp): 0 never, 1 beyond 2 ranks, 2 always
+  uint64_t widen_gather_max_bytes = 64 * 1024;   // WIDEN_GATHER_MAX_BYTES
 };
 
-// A widened reduction's last step (nccl_widen.cpp): round the float32
-// result into the caller's buffer and free the float32 block. A group keeps
-// these until its end, when NCCL has been launched.
-struct PendingNarrow {
-  float *block = nullptr;        // from the comm's widen pool
-  const float *result = nullptr;  // inside block
-  void *out = nullptr;            // null: nothing to write (a reduce's non-root)
+// A float32-accumulated reduction's last step (nccl_widen.cpp), after NCCL:
+// reduce the all-gathered half-type inputs in rank order, or round the
+// float32 result, into the caller's buffer; then free the pool block. A
+// group keeps these until its end, when NCCL has been launched.
+struct PendingFinish {
+  void *block = nullptr;         // from the comm's widen pool
+  const void *result = nullptr;  // inside block: float32 result, or rank 0's gathered input
+  void *out = nullptr;           // null: nothing to write (a reduce's non-root)
   uint64_t count = 0;
+  uint64_t stride = 0;           // gathered: elements between ranks' inputs
+  bool gathered = false;
+  int32_t op = PLX_SUM;
+  int32_t nranks = 1;
   plx_dtype dtype = PLX_BFLOAT16;
   cudaStream_t stream = nullptr;
 };
@@ -226,8 +232,8 @@ class Comm {
   plx_status widen_pool(cudaMemPool_t *out);
   // Gives the widen pool's unused memory back (plx_mem_trim); bytes released.
   uint64_t trim_widen_pool();
-  // Narrowings of the open group (user thread only).
-  std::vector<PendingNarrow> pending_narrows;
+  // Finishing steps of the open group's widened reductions (user thread only).
+  std::vector<PendingFinish> pending_finishes;
 
  private:
   Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params);

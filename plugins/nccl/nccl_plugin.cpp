@@ -26,11 +26,16 @@ const plx_param_decl params[] = {
      "Record a progress event after every Nth collective (and whenever none is pending); 1 "
      "watches every call, larger values save the event record but may miss a hang in an "
      "unrecorded call the host then waits on."},
-    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "WIDEN_HALF", "1",
-     "1: float16/bfloat16 sum, prod and avg over more than 2 ranks are widened to float32, "
-     "reduced by NCCL in float32 and rounded once, so they accumulate in float32 (PLX-P-8) at "
-     "twice the bytes; 0: NCCL's own, which rounds partial sums to the half type at every hop "
-     "(faster, not conformant beyond 2 ranks)."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "WIDEN_HALF", "1",
+     "1: float16/bfloat16 sum, prod and avg over more than 2 ranks accumulate in float32 "
+     "(PLX-P-8): small ones all-gather the inputs and reduce them in rank order, larger ones are "
+     "widened to float32, reduced by NCCL and rounded once (twice the bytes); 0: NCCL's own, "
+     "which rounds partial sums to the half type at every hop (faster, not conformant beyond 2 "
+     "ranks); 2: as 1 at any rank count (2 ranks included: for tests)."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "WIDEN_GATHER_MAX_BYTES", "64K",
+     "Half-type reductions (WIDEN_HALF) whose input is at most this many bytes all-gather the "
+     "inputs (nranks x the bytes) and reduce them locally: one kernel after NCCL instead of two "
+     "around it."},
 };
 
 constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;  // every plx dtype; NCCL has them all

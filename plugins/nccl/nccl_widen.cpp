@@ -1,12 +1,18 @@
 // Half-type reductions that accumulate in float32 (PLX-P-8). NCCL adds a
 // float16/bfloat16 partial sum in float but rounds it back to the half type
 // at every hop of its ring or tree, so with more than 2 ranks a sum is off
-// by up to nranks-1 roundings (2 ulp and more measured at 4 ranks). Here the
-// input is widened to float32 in a block of the comm's own stream-ordered
-// pool, NCCL reduces float32 in place there, and the result is rounded once
-// into the caller's buffer: twice the bytes on the wire, the same numerics
-// as every other plugin. With 2 ranks NCCL adds the two inputs once and
-// rounds once, which is already that, so nothing is widened.
+// by up to nranks-1 roundings (2 ulp and more measured at 4 ranks). Two
+// ways around it, both through a block of the comm's own stream-ordered
+// pool (inside a graph capture, the graph's allocation node):
+//  - small inputs (WIDEN_GATHER_MAX_BYTES): NCCL all-gathers the half-type
+//    inputs and one kernel reduces them in rank order in float32, rounding
+//    once: one launch after NCCL, nranks x the (small) bytes;
+//  - larger ones: the input is widened to float32, NCCL reduces float32 in
+//    place, and the result is rounded once into the caller's buffer: two
+//    launches around NCCL, twice the bytes.
+// With 2 ranks NCCL adds the two inputs once and rounds once, which is
+// already float32 accumulation, so nothing changes there (WIDEN_HALF=2
+// takes these paths anyway, so 2 GPUs can test them).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -24,30 +30,60 @@ namespace {
 #if PLEXUS_NCCL_WIDEN
 constexpr ncclRedOp_t float_ops[PLX_REDUCE_OP_COUNT] = {ncclSum, ncclProd, ncclMin, ncclMax, ncclAvg};
 
-plx_status narrow_and_free(const PendingNarrow &n) {
-  const cudaError_t narrowed =
-      n.out ? kernels::launch_narrow(n.result, n.out, n.count, n.dtype, n.stream) : cudaSuccess;
-  const cudaError_t freed = cudaFreeAsync(n.block, n.stream);
-  PLX_CUDA_CHECK(narrowed);
+plx_status finish_and_free(const PendingFinish &f) {
+  cudaError_t done = cudaSuccess;
+  if (f.out != nullptr && f.gathered)
+    done = kernels::launch_reduce_gathered(f.result, f.stride, f.nranks, f.out, f.count, f.dtype, f.op, f.stream);
+  else if (f.out != nullptr)
+    done = kernels::launch_narrow(static_cast<const float *>(f.result), f.out, f.count, f.dtype, f.stream);
+  const cudaError_t freed = cudaFreeAsync(f.block, f.stream);
+  PLX_CUDA_CHECK(done);
   PLX_CUDA_CHECK(freed);
   return PLX_OK;
 }
 
 // The NCCL call on the float32 block; a reduce-scatter is NCCL's in-place
 // form (this rank's part of the block receives the result).
-ncclResult_t reduce_block(Comm &c, const plx_coll_desc &d, float *block, const float *result) {
+ncclResult_t reduce_block(Comm &c, const plx_coll_desc &d, float *block, const void *result) {
   auto *stream = static_cast<cudaStream_t>(d.stream);
   const ncclRedOp_t op = float_ops[d.op];
   if (d.coll == PLX_COLL_ALL_REDUCE) return ncclAllReduce(block, block, d.count, ncclFloat32, op, c.nccl(), stream);
   if (d.coll == PLX_COLL_REDUCE) return ncclReduce(block, block, d.count, ncclFloat32, op, d.root, c.nccl(), stream);
-  return ncclReduceScatter(block, const_cast<float *>(result), d.count, ncclFloat32, op, c.nccl(), stream);
+  return ncclReduceScatter(block, static_cast<float *>(const_cast<void *>(result)), d.count, ncclFloat32, op,
+                           c.nccl(), stream);
+}
+
+// Issues the NCCL half of a widened reduction into f->block (allocated
+// here); fills in where the result is and how to finish it.
+plx_status issue_into_block(Comm &c, const plx_coll_desc &d, uint64_t in_count, PendingFinish *f,
+                            ncclResult_t *result) {
+  cudaMemPool_t pool = nullptr;
+  if (plx_status s = c.widen_pool(&pool)) return s;
+  const uint64_t at = d.coll == PLX_COLL_REDUCE_SCATTER ? static_cast<uint64_t>(c.rank()) * d.count : 0;
+  const uint64_t bytes = f->gathered ? in_count * static_cast<uint64_t>(c.nranks()) * 2 : in_count * sizeof(float);
+  PLX_CUDA_CHECK(cudaMallocFromPoolAsync(&f->block, bytes, pool, f->stream));
+  if (f->gathered) {
+    const ncclDataType_t half = d.dtype == PLX_FLOAT16 ? ncclFloat16 : ncclBfloat16;
+    f->result = static_cast<const uint16_t *>(f->block) + at;
+    *result = ncclAllGather(d.send, f->block, in_count, half, c.nccl(), f->stream);
+    return PLX_OK;
+  }
+  f->result = static_cast<const float *>(f->block) + at;
+  if (const cudaError_t e = kernels::launch_widen(d.send, static_cast<float *>(f->block), in_count, f->dtype, f->stream);
+      e != cudaSuccess) {
+    (void)cudaFreeAsync(f->block, f->stream);
+    return core::fail_cuda(e, "nccl: widening the half-type input to float32");
+  }
+  *result = reduce_block(c, d, static_cast<float *>(f->block), f->result);
+  return PLX_OK;
 }
 #endif
 
 }  // namespace
 
 bool needs_widening(const Comm &c, const plx_coll_desc &d) {
-  if (!c.params().widen_half || c.nranks() <= 2) return false;
+  const int32_t mode = c.params().widen_half;
+  if (mode == 0 || (mode == 1 && c.nranks() <= 2)) return false;
   if (d.dtype != PLX_FLOAT16 && d.dtype != PLX_BFLOAT16) return false;
   if (d.op == PLX_MIN || d.op == PLX_MAX) return false;  // picks an input: exact in any precision
   return d.coll == PLX_COLL_ALL_REDUCE || d.coll == PLX_COLL_REDUCE || d.coll == PLX_COLL_REDUCE_SCATTER;
@@ -57,48 +93,41 @@ bool needs_widening(const Comm &c, const plx_coll_desc &d) {
 plx_status issue_widened(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
   core::ScopedDevice device(c.device());  // the pool and the kernels are the comm's device's
   if (device.status() != PLX_OK) return device.status();
-  auto *stream = static_cast<cudaStream_t>(d.stream);
-  const bool scatter = d.coll == PLX_COLL_REDUCE_SCATTER;
-  const uint64_t in_count = scatter ? d.count * static_cast<uint64_t>(c.nranks()) : d.count;
-  cudaMemPool_t pool = nullptr;
-  if (plx_status s = c.widen_pool(&pool)) return s;
-  PendingNarrow n{nullptr, nullptr, d.recv, d.count, static_cast<plx_dtype>(d.dtype), stream};
-  PLX_CUDA_CHECK(cudaMallocFromPoolAsync(reinterpret_cast<void **>(&n.block), in_count * sizeof(float), pool, stream));
-  n.result = scatter ? n.block + static_cast<uint64_t>(c.rank()) * d.count : n.block;
-  if (d.coll == PLX_COLL_REDUCE && c.rank() != d.root) n.out = nullptr;
-  if (const cudaError_t e = kernels::launch_widen(d.send, n.block, in_count, n.dtype, stream); e != cudaSuccess) {
-    (void)cudaFreeAsync(n.block, stream);
-    return core::fail_cuda(e, "nccl: widening the half-type input to float32");
-  }
-  *result = reduce_block(c, d, n.block, n.result);
+  const uint64_t in_count = d.coll == PLX_COLL_REDUCE_SCATTER ? d.count * static_cast<uint64_t>(c.nranks()) : d.count;
+  PendingFinish f;
+  f.out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
+  f.count = d.count, f.stride = in_count, f.op = d.op, f.nranks = c.nranks();
+  f.dtype = static_cast<plx_dtype>(d.dtype), f.stream = static_cast<cudaStream_t>(d.stream);
+  f.gathered = in_count * 2 <= c.params().widen_gather_max_bytes;
+  if (plx_status s = issue_into_block(c, d, in_count, &f, result)) return s;
   if (*result != ncclSuccess) {  // the caller maps NCCL's error
-    (void)cudaFreeAsync(n.block, stream);
+    (void)cudaFreeAsync(f.block, f.stream);
     return PLX_OK;
   }
-  if (c.group_depth > 0) return c.pending_narrows.push_back(n), PLX_OK;
-  return narrow_and_free(n);
+  if (c.group_depth > 0) return c.pending_finishes.push_back(f), PLX_OK;
+  return finish_and_free(f);
 }
 
-plx_status finish_group_narrows(Comm &c, bool launched) {
+plx_status finish_group_reductions(Comm &c, bool launched) {
   plx_status first = PLX_OK;
-  for (const PendingNarrow &n : c.pending_narrows) {
+  for (const PendingFinish &f : c.pending_finishes) {
     if (!launched) {
-      (void)cudaFreeAsync(n.block, n.stream);
+      (void)cudaFreeAsync(f.block, f.stream);
       continue;
     }
-    if (plx_status s = narrow_and_free(n); first == PLX_OK) first = s;
+    if (plx_status s = finish_and_free(f); first == PLX_OK) first = s;
   }
-  c.pending_narrows.clear();
+  c.pending_finishes.clear();
   return first;
 }
 #else
 plx_status issue_widened(Comm &, const plx_coll_desc &, ncclResult_t *) {
   return core::fail(PLX_ERR_UNSUPPORTED, "nccl: float16/bfloat16 sum, prod and avg over more than 2 ranks "
-                    "accumulate in float32 through widening kernels, and this build has none (built "
+                    "accumulate in float32 through kernels of their own, and this build has none (built "
                     "without nvcc); set PLEXUS_NCCL_WIDEN_HALF=0 for NCCL's own half-precision sums");
 }
 
-plx_status finish_group_narrows(Comm &, bool) { return PLX_OK; }
+plx_status finish_group_reductions(Comm &, bool) { return PLX_OK; }
 #endif
 
 plx_status Comm::widen_pool(cudaMemPool_t *out) {

@@ -1,7 +1,8 @@
 // kernels/widen.hpp against conversions written here independently: every
 // 16-bit pattern class (NaN, infinities, subnormals, -0) widened exactly,
 // random float32 bits (ties, overflow, NaN) narrowed to nearest even with
-// the canonical NaN; aligned and unaligned buffers, every tail length.
+// the canonical NaN; aligned and unaligned buffers, every tail length. The
+// gathered reduction against core's scalar CPU reduction, bit for bit.
 #include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "kernels/widen.hpp"
+#include "tests/plugins/gpu_data.hpp"
 
 namespace {
 
@@ -118,4 +120,37 @@ TEST_CASE("kernels.widen.gpu.other_dtypes_are_refused") {
   DeviceBytes d(64);
   CHECK(plexus::kernels::launch_widen(d.p, d.at<float>(0), 4, PLX_FLOAT32, nullptr) == cudaErrorInvalidValue);
   CHECK(plexus::kernels::launch_narrow(d.at<float>(0), d.p, 4, PLX_INT32, nullptr) == cudaErrorInvalidValue);
+}
+
+// nranks inputs of `count` random elements, `stride` apart in one buffer
+// (the all-gather's layout), reduced on the GPU and by core's CPU path.
+static void check_gathered(plx_dtype dtype, plx_reduce_op op, int nranks, uint64_t count, uint64_t seed) {
+  const uint64_t stride = count + 5;
+  std::vector<plexus::test::Bytes> inputs;
+  plexus::test::Bytes packed(nranks * stride * 2, 0x5A);
+  for (int q = 0; q < nranks; ++q) {
+    inputs.push_back(plexus::test::random_input(seed + q, dtype, count));
+    std::memcpy(packed.data() + q * stride * 2, inputs.back().data(), count * 2);
+  }
+  const plexus::test::Bytes want = plexus::test::reference(dtype, op, inputs, count);
+  DeviceBytes din(packed.size()), dout(count * 2);
+  REQUIRE(cudaMemcpy(din.p, packed.data(), packed.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemset(dout.p, 0xA5, count * 2 + 16) == cudaSuccess);  // poison
+  REQUIRE(plexus::kernels::launch_reduce_gathered(din.p, stride, nranks, dout.p, count, dtype, op, nullptr) == cudaSuccess);
+  plexus::test::Bytes got(count * 2);
+  REQUIRE(cudaMemcpy(got.data(), dout.p, got.size(), cudaMemcpyDeviceToHost) == cudaSuccess);
+  uint64_t wrong = 0;
+  for (uint64_t i = 0; i < count * 2; i += 2) wrong += std::memcmp(&got[i], &want[i], 2) != 0;
+  CHECK_MESSAGE(wrong == 0, "dtype ", dtype, " op ", op, " nranks ", nranks, " count ", count);
+}
+
+TEST_CASE("kernels.widen.gpu.gathered_reduction_matches_the_cpu") {
+  uint64_t seed = 100;
+  for (plx_dtype dtype : {PLX_FLOAT16, PLX_BFLOAT16})
+    for (plx_reduce_op op : {PLX_SUM, PLX_PROD, PLX_MIN, PLX_MAX, PLX_AVG})
+      for (int nranks : {2, 3, 8})
+        for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1000}, uint64_t{70001}})
+          check_gathered(dtype, op, nranks, count, seed += 16);
+  DeviceBytes d(64);
+  CHECK(plexus::kernels::launch_reduce_gathered(d.p, 4, 2, d.p, 4, PLX_FLOAT32, PLX_SUM, nullptr) == cudaErrorInvalidValue);
 }
