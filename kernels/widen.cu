@@ -20,42 +20,46 @@ bool aligned16(const void *a, const void *b) {
   return ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b)) & 15) == 0;
 }
 
-template <class E>
-__global__ void widen_kernel(const uint16_t *src, float *dst, uint64_t n, bool vectors) {
+// Grid-stride over groups of kPerThread elements: whole(t) for group t when
+// the buffers allow vectors and the group lies inside n, else one(i) for
+// each of its elements.
+template <class Whole, class One>
+__device__ __forceinline__ void each_group(uint64_t n, bool vectors, Whole whole, One one) {
   const uint64_t stride = uint64_t{gridDim.x} * blockDim.x;
   for (uint64_t t = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; t * kPerThread < n; t += stride) {
     const uint64_t first = t * kPerThread;
-    if (vectors && first + kPerThread <= n) {
-      Vec<uint16_t> in;
-      in.v = reinterpret_cast<const uint4 *>(src)[t];
-      Vec<float> lo, hi;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) lo.e[j] = E::load(in.e[j]), hi.e[j] = E::load(in.e[4 + j]);
-      reinterpret_cast<uint4 *>(dst)[2 * t] = lo.v;
-      reinterpret_cast<uint4 *>(dst)[2 * t + 1] = hi.v;
-      continue;
-    }
-    for (uint64_t i = first; i < n && i < first + kPerThread; ++i) dst[i] = E::load(src[i]);
+    if (vectors && first + kPerThread <= n) whole(t);
+    else
+      for (uint64_t i = first; i < n && i < first + kPerThread; ++i) one(i);
   }
 }
 
 template <class E>
-__global__ void narrow_kernel(const float *src, uint16_t *dst, uint64_t n, bool vectors) {
-  const uint64_t stride = uint64_t{gridDim.x} * blockDim.x;
-  for (uint64_t t = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; t * kPerThread < n; t += stride) {
-    const uint64_t first = t * kPerThread;
-    if (vectors && first + kPerThread <= n) {
-      Vec<float> lo, hi;
-      lo.v = reinterpret_cast<const uint4 *>(src)[2 * t];
-      hi.v = reinterpret_cast<const uint4 *>(src)[2 * t + 1];
-      Vec<uint16_t> out;
+__global__ void widen_kernel(const uint16_t *src, float *dst, uint64_t n, bool vectors) {
+  const auto whole = [=](uint64_t t) {
+    Vec<uint16_t> in;
+    in.v = reinterpret_cast<const uint4 *>(src)[t];
+    Vec<float> lo, hi;
 #pragma unroll
-      for (int j = 0; j < 4; ++j) out.e[j] = E::store(lo.e[j]), out.e[4 + j] = E::store(hi.e[j]);
-      reinterpret_cast<uint4 *>(dst)[t] = out.v;
-      continue;
-    }
-    for (uint64_t i = first; i < n && i < first + kPerThread; ++i) dst[i] = E::store(src[i]);
-  }
+    for (int j = 0; j < 4; ++j) lo.e[j] = E::load(in.e[j]), hi.e[j] = E::load(in.e[4 + j]);
+    reinterpret_cast<uint4 *>(dst)[2 * t] = lo.v;
+    reinterpret_cast<uint4 *>(dst)[2 * t + 1] = hi.v;
+  };
+  each_group(n, vectors, whole, [=](uint64_t i) { dst[i] = E::load(src[i]); });
+}
+
+template <class E>
+__global__ void narrow_kernel(const float *src, uint16_t *dst, uint64_t n, bool vectors) {
+  const auto whole = [=](uint64_t t) {
+    Vec<float> lo, hi;
+    lo.v = reinterpret_cast<const uint4 *>(src)[2 * t];
+    hi.v = reinterpret_cast<const uint4 *>(src)[2 * t + 1];
+    Vec<uint16_t> out;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) out.e[j] = E::store(lo.e[j]), out.e[4 + j] = E::store(hi.e[j]);
+    reinterpret_cast<uint4 *>(dst)[t] = out.v;
+  };
+  each_group(n, vectors, whole, [=](uint64_t i) { dst[i] = E::store(src[i]); });
 }
 
 template <class E, int Op>
