@@ -1,7 +1,9 @@
 // The collective slot: every plexus collective as one NCCL call (gather as
 // grouped send/recv), on device memory, stream-ordered, capturable. The hot
 // path is a gate add, a failure load, a pointer-cache hit, the NCCL call
-// and the progress check: no allocation, no lock, no formatting.
+// and the progress check: no allocation, no lock, no formatting (a
+// half-type reduction over more than 2 ranks adds nccl_widen.cpp's
+// stream-ordered pool block and one or two kernels: PLX-P-8).
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
