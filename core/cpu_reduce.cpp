@@ -180,6 +180,7 @@ void reduce_block(const detail::ReduceCall &c, size_t base, size_t n) {
   }
   S *dst = static_cast<S *>(c.dst) + base;
   for (size_t i = 0; i < n; ++i) dst[i] = T::store(finish<Op>(acc[i], c.nsrc));
+  if (c.copy) std::memcpy(static_cast<S *>(c.copy) + base, dst, n * sizeof(S));
 }
 
 template <class T, plx_reduce_op Op>
@@ -296,10 +297,15 @@ const char *cpu_isa_name(CpuIsa isa) {
 
 plx_status reduce_into(plx_dtype dtype, plx_reduce_op op, void *dst, const void *const *srcs,
                        int nsrc, size_t count, CpuIsa isa) {
+  return reduce_into_both(dtype, op, dst, nullptr, srcs, nsrc, count, isa);
+}
+
+plx_status reduce_into_both(plx_dtype dtype, plx_reduce_op op, void *dst, void *copy,
+                            const void *const *srcs, int nsrc, size_t count, CpuIsa isa) {
   if (plx_status s = check_call(dtype, op, nsrc, isa)) return s;
   if (count == 0) return PLX_OK;
   if (plx_status s = check_pointers(dst, srcs, nsrc)) return s;
-  const detail::ReduceCall call{dtype, op, dst, srcs, nsrc, count};
+  const detail::ReduceCall call{dtype, op, dst, srcs, nsrc, count, copy};
   if (isa == CpuIsa::avx512 && detail::reduce_avx512(call)) return PLX_OK;
   if (isa == CpuIsa::avx2 && detail::reduce_avx2(call)) return PLX_OK;
   detail::reduce_scalar(call);

@@ -24,7 +24,7 @@ plx_status Op::sync(CounterField field, uint32_t step) {
 }
 
 void Op::copy_result(void *dst, const void *src, size_t bytes) const {
-  if (desc.count * elem_bytes >= comm.params().stream_min_bytes) stream_copy(dst, src, bytes);
+  if (streams_result()) stream_copy(dst, src, bytes);
   else std::memcpy(dst, src, bytes);
 }
 

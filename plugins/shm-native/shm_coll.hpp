@@ -40,6 +40,8 @@ struct Op {
   // Copies part of the result into recv: with streaming stores once the
   // message reaches PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES (stream_copy.hpp).
   void copy_result(void *dst, const void *src, size_t bytes) const;
+  // Whether copy_result uses streaming stores for this message.
+  bool streams_result() const { return desc.count * elem_bytes >= comm.params().stream_min_bytes; }
 
   // Publishes [ptr, ptr+bytes) as this rank's input for `step` when `allowed`
   // and it is one pool block peers can map; otherwise clears the entry.

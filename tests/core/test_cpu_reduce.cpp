@@ -269,6 +269,17 @@ std::vector<T> reduce_values(plx_dtype dtype, plx_reduce_op op, const std::vecto
   return out;
 }
 
+// reduce_into_both into a fresh dst and copy (into_copy < 0), or with the
+// copy written over that source; returns {dst, copy}.
+std::pair<std::vector<uint8_t>, std::vector<uint8_t>> run_both(const Case &c, Inputs in, int into_copy) {
+  std::vector<uint8_t> dst(c.count * c.d.size + guard, 0xA5), fresh(dst.size(), 0xA5);
+  std::vector<uint8_t> &copy = into_copy < 0 ? fresh : in.data[size_t(into_copy)];
+  for (size_t s = 0; s < in.data.size(); ++s) in.ptrs[s] = in.data[s].data();
+  REQUIRE(reduce_into_both(c.d.id, c.op, dst.data(), copy.data(), in.ptrs.data(), int(in.ptrs.size()), c.count,
+                           c.isa) == PLX_OK);
+  return {dst, copy};
+}
+
 std::vector<CpuIsa> available_isas() {
   std::vector<CpuIsa> isas{CpuIsa::scalar};
   if (detect_cpu_isa() >= CpuIsa::avx2) isas.push_back(CpuIsa::avx2);
@@ -285,6 +296,21 @@ TEST_CASE("Core.CpuReduce.scalar_matches_reference_special_values") { check_scal
 TEST_CASE("Core.CpuReduce.avx2_matches_scalar") { check_isa_against_scalar(CpuIsa::avx2); }
 
 TEST_CASE("Core.CpuReduce.avx512_matches_scalar") { check_isa_against_scalar(CpuIsa::avx512); }
+
+// The second destination gets the same bits as dst, on every path, also
+// when it is a source (in place, as shm-native's two-shot with send == recv).
+TEST_CASE("Core.CpuReduce.second_destination_gets_the_same_bits") {
+  for (CpuIsa isa : available_isas())
+    for_all_cases(isa, false, [](const Case &c, const Inputs &in) {
+      const std::vector<uint8_t> want = run(c, in);
+      const auto [dst, copy] = run_both(c, in, -1);
+      check_same(c, in.ptrs.size(), "both, dst:", dst, want);
+      check_same(c, in.ptrs.size(), "both, copy:", copy, want);
+      const auto [dst_in_place, copy_in_place] = run_both(c, in, 0);
+      check_same(c, in.ptrs.size(), "both, copy into source 0:", copy_in_place, want);
+      check_same(c, in.ptrs.size(), "both, dst with copy into source 0:", dst_in_place, want);
+    });
+}
 
 // Hand-computed results: ties to even, overflow to inf, subnormals.
 TEST_CASE("Core.CpuReduce.half_types_round_once_to_nearest_even") {
