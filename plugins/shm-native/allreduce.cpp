@@ -167,7 +167,7 @@ plx_status reduce_share(Op &op, uint32_t step, size_t first, const Share &mine, 
 constexpr size_t piece_bytes = 8 << 10;
 
 // Reduces the own share [mine) of the chunk at `first` into the slot and,
-// if out is set, into out (recv at the chunk). Below STREAM_MIN_BYTES both
+// if out is set, into out (recv at the chunk). Unless the result streams, both
 // in one pass (reduce_into_both), which saves re-reading each piece: 2 ranks
 // on the 2-core dev machine, 1 MiB: 51 -> 48 us, 2 MiB: 106 -> 101 us.
 plx_status reduce_own_share(Op &op, uint32_t step, size_t first, const Share &mine, uint8_t *out) {

@@ -28,7 +28,9 @@ struct Params {
   uint64_t slot_bytes = 1 << 20;     // the largest data slot; two per rank
   uint64_t slot_min_bytes = 64 << 10;  // the first size of a slot
   uint64_t oneshot_max_bytes = 64 << 10;
-  uint64_t stream_min_bytes = 4 << 20;  // results of reductions this large bypass the caches
+  // Results of reductions whose messages, summed over the ranks, are this
+  // large bypass the caches (Op::streams_result).
+  uint64_t stream_min_bytes = 12 << 20;
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
   double defrag_threshold = 0.30;    // the loader's PLEXUS_DEFRAG_THRESHOLD

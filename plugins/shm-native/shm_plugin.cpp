@@ -21,9 +21,9 @@ const plx_param_decl params[] = {
      "the ranks outnumber the CPUs they may run on."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "YIELD", "200",
      "sched_yield calls after spinning, before sleeping on a futex."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "4M",
-     "Two-shot reductions of messages this large write the result with streaming (non-temporal) "
-     "stores."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "12M",
+     "Two-shot reductions whose messages, summed over the ranks, reach this size write the result "
+     "with streaming (non-temporal) stores."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
      "0: it is copied through the slots like any host buffer."},
