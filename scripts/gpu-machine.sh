@@ -24,7 +24,9 @@
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
 #             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
 #             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
-#   p2ptune   p2p-tree alone: one-shot against two-shot by size, MAX_BLOCKS and SLOT_BYTES sweeps
+#   p2ptune   p2p-tree alone: each of PLEXUS_P2P_TUNE_ALGOS (default one_shot two_shot) forced over
+#             PLEXUS_P2P_TUNE_SIZES (plexus-bench -b/-e/-f, default "-b 4K -e 4M -f 2"), then MAX_BLOCKS
+#             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case[:suffix] entries,
 #             suffix naming test-<dir>-gpu-<suffix>;
@@ -187,7 +189,7 @@ if has_step p2ptune; then
   for algo in ${PLEXUS_P2P_TUNE_ALGOS:-one_shot two_shot}; do
     PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_P2P_TREE_ALGO=$algo PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES=4M \
       run_bench "p2p-algo-$algo" --mem device --backends p2p-tree --ranks "$device_ranks" -d bfloat16 \
-      -b 4K -e 4M -f 2 -n 20 -w 5 --samples 10 --timeout 120
+      ${PLEXUS_P2P_TUNE_SIZES:--b 4K -e 4M -f 2} -n 20 -w 5 --samples 10 --timeout 120
   done
   for blocks in ${PLEXUS_P2P_TUNE_BLOCKS:-16 32 64}; do
     for slot in ${PLEXUS_P2P_TUNE_SLOTS:-4M 16M}; do
