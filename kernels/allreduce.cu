@@ -125,11 +125,37 @@ __device__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epo
   }
 }
 
+// Phase 1's post, by each block (block b of a peer reads it after waiting
+// for block b): this rank's registered output, or none, in its slot at
+// every peer.
+__device__ void post_output(const Peers &p, const ReduceArgs &a, uint64_t epoch) {
+  if (threadIdx.x != 0 || a.scatter_only) return;
+  const OutputPost post{epoch, a.out == nullptr ? 0 : a.out_reg, a.out_slot, a.out_offset};
+  for (int q = 0; q < p.nranks; ++q)
+    if (q != p.rank) posts_of(p.block[q], epoch)[p.rank] = post;
+}
+
+// After phase 1's wait: rank q's registered output (its chunk 0) as mapped
+// here, or NULL for its result area. A post of a registration this rank
+// never mapped breaks the protocol: recorded for the watchdog.
+__device__ char *peer_output(const Peers &p, const ReduceArgs &a, uint64_t epoch, int q) {
+  const volatile OutputPost *post = posts_of(p.block[p.rank], epoch) + q;
+  const uint64_t id = post->reg_id;
+  if (post->epoch != epoch || id == 0) return nullptr;
+  const RegSlot *slot = reg_slots_of(p.block[p.rank]) + q * kRegSlots + post->slot % kRegSlots;
+  if (ld_acquire_sys(&slot->id) != id) {
+    record_error(p.control, kErrorRegistry, q, a.coll, epoch);
+    return nullptr;
+  }
+  return reinterpret_cast<char *>(*reinterpret_cast<const volatile uint64_t *>(&slot->base)) + post->offset;
+}
+
 // Phase 2: this rank's chunk (n elements of the share) reduced in rank
-// order into out and into this rank's slot of every peer's result area.
+// order into out and, for every peer, into its registered output
+// (outputs[q]) or this rank's slot of its result area.
 template <class E, int Op>
 __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
-                                 uint64_t n) {
+                                 uint64_t n, char *const *outputs) {
   using S = typename E::S;
   const uint64_t at = p.rank * l.stride + l.share.begin;
   const S *src[kMaxRanks];
@@ -146,15 +172,19 @@ __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t e
     const uint4 v = r.result(p.nranks);
     if (out != nullptr) store_vec(out, i, n, v);
     if (a.scatter_only) continue;
-    for (int k = 1; k < p.nranks; ++k)
-      reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, rotated_peer(p, k), epoch, true)) + at)[i] = v;
+    for (int k = 1; k < p.nranks; ++k) {
+      const int q = rotated_peer(p, k);
+      if (outputs[q] != nullptr) store_vec(reinterpret_cast<S *>(outputs[q]) + p.rank * a.chunk + l.share.begin, i, n, v);
+      else reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
+    }
   }
 }
 
-// Phase 3: every peer's reduced chunk, from this rank's result area to out.
+// Phase 3: every peer's reduced chunk, from this rank's result area to out
+// (nothing when out is registered: the peers stored it there).
 template <class S>
 __device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
-  for (int q = 0; a.out != nullptr && q < p.nranks; ++q) {
+  for (int q = 0; a.out != nullptr && a.out_reg == 0 && q < p.nranks; ++q) {
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
     if (q == p.rank || end <= l.share.begin) continue;
     copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + l.share.begin),
@@ -172,11 +202,17 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
   l.stride = (a.chunk + V - 1) / V * V;
   l.share = share_of(a.chunk, V, blockIdx.x, gridDim.x);
   l.own_direct = (reinterpret_cast<uintptr_t>(chunk_of_input<S>(a, p.rank, 0)) & 15) == 0;
+  post_output(p, a, epoch);
   scatter_chunks<S>(p, a, epoch, l);
   signal_peers(p, 2 * epoch);
   bool ok = wait_peers(p, 2 * epoch, a.coll, epoch);
+  __shared__ char *outputs[kMaxRanks];
+  if (threadIdx.x < p.nranks)
+    outputs[threadIdx.x] =
+        ok && !a.scatter_only && threadIdx.x != p.rank ? peer_output(p, a, epoch, threadIdx.x) : nullptr;
+  __syncthreads();
   const uint64_t mine_end = min(l.share.end, chunk_len(a.chunk, a.total, p.rank));
-  if (ok && mine_end > l.share.begin) reduce_own_chunk<E, Op>(p, a, epoch, l, mine_end - l.share.begin);
+  if (ok && mine_end > l.share.begin) reduce_own_chunk<E, Op>(p, a, epoch, l, mine_end - l.share.begin, outputs);
   if (ok && !a.scatter_only) {
     signal_peers(p, 2 * epoch + 1);
     if (wait_peers(p, 2 * epoch + 1, a.coll, epoch)) gather_chunks<S>(p, a, epoch, l);

@@ -35,6 +35,16 @@ __device__ __forceinline__ DeviceState *state_of(char *block) {
   return reinterpret_cast<DeviceState *>(block + kFlagsBytes);
 }
 
+// The posts of epoch's parity in `block` (posts[src] written by rank src).
+__device__ __forceinline__ OutputPost *posts_of(char *block, uint64_t epoch) {
+  return reinterpret_cast<OutputPost *>(block + kPostsOffset) + (epoch & 1) * kMaxRanks;
+}
+
+// This rank's table of the peers' registrations, written by its host.
+__device__ __forceinline__ const RegSlot *reg_slots_of(const char *block) {
+  return reinterpret_cast<const RegSlot *>(block + kRegTableOffset);
+}
+
 // The k-th rank this rank moves bulk data to or from (k = 0: itself, then
 // the next ranks up, wrapping). With every rank starting at its successor,
 // each GPU receives from one peer at a time; a loop from rank 0 up would
@@ -130,14 +140,17 @@ __device__ __forceinline__ bool must_stop(const Control *c) {
   return v->host_abort != 0 || v->error != kErrorNone;
 }
 
-static __device__ __noinline__ void record_timeout(Control *c, int peer, int32_t coll, uint64_t epoch) {
+// The first error of this rank's kernels (kErrorTimeout, kErrorRegistry)
+// and the peer it concerns, for the watchdog.
+static __device__ __noinline__ void record_error(Control *c, uint32_t error, int peer, int32_t coll,
+                                                 uint64_t epoch) {
   volatile Control *v = c;
   if (v->error != kErrorNone) return;
   v->waited_rank = peer;
   v->coll = coll;
   v->epoch = epoch;
   __threadfence_system();
-  v->error = kErrorTimeout;
+  v->error = error;
   __threadfence_system();
 }
 
@@ -152,7 +165,7 @@ __device__ __forceinline__ bool keep_waiting(const Peers &p, uint32_t spin, uint
   const uint64_t now = global_timer_ns();
   if (*started == 0) *started = now;
   if (now - *started <= static_cast<uint64_t>(p.timeout_ns)) return true;
-  record_timeout(p.control, peer, coll, epoch);
+  record_error(p.control, kErrorTimeout, peer, coll, epoch);
   return false;
 }
 

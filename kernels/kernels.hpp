@@ -7,7 +7,13 @@
 //   [0, kFlagsBytes)            flags: uint64 flags[kMaxBlocks][kMaxRanks];
 //                               flags[b][src] is written by rank `src`'s
 //                               block b, and polled by this rank's block b
-//   [kFlagsBytes, 16 KiB)       this rank's DeviceState (peers never touch it)
+//   [kFlagsBytes, 9 KiB)        this rank's DeviceState (peers never touch it)
+//   [9 KiB, 9.5 KiB)            OutputPost posts[2][kMaxRanks]: posts[e & 1][src]
+//                               is written by rank src's blocks in epoch e
+//                               (its output's registration, or none)
+//   [12 KiB, 16 KiB)            RegSlot regs[kMaxRanks][kRegSlots]: rank q's
+//                               registration in bulletin slot s, mapped here;
+//                               written by this rank's host (p2p_registry)
 //   [16 KiB, kHeaderBytes)      the pipelined kernels' ready and ack counters
 //                               (kernels/pipe.hpp)
 //   [kHeaderBytes, ...)         two halves, chosen by the epoch's parity,
@@ -67,6 +73,29 @@ struct Control {
 };
 constexpr uint32_t kErrorNone = 0;
 constexpr uint32_t kErrorTimeout = 1;
+constexpr uint32_t kErrorRegistry = 2;  // a peer posted a registration this rank has not mapped
+
+// Registered outputs (docs/plugins/p2p-tree.md, "Registered buffers"). A
+// rank whose two-shot output lies in a registration that every peer has
+// mapped posts it with its first signal; each peer then stores its reduced
+// chunk straight into that output, and the rank skips the copy-out phase.
+// A rank posts only registrations every peer acknowledged as mapped (in
+// the owner's bulletin), so every rank takes the same path.
+constexpr int kRegSlots = 32;  // registrations per rank (bulletin slots)
+constexpr uint64_t kPostsOffset = 9216;
+constexpr uint64_t kRegTableOffset = 12288;
+struct OutputPost {
+  uint64_t epoch;   // the launch it is for
+  uint64_t reg_id;  // 0: no registered output (copy out from the result area)
+  uint64_t slot;    // the registration's bulletin slot, below kRegSlots
+  uint64_t offset;  // bytes from the registration's mapped base to the output
+};
+struct RegSlot {
+  uint64_t id;    // written after base (a reader that sees id sees base)
+  uint64_t base;  // the owner's CUDA allocation, mapped in this process
+};
+static_assert(kPostsOffset + 2 * kMaxRanks * sizeof(OutputPost) <= kRegTableOffset);
+static_assert(kRegTableOffset + uint64_t{kMaxRanks} * kRegSlots * sizeof(RegSlot) <= 16384);
 
 // The rank's own epoch counter, inside its exchange block.
 struct DeviceState {
@@ -102,6 +131,11 @@ struct ReduceArgs {
   int32_t op = 0;               // PLX_SUM .. PLX_AVG
   int32_t scatter_only = 0;     // reduce-scatter: write my chunk to out, no all-gather phase
   int32_t coll = 0;             // PLX_COLL_* for error records
+  // Two-shot: out's registration (every peer mapped it), posted to the
+  // peers; out_reg 0 when out is not registered.
+  uint64_t out_reg = 0;
+  uint64_t out_slot = 0;
+  uint64_t out_offset = 0;      // bytes from the registration's base to out
 };
 
 // One-shot: every rank writes its input as LL lines into its slot of every
@@ -117,7 +151,8 @@ cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cud
 // Two-shot: rank r writes chunk q of its input into rank q's input area
 // (slot r), signals; reduces chunk r from its own input area in rank order
 // into out and into every rank's result area, signals again; then copies
-// every peer's reduced chunk from its own result area. chunk * esize must be
+// every peer's reduced chunk from its own result area (peers whose output
+// is registered get the chunk in place instead). chunk * esize must be
 // a multiple of 16 when it is not the last launch's (the caller rounds it).
 cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 

@@ -15,9 +15,10 @@
 #   socketconf  the conformance kit on NCCL's socket transport
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16"), then its conformance
 #           at PLEXUS_SHM_CONF_RANKS ranks (default 8; empty: none)
-#   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each)
+#   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each; PLEXUS_P2P_CASES picks them)
 #   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
+#             --mem device_pool (p2p-tree's outputs registered: written in place) eager and graph; then
 #             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS; empty: neither)
 #   p2plat    the launch floor (plexus-bench-launch: enqueue cost, back-to-back kernel period eager and
 #             in a graph, with and without programmatic dependent launch, NVLink one-way latency), then
@@ -141,11 +142,12 @@ fi
 
 p2p_test="$build/tests/plugins/p2p-tree/test-p2p-tree-gpu"
 if has_step p2pcases; then
-  for case in one_rank two_ranks_all_reduce_every_type two_ranks_other_collectives graph_capture_replays \
-              timeout_when_a_rank_skips abort_reaches_the_peer killed_rank_is_noticed; do
+  for case in ${PLEXUS_P2P_CASES:-one_rank two_ranks_all_reduce_every_type two_ranks_other_collectives \
+              graph_capture_replays registered_outputs timeout_when_a_rank_skips abort_reaches_the_peer \
+              killed_rank_is_noticed}; do
     PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_LOG_LEVEL=${PLEXUS_P2P_LOG:-debug} timeout -k 5 120 \
       "$p2p_test" --test-case="plugins.p2p_tree.gpu.$case" > "$out/p2p-$case.log" 2>&1
-    echo "p2p case $case: exit $?"; grep -E "ERROR|error|FAIL|SUCCESS|test cases" "$out/p2p-$case.log" | head -6
+    echo "p2p case $case: exit $?"; grep -E "ERROR|error|FAIL|SUCCESS|test cases|in place" "$out/p2p-$case.log" | head -8
   done
 fi
 if has_step p2pconf; then
@@ -163,6 +165,10 @@ if has_step p2pbench; then
   PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-bf16-$device_ranks" --mem device --backends p2p-tree,nccl,raw-nccl \
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 240
   PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-graph-$device_ranks" --mem device --graph --backends p2p-tree,nccl,raw-nccl \
+    --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
+  PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-pool-bf16-$device_ranks" --mem device_pool --backends p2p-tree,nccl \
+    --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 4 -n 20 -w 5 --timeout 240
+  PLEXUS_P2P_TREE_ENABLE=1 run_bench "p2p-pool-graph-$device_ranks" --mem device_pool --graph --backends p2p-tree,nccl \
     --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 8 -n 20 -w 5 --timeout 240
   # the two-shot's halves on their own, against NCCL's: where the all-reduce's time goes
   for op in ${PLEXUS_P2P_PHASE_OPS-reduce_scatter all_gather}; do  # empty: none

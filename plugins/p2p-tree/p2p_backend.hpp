@@ -44,6 +44,8 @@ plx_status collective(void *comm, const plx_coll_desc *desc);
 // p2p_memory.cpp
 plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr);
 plx_status mem_free(void *comm, void *ptr);
+plx_status mem_register(void *comm, void *ptr, uint64_t bytes, void **handle);
+plx_status mem_deregister(void *comm, void *handle);
 plx_status mem_stats(void *comm, int32_t kind, uint32_t tag, plx_mem_stats *stats);
 plx_status mem_defragment(void *comm, int32_t kind, uint64_t *released);
 plx_status mem_trim(void *comm, int32_t kind, uint64_t keep_bytes, uint64_t *released);

@@ -53,6 +53,7 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
   core::log_debug("{}: allocating the exchange block ({} bytes per area)", who, params.slot_bytes);
   if (plx_status s = c->make_block()) return fail_all(s);
   if (plx_status s = c->make_control()) return fail_all(s);
+  if (plx_status s = c->make_registry()) return fail_all(s);
   std::vector<PeerCard> cards;
   core::log_debug("{}: exchanging IPC handles", who);
   if (plx_status s = c->exchange_cards(&cards)) return fail_all(s);
@@ -67,9 +68,12 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
     core::log_debug("{}: mapping rank {}'s exchange block (device {}, {})", who, q, cards[q].device,
                     cards[q].pci_bus_id);
     if (plx_status s = c->map_peer(q, cards[q])) return fail_all(s);
+    if (q == setup.rank) continue;
+    if (plx_status s = c->registry_.attach(q, cards[q].registry_name)) return fail_all(s);
   }
   core::log_debug("{}: waiting for every rank to have mapped its peers", who);
   if (plx_status s = c->rendezvous_->barrier(setup.init_timeout_ms)) return fail_all(s);
+  c->registry_.unlink_name();
   c->watchdog_ = std::thread([p = c.get()] { p->watchdog_main(); });
   core::log_debug("{}: ready", who);
   *out = std::move(c);
@@ -110,6 +114,20 @@ plx_status Comm::make_control() {
   PLX_CUDA_CHECK(cudaHostGetDevicePointer(&device, host, 0));
   peers_.control = static_cast<kernels::Control *>(device);
   return PLX_OK;
+}
+
+// The bulletin of registered buffers; the kernels read the peers' mapped
+// registrations from the exchange block's table.
+plx_status Comm::make_registry() {
+  Registry::Setup r;
+  r.rank = setup_.rank;
+  r.nranks = setup_.nranks;
+  r.device = setup_.device;
+  r.device_table = reinterpret_cast<kernels::RegSlot *>(static_cast<char *>(block_) + kernels::kRegTableOffset);
+  r.peer_gone = [this](int32_t q) {
+    return failure() != PLX_OK || !rendezvous_->peer_alive(q) || rendezvous_->peer_left(q);
+  };
+  return registry_.create(r);
 }
 
 // MAX_BLOCKS=0 (the default): one block per SM, which measured best on
@@ -153,6 +171,10 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.unlinked = params_.unlinked;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
+  const std::string &name = registry_.name();
+  if (name.size() >= sizeof(mine.registry_name))
+    return core::fail(PLX_ERR_INTERNAL, "p2p-tree: registry name {} is too long", name);
+  std::memcpy(mine.registry_name, name.c_str(), name.size() + 1);
   cards->resize(static_cast<size_t>(setup_.nranks));
   return rendezvous_->allgather(&mine, sizeof(mine), cards->data(), setup_.init_timeout_ms);
 }
@@ -284,6 +306,7 @@ void Comm::drain_and_release() {
     core::log_warn("p2p-tree: rank {}: cudaDeviceSynchronize before destroy: {}", setup_.rank,
                    cudaGetErrorString(err));
   (void)cudaGetLastError();
+  registry_.close_all();  // before the meeting: a peer frees its registered buffers after it
   if (rendezvous_ != nullptr && failure() == PLX_OK) {
     const int32_t bound = setup_.timeout_ms >= 0 ? setup_.timeout_ms : 60000;
     if (rendezvous_->barrier(bound) != PLX_OK)

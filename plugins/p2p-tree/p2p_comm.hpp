@@ -20,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,7 @@
 #include "core/rendezvous.hpp"
 #include "kernels/kernels.hpp"
 #include "plexus/plugin.h"
+#include "plugins/p2p-tree/p2p_registry.hpp"
 #include "plugins/p2p-tree/p2p_topo.hpp"
 
 namespace plexus::p2p_tree {
@@ -104,6 +106,7 @@ struct PeerCard {
   uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
+  char registry_name[64];   // its bulletin of registered buffers (p2p_registry.hpp)
 };
 static_assert(std::is_trivially_copyable_v<PeerCard>);
 static_assert(sizeof(PeerCard) <= core::Rendezvous::kMaxAllgatherBytes);
@@ -169,10 +172,20 @@ class Comm {
   // The pool behind plx_mem_alloc (PLX_MEM_DEVICE), made on first use.
   core::CommDevicePool &user_pool() { return user_pool_; }
 
+  // Registered buffers (p2p_registry.hpp; p2p_memory.cpp).
+  Registry &registry() { return registry_; }
+  // Fills a two-shot launch's post when out lies in a registration every
+  // peer mapped; a plx_mem_alloc block is registered on its first use here.
+  void post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args);
+  plx_status pool_allocate(const plx_mem_alloc_params *params, void **ptr);
+  // Deregisters the block first when it was registered (waits for the peers).
+  plx_status pool_free(void *ptr);
+
  private:
   Comm(const CommSetup &setup, const Params &params);
   plx_status make_block();
   plx_status make_control();
+  plx_status make_registry();
   plx_status resolve_max_blocks();
   plx_status resolve_dependent_launch();
   void agree_max_blocks(const std::vector<PeerCard> &cards);
@@ -222,6 +235,14 @@ class Comm {
   int64_t next_peer_check_ns_ = 0;
 
   core::CommDevicePool user_pool_;
+  Registry registry_;
+  struct PoolBlock {
+    uint64_t bytes;
+    uint64_t reg_id;  // 0: not registered (yet)
+    bool tried;       // registration attempted (once)
+  };
+  std::mutex pool_blocks_mutex_;
+  std::map<const char *, PoolBlock> pool_blocks_;  // plx_mem_alloc's live blocks
 };
 
 int64_t now_ns();

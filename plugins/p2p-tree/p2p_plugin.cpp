@@ -64,7 +64,7 @@ constexpr uint64_t capabilities =
     PLX_CAP_COLL(PLX_COLL_BROADCAST) | PLX_CAP_COLL(PLX_COLL_ALL_GATHER) |
     PLX_CAP_COLL(PLX_COLL_REDUCE_SCATTER) | PLX_CAP_COLL(PLX_COLL_BARRIER) | PLX_CAP_ABORT |
     PLX_CAP_ASYNC_STATUS | PLX_CAP_STREAM_ORDERED | PLX_CAP_GRAPH_CAPTURE | PLX_CAP_MEM_ALLOC |
-    PLX_CAP_DEFRAGMENT | PLX_CAP_TOPOLOGY;
+    PLX_CAP_MEM_REGISTER | PLX_CAP_DEFRAGMENT | PLX_CAP_TOPOLOGY;
 
 const plx_plugin_vtable vtable = [] {
   plx_plugin_vtable v{};
@@ -84,6 +84,8 @@ const plx_plugin_vtable vtable = [] {
   v.collective = collective;
   v.mem_alloc = mem_alloc;
   v.mem_free = mem_free;
+  v.mem_register = mem_register;
+  v.mem_deregister = mem_deregister;
   v.mem_stats = mem_stats;
   v.mem_defragment = mem_defragment;
   v.mem_trim = mem_trim;

@@ -4,7 +4,11 @@
 // PLX_ERR_TIMEOUT and posts it, adopts a failure another rank posted (and
 // stops this rank's kernels), and every 50 ms checks that the peers'
 // processes live (PLX_ERR_PEER_LOST long before the timeout would notice).
-// It makes no CUDA call, so it never disturbs a graph capture.
+// It also maps the peers' registered buffers and closes the ones they
+// deregistered (p2p_registry.hpp): CUDA calls, so the thread runs in the
+// relaxed capture mode and never invalidates another thread's capture.
+#include <cuda_runtime_api.h>
+
 #include <chrono>
 
 #include "core/log.hpp"
@@ -19,6 +23,8 @@ constexpr int64_t kPeerCheckNs = 50'000'000;
 }  // namespace
 
 void Comm::watchdog_main() {
+  cudaStreamCaptureMode relaxed = cudaStreamCaptureModeRelaxed;
+  (void)cudaThreadExchangeStreamCaptureMode(&relaxed);
   std::unique_lock lock(watchdog_mutex_);
   while (!watchdog_stop_) {
     watchdog_wake_.wait_for(lock, std::chrono::milliseconds(params_.watchdog_poll_ms));
@@ -27,6 +33,7 @@ void Comm::watchdog_main() {
     watch_device_error();
     if (failure_.load() == PLX_OK) watch_posted();
     if (failure_.load() == PLX_OK) watch_peers();
+    if (failure_.load() == PLX_OK) registry_.poll_peers();
     lock.lock();
   }
 }
@@ -42,6 +49,13 @@ void Comm::watch_device_error() {
   const int32_t waited = __atomic_load_n(&c->waited_rank, __ATOMIC_RELAXED);
   const int32_t coll = __atomic_load_n(&c->coll, __ATOMIC_RELAXED);
   const uint64_t epoch = __atomic_load_n(&c->epoch, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&c->error, __ATOMIC_RELAXED) == kernels::kErrorRegistry) {
+    set_failure(PLX_ERR_INTERNAL, fmt::format(
+        "p2p-tree: rank {} of {} (device {}): {} (kernel epoch {}): rank {} posted a registered output this "
+        "rank has not mapped (a registry protocol error)", setup_.rank, setup_.nranks, setup_.device,
+        coll_name(coll), epoch, waited));
+    return;
+  }
   set_failure(PLX_ERR_TIMEOUT, fmt::format(
       "p2p-tree: rank {} of {} (device {}): {} (kernel epoch {}) waited more than {} ms for rank {}: "
       "it did not join the collective, died, or is stuck (the communicator's timeout)",
