@@ -161,15 +161,11 @@ std::vector<std::string> plan_notes(const plx_backend_props &props) {
     notes.push_back("send/recv are tested only as a ring inside a group (session groups)");
   else if (props.capabilities & send_recv)
     notes.push_back("send/recv are advertised but not yet tested by plexus-conformance");
-  // Topology, pools, defragment, queues and groups have sessions of their own.
+  // Topology, pools, defragment, queues, groups and registration have
+  // sessions of their own.
   if (props.capabilities & PLX_CAP_WIRE_PRECISION)
     notes.push_back("wire precision is tested as float32 sent as narrower float dtypes and floats sent as "
                     "themselves; other pairs (a half type sent wider, float64 narrower) are not");
-  const std::pair<uint64_t, const char *> untested[] = {{PLX_CAP_MEM_REGISTER, "registration"}};
-  std::string advertised;
-  for (const auto &[cap, name] : untested)
-    if (props.capabilities & cap) advertised += fmt::format(" {}", name);
-  if (!advertised.empty()) notes.push_back("advertised, not yet tested by plexus-conformance:" + advertised);
   return notes;
 }
 

@@ -15,6 +15,7 @@
 #include "memory_kinds.hpp"
 #include "rank.hpp"
 #include "results.hpp"
+#include "sessions.hpp"
 
 using namespace plexus::conformance;
 
@@ -35,11 +36,25 @@ uint64_t session_capability(const std::string &name) {
   if (name == "memory") return PLX_CAP_MEM_ALLOC;
   if (name == "queues") return PLX_CAP_QUEUE;
   if (name == "groups") return PLX_CAP_GROUP;
+  if (name == "registration") return PLX_CAP_MEM_REGISTER;
   return 0;
 }
 
+// skip_reason() of a session whose capability the backend does not declare.
+constexpr const char *kNotDeclared = "capability not declared";
+
 bool is_one_of(const std::string &name, std::initializer_list<const char *> names) {
   return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Why a session's capability is declared but the memory it needs is not tested, or "".
+std::string missing_memory(const std::string &name, const MemoryPlan &m) {
+  MemSource registered;
+  if (name == "graph" && !plans_device_memory(m))
+    return "PLX_CAP_GRAPH_CAPTURE is declared but no device memory is tested (--mem, or built without CUDA)";
+  if (name == "registration" && !registration_memory(m, &registered))
+    return "PLX_CAP_MEM_REGISTER is declared but no memory kind the kit allocates itself is tested (--mem)";
+  return {};
 }
 
 // Why a session does not run on this backend with this many ranks, or "".
@@ -47,12 +62,12 @@ std::string skip_reason(const std::string &name, const Options &o, const plx_bac
                         const MemoryPlan &m) {
   if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), name) == o.only.end())
     return "not asked for";
-  if ((p.capabilities & session_capability(name)) != session_capability(name)) return "not asked for";
-  if (name == "graph" && !plans_device_memory(m))
-    return "PLX_CAP_GRAPH_CAPTURE is declared but no device memory is tested (--mem, or built without CUDA)";
-  const bool needs_peers = !is_one_of(name, {"data", "leaks", "threads", "topology", "memory"});
+  if ((p.capabilities & session_capability(name)) != session_capability(name)) return kNotDeclared;
+  if (std::string why = missing_memory(name, m); !why.empty()) return why;
+  const bool needs_peers = !is_one_of(name, {"data", "leaks", "threads", "topology", "memory", "registration"});
   if (needs_peers && o.nranks < 2) return "needs 2 ranks or more";
-  const bool needs_work = !is_one_of(name, {"data", "init", "graph", "topology", "memory", "queues"});
+  const bool needs_work =
+      !is_one_of(name, {"data", "init", "graph", "topology", "memory", "queues", "registration"});
   if (needs_work && m.work < 0) return "no memory kind the kit can allocate is tested";
   if (name.rfind("abort", 0) == 0 && !(p.capabilities & PLX_CAP_ABORT))
     return "PLX_CAP_ABORT is not declared (abort is local only)";
@@ -79,15 +94,20 @@ std::vector<SessionSpec> plan_sessions(const Options &o, const plx_backend_props
                                         {"memory", 60000},
                                         {"queues", 30000},
                                         {"groups", 60000},
+                                        {"registration", 120000},
                                         {"graph", 120000}};
   std::vector<SessionSpec> chosen;
+  std::string undeclared;  // one note for them all, as for undeclared collectives
   for (const SessionSpec &s : all) {
     const std::string why = skip_reason(s.name, o, p, m);
     if (why.empty())
       chosen.push_back(s);
+    else if (why == kNotDeclared)
+      undeclared += " " + s.name;
     else if (why != "not asked for")
       results->note("session " + s.name + " skipped: " + why);
   }
+  if (!undeclared.empty()) results->note("capability not declared, session not run:" + undeclared);
   return chosen;
 }
 

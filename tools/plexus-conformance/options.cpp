@@ -50,18 +50,19 @@ const char *usage_text() {
          "Runs a plexus backend through the plugin contract (docs/abi.md) with N rank\n"
          "processes it starts itself. Sessions: data, init, timeout, kill-before,\n"
          "kill-during, abort, abort-thread, leaks, threads; and where the backend declares\n"
-         "the capability graph, topology, memory (pools), queues, groups. --mem limits the\n"
-         "memory kinds (host, shared_host, pinned_host, device) to test; by default every\n"
-         "kind the backend accepts. Pinned-host and device memory need one GPU per rank (rank r\n"
-         "uses GPU r % visible GPUs). Prints one line per case group and 'N passed,\n"
-         "M failed'; exits 1 when any group failed, 2 on a usage error, 77 when the\n"
-         "backend declines this machine (PLX_ERR_UNSUPPORTED at open, e.g. no CUDA device).\n";
+         "the capability graph, topology, memory (pools), queues, groups, registration.\n"
+         "--mem limits the memory kinds (host, shared_host, pinned_host, device) to test;\n"
+         "by default every kind the backend accepts. Pinned-host and device memory need\n"
+         "one GPU per rank (rank r uses GPU r % visible GPUs). Prints one line per case\n"
+         "group and 'N passed, M failed'; exits 1 when any group failed, 2 on a usage\n"
+         "error, 77 when the backend declines this machine (PLX_ERR_UNSUPPORTED at open,\n"
+         "e.g. no CUDA device).\n";
 }
 
 const std::vector<std::string> &session_names() {
   static const std::vector<std::string> names = {
       "data",    "init",     "timeout", "kill-before", "kill-during", "abort", "abort-thread",
-      "leaks",   "threads",  "graph",   "topology",    "memory",      "queues", "groups"};
+      "leaks",   "threads",  "graph",   "topology",    "memory",      "queues", "groups", "registration"};
   return names;
 }
 

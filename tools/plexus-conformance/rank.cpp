@@ -58,6 +58,8 @@ void dispatch(RankContext &ctx) {
     run_queue_session(ctx);
   else if (s == "groups")
     run_group_session(ctx);
+  else if (s == "registration")
+    run_registration_session(ctx);
 }
 
 // Pinned-host and device memory: GPU rank % visible GPUs (the launcher has

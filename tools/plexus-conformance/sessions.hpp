@@ -19,6 +19,12 @@ void run_topology_session(RankContext &ctx);  // topology_session.cpp
 void run_memory_session(RankContext &ctx);  // memory_session.cpp
 void run_queue_session(RankContext &ctx);  // queue_session.cpp
 void run_group_session(RankContext &ctx);  // group_session.cpp
+void run_registration_session(RankContext &ctx);  // registration_session.cpp
+
+// The buffers the registration session registers: the kit's own of a kind
+// the run tests, device memory first (where a backend's collectives
+// take it, registration pays off); false when the plan has none.
+bool registration_memory(const MemoryPlan &plan, MemSource *out);
 
 // Argument checks of the loader, run inside the data session (arg_cases.cpp);
 // `work` is the session's memory for the call that checks the ranks are
