@@ -43,6 +43,12 @@ plx_status CommDevicePool::free(void *ptr) {
   return pool->free(ptr);
 }
 
+plx_status CommDevicePool::pin(const void *ptr) {
+  DevicePool *pool = existing();
+  if (pool == nullptr || !pool->owns(ptr)) return PLX_ERR_NOT_FOUND;  // not ours: no message needed
+  return pool->pin_segment(ptr);
+}
+
 plx_status CommDevicePool::stats(int32_t kind, uint32_t tag, plx_mem_stats *stats) {
   DevicePool *pool = existing();
   if (pool != nullptr) return pool->stats(tag, stats);

@@ -27,6 +27,9 @@ class CommDevicePool {
   // The vtable's memory slots for this communicator.
   plx_status allocate(const plx_mem_alloc_params *params, void **ptr);
   plx_status free(void *ptr);
+  // DevicePool::pin_segment for a block of this pool; PLX_ERR_NOT_FOUND
+  // (no message) when ptr is not one.
+  plx_status pin(const void *ptr);
   plx_status stats(int32_t kind, uint32_t tag, plx_mem_stats *stats);
   plx_status defragment(uint64_t *released);
   plx_status trim(uint64_t keep_bytes, uint64_t *released);

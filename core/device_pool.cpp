@@ -109,6 +109,7 @@ plx_pressure DevicePool::pressure() const {
 }
 
 bool DevicePool::owns(const void *ptr) const { return impl_->pool->owns(ptr); }
+plx_status DevicePool::pin_segment(const void *ptr) { return impl_->pool->pin_segment(ptr); }
 int DevicePool::device() const { return impl_->config.device; }
 DeviceMemoryApi DevicePool::api() const { return impl_->config.api; }
 size_t DevicePool::segment_granularity() const { return impl_->source->granularity(); }

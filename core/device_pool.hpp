@@ -86,6 +86,9 @@ class DevicePool {
   // The exporter keeps the segment (frees no block of it that a peer uses)
   // until every importer has closed its ImportedSegment.
   plx_status export_segment(const void *ptr, DeviceSegmentExport *out);
+  // HostPool::pin_segment: the segment holding ptr is never released
+  // before the pool (a peer maps it through an export it cannot give back).
+  plx_status pin_segment(const void *ptr);
 
  private:
   struct Impl;

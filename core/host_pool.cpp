@@ -160,6 +160,14 @@ plx_status HostPool::segment_of(const void *ptr, void **base, size_t *offset, ui
   return PLX_OK;
 }
 
+plx_status HostPool::pin_segment(const void *ptr) {
+  std::lock_guard lock(mutex_);
+  const Segment *found = segment_containing_locked(ptr);
+  if (found == nullptr) return fail(PLX_ERR_NOT_FOUND, "pool: {} is in none of its segments", ptr);
+  segments_.at(found->base).pinned = true;
+  return PLX_OK;
+}
+
 // ---------------------------------------------------------------------------
 // The free map and growth (under mutex_)
 

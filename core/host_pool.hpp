@@ -108,6 +108,10 @@ class HostPool {
   // plugin can name the block to peers; NOT_FOUND if the pool has none.
   plx_status segment_of(const void *ptr, void **base, size_t *offset, uint64_t *handle,
                         size_t *segment_bytes = nullptr) const;
+  // Keeps the segment holding `ptr` for the pool's life: defragment, trim
+  // and the budget never give it back (peers map it and cannot be told to
+  // let go). NOT_FOUND if the pool has none.
+  plx_status pin_segment(const void *ptr);
   const HostPoolConfig &config() const { return config_; }
 
  private:
@@ -130,6 +134,7 @@ class HostPool {
     size_t bytes = 0;
     uint64_t handle = 0;
     Block *first = nullptr;  // the block at base; never changes
+    bool pinned = false;     // pin_segment: never released before the pool
   };
   class FreeMap;
   struct CacheSlot;

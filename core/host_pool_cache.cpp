@@ -202,7 +202,7 @@ uint64_t HostPool::release_free_segments(uint64_t keep_bytes, bool is_defragment
 std::vector<HostPool::Segment> HostPool::detach_free_segments_locked(uint64_t keep_bytes) {
   std::vector<Segment> whole;
   for (const auto &[base, segment] : segments_)
-    if (segment.first->free && segment.first->next_phys == nullptr) whole.push_back(segment);
+    if (segment.first->free && segment.first->next_phys == nullptr && !segment.pinned) whole.push_back(segment);
   std::sort(whole.begin(), whole.end(), [](const Segment &a, const Segment &b) { return a.bytes > b.bytes; });
   std::vector<Segment> gone;
   for (const Segment &segment : whole) {

@@ -127,6 +127,7 @@ plx_status Comm::make_registry() {
   r.peer_gone = [this](int32_t q) {
     return failure() != PLX_OK || !rendezvous_->peer_alive(q) || rendezvous_->peer_left(q);
   };
+  r.barrier = [this](int32_t timeout_ms) { return rendezvous_->barrier(timeout_ms); };
   return registry_.create(r);
 }
 

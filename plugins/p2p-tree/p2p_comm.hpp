@@ -20,7 +20,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -175,11 +174,10 @@ class Comm {
   // Registered buffers (p2p_registry.hpp; p2p_memory.cpp).
   Registry &registry() { return registry_; }
   // Fills a two-shot launch's post when out lies in a registration every
-  // peer mapped; a plx_mem_alloc block is registered on its first use here.
+  // peer mapped. A plx_mem_alloc block's pool segment is registered on its
+  // first use here, and pinned: it stays mapped by the peers, and reserved,
+  // until the communicator is destroyed.
   void post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args);
-  plx_status pool_allocate(const plx_mem_alloc_params *params, void **ptr);
-  // Deregisters the block first when it was registered (waits for the peers).
-  plx_status pool_free(void *ptr);
 
  private:
   Comm(const CommSetup &setup, const Params &params);
@@ -236,13 +234,6 @@ class Comm {
 
   core::CommDevicePool user_pool_;
   Registry registry_;
-  struct PoolBlock {
-    uint64_t bytes;
-    uint64_t reg_id;  // 0: not registered (yet)
-    bool tried;       // registration attempted (once)
-  };
-  std::mutex pool_blocks_mutex_;
-  std::map<const char *, PoolBlock> pool_blocks_;  // plx_mem_alloc's live blocks
 };
 
 int64_t now_ns();

@@ -1,7 +1,7 @@
 // The memory slots: the communicator's core::CommDevicePool (made on first
 // use on its device; the loader has checked the kind against
-// alloc_kind_mask), and registration (p2p_registry.hpp). A pool block is
-// registered on its first use as a two-shot output, so plx_mem_alloc
+// alloc_kind_mask), and registration (p2p_registry.hpp). A pool segment is
+// registered on a block's first use as a two-shot output, so plx_mem_alloc
 // buffers are used in place with no call from the caller.
 #include <cuda_runtime_api.h>
 
@@ -17,53 +17,25 @@ core::CommDevicePool &pool_of(void *comm) { return comm_of(comm).user_pool(); }
 
 }  // namespace
 
-plx_status Comm::pool_allocate(const plx_mem_alloc_params *params, void **ptr) {
-  if (plx_status s = user_pool_.allocate(params, ptr)) return s;
-  std::lock_guard lock(pool_blocks_mutex_);
-  pool_blocks_[static_cast<const char *>(*ptr)] = PoolBlock{params->bytes, 0, false};
-  return PLX_OK;
-}
-
-plx_status Comm::pool_free(void *ptr) {
-  uint64_t reg_id = 0;
-  {
-    std::lock_guard lock(pool_blocks_mutex_);
-    if (auto it = pool_blocks_.find(static_cast<const char *>(ptr)); it != pool_blocks_.end()) reg_id = it->second.reg_id;
-  }
-  // A registered block is freed only once no peer maps it (CUDA IPC's rule).
-  if (reg_id != 0)
-    if (plx_status s = registry_.remove(reg_id, setup_.timeout_ms)) return s;
-  if (plx_status s = user_pool_.free(ptr)) return s;
-  std::lock_guard lock(pool_blocks_mutex_);
-  pool_blocks_.erase(static_cast<const char *>(ptr));
-  return PLX_OK;
-}
-
 void Comm::post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args) {
   args->out_reg = 0;
   if (out == nullptr || registry_.post_for(out, bytes, args)) return;
-  std::lock_guard lock(pool_blocks_mutex_);
-  auto it = pool_blocks_.upper_bound(static_cast<const char *>(out));
-  if (it == pool_blocks_.begin()) return;
-  --it;
-  PoolBlock &block = it->second;
-  if (block.tried || static_cast<const char *>(out) >= it->first + block.bytes) return;
-  // Not while capturing: exporting the handle is not a stream operation.
+  // Not while capturing: exporting a handle is not a stream operation.
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
     (void)cudaGetLastError();
     return;
   }
-  block.tried = true;  // the peers map it within a watchdog poll; posted from then on
-  if (registry_.add(const_cast<char *>(it->first), block.bytes, &block.reg_id) != PLX_OK)
-    core::log_debug("p2p-tree: rank {}: pool block {} not registered: {}", setup_.rank,
-                    static_cast<const void *>(it->first), core::last_message());
+  if (user_pool_.pin(out) != PLX_OK) return;  // not a plx_mem_alloc block
+  if (registry_.add_allocation(out) != PLX_OK)
+    core::log_debug("p2p-tree: rank {}: the pool segment of {} is not registered: {}", setup_.rank, out,
+                    core::last_message());
 }
 
 plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr) {
-  return comm_of(comm).pool_allocate(params, ptr);
+  return pool_of(comm).allocate(params, ptr);
 }
-plx_status mem_free(void *comm, void *ptr) { return comm_of(comm).pool_free(ptr); }
+plx_status mem_free(void *comm, void *ptr) { return pool_of(comm).free(ptr); }
 plx_status mem_register(void *comm, void *ptr, uint64_t bytes, void **handle) {
   uint64_t id = 0;
   if (plx_status s = comm_of(comm).registry().add(ptr, bytes, &id)) return s;

@@ -85,6 +85,21 @@ plx_status Registry::add(void *ptr, uint64_t bytes, uint64_t *id) {
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: plx_mem_register: [{}, +{}) runs past the end of its "
                       "CUDA allocation ({} bytes at {})", ptr, bytes, alloc_bytes, static_cast<void *>(alloc));
   std::lock_guard lock(mutex_);
+  return insert_locked(static_cast<char *>(ptr), bytes, alloc, alloc_bytes, id);
+}
+
+// A pool segment: the whole CUDA allocation holding ptr, once.
+plx_status Registry::add_allocation(const void *ptr) {
+  char *alloc = nullptr;
+  uint64_t alloc_bytes = 0, id = 0;
+  if (plx_status s = allocation_of(ptr, &alloc, &alloc_bytes)) return s;
+  std::lock_guard lock(mutex_);
+  for (const Local &l : locals_)
+    if (l.begin == alloc && l.end == alloc + alloc_bytes) return PLX_OK;
+  return insert_locked(alloc, alloc_bytes, alloc, alloc_bytes, &id);
+}
+
+plx_status Registry::insert_locked(char *begin, uint64_t bytes, char *alloc, uint64_t alloc_bytes, uint64_t *id) {
   int slot = 0;
   while (slot < kernels::kRegSlots && load_state(own_entry(slot)) != kFree) ++slot;
   if (slot == kernels::kRegSlots)
@@ -93,10 +108,10 @@ plx_status Registry::add(void *ptr, uint64_t bytes, uint64_t *id) {
   const uint64_t new_id = next_id_;
   if (plx_status s = fill_entry(alloc, alloc_bytes, slot, new_id)) return s;
   ++next_id_;
-  locals_.push_back(Local{new_id, static_cast<char *>(ptr), static_cast<char *>(ptr) + bytes, alloc, slot, false});
+  locals_.push_back(Local{new_id, begin, begin + bytes, alloc, slot, false});
   *id = new_id;
-  core::log_debug("p2p-tree: rank {}: registered [{}, +{}) as {} (bulletin slot {})", setup_.rank, ptr, bytes,
-                  new_id, slot);
+  core::log_debug("p2p-tree: rank {}: registered [{}, +{}) as {} (bulletin slot {})", setup_.rank,
+                  static_cast<void *>(begin), bytes, new_id, slot);
   return PLX_OK;
 }
 
@@ -138,6 +153,10 @@ plx_status Registry::remove(uint64_t id, int32_t timeout_ms) {
     bump(bulletin_of(own_));
   }
   if (plx_status s = wait_closed(slot, id, timeout_ms)) return s;  // the entry stays dead: never reused
+  // Collective: no rank returns (and enqueues collectives) before every
+  // peer's watchdog has closed every rank's entry, so no close waits for a
+  // device busy with a collective that needs a rank still in here.
+  if (plx_status s = setup_.barrier(timeout_ms)) return s;
   std::lock_guard lock(mutex_);
   store_state(own_entry(slot), kFree);
   bump(bulletin_of(own_));

@@ -12,9 +12,12 @@
 // finished before the next) and sets its bit in mapped_by. The owner posts
 // a registration in a launch only once every peer's bit is set, so every
 // peer finds it mapped and all ranks agree on the path with no extra
-// exchange. Deregistering marks the entry dead; each peer's watchdog closes
-// its mapping and sets its bit in closed_by; the owner returns once every
-// live peer has (CUDA IPC forbids freeing memory a peer still maps).
+// exchange. Deregistering (collective) marks the entry dead; each peer's
+// watchdog closes its mapping and sets its bit in closed_by; the owner
+// returns once every live peer has (CUDA IPC forbids freeing memory a peer
+// still maps) and every rank got there: closing a mapping waits for the
+// device, so a rank that went on enqueueing collectives could block a
+// peer's close behind a collective that needs the owner, still waiting.
 //
 // Ids grow and are never reused; an entry is reused only after every peer
 // closed it, so a table slot never holds a mapping a kernel may still use.
@@ -66,6 +69,7 @@ class Registry {
     int device = 0;
     kernels::RegSlot *device_table = nullptr;
     std::function<bool(int32_t)> peer_gone;  // dead or left: it maps nothing any more
+    std::function<plx_status(int32_t)> barrier;  // every rank (the init rendezvous), bounded
   };
 
   Registry() = default;
@@ -84,8 +88,14 @@ class Registry {
   // Registers [ptr, ptr + bytes) of one cudaMalloc allocation. *id is the
   // handle plx_mem_deregister takes.
   plx_status add(void *ptr, uint64_t bytes, uint64_t *id);
-  // Marks it dead and waits (up to timeout_ms) until every live peer has
-  // closed its mapping. INVALID_ARGUMENT for an unknown id.
+  // Registers the whole CUDA allocation holding ptr, unless it already is
+  // (a pool segment; kept until the communicator goes).
+  plx_status add_allocation(const void *ptr);
+  // Collective (every rank deregisters at the same point of its calls, no
+  // collective of this communicator in flight that a rank still has to
+  // enqueue): marks it dead, waits (up to timeout_ms) until every live peer
+  // has closed its mapping (a peer's close waits for its device), then for
+  // every rank. INVALID_ARGUMENT for an unknown id.
   plx_status remove(uint64_t id, int32_t timeout_ms);
   // The registration holding [out, out + bytes), when every peer mapped it
   // and out is 16-byte aligned in it: the post for a launch writing there.
@@ -113,6 +123,7 @@ class Registry {
 
   BulletinEntry &own_entry(int slot) const { return bulletin_of(own_)->entries[slot]; }
   static Bulletin *bulletin_of(const core::ShmSegment &s) { return static_cast<Bulletin *>(s.data()); }
+  plx_status insert_locked(char *begin, uint64_t bytes, char *alloc, uint64_t alloc_bytes, uint64_t *id);
   plx_status fill_entry(void *alloc, uint64_t alloc_bytes, int slot, uint64_t id);
   plx_status wait_closed(int slot, uint64_t id, int32_t timeout_ms);
   uint64_t peers_mask() const;

@@ -4,8 +4,8 @@
 // place once they have mapped the registration (a watchdog poll, a few
 // ms: the calls are repeated with pauses so that both paths run); every
 // element against the CPU reference, outputs poisoned first. Then
-// deregistration (a handshake with the peers' watchdogs), bad input, and
-// the pool's memory all given back. Needs two GPUs; uses every GPU up to 4.
+// deregistration (collective: a handshake with the peers' watchdogs), bad
+// input, and the pool's pinned segment. Needs two GPUs; uses up to 4.
 #include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
 
@@ -68,8 +68,8 @@ void check_registered(plx_comm_h comm, int rank, int nranks, const Stream &strea
   check_rounds(comm, rank, nranks, PLX_FLOAT32, send.p, recv.p, count, 1, stream, "deregistered");
 }
 
-// A plx_mem_alloc block is registered on its first two-shot use; freeing
-// it waits for the peers to unmap it.
+// A plx_mem_alloc block's segment is registered on its first two-shot use
+// and pinned: freed blocks give their bytes back, trim keeps the segment.
 void check_pool_blocks(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
   const uint64_t count = 3000000;
   plx_mem_alloc_params params{sizeof(plx_mem_alloc_params), PLX_MEM_DEVICE, count * 2, 0, 5, 0};
@@ -84,6 +84,10 @@ void check_pool_blocks(plx_comm_h comm, int rank, int nranks, const Stream &stre
   stats.struct_size = sizeof(stats);
   PLX_OK_OR_FAIL(plx_mem_stats_get(comm, PLX_MEM_DEVICE, PLX_MEM_TAG_ALL, &stats));
   CHECK(stats.bytes_in_use == 0);
+  uint64_t released = 0;
+  PLX_OK_OR_FAIL(plx_mem_trim(comm, PLX_MEM_DEVICE, 0, &released));
+  PLX_OK_OR_FAIL(plx_mem_stats_get(comm, PLX_MEM_DEVICE, PLX_MEM_TAG_ALL, &stats));
+  CHECK(stats.bytes_reserved >= count * 2);  // the pinned segment stays: the peers map it
 }
 
 void check_bad_input(plx_comm_h comm) {
