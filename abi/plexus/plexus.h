@@ -406,12 +406,18 @@ PLX_API plx_status plx_mem_free(plx_comm_h comm, void *ptr);
 /**
  * @brief Register a caller's buffer so collectives use it in place (an
  * optimisation, never required). The buffer must outlive the registration.
+ * A backend whose peers map the buffer (p2p-tree) makes plx_mem_deregister
+ * collective: every rank calls it at the same point of its calls, after the
+ * collectives and graphs that used the buffer; its plugin page says so.
  * @return PLX_OK; PLX_ERR_INVALID_ARGUMENT; PLX_ERR_UNSUPPORTED;
  *   PLX_ERR_DEVICE.
  */
 PLX_API plx_status plx_mem_register(plx_comm_h comm, void *ptr, uint64_t bytes,
                                     plx_mem_reg_h *handle);
-/** @brief Undo plx_mem_register. @return PLX_OK; PLX_ERR_INVALID_ARGUMENT. */
+/** @brief Undo plx_mem_register (collective on some backends, above).
+ *  @return PLX_OK; PLX_ERR_INVALID_ARGUMENT (not a live registration);
+ *  PLX_ERR_TIMEOUT (a peer did not release its mapping in time: do not free
+ *  the buffer). */
 PLX_API plx_status plx_mem_deregister(plx_comm_h comm, plx_mem_reg_h handle);
 
 /**

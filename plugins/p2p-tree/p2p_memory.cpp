@@ -20,13 +20,13 @@ core::CommDevicePool &pool_of(void *comm) { return comm_of(comm).user_pool(); }
 void Comm::post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args) {
   args->out_reg = 0;
   if (out == nullptr || registry_.post_for(out, bytes, args)) return;
+  if (user_pool_.pin(out) != PLX_OK) return;  // not a plx_mem_alloc block
   // Not while capturing: exporting a handle is not a stream operation.
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
     (void)cudaGetLastError();
     return;
   }
-  if (user_pool_.pin(out) != PLX_OK) return;  // not a plx_mem_alloc block
   if (registry_.add_allocation(out) != PLX_OK)
     core::log_debug("p2p-tree: rank {}: the pool segment of {} is not registered: {}", setup_.rank, out,
                     core::last_message());

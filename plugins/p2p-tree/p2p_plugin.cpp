@@ -17,7 +17,7 @@ const plx_param_decl params[] = {
      "input into every peer as LL lines); larger ones two-shot (reduce-scatter, then all-gather). "
      "Also sizes the LL slots (2 x this per rank and half). Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "BULK_MAX_BYTES", "4M",
-     "All-reduces above the LL one-shot and up to this many bytes times 2 / nranks run the bulk "
+     "All-reduces above the LL one-shot and up to this many bytes times 2 / (nranks (nranks - 1)) run the bulk "
      "one-shot (every rank pushes its whole input into every peer's input area, one exchange); "
      "larger ones two-shot. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",

@@ -202,13 +202,6 @@ bool Registry::post_for(const void *out, uint64_t bytes, kernels::ReduceArgs *ar
   return false;
 }
 
-bool Registry::registered(const void *ptr) const {
-  std::lock_guard lock(mutex_);
-  for (const Local &l : locals_)
-    if (l.begin == ptr) return true;
-  return false;
-}
-
 void Registry::poll_peers() {
   std::lock_guard lock(peer_mutex_);
   for (int32_t q = 0; q < setup_.nranks; ++q)

@@ -100,7 +100,6 @@ class Registry {
   // The registration holding [out, out + bytes), when every peer mapped it
   // and out is 16-byte aligned in it: the post for a launch writing there.
   bool post_for(const void *out, uint64_t bytes, kernels::ReduceArgs *args);
-  bool registered(const void *ptr) const;
 
   // The watchdog's duty: maps the peers' new registrations, closes their
   // dead ones. Makes CUDA calls (capture mode relaxed by the caller).
