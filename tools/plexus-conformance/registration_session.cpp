@@ -24,7 +24,7 @@ namespace {
 constexpr const char *kGroup = "registration";
 // docs/abi.md has no numbered requirement for registration yet: the
 // register and deregister calls are held to the capability the backend declares.
-constexpr const char *kCapReq = "PLX_CAP_MEM_REGISTER";
+constexpr const char *kCapReq = "PLX-P-23";  // docs/abi.md: registration
 constexpr int32_t kTimeoutMs = 60000;
 constexpr int32_t kWaitMs = kTimeoutMs + kMarginMs;  // a stream-ordered call's outcome
 constexpr int kCalls = 3;
@@ -112,7 +112,7 @@ void refused_by_loader(Session &s, const char *what, void *ptr, uint64_t bytes, 
 // A device-only backend is given malloc'ed memory: any refusal the table
 // allows for it, never PLX_OK.
 void host_pointer_refused(Session &s) {
-  CaseScope c(s.ctx.out, "PLX-P-7", kGroup, "plx_mem_register of malloc'ed host memory refused");
+  CaseScope c(s.ctx.out, kCapReq, kGroup, "plx_mem_register of malloc'ed host memory refused");
   void *host = std::malloc(kSubBytes);
   plx_mem_reg_h h = nullptr;
   const plx_status st = host ? try_register(s, host, kSubBytes, &h) : PLX_ERR_OUT_OF_MEMORY;
@@ -243,7 +243,7 @@ void deregister_case(Session &s) {
 // Any refusal will do; the case fails only on PLX_OK, and a crash or a
 // hang fails it through the launcher (the rank dies or goes quiet in it).
 void second_deregister_case(Session &s, plx_mem_reg_h stale) {
-  CaseScope c(s.ctx.out, "PLX-P-7", kGroup, "a second plx_mem_deregister of a handle is refused");
+  CaseScope c(s.ctx.out, kCapReq, kGroup, "a second plx_mem_deregister of a handle is refused");
   if (stale == nullptr) return c.skip("no handle was registered");
   const plx_status st = plx_mem_deregister(s.comm, stale);
   c.expect(st != PLX_OK, "the second plx_mem_deregister of one handle returned PLX_OK");
