@@ -17,11 +17,15 @@ uint32_t load_state(const BulletinEntry &e) { return __atomic_load_n(&e.state, _
 void store_state(BulletinEntry &e, uint32_t s) { __atomic_store_n(&e.state, s, __ATOMIC_RELEASE); }
 void bump(Bulletin *b) { __atomic_add_fetch(&b->generation, 1, __ATOMIC_ACQ_REL); }
 
-// The CUDA allocation holding ptr (cuMemGetAddressRange, through the runtime's entry point).
+// The CUDA allocation holding ptr (cuMemGetAddressRange, through the
+// runtime's entry point, looked up once: a pool output not yet mapped by
+// every peer asks on each two-shot call).
 plx_status allocation_of(const void *ptr, char **base, uint64_t *bytes) {
   using Fn = int(unsigned long long *, size_t *, unsigned long long);
-  Fn *range = nullptr;
-  if (plx_status s = core::driver_entry("cuMemGetAddressRange", &range)) return s;
+  static Fn *range = nullptr;
+  static const plx_status found = core::driver_entry("cuMemGetAddressRange", &range);
+  if (found != PLX_OK)
+    return core::fail(found, "p2p-tree: the CUDA driver has no cuMemGetAddressRange: buffers cannot be registered");
   unsigned long long b = 0;
   size_t n = 0;
   if (range(&b, &n, reinterpret_cast<uintptr_t>(ptr)) != 0)
