@@ -13,28 +13,6 @@ namespace plexus::kernels {
 namespace device {
 namespace {
 
-// One vector's reduction: inputs added in rank order, so every rank that
-// reduces the same inputs gets the same bits.
-template <class E, int Op>
-struct VecReduce {
-  using S = typename E::S;
-  static constexpr int V = 16 / sizeof(S);
-  typename E::A acc[V];
-
-  __device__ __forceinline__ void add(uint4 v, bool first) {
-    Vec<S> x;
-    x.v = v;
-#pragma unroll
-    for (int j = 0; j < V; ++j) acc[j] = first ? E::load(x.e[j]) : combine<Op>(acc[j], E::load(x.e[j]));
-  }
-  __device__ __forceinline__ uint4 result(int nranks) const {
-    Vec<S> x;
-#pragma unroll
-    for (int j = 0; j < V; ++j) x.e[j] = E::store(finish<Op>(acc[j], nranks));
-    return x.v;
-  }
-};
-
 // Spins until the LL line carries `flag` in both halves; false when the
 // wait gave up (deadline, host abort, another thread's error).
 __device__ __forceinline__ bool ll_wait(const uint4 *line, uint32_t flag, uint4 *out, const Peers &p, int src,
@@ -152,7 +130,9 @@ __device__ char *peer_output(const Peers &p, const ReduceArgs &a, uint64_t epoch
 
 // Phase 2: this rank's chunk (n elements of the share) reduced in rank
 // order into out and, for every peer, into its registered output
-// (outputs[q]) or this rank's slot of its result area.
+// (outputs[q]) or this rank's slot of its result area; when pulled
+// (pull_gather), once into this rank's own result area instead, which the
+// peers without a registered output read.
 template <class E, int Op>
 __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                                  uint64_t n, char *const *outputs) {
@@ -172,23 +152,26 @@ __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t e
     const uint4 v = r.result(p.nranks);
     if (out != nullptr) store_vec(out, i, n, v);
     if (a.scatter_only) continue;
+    if (a.pull_gather) reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, p.rank, epoch, true)) + at)[i] = v;
     for (int k = 1; k < p.nranks; ++k) {
       const int q = rotated_peer(p, k);
       if (outputs[q] != nullptr) store_vec(reinterpret_cast<S *>(outputs[q]) + p.rank * a.chunk + l.share.begin, i, n, v);
-      else reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
+      else if (!a.pull_gather) reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
     }
   }
 }
 
-// Phase 3: every peer's reduced chunk, from this rank's result area to out
-// (nothing when out is registered: the peers stored it there).
+// Phase 3: every peer's reduced chunk, from this rank's result area to out,
+// or read from the peer's own (pull_gather); nothing when out is
+// registered: the peers stored it there.
 template <class S>
 __device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
-  for (int q = 0; a.out != nullptr && a.out_reg == 0 && q < p.nranks; ++q) {
+  for (int k = 1; a.out != nullptr && a.out_reg == 0 && k < p.nranks; ++k) {
+    const int q = rotated_peer(p, k);
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
-    if (q == p.rank || end <= l.share.begin) continue;
+    if (end <= l.share.begin) continue;
     copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + l.share.begin),
-               area(p, p.rank, epoch, true) + (q * l.stride + l.share.begin) * sizeof(S),
+               area(p, a.pull_gather ? q : p.rank, epoch, true) + (q * l.stride + l.share.begin) * sizeof(S),
                (end - l.share.begin) * sizeof(S), true);
   }
 }

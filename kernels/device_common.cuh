@@ -58,7 +58,12 @@ __device__ __forceinline__ char *half_of(const Peers &p, int rank, uint64_t epoc
 
 // The input area (result = false) or the result area of epoch's half.
 __device__ __forceinline__ char *area(const Peers &p, int rank, uint64_t epoch, bool result) {
-  return half_of(p, rank, epoch) + p.nranks * p.ll_slot_bytes + (result ? p.slot_bytes : 0);
+  return half_of(p, rank, epoch) + 2 * p.nranks * p.ll_slot_bytes + (result ? p.slot_bytes : 0);
+}
+
+// Rank `rank`'s LL128 slot that rank `src` writes, in epoch's half.
+__device__ __forceinline__ uint4 *ll128_slot(const Peers &p, int rank, uint64_t epoch, int src) {
+  return reinterpret_cast<uint4 *>(half_of(p, rank, epoch) + (p.nranks + src) * p.ll_slot_bytes);
 }
 
 // Rank `rank`'s LL slot that rank `src` writes, in epoch's half.

@@ -19,7 +19,8 @@
 //   [kHeaderBytes, ...)         two halves, chosen by the epoch's parity,
 //                               each: nranks low-latency (LL) slots of
 //                               ll_slot_bytes (slot src is written by rank
-//                               src), an input area and a result area of
+//                               src), nranks LL128 slots of the same size,
+//                               an input area and a result area of
 //                               slot_bytes each
 //
 // A launch's epoch is the rank's DeviceState.epoch + 1: read by every block
@@ -39,6 +40,15 @@
 // reader that sees both flags has the data, with no fence and no separate
 // signal. Stale lines hold older epochs of the same parity (or the zeros
 // of a fresh block), never the current one (until 2^32 launches wrap).
+//
+// LL128 lines (the one-shot from ll128_min_bytes up, on NVLink): 128 bytes,
+// stored by one warp instruction (8 lanes x 16 bytes), 120 of data and a
+// 64-bit flag (the epoch) in the last 8 bytes. NVLink delivers a warp's
+// 128-byte store whole, so a reader warp that loads the line and sees the
+// flag has its data, as in NCCL's LL128 protocol: the same latency as LL
+// for 15/16 instead of 1/2 of the bytes. PCIe gives no such guarantee, so
+// LL128 runs only where every pair is NVLink. Its slots are apart from the
+// LL slots: an LL reader could take LL128 data words for its flags.
 //
 // Waits spin on ld.acquire.sys (or volatile LL loads); every 1024 spins
 // they look at the deadline (globaltimer, timeout_ns after the wait began)
@@ -136,6 +146,10 @@ struct ReduceArgs {
   uint64_t out_reg = 0;
   uint64_t out_slot = 0;
   uint64_t out_offset = 0;      // bytes from the registration's base to out
+  // Two-shot: each rank keeps its reduced chunk in its own result area and
+  // the peers read it (pull) instead of it storing into theirs (push);
+  // registered outputs are still written in place. Every rank alike.
+  int32_t pull_gather = 0;
 };
 
 // One-shot: every rank writes its input as LL lines into its slot of every
@@ -143,6 +157,9 @@ struct ReduceArgs {
 // arrive (bit-identical on every rank). total * esize must fit half an LL
 // slot (the lines carry half data).
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
+// The same with LL128 lines (the tiles below) in the LL128 slots: half the
+// bytes of LL. total * esize must fit ll128_capacity(ll_slot_bytes).
+cudaError_t launch_one_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 // Bulk one-shot: every rank writes its whole input into its slot of every
 // peer's input area, signals, waits, and reduces every rank's input in rank
 // order into out (bit-identical on every rank). nranks * round_up(total,
@@ -170,9 +187,10 @@ cudaError_t launch_all_gather(const Peers &peers, const CopyArgs &args, cudaStre
 // Every rank signals and waits for all (one block).
 cudaError_t launch_barrier(const Peers &peers, int32_t coll, cudaStream_t stream);
 
-// Bytes of one half of an exchange block, and of the whole block.
+// Bytes of one half of an exchange block (LL slots, LL128 slots, input
+// and result areas), and of the whole block.
 constexpr uint64_t half_bytes(uint64_t nranks, uint64_t ll_slot_bytes, uint64_t slot_bytes) {
-  return nranks * ll_slot_bytes + 2 * slot_bytes;
+  return 2 * nranks * ll_slot_bytes + 2 * slot_bytes;
 }
 constexpr uint64_t block_bytes(uint64_t nranks, uint64_t ll_slot_bytes, uint64_t slot_bytes) {
   return kHeaderBytes + 2 * half_bytes(nranks, ll_slot_bytes, slot_bytes);
@@ -227,6 +245,27 @@ constexpr LLGrid ll_grid(uint64_t vecs, int32_t max_blocks, int32_t min_threads)
   uint64_t threads = ((vecs + blocks - 1) / blocks + 31) / 32 * 32;
   threads = threads < floor ? floor : threads > kThreads ? kThreads : threads;
   return {static_cast<unsigned>(blocks), static_cast<unsigned>(threads)};
+}
+
+// LL128 tiles: a warp's 32 lanes store 512 bytes, four 128-byte lines of
+// 120 data bytes (lanes 0-6 of a line carry 16 data bytes, lane 7 carries 8
+// and the flag), so tile t holds data bytes [480 t, 480 t + 480).
+constexpr uint64_t kLL128LineData = 120;
+constexpr uint64_t kLL128TileData = 4 * kLL128LineData;
+constexpr uint64_t kLL128TileBytes = 512;
+constexpr uint64_t ll128_tiles(uint64_t data_bytes) { return (data_bytes + kLL128TileData - 1) / kLL128TileData; }
+// Data bytes one launch may carry in an LL128 slot of slot_bytes.
+constexpr uint64_t ll128_capacity(uint64_t slot_bytes) { return slot_bytes / kLL128TileBytes * kLL128TileData; }
+
+// Lane `lane`'s data bytes of tile `tile`: [begin, begin + bytes), 8-byte
+// aligned, so every piece holds whole elements of every dtype.
+struct LanePiece {
+  uint64_t begin;
+  uint32_t bytes;
+};
+constexpr LanePiece ll128_piece(uint64_t tile, uint32_t lane) {
+  const uint32_t line = lane / 8, j = lane % 8;
+  return {tile * kLL128TileData + line * kLL128LineData + j * 16, j < 7 ? 16u : 8u};
 }
 
 // Thread blocks of a launch moving `bytes` per rank: one per kThreads

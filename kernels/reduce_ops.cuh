@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/vectors.cuh"
 #include "plexus/types.h"
 
 namespace plexus::kernels::device {
@@ -115,6 +116,28 @@ __device__ __forceinline__ A finish(A sum, int n) {
   else if constexpr (std::is_signed_v<A>) return A(int64_t(sum) / n);
   else return A(uint64_t(sum) / uint64_t(n));
 }
+
+// One vector's reduction: inputs added in rank order, so every rank that
+// reduces the same inputs gets the same bits.
+template <class E, int Op>
+struct VecReduce {
+  using S = typename E::S;
+  static constexpr int V = 16 / sizeof(S);
+  typename E::A acc[V];
+
+  __device__ __forceinline__ void add(uint4 v, bool first) {
+    Vec<S> x;
+    x.v = v;
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc[j] = first ? E::load(x.e[j]) : combine<Op>(acc[j], E::load(x.e[j]));
+  }
+  __device__ __forceinline__ uint4 result(int nranks) const {
+    Vec<S> x;
+#pragma unroll
+    for (int j = 0; j < V; ++j) x.e[j] = E::store(finish<Op>(acc[j], nranks));
+    return x.v;
+  }
+};
 
 // Calls f.template run<Elem, Op>() for a runtime dtype and op;
 // cudaErrorInvalidValue for values outside the tables.

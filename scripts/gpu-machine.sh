@@ -28,6 +28,9 @@
 #   p2ptune   p2p-tree alone: each of PLEXUS_P2P_TUNE_ALGOS (default one_shot two_shot) forced over
 #             PLEXUS_P2P_TUNE_SIZES (plexus-bench -b/-e/-f, default "-b 4K -e 4M -f 2"), then MAX_BLOCKS
 #             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
+#   p2psweep  p2p-tree under each PLEXUS_P2P_SWEEP configuration ("label:VAR=value,VAR=value ...", the
+#             variables without PLEXUS_P2P_TREE_), PLEXUS_P2P_SWEEP_SIZES (default "-b 8K -e 1M -f 2"),
+#             eager, and graph too when PLEXUS_P2P_SWEEP_GRAPH=1; the first configuration with raw NCCL
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case[:suffix] entries,
 #             suffix naming test-<dir>-gpu-<suffix>;
@@ -203,6 +206,23 @@ if has_step p2ptune; then
         run_bench "p2p-blocks$blocks-slot$slot" --mem device --backends p2p-tree --ranks "$device_ranks" \
         -d bfloat16 -b 512K -e 128M -f 4 -n 10 -w 3 --samples 5 --timeout 120
     done
+  done
+fi
+if has_step p2psweep; then
+  peer=",raw-nccl"
+  for config in ${PLEXUS_P2P_SWEEP:-}; do
+    label=${config%%:*}; vars=()
+    IFS=, read -ra settings <<< "${config#*:}"
+    for setting in "${settings[@]}"; do [ -n "$setting" ] && vars+=("PLEXUS_P2P_TREE_$setting"); done
+    for mode in eager ${PLEXUS_P2P_SWEEP_GRAPH:+graph}; do
+      flag=""; [ "$mode" = graph ] && flag=--graph
+      env PLEXUS_P2P_TREE_ENABLE=1 "${vars[@]}" "$bin/plexus-bench/plexus-bench" --mem device $flag \
+        --backends "p2p-tree$peer" --ranks "$device_ranks" -d bfloat16 ${PLEXUS_P2P_SWEEP_SIZES:--b 8K -e 1M -f 2} \
+        -n 20 -w 5 --timeout 120 --csv "$out/bench-p2p-sweep-$label-$mode.csv" > "$out/bench-p2p-sweep-$label-$mode.txt" 2>&1
+      echo "sweep $label $mode (${vars[*]}): exit $?"
+      grep -v "^plexus-bench:" "$out/bench-p2p-sweep-$label-$mode.txt" | cut -c1-110 | tail -14
+    done
+    peer=""
   done
 fi
 if has_step memcheck && command -v compute-sanitizer >/dev/null; then

@@ -56,6 +56,20 @@ plx_status resolve_device(const Backend &b, const plx_comm_config &config, int *
   return PLX_OK;
 }
 
+// The CUDA ordinals NVML saw NVLink to from `device` (bit d), for LL128;
+// none when NVML was not used or the topology lacks the device.
+uint32_t nvlinked_ordinals(const core::GpuTopology &t, int device) {
+  uint32_t mask = 0;
+  if (!core::nvml_was_used(t)) return 0;
+  for (size_t i = 0; i < t.gpus.size() && i < t.links.size(); ++i) {
+    if (t.gpus[i].ordinal != device) continue;
+    for (size_t j = 0; j < t.gpus.size() && j < t.links[i].size(); ++j)
+      if (j != i && t.links[i][j].nvlinks > 0 && t.gpus[j].ordinal >= 0 && t.gpus[j].ordinal < 32)
+        mask |= 1u << t.gpus[j].ordinal;
+  }
+  return mask;
+}
+
 }  // namespace
 
 plx_status backend_init(const plx_host_info *host, void **backend) {
@@ -117,6 +131,7 @@ plx_status comm_init(void *backend, const uint8_t *payload, int32_t nranks, int3
                       "{} (one host's GPUs)", nranks, kernels::kMaxRanks);
   CommSetup setup{rank, nranks, 0, config->timeout_ms, config->init_timeout_ms, config->name ? config->name : ""};
   if (plx_status s = resolve_device(b, *config, &setup.device)) return s;
+  setup.nvlinked_ordinals = nvlinked_ordinals(b.gpus, setup.device);
   std::unique_ptr<Comm> c;
   if (plx_status s = Comm::create(id.rendezvous, setup, b.params, &c)) return s;
   *comm = c.release();

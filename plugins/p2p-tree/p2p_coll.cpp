@@ -104,7 +104,11 @@ uint64_t launch_capacity(const Comm &c, int32_t algo) {
   return c.params().slot_bytes;
 }
 
+// A one-shot launch goes as LL128 lines from the agreed size up (half the
+// bytes of LL lines), as LL lines below it.
 cudaError_t launch_reduce(const Comm &c, int32_t algo, const kernels::ReduceArgs &a, cudaStream_t stream) {
+  if (algo == PLX_ALGO_ONE_SHOT && a.total * dtype_bytes[a.dtype] >= c.ll128_min_bytes())
+    return kernels::launch_one_shot_ll128(c.peers(), a, stream);
   if (algo == PLX_ALGO_ONE_SHOT) return kernels::launch_one_shot(c.peers(), a, stream);
   if (algo == kAlgoOneShotBulk) return kernels::launch_one_shot_bulk(c.peers(), a, stream);
   return kernels::launch_two_shot(c.peers(), a, stream);
@@ -119,7 +123,7 @@ plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cuda
   const uint64_t es = dtype_bytes[d.dtype];
   const bool one_shot = algo != PLX_ALGO_TWO_SHOT;
   kernels::ReduceArgs a;
-  a.dtype = d.dtype, a.op = d.op, a.coll = d.coll;
+  a.dtype = d.dtype, a.op = d.op, a.coll = d.coll, a.pull_gather = c.params().pull_gather ? 1 : 0;
   cudaError_t err = cudaSuccess;
   plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), launch_capacity(c, algo), one_shot,
               [&](const ReducePiece &piece) {

@@ -170,6 +170,8 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.forced_algo = params_.forced_algo;
   mine.tree_arity = params_.tree_arity;
   mine.unlinked = params_.unlinked;
+  mine.ll128_min_bytes = params_.ll128 ? params_.ll128_min_bytes : UINT64_MAX;
+  mine.pull_gather = params_.pull_gather ? 1 : 0;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
   const std::string &name = registry_.name();
@@ -190,6 +192,8 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   else if (card.forced_algo != params_.forced_algo) name = "ALGO";
   else if (card.tree_arity != params_.tree_arity) name = "TREE_ARITY";
   else if (card.unlinked != params_.unlinked) name = "UNLINK";
+  else if (card.ll128_min_bytes != (params_.ll128 ? params_.ll128_min_bytes : UINT64_MAX)) name = "LL128(_MIN_BYTES)";
+  else if (card.pull_gather != (params_.pull_gather ? 1 : 0)) name = "GATHER";
   if (name == nullptr) return PLX_OK;
   return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: ranks {} and {} set PLEXUS_P2P_TREE_{} differently: "
                     "every rank must set the same", setup_.rank, q, name);

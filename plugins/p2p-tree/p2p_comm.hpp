@@ -59,6 +59,13 @@ struct Params {
   // PDL and LL blocks of 128: 8 B 4.3 -> 3.1 us, 8 KiB 4.7 -> 3.2, 128 KiB 5.5 -> 4.2 in graphs on 2 H200.
   bool dependent_launch = true;  // PLEXUS_P2P_TREE_PDL
   int32_t ll_threads = 128;      // PLEXUS_P2P_TREE_LL_THREADS
+  // One-shots from this many bytes use LL128 lines where every pair is
+  // NVLink (PLEXUS_P2P_TREE_LL128=0: never).
+  bool ll128 = true;
+  uint64_t ll128_min_bytes = 0;
+  // Two-shot: peers read each rank's reduced chunk (PLEXUS_P2P_TREE_GATHER=pull)
+  // instead of it pushing the chunk to them.
+  bool pull_gather = false;
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
@@ -89,6 +96,7 @@ struct CommSetup {
   int32_t timeout_ms = 60000;
   int32_t init_timeout_ms = 60000;
   std::string name;
+  uint32_t nvlinked_ordinals = 0;  // bit d: CUDA device d has NVLink to ours (NVML; 0 when unknown)
 };
 
 // What each rank tells the others at init.
@@ -103,6 +111,8 @@ struct PeerCard {
   int32_t forced_algo;      // the same everywhere (PLEXUS_P2P_TREE_ALGO)
   int32_t tree_arity;       // the same everywhere
   uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
+  uint64_t ll128_min_bytes; // the same everywhere (LL128, LL128_MIN_BYTES; UINT64_MAX: off)
+  int32_t pull_gather;      // the same everywhere (GATHER)
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
   char registry_name[64];   // its bulletin of registered buffers (p2p_registry.hpp)
@@ -145,6 +155,9 @@ class Comm {
   const CommSetup &setup() const { return setup_; }
   const Params &params() const { return params_; }
   const kernels::Peers &peers() const { return peers_; }
+  // One-shots of at least this many bytes take LL128 lines (UINT64_MAX:
+  // never; every rank agreed on it at init).
+  uint64_t ll128_min_bytes() const { return ll128_min_bytes_; }
   // Which ranks are linked, the ring and the trees over them (same on every rank).
   const Routes &routes() const { return routes_; }
 
@@ -193,7 +206,8 @@ class Comm {
   plx_status map_peer(int32_t peer, const PeerCard &card);
   // p2p_links.cpp
   plx_status agree_links(const std::vector<PeerCard> &cards);
-  plx_status reaches(int32_t peer, const PeerCard &card, bool *reach);
+  plx_status reaches(int32_t peer, const PeerCard &card, bool *reach, bool *nvlink);
+  void agree_ll128(const uint32_t *nvlinked);
   plx_status enable_peer_access(int32_t peer, const PeerCard &card);
   void drain_and_release();
   // p2p_watchdog.cpp
@@ -208,6 +222,7 @@ class Comm {
   Params params_;
   kernels::Peers peers_{};
   Routes routes_;
+  uint64_t ll128_min_bytes_ = UINT64_MAX;
 
   std::unique_ptr<core::Rendezvous> rendezvous_;
   const uint64_t *posted_word_ = nullptr;

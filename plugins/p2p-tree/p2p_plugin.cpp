@@ -46,6 +46,17 @@ const plx_param_decl params[] = {
      "Fewest threads per block of the LL one-shot, 32 to 512 (a multiple of 32): one 16-byte vector "
      "per thread, so small blocks spread a message over more SMs; blocks grow to 512 threads when "
      "MAX_BLOCKS blocks of this size are too few."},
+    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "LL128", "1",
+     "1: one-shots of LL128_MIN_BYTES and more send LL128 lines (128-byte lines with 120 data bytes "
+     "and the flag, half the bytes of LL lines) where NVML reports NVLink between every pair of ranks; "
+     "0: LL lines always. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL128_MIN_BYTES", "0",
+     "The smallest one-shot all-reduce (bytes) that LL128 lines carry; smaller ones take LL lines. "
+     "Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_STRING, "GATHER", "push",
+     "Two-shot's all-gather half: push (each rank stores its reduced chunk into every peer) or pull "
+     "(each rank keeps it, the peers read it). Registered outputs are written in place either way. "
+     "Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},

@@ -225,3 +225,34 @@ TEST_CASE("plugins.p2p_tree.plan.ll_lines_are_a_dense_bijection") {
   CHECK(ll_lines(32, 64).lo == 64);
   CHECK(ll_lines(32, 40).hi == 72);  // the short last run of 8: low halves 64..71, high 72..79
 }
+
+// LL128 tiles: the 32 lanes of a tile hold its 480 data bytes exactly once,
+// in 8-byte aligned pieces (whole elements of every dtype); a line's flag
+// lane (7, 15, 23, 31) carries 8 of them; the slot holds the capacity's
+// tiles.
+TEST_CASE("plugins.p2p_tree.plan.ll128_pieces_tile_the_data") {
+  using plexus::kernels::ll128_piece;
+  using plexus::kernels::kLL128TileData;
+  for (uint64_t tile : {0u, 1u, 7u, 1000u}) {
+    std::vector<int> seen(kLL128TileData, 0);
+    for (uint32_t lane = 0; lane < 32; ++lane) {
+      const auto piece = ll128_piece(tile, lane);
+      CAPTURE(lane);
+      REQUIRE(piece.begin >= tile * kLL128TileData);
+      REQUIRE(piece.begin + piece.bytes <= (tile + 1) * kLL128TileData);
+      CHECK(piece.begin % 8 == 0);
+      CHECK(piece.bytes == (lane % 8 == 7 ? 8u : 16u));
+      for (uint64_t b = piece.begin; b < piece.begin + piece.bytes; ++b) ++seen[b - tile * kLL128TileData];
+    }
+    CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<long>(kLL128TileData));
+  }
+  using plexus::kernels::ll128_capacity;
+  using plexus::kernels::ll128_tiles;
+  CHECK(ll128_tiles(1) == 1);
+  CHECK(ll128_tiles(480) == 1);
+  CHECK(ll128_tiles(481) == 2);
+  for (uint64_t slot : {uint64_t{64} << 10, uint64_t{1} << 20, uint64_t{3} << 20})
+    CHECK(ll128_tiles(ll128_capacity(slot)) * plexus::kernels::kLL128TileBytes <= slot);
+  // The one-shot's launches carry half an LL slot, which LL128 lines fit.
+  CHECK(ll128_capacity(uint64_t{1} << 20) >= (uint64_t{1} << 20) / 2);
+}

@@ -45,7 +45,8 @@ TEST_CASE("plugins.p2p_tree.declines_without_cuda_device") {
 TEST_CASE("plugins.p2p_tree.description_lists_params_and_caps") {
   const std::string p2p = section_of(describe_text(), "p2p-tree");
   REQUIRE_MESSAGE(!p2p.empty(), "libplexus-p2p-tree.so was not found by plx_plugins_describe");
-  for (const char *param : {"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "PLEXUS_P2P_TREE_ALGO",
+  for (const char *param : {"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "PLEXUS_P2P_TREE_ALGO", "PLEXUS_P2P_TREE_LL128",
+                            "PLEXUS_P2P_TREE_GATHER",
                             "PLEXUS_P2P_TREE_SLOT_BYTES", "PLEXUS_P2P_TREE_MAX_BLOCKS",
                             "PLEXUS_P2P_TREE_WATCHDOG_POLL_MS", "PLEXUS_P2P_TREE_PROBE_PEER_COPIES",
                             "PLEXUS_P2P_TREE_PDL"})
@@ -85,6 +86,15 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   REQUIRE(parse({{"p2p-tree/PDL", "0"}, {"p2p-tree/LL_THREADS", "512"}}, &dependent) == PLX_OK);
   CHECK_FALSE(dependent.dependent_launch);
   CHECK(dependent.ll_threads == 512);
+  CHECK(automatic.ll128);
+  CHECK(automatic.ll128_min_bytes == 0);
+  CHECK_FALSE(automatic.pull_gather);
+  Params lines;
+  REQUIRE(parse({{"p2p-tree/LL128", "0"}, {"p2p-tree/LL128_MIN_BYTES", "16K"}, {"p2p-tree/GATHER", "pull"}},
+                &lines) == PLX_OK);
+  CHECK_FALSE(lines.ll128);
+  CHECK(lines.ll128_min_bytes == 16u << 10);
+  CHECK(lines.pull_gather);
 }
 
 // Each bad value is parsed into fresh Params (a failed parse may leave a
@@ -96,7 +106,8 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"MAX_BLOCKS", "129"},   {"MAX_BLOCKS", "-1"},          {"MAX_BLOCKS", "many"},
       {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
       {"ENABLE", "2"},         {"PDL", "on2"},
-      {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"}};
+      {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"},
+      {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"},     {"GATHER", "both"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);

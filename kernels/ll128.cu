@@ -1,0 +1,133 @@
+// The LL128 one-shot all-reduce (protocol in kernels.hpp): every warp
+// stores its tiles of the input into its slot at every peer as 128-byte
+// lines that carry their flag, then reduces every rank's tiles in rank
+// order as they arrive, so every rank gets the same bits. LL (one 8-byte
+// flag per 8 data bytes) sends twice the bytes; LL128 sends 16/15.
+#include "kernels/device_common.cuh"
+#include "kernels/reduce_ops.cuh"
+#include "kernels/vectors.cuh"
+
+namespace plexus::kernels {
+namespace device {
+namespace {
+
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+// A lane's piece of the caller's data (kernels.hpp, ll128_piece): 16 or 8
+// bytes in the low end of a vector, zeros past the end. Whole 8-byte loads
+// where aligned: a line's pieces start 8 bytes apart from 16.
+template <class S>
+__device__ __forceinline__ uint4 load_piece(const S *data, uint64_t total, LanePiece piece) {
+  const uint64_t first = piece.begin / sizeof(S), count = piece.bytes / sizeof(S);
+  const S *p = data + first;
+  if ((reinterpret_cast<uintptr_t>(p) & 7) == 0 && first + count <= total) {
+    const auto *v = reinterpret_cast<const uint2 *>(p);
+    const uint2 lo = v[0], hi = piece.bytes == 16 ? v[1] : make_uint2(0, 0);
+    return make_uint4(lo.x, lo.y, hi.x, hi.y);
+  }
+  Vec<S> x;
+  x.v = make_uint4(0, 0, 0, 0);
+#pragma unroll
+  for (uint64_t j = 0; j < 16 / sizeof(S); ++j)
+    if (j < count && first + j < total) x.e[j] = p[j];
+  return x.v;
+}
+
+template <class S>
+__device__ __forceinline__ void store_piece(S *data, uint64_t total, LanePiece piece, uint4 v) {
+  const uint64_t first = piece.begin / sizeof(S), count = piece.bytes / sizeof(S);
+  S *p = data + first;
+  if ((reinterpret_cast<uintptr_t>(p) & 7) == 0 && first + count <= total) {
+    auto *d = reinterpret_cast<uint2 *>(p);
+    d[0] = make_uint2(v.x, v.y);
+    if (piece.bytes == 16) d[1] = make_uint2(v.z, v.w);
+    return;
+  }
+  Vec<S> x;
+  x.v = v;
+#pragma unroll
+  for (uint64_t j = 0; j < 16 / sizeof(S); ++j)
+    if (j < count && first + j < total) p[j] = x.e[j];
+}
+
+__device__ __forceinline__ bool flag_lane(uint32_t lane) { return (lane & 7u) == 7u; }
+
+// Tile t of this rank's input into its slot at every peer: one 16-byte
+// store per lane, the line's last lane carrying the flag in its high half.
+__device__ __forceinline__ void ll128_send(const Peers &p, uint64_t epoch, uint64_t tile, uint32_t lane, uint4 v) {
+  if (flag_lane(lane)) v.z = static_cast<uint32_t>(epoch), v.w = static_cast<uint32_t>(epoch >> 32);
+  for (int k = 1; k < p.nranks; ++k) {
+    const int q = rotated_peer(p, k);
+    st_volatile_v4(ll128_slot(p, q, epoch, p.rank) + tile * 32 + lane, v);
+  }
+}
+
+// Tile t of rank src's input, from its lines in this rank's slot: the warp
+// loads the tile again until every flag lane sees the epoch. False (for the
+// whole warp) when lane 0's wait gave up.
+__device__ __forceinline__ bool ll128_receive(const Peers &p, uint64_t epoch, int src, uint64_t tile, uint32_t lane,
+                                              int32_t coll, uint4 *out) {
+  const uint4 *at = ll128_slot(p, p.rank, epoch, src) + tile * 32 + lane;
+  const auto lo = static_cast<uint32_t>(epoch), hi = static_cast<uint32_t>(epoch >> 32);
+  uint64_t started = 0;
+  for (uint32_t spin = 1;; ++spin) {
+    const uint4 v = ld_volatile_v4(at);
+    if (!__any_sync(kFullWarp, flag_lane(lane) && (v.z != lo || v.w != hi))) {
+      *out = v;
+      return true;
+    }
+    const bool go = lane != 0 || keep_waiting(p, spin, &started, src, coll, epoch);
+    if (!__shfl_sync(kFullWarp, go, 0)) return false;
+  }
+}
+
+// Warps take tiles in turn (all 32 lanes of a warp always together, as the
+// line stores and the flag votes need); each warp sends all its tiles before
+// it waits for any, so no warp waits on a sender that is itself waiting.
+template <class E, int Op>
+__global__ void __launch_bounds__(kThreads, 2) ll128_one_shot_kernel(Peers p, ReduceArgs a) {
+  using S = typename E::S;
+  const uint64_t epoch = begin_epoch(p);
+  const uint64_t tiles = ll128_tiles(a.total * sizeof(S));
+  const uint32_t lane = threadIdx.x % 32;
+  const uint64_t first = (uint64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32;
+  const uint64_t step = uint64_t{gridDim.x} * blockDim.x / 32;
+  const auto *in = static_cast<const S *>(a.in);
+  for (uint64_t t = first; t < tiles; t += step) ll128_send(p, epoch, t, lane, load_piece(in, a.total, ll128_piece(t, lane)));
+  bool ok = true;
+  for (uint64_t t = first; ok && t < tiles; t += step) {
+    const LanePiece piece = ll128_piece(t, lane);
+    VecReduce<E, Op> r;
+    for (int q = 0; ok && q < p.nranks; ++q) {
+      uint4 x = make_uint4(0, 0, 0, 0);
+      if (q == p.rank) x = load_piece(in, a.total, piece);
+      else ok = ll128_receive(p, epoch, q, t, lane, a.coll, &x);
+      r.add(x, q == 0);
+    }
+    if (ok && a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, piece, r.result(p.nranks));
+  }
+  end_epoch(p, epoch);
+}
+
+// One lane per 16 bytes of line (ll_grid over the tiles' lanes, so whole
+// warps: its thread counts are multiples of 32).
+struct LL128Launch {
+  const Peers &p;
+  const ReduceArgs &a;
+  cudaStream_t stream;
+  template <class E, int Op>
+  cudaError_t run() const {
+    const uint64_t lanes = ll128_tiles(a.total * sizeof(typename E::S)) * 32;
+    const LLGrid g = ll_grid(lanes, p.max_blocks, p.ll_threads);
+    return launch(ll128_one_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
+  }
+};
+
+}  // namespace
+}  // namespace device
+
+cudaError_t launch_one_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
+  return device::with_types(args.dtype, args.op, device::LL128Launch{peers, args, stream});
+}
+
+}  // namespace plexus::kernels

@@ -1,0 +1,120 @@
+// p2p-tree's wire protocols under load, on every GPU (up to 4; skipped with
+// fewer than two): LL and LL128 one-shots launched back to back with no
+// host synchronisation between them (a torn LL128 line, or a stale line
+// taken for a fresh one, shows as a wrong element), and the two-shot with
+// its all-gather pulled (PLEXUS_P2P_TREE_GATHER=pull). Every output is
+// poisoned first and compared element by element with core's CPU reduction.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plexus/plexus.h"
+#include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
+
+namespace {
+
+using namespace plexus::test::p2p;  // Stream, Device, input_of, reference, check_same
+
+constexpr int kBackToBack = 24;
+
+// kBackToBack one-shot all-reduces of `count` elements, each with its own
+// random inputs and its own poisoned output, queued at once, then checked.
+void check_back_to_back(plx_comm_h comm, int rank, int nranks, plx_dtype dtype, plx_reduce_op op, uint64_t count,
+                        uint32_t round, const Stream &stream) {
+  const size_t es = plx_dtype_size(dtype), bytes = count * es;
+  std::vector<std::vector<Bytes>> inputs(kBackToBack);
+  std::vector<std::unique_ptr<Device>> in, out;
+  plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+  opts.algorithm = PLX_ALGO_ONE_SHOT;
+  for (int k = 0; k < kBackToBack; ++k) {
+    for (int r = 0; r < nranks; ++r) inputs[k].push_back(input_of(r, dtype, count, round * 1000 + k));
+    in.push_back(std::make_unique<Device>(bytes + es));
+    out.push_back(std::make_unique<Device>(bytes + es));
+    in[k]->put(es, inputs[k][rank]);  // unaligned by one element
+    out[k]->put(0, Bytes(bytes + es, 0xA5));
+  }
+  for (int k = 0; k < kBackToBack; ++k)
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, in[k]->p + es, out[k]->p + es, count, dtype, op, &opts, stream.s));
+  stream.sync();
+  for (int k = 0; k < kBackToBack; ++k)
+    check_same(out[k]->get(es, bytes), reference(dtype, op, inputs[k], count), es,
+               std::string(plx_dtype_string(dtype)) + " count " + std::to_string(count) + " call " + std::to_string(k));
+}
+
+void check_lines(plx_comm_h comm, int rank, int nranks) {
+  Stream stream;
+  uint32_t round = 0;
+  for (uint64_t bytes : {uint64_t{8}, uint64_t{480}, uint64_t{4096}, uint64_t{65536} + 8, uint64_t{200000}})
+    for (plx_dtype dtype : {PLX_BFLOAT16, PLX_FLOAT32, PLX_INT8, PLX_FLOAT64})
+      check_back_to_back(comm, rank, nranks, dtype, dtype == PLX_INT8 ? PLX_MAX : PLX_SUM,
+                         std::max<uint64_t>(1, bytes / plx_dtype_size(dtype)), ++round, stream);
+}
+
+int ranks_for_lines() { return std::min(cuda_devices(), 4); }
+
+// Runs check_lines with `name`=`value` in every rank (set before the ranks
+// fork, removed after).
+void run_lines(const char *test_case, const char *name, const char *value) {
+  const int nranks = ranks_for_lines();
+  if (nranks < 2) {
+    MESSAGE("fewer than two GPUs: ", test_case, " is skipped");
+    return;
+  }
+  setenv(name, value, 1);
+  run_p2p_ranks(test_case, nranks, [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    check_lines(comm, rank, nranks);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+  unsetenv(name);
+}
+
+}  // namespace
+
+TEST_CASE("plugins.p2p_tree.gpu.ll128_lines_back_to_back") {
+  run_lines("plugins.p2p_tree.gpu.ll128_lines_back_to_back", "PLEXUS_P2P_TREE_LL128_MIN_BYTES", "0");
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.ll_lines_back_to_back") {
+  run_lines("plugins.p2p_tree.gpu.ll_lines_back_to_back", "PLEXUS_P2P_TREE_LL128", "0");
+}
+
+// The two-shot with its all-gather pulled: sizes of one launch and of
+// several (4 MiB areas), odd counts, in place and not.
+TEST_CASE("plugins.p2p_tree.gpu.pull_gather") {
+  const int nranks = ranks_for_lines();
+  if (nranks < 2) {
+    MESSAGE("fewer than two GPUs: the pull-gather test is skipped");
+    return;
+  }
+  setenv("PLEXUS_P2P_TREE_GATHER", "pull", 1);
+  setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 1);
+  run_p2p_ranks("plugins.p2p_tree.gpu.pull_gather", nranks, [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    Stream stream;
+    plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+    opts.algorithm = PLX_ALGO_TWO_SHOT;
+    uint32_t salt = 0;
+    for (uint64_t count : {uint64_t{1001}, uint64_t{65537}, uint64_t{1500001}, uint64_t{3000000}})
+      for (plx_dtype dtype : {PLX_BFLOAT16, PLX_FLOAT32, PLX_INT32}) {
+        const size_t es = plx_dtype_size(dtype), bytes = count * es;
+        std::vector<Bytes> inputs;
+        for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, dtype, count, ++salt));
+        const bool in_place = salt % 2 == 0;
+        Device a(bytes), c(bytes);
+        a.put(0, inputs[rank]);
+        c.put(0, Bytes(bytes, 0x5A));
+        PLX_OK_OR_FAIL(plx_all_reduce(comm, a.p, in_place ? a.p : c.p, count, dtype, PLX_SUM, &opts, stream.s));
+        stream.sync();
+        check_same((in_place ? a : c).get(0, bytes), reference(dtype, PLX_SUM, inputs, count), es,
+                   std::string("pull ") + plx_dtype_string(dtype) + " count " + std::to_string(count));
+      }
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+  unsetenv("PLEXUS_P2P_TREE_GATHER");
+  unsetenv("PLEXUS_P2P_TREE_SLOT_BYTES");
+}
