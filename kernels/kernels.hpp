@@ -160,6 +160,12 @@ cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStre
 // The same with LL128 lines (the tiles below) in the LL128 slots: half the
 // bytes of LL. total * esize must fit ll128_capacity(ll_slot_bytes).
 cudaError_t launch_one_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
+// LL128 two-shot: the tiles cut into nranks chunks; chunk q of every rank
+// goes to rank q as lines (slot positions [0, per)), rank q reduces it in
+// rank order and sends it back as lines (positions [per, 2 per)). Every
+// rank gets the same bits. 2 * per tiles must fit an LL128 slot
+// (ll128_two_shot_capacity).
+cudaError_t launch_two_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 // Bulk one-shot: every rank writes its whole input into its slot of every
 // peer's input area, signals, waits, and reduces every rank's input in rank
 // order into out (bit-identical on every rank). nranks * round_up(total,
@@ -256,6 +262,11 @@ constexpr uint64_t kLL128TileBytes = 512;
 constexpr uint64_t ll128_tiles(uint64_t data_bytes) { return (data_bytes + kLL128TileData - 1) / kLL128TileData; }
 // Data bytes one launch may carry in an LL128 slot of slot_bytes.
 constexpr uint64_t ll128_capacity(uint64_t slot_bytes) { return slot_bytes / kLL128TileBytes * kLL128TileData; }
+// Data bytes one LL128 two-shot launch may carry: nranks chunks of at most
+// half a slot's tiles each.
+constexpr uint64_t ll128_two_shot_capacity(uint64_t slot_bytes, uint64_t nranks) {
+  return nranks * (slot_bytes / (2 * kLL128TileBytes)) * kLL128TileData;
+}
 
 // Lane `lane`'s data bytes of tile `tile`: [begin, begin + bytes), 8-byte
 // aligned, so every piece holds whole elements of every dtype.

@@ -1,8 +1,9 @@
-// The LL128 one-shot all-reduce (protocol in kernels.hpp): every warp
+// The LL128 all-reduces (protocol in kernels.hpp). One-shot: every warp
 // stores its tiles of the input into its slot at every peer as 128-byte
 // lines that carry their flag, then reduces every rank's tiles in rank
 // order as they arrive, so every rank gets the same bits. LL (one 8-byte
 // flag per 8 data bytes) sends twice the bytes; LL128 sends 16/15.
+// Two-shot: the same lines, reduce-scatter then all-gather.
 #include "kernels/device_common.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
@@ -52,22 +53,25 @@ __device__ __forceinline__ void store_piece(S *data, uint64_t total, LanePiece p
 
 __device__ __forceinline__ bool flag_lane(uint32_t lane) { return (lane & 7u) == 7u; }
 
-// Tile t of this rank's input into its slot at every peer: one 16-byte
-// store per lane, the line's last lane carrying the flag in its high half.
-__device__ __forceinline__ void ll128_send(const Peers &p, uint64_t epoch, uint64_t tile, uint32_t lane, uint4 v) {
+// A tile into this rank's slot at rank q, at tile position `at`: one
+// 16-byte store per lane, the line's last lane carrying the flag in its
+// high half.
+__device__ __forceinline__ void ll128_put(const Peers &p, int q, uint64_t epoch, uint64_t at, uint32_t lane, uint4 v) {
   if (flag_lane(lane)) v.z = static_cast<uint32_t>(epoch), v.w = static_cast<uint32_t>(epoch >> 32);
-  for (int k = 1; k < p.nranks; ++k) {
-    const int q = rotated_peer(p, k);
-    st_volatile_v4(ll128_slot(p, q, epoch, p.rank) + tile * 32 + lane, v);
-  }
+  st_volatile_v4(ll128_slot(p, q, epoch, p.rank) + at * 32 + lane, v);
 }
 
-// Tile t of rank src's input, from its lines in this rank's slot: the warp
-// loads the tile again until every flag lane sees the epoch. False (for the
+// The same tile to every peer.
+__device__ __forceinline__ void ll128_send(const Peers &p, uint64_t epoch, uint64_t at, uint32_t lane, uint4 v) {
+  for (int k = 1; k < p.nranks; ++k) ll128_put(p, rotated_peer(p, k), epoch, at, lane, v);
+}
+
+// The tile at position `at` of rank src's lines in this rank's slot: the
+// warp loads it again until every flag lane sees the epoch. False (for the
 // whole warp) when lane 0's wait gave up.
-__device__ __forceinline__ bool ll128_receive(const Peers &p, uint64_t epoch, int src, uint64_t tile, uint32_t lane,
+__device__ __forceinline__ bool ll128_receive(const Peers &p, uint64_t epoch, int src, uint64_t at_tile, uint32_t lane,
                                               int32_t coll, uint4 *out) {
-  const uint4 *at = ll128_slot(p, p.rank, epoch, src) + tile * 32 + lane;
+  const uint4 *at = ll128_slot(p, p.rank, epoch, src) + at_tile * 32 + lane;
   const auto lo = static_cast<uint32_t>(epoch), hi = static_cast<uint32_t>(epoch >> 32);
   uint64_t started = 0;
   for (uint32_t spin = 1;; ++spin) {
@@ -109,17 +113,80 @@ __global__ void __launch_bounds__(kThreads, 2) ll128_one_shot_kernel(Peers p, Re
   end_epoch(p, epoch);
 }
 
-// One lane per 16 bytes of line (ll_grid over the tiles' lanes, so whole
-// warps: its thread counts are multiples of 32).
+// The LL128 two-shot's phase 2: this rank's chunk (tiles [mine, mine +
+// per)) reduced in rank order from its own input and the peers' tiles at
+// positions [0, per) of their slots, into out and, as lines at positions
+// [per, 2 per), into this rank's slot at every peer.
+template <class E, int Op>
+__device__ bool ll128_reduce_chunk(const Peers &p, const ReduceArgs &a, uint64_t epoch, uint64_t tiles, uint64_t per,
+                                   uint64_t first, uint64_t step) {
+  using S = typename E::S;
+  const uint32_t lane = threadIdx.x % 32;
+  const uint64_t mine = p.rank * per;
+  bool ok = true;
+  for (uint64_t t = first; ok && t < per && mine + t < tiles; t += step) {
+    const LanePiece piece = ll128_piece(mine + t, lane);
+    VecReduce<E, Op> r;
+    for (int q = 0; ok && q < p.nranks; ++q) {
+      uint4 x = make_uint4(0, 0, 0, 0);
+      if (q == p.rank) x = load_piece(static_cast<const S *>(a.in), a.total, piece);
+      else ok = ll128_receive(p, epoch, q, t, lane, a.coll, &x);
+      r.add(x, q == 0);
+    }
+    if (!ok) break;
+    const uint4 v = r.result(p.nranks);
+    if (a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, piece, v);
+    ll128_send(p, epoch, per + t, lane, v);
+  }
+  return ok;
+}
+
+// LL128 two-shot: the tiles cut into nranks chunks of `per`; chunk q of
+// every rank's input goes to rank q as lines, rank q reduces it (phase 2)
+// and sends the result back as lines, which every rank stores into out.
+// Half the bytes of the LL128 one-shot on 4 ranks ((n - 1) / n twice, not
+// n - 1), for one more hop.
+template <class E, int Op>
+__global__ void __launch_bounds__(kThreads, 2) ll128_two_shot_kernel(Peers p, ReduceArgs a) {
+  using S = typename E::S;
+  const uint64_t epoch = begin_epoch(p);
+  const uint64_t tiles = ll128_tiles(a.total * sizeof(S)), per = (tiles + p.nranks - 1) / p.nranks;
+  const uint32_t lane = threadIdx.x % 32;
+  const uint64_t first = (uint64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32;
+  const uint64_t step = uint64_t{gridDim.x} * blockDim.x / 32;
+  for (uint64_t t = first; t < per; t += step)
+    for (int k = 1; k < p.nranks; ++k) {
+      const int q = rotated_peer(p, k);
+      if (q * per + t < tiles)
+        ll128_put(p, q, epoch, t, lane, load_piece(static_cast<const S *>(a.in), a.total, ll128_piece(q * per + t, lane)));
+    }
+  bool ok = ll128_reduce_chunk<E, Op>(p, a, epoch, tiles, per, first, step);
+  for (uint64_t t = first; ok && a.out != nullptr && t < per; t += step)
+    for (int k = 1; ok && k < p.nranks; ++k) {
+      const int q = rotated_peer(p, k);
+      uint4 v;
+      if (q * per + t >= tiles) continue;
+      ok = ll128_receive(p, epoch, q, per + t, lane, a.coll, &v);
+      if (ok) store_piece(static_cast<S *>(a.out), a.total, ll128_piece(q * per + t, lane), v);
+    }
+  end_epoch(p, epoch);
+}
+
+// One lane per 16 bytes of line (ll_grid over the lanes of the tiles each
+// warp position serves, so whole warps: its thread counts are multiples of
+// 32): all the tiles for the one-shot, one chunk's for the two-shot.
+template <bool TwoShot>
 struct LL128Launch {
   const Peers &p;
   const ReduceArgs &a;
   cudaStream_t stream;
   template <class E, int Op>
   cudaError_t run() const {
-    const uint64_t lanes = ll128_tiles(a.total * sizeof(typename E::S)) * 32;
+    const uint64_t tiles = ll128_tiles(a.total * sizeof(typename E::S));
+    const uint64_t lanes = (TwoShot ? (tiles + p.nranks - 1) / p.nranks : tiles) * 32;
     const LLGrid g = ll_grid(lanes, p.max_blocks, p.ll_threads);
-    return launch(ll128_one_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
+    if constexpr (TwoShot) return launch(ll128_two_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
+    else return launch(ll128_one_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
   }
 };
 
@@ -127,7 +194,11 @@ struct LL128Launch {
 }  // namespace device
 
 cudaError_t launch_one_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  return device::with_types(args.dtype, args.op, device::LL128Launch{peers, args, stream});
+  return device::with_types(args.dtype, args.op, device::LL128Launch<false>{peers, args, stream});
+}
+
+cudaError_t launch_two_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
+  return device::with_types(args.dtype, args.op, device::LL128Launch<true>{peers, args, stream});
 }
 
 }  // namespace plexus::kernels

@@ -86,9 +86,11 @@ int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
   const int32_t wanted = wanted_algo(c, d);
   if (wanted == PLX_ALGO_ONE_SHOT) return bytes <= c.peers().ll_slot_bytes / 2 ? PLX_ALGO_ONE_SHOT : kAlgoOneShotBulk;
+  if (wanted == kAlgoLL128TwoShot) return c.ll128() ? kAlgoLL128TwoShot : PLX_ALGO_TWO_SHOT;
   if (wanted != PLX_ALGO_AUTO) return wanted;
   const auto n = static_cast<uint64_t>(c.nranks());
   if (bytes <= c.params().oneshot_max_bytes * 2 / n) return PLX_ALGO_ONE_SHOT;
+  if (c.ll128() && bytes <= c.params().ll128_two_shot_max_bytes) return kAlgoLL128TwoShot;
   // The bulk one-shot sends nranks - 1 copies of the input, two-shot
   // 2 (nranks - 1) / nranks: the 2-rank limit over nranks (nranks - 1) / 2
   // (4 H100: bulk 9.9 us at 256 KiB against two-shot's 14.9, 19.5 against
@@ -101,6 +103,8 @@ int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
 uint64_t launch_capacity(const Comm &c, int32_t algo) {
   if (algo == PLX_ALGO_ONE_SHOT) return c.peers().ll_slot_bytes / 2;
   if (algo == kAlgoOneShotBulk) return bulk_capacity(c.params().slot_bytes, static_cast<uint64_t>(c.nranks()));
+  if (algo == kAlgoLL128TwoShot)
+    return kernels::ll128_two_shot_capacity(c.peers().ll_slot_bytes, static_cast<uint64_t>(c.nranks()));
   return c.params().slot_bytes;
 }
 
@@ -111,11 +115,13 @@ cudaError_t launch_reduce(const Comm &c, int32_t algo, const kernels::ReduceArgs
     return kernels::launch_one_shot_ll128(c.peers(), a, stream);
   if (algo == PLX_ALGO_ONE_SHOT) return kernels::launch_one_shot(c.peers(), a, stream);
   if (algo == kAlgoOneShotBulk) return kernels::launch_one_shot_bulk(c.peers(), a, stream);
+  if (algo == kAlgoLL128TwoShot) return kernels::launch_two_shot_ll128(c.peers(), a, stream);
   return kernels::launch_two_shot(c.peers(), a, stream);
 }
 
 const char *algo_kernel_name(int32_t algo) {
-  return algo == PLX_ALGO_ONE_SHOT ? "one-shot" : algo == kAlgoOneShotBulk ? "bulk one-shot" : "two-shot";
+  return algo == PLX_ALGO_ONE_SHOT ? "one-shot" : algo == kAlgoOneShotBulk ? "bulk one-shot"
+         : algo == kAlgoLL128TwoShot ? "LL128 two-shot" : "two-shot";
 }
 
 // All-reduce, and reduce with out NULL on the non-roots.
@@ -185,7 +191,7 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
     case PLX_COLL_ALL_REDUCE:
     case PLX_COLL_REDUCE: {
       const int32_t algo = choose_algo(c, d, bytes);
-      c.count_call(d.coll, algo == kAlgoOneShotBulk ? PLX_ALGO_ONE_SHOT : algo);
+      c.count_call(d.coll, algo == kAlgoOneShotBulk ? PLX_ALGO_ONE_SHOT : algo == kAlgoLL128TwoShot ? PLX_ALGO_TWO_SHOT : algo);
       void *out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
       return d.count == 0 ? PLX_OK : reduce(c, d, out, algo, stream);
     }

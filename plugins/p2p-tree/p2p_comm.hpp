@@ -39,6 +39,9 @@ namespace plexus::p2p_tree {
 // PLEXUS_P2P_TREE_ALGO=one_shot_bulk: a plugin-internal id (the statistics
 // count it as PLX_ALGO_ONE_SHOT, which it is: only the protocol differs).
 constexpr int32_t kAlgoOneShotBulk = 100;
+// Above the one-shot's limit, up to Params::ll128_two_shot_max_bytes: the
+// LL128 two-shot (counted as PLX_ALGO_TWO_SHOT).
+constexpr int32_t kAlgoLL128TwoShot = 101;
 
 struct Params {
   // Measured on 2 H100 (docs/performance.md): one-shot wins up to 512 KiB.
@@ -63,6 +66,7 @@ struct Params {
   // NVLink (PLEXUS_P2P_TREE_LL128=0: never).
   bool ll128 = true;
   uint64_t ll128_min_bytes = 0;
+  uint64_t ll128_two_shot_max_bytes = 0;  // PLEXUS_P2P_TREE_LL128_TWO_SHOT_MAX_BYTES
   // Two-shot: peers read each rank's reduced chunk (PLEXUS_P2P_TREE_GATHER=pull)
   // instead of it pushing the chunk to them.
   bool pull_gather = false;
@@ -112,6 +116,7 @@ struct PeerCard {
   int32_t tree_arity;       // the same everywhere
   uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
   uint64_t ll128_min_bytes; // the same everywhere (LL128, LL128_MIN_BYTES; UINT64_MAX: off)
+  uint64_t ll128_two_shot_max_bytes;  // the same everywhere
   int32_t pull_gather;      // the same everywhere (GATHER)
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
@@ -158,6 +163,7 @@ class Comm {
   // One-shots of at least this many bytes take LL128 lines (UINT64_MAX:
   // never; every rank agreed on it at init).
   uint64_t ll128_min_bytes() const { return ll128_min_bytes_; }
+  bool ll128() const { return ll128_min_bytes_ != UINT64_MAX; }
   // Which ranks are linked, the ring and the trees over them (same on every rank).
   const Routes &routes() const { return routes_; }
 

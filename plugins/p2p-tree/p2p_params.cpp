@@ -51,12 +51,13 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   else if (v == "one_shot") *out = PLX_ALGO_ONE_SHOT;
   else if (v == "one_shot_bulk") *out = kAlgoOneShotBulk;
   else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
+  else if (v == "ll128_two_shot") *out = kAlgoLL128TwoShot;
   else if (v == "ring") *out = PLX_ALGO_RING;
   else if (v == "tree") *out = PLX_ALGO_TREE;
   else if (v == "kary_tree") *out = PLX_ALGO_KARY_TREE;
   else
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ALGO={} must be auto, "
-                      "one_shot, one_shot_bulk, two_shot, ring, tree or kary_tree", text);
+                      "one_shot, one_shot_bulk, two_shot, ll128_two_shot, ring, tree or kary_tree", text);
   return PLX_OK;
 }
 
@@ -101,6 +102,8 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = bool_param(s, "LL128", &p->ll128)) return st;
   if (plx_status st = size_param(s, "LL128_MIN_BYTES", 0, uint64_t{1} << 40, &p->ll128_min_bytes)) return st;
   if (plx_status st = gather_param(s, &p->pull_gather)) return st;
+  if (plx_status st = size_param(s, "LL128_TWO_SHOT_MAX_BYTES", 0, uint64_t{1} << 40, &p->ll128_two_shot_max_bytes))
+    return st;
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

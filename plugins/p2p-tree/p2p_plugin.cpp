@@ -21,8 +21,8 @@ const plx_param_decl params[] = {
      "one-shot (every rank pushes its whole input into every peer's input area, one exchange); "
      "larger ones two-shot. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",
-     "auto, one_shot (LL lines where they fit, else bulk), one_shot_bulk, two_shot, ring, tree (binary) "
-     "or kary_tree: force the all-reduce algorithm whatever the size; ring and the trees also serve "
+     "auto, one_shot (LL lines where they fit, else bulk), one_shot_bulk, two_shot, ll128_two_shot (two-shot "
+     "otherwise where LL128 is off), ring, tree (binary) or kary_tree: force the all-reduce algorithm whatever the size; ring and the trees also serve "
      "reduce, the trees broadcast (every rank must set the same)."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "TREE_ARITY", "4",
      "Children per rank of the k-ary tree (kary_tree, and the tree small messages take on a partly "
@@ -53,6 +53,10 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL128_MIN_BYTES", "0",
      "The smallest one-shot all-reduce (bytes) that LL128 lines carry; smaller ones take LL lines. "
      "Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL128_TWO_SHOT_MAX_BYTES", "0",
+     "All-reduces above the one-shot's limit and up to this many bytes run the LL128 two-shot "
+     "(reduce-scatter and all-gather as LL128 lines) where LL128 is on; 0: never. Every rank must "
+     "set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "GATHER", "push",
      "Two-shot's all-gather half: push (each rank stores its reduced chunk into every peer) or pull "
      "(each rank keeps it, the peers read it). Registered outputs are written in place either way. "

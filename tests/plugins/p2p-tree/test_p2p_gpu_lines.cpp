@@ -1,7 +1,8 @@
 // p2p-tree's wire protocols under load, on every GPU (up to 4; skipped with
-// fewer than two): LL and LL128 one-shots launched back to back with no
-// host synchronisation between them (a torn LL128 line, or a stale line
-// taken for a fresh one, shows as a wrong element), and the two-shot with
+// fewer than two): LL and LL128 one-shots and the LL128 two-shot launched
+// back to back with no host synchronisation between them (a torn LL128
+// line, or a stale line taken for a fresh one, shows as a wrong element;
+// the two-shot's runs of several launches included), and the two-shot with
 // its all-gather pulled (PLEXUS_P2P_TREE_GATHER=pull). Every output is
 // poisoned first and compared element by element with core's CPU reduction.
 #include <doctest/doctest.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "plexus/plexus.h"
@@ -21,15 +23,16 @@ using namespace plexus::test::p2p;  // Stream, Device, input_of, reference, chec
 
 constexpr int kBackToBack = 24;
 
-// kBackToBack one-shot all-reduces of `count` elements, each with its own
-// random inputs and its own poisoned output, queued at once, then checked.
+// kBackToBack all-reduces of `count` elements (algorithm hint `algo`), each
+// with its own random inputs and its own poisoned output, queued at once,
+// then checked.
 void check_back_to_back(plx_comm_h comm, int rank, int nranks, plx_dtype dtype, plx_reduce_op op, uint64_t count,
-                        uint32_t round, const Stream &stream) {
+                        int32_t algo, uint32_t round, const Stream &stream) {
   const size_t es = plx_dtype_size(dtype), bytes = count * es;
   std::vector<std::vector<Bytes>> inputs(kBackToBack);
   std::vector<std::unique_ptr<Device>> in, out;
   plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
-  opts.algorithm = PLX_ALGO_ONE_SHOT;
+  opts.algorithm = algo;
   for (int k = 0; k < kBackToBack; ++k) {
     for (int r = 0; r < nranks; ++r) inputs[k].push_back(input_of(r, dtype, count, round * 1000 + k));
     in.push_back(std::make_unique<Device>(bytes + es));
@@ -45,42 +48,52 @@ void check_back_to_back(plx_comm_h comm, int rank, int nranks, plx_dtype dtype, 
                std::string(plx_dtype_string(dtype)) + " count " + std::to_string(count) + " call " + std::to_string(k));
 }
 
-void check_lines(plx_comm_h comm, int rank, int nranks) {
+void check_lines(plx_comm_h comm, int rank, int nranks, int32_t algo) {
   Stream stream;
   uint32_t round = 0;
-  for (uint64_t bytes : {uint64_t{8}, uint64_t{480}, uint64_t{4096}, uint64_t{65536} + 8, uint64_t{200000}})
+  for (uint64_t bytes : {uint64_t{8}, uint64_t{480}, uint64_t{4096}, uint64_t{65536} + 8, uint64_t{300000}})
     for (plx_dtype dtype : {PLX_BFLOAT16, PLX_FLOAT32, PLX_INT8, PLX_FLOAT64})
       check_back_to_back(comm, rank, nranks, dtype, dtype == PLX_INT8 ? PLX_MAX : PLX_SUM,
-                         std::max<uint64_t>(1, bytes / plx_dtype_size(dtype)), ++round, stream);
+                         std::max<uint64_t>(1, bytes / plx_dtype_size(dtype)), algo, ++round, stream);
 }
 
 int ranks_for_lines() { return std::min(cuda_devices(), 4); }
 
-// Runs check_lines with `name`=`value` in every rank (set before the ranks
+using Settings = std::vector<std::pair<const char *, const char *>>;
+
+// Runs check_lines with the settings in every rank (set before the ranks
 // fork, removed after).
-void run_lines(const char *test_case, const char *name, const char *value) {
+void run_lines(const char *test_case, const Settings &settings, int32_t algo) {
   const int nranks = ranks_for_lines();
   if (nranks < 2) {
     MESSAGE("fewer than two GPUs: ", test_case, " is skipped");
     return;
   }
-  setenv(name, value, 1);
-  run_p2p_ranks(test_case, nranks, [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+  for (const auto &[name, value] : settings) setenv(name, value, 1);
+  run_p2p_ranks(test_case, nranks, [nranks, algo](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, nranks, rank);
-    check_lines(comm, rank, nranks);
+    check_lines(comm, rank, nranks, algo);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
-  unsetenv(name);
+  for (const auto &setting : settings) unsetenv(setting.first);
 }
 
 }  // namespace
 
 TEST_CASE("plugins.p2p_tree.gpu.ll128_lines_back_to_back") {
-  run_lines("plugins.p2p_tree.gpu.ll128_lines_back_to_back", "PLEXUS_P2P_TREE_LL128_MIN_BYTES", "0");
+  run_lines("plugins.p2p_tree.gpu.ll128_lines_back_to_back", {{"PLEXUS_P2P_TREE_LL128_MIN_BYTES", "0"}},
+            PLX_ALGO_ONE_SHOT);
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.ll_lines_back_to_back") {
-  run_lines("plugins.p2p_tree.gpu.ll_lines_back_to_back", "PLEXUS_P2P_TREE_LL128", "0");
+  run_lines("plugins.p2p_tree.gpu.ll_lines_back_to_back", {{"PLEXUS_P2P_TREE_LL128", "0"}}, PLX_ALGO_ONE_SHOT);
+}
+
+// Every size through the LL128 two-shot, in slots of 64 KiB of payload, so
+// 300000 bytes take several launches (60 KiB per rank and launch).
+TEST_CASE("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back") {
+  run_lines("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back",
+            {{"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "64K"}, {"PLEXUS_P2P_TREE_ALGO", "ll128_two_shot"}}, PLX_ALGO_AUTO);
 }
 
 // The two-shot with its all-gather pulled: sizes of one launch and of

@@ -95,6 +95,10 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK_FALSE(lines.ll128);
   CHECK(lines.ll128_min_bytes == 16u << 10);
   CHECK(lines.pull_gather);
+  Params forced;
+  REQUIRE(parse({{"p2p-tree/ALGO", "ll128_two_shot"}, {"p2p-tree/LL128_TWO_SHOT_MAX_BYTES", "2M"}}, &forced) == PLX_OK);
+  CHECK(forced.forced_algo == plexus::p2p_tree::kAlgoLL128TwoShot);
+  CHECK(forced.ll128_two_shot_max_bytes == 2u << 20);
 }
 
 // Each bad value is parsed into fresh Params (a failed parse may leave a
