@@ -90,7 +90,7 @@ int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (wanted != PLX_ALGO_AUTO) return wanted;
   const auto n = static_cast<uint64_t>(c.nranks());
   if (bytes <= c.params().oneshot_max_bytes * 2 / n) return PLX_ALGO_ONE_SHOT;
-  if (c.ll128() && bytes <= c.params().ll128_two_shot_max_bytes) return kAlgoLL128TwoShot;
+  if (n >= 3 && c.ll128() && bytes <= c.params().ll128_two_shot_max_bytes) return kAlgoLL128TwoShot;
   // The bulk one-shot sends nranks - 1 copies of the input, two-shot
   // 2 (nranks - 1) / nranks: the 2-rank limit over nranks (nranks - 1) / 2
   // (4 H100: bulk 9.9 us at 256 KiB against two-shot's 14.9, 19.5 against

@@ -28,7 +28,7 @@ Comm::Comm(const CommSetup &setup, const Params &params)
   peers_.rank = setup.rank;
   peers_.nranks = setup.nranks;
   peers_.slot_bytes = params.slot_bytes;
-  peers_.ll_slot_bytes = params.ll_slot_bytes();
+  peers_.ll_slot_bytes = params.ll_slot_bytes(setup.nranks);
   peers_.max_blocks = params.max_blocks;
   peers_.ll_threads = params.ll_threads;
   peers_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
@@ -188,7 +188,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
 plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   const char *name = nullptr;
   if (card.slot_bytes != params_.slot_bytes) name = "SLOT_BYTES";
-  else if (card.ll_slot_bytes != peers_.ll_slot_bytes) name = "ONESHOT_MAX_BYTES";
+  else if (card.ll_slot_bytes != peers_.ll_slot_bytes) name = "ONESHOT_MAX_BYTES (or LL128_TWO_SHOT_MAX_BYTES)";
   else if (card.bulk_max_bytes != params_.bulk_max_bytes) name = "BULK_MAX_BYTES";
   else if (card.forced_algo != params_.forced_algo) name = "ALGO";
   else if (card.tree_arity != params_.tree_arity) name = "TREE_ARITY";

@@ -63,21 +63,32 @@ struct Params {
   bool dependent_launch = true;  // PLEXUS_P2P_TREE_PDL
   int32_t ll_threads = 128;      // PLEXUS_P2P_TREE_LL_THREADS
   // One-shots from this many bytes use LL128 lines where every pair is
-  // NVLink (PLEXUS_P2P_TREE_LL128=0: never).
+  // NVLink (PLEXUS_P2P_TREE_LL128=0: never): 4 H100, 4 KiB 5.00 -> 4.34 us,
+  // 128 KiB 8.25 -> 5.60, 256 KiB 11.3 -> 7.2 against LL lines.
   bool ll128 = true;
   uint64_t ll128_min_bytes = 0;
-  uint64_t ll128_two_shot_max_bytes = 0;  // PLEXUS_P2P_TREE_LL128_TWO_SHOT_MAX_BYTES
+  // On 3 ranks and more, all-reduces above the one-shot's limit and up to
+  // this run the LL128 two-shot: 4 H100, 1 MiB 17.4 -> 10.5 us, 2 MiB 22.0
+  // -> 15.0, 4 MiB 33.9 -> 30.6 against bulk and two-shot; 8 MiB 55.4
+  // against two-shot's 52.5. On 2 ranks it sends what the one-shot sends.
+  uint64_t ll128_two_shot_max_bytes = uint64_t{4} << 20;  // PLEXUS_P2P_TREE_LL128_TWO_SHOT_MAX_BYTES
   // Two-shot: peers read each rank's reduced chunk (PLEXUS_P2P_TREE_GATHER=pull)
   // instead of it pushing the chunk to them.
   bool pull_gather = false;
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
-  // Bytes of one LL slot: LL lines carry half data, and the slot holds at
-  // least 64 KiB of payload so that a forced one-shot is not all launches.
-  uint64_t ll_slot_bytes() const {
+  // Bytes of one LL (and one LL128) slot: LL lines carry half data, and
+  // the slot holds at least 64 KiB of payload so that a forced one-shot is
+  // not all launches; on 3 ranks and more also an LL128 two-shot of
+  // ll128_two_shot_max_bytes in one launch (both halves of a chunk's lines).
+  uint64_t ll_slot_bytes(int32_t nranks) const {
     const uint64_t payload = oneshot_max_bytes > (64u << 10) ? oneshot_max_bytes : (64u << 10);
-    return 2 * ((payload + 4095) / 4096 * 4096);
+    const uint64_t ll = 2 * ((payload + 4095) / 4096 * 4096);
+    if (nranks < 3 || !ll128) return ll;
+    const uint64_t chunk = (ll128_two_shot_max_bytes + nranks - 1) / nranks;
+    const uint64_t lines = (2 * kernels::ll128_tiles(chunk) * kernels::kLL128TileBytes + 4095) / 4096 * 4096;
+    return lines > ll ? lines : ll;
   }
 };
 

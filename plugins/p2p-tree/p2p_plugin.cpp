@@ -53,10 +53,10 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL128_MIN_BYTES", "0",
      "The smallest one-shot all-reduce (bytes) that LL128 lines carry; smaller ones take LL lines. "
      "Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL128_TWO_SHOT_MAX_BYTES", "0",
-     "All-reduces above the one-shot's limit and up to this many bytes run the LL128 two-shot "
-     "(reduce-scatter and all-gather as LL128 lines) where LL128 is on; 0: never. Every rank must "
-     "set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL128_TWO_SHOT_MAX_BYTES", "4M",
+     "On 3 ranks and more, all-reduces above the one-shot's limit and up to this many bytes run the "
+     "LL128 two-shot (reduce-scatter and all-gather as LL128 lines) where LL128 is on; 0: never. Also "
+     "sizes the LL slots. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "GATHER", "push",
      "Two-shot's all-gather half: push (each rank stores its reduced chunk into every peer) or pull "
      "(each rank keeps it, the peers read it). Registered outputs are written in place either way. "

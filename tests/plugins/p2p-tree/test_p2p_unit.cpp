@@ -88,6 +88,12 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(dependent.ll_threads == 512);
   CHECK(automatic.ll128);
   CHECK(automatic.ll128_min_bytes == 0);
+  CHECK(automatic.ll128_two_shot_max_bytes == 4u << 20);
+  CHECK(automatic.ll_slot_bytes(2) == 1u << 20);  // 2 x ONESHOT_MAX_BYTES
+  CHECK(automatic.ll_slot_bytes(4) >= 2 * 2185 * 512);  // both halves of a 1 MiB chunk's tiles
+  CHECK(automatic.ll_slot_bytes(8) >= 2 * 1093 * 512);
+  for (int n : {3, 4, 8})  // a 4 MiB LL128 two-shot is one launch
+    CHECK(plexus::kernels::ll128_two_shot_capacity(automatic.ll_slot_bytes(n), n) >= 4u << 20);
   CHECK_FALSE(automatic.pull_gather);
   Params lines;
   REQUIRE(parse({{"p2p-tree/LL128", "0"}, {"p2p-tree/LL128_MIN_BYTES", "16K"}, {"p2p-tree/GATHER", "pull"}},
