@@ -103,12 +103,35 @@ __device__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epo
   }
 }
 
+// Whether this launch posts out's registration: block 0's thread 0 reads
+// this rank's acknowledged table once, before its phase 1, and stores the
+// answer with the epoch; the other blocks' thread 0 take that answer after
+// their phase 1 (by when it is long written), so the blocks of one launch
+// never differ even when the host writes the table meanwhile. -1: the wait
+// gave up (an abort, another block's error).
+__device__ int decide_posting(const Peers &p, const ReduceArgs &a, uint64_t epoch) {
+  if (a.out_reg == 0 || a.out == nullptr || a.scatter_only) return 0;
+  const volatile uint64_t *acked = reinterpret_cast<const uint64_t *>(p.block[p.rank] + kRegAckedOffset);
+  const int answer = acked[a.out_slot % kRegSlots] == a.out_reg ? 1 : 0;
+  st_release_gpu(reinterpret_cast<uint64_t *>(p.block[p.rank] + kRegDecisionOffset), 2 * epoch + answer);
+  return answer;
+}
+
+__device__ int follow_posting(const Peers &p, const ReduceArgs &a, uint64_t epoch) {
+  if (a.out_reg == 0 || a.out == nullptr || a.scatter_only) return 0;
+  const uint64_t *word = reinterpret_cast<const uint64_t *>(p.block[p.rank] + kRegDecisionOffset);
+  uint64_t v = 0, started = 0;
+  for (uint32_t spin = 1; ((v = ld_acquire_gpu(word)) >> 1) != epoch; ++spin)
+    if (!keep_waiting(p, spin, &started, p.rank, a.coll, epoch)) return -1;
+  return static_cast<int>(v & 1);
+}
+
 // Phase 1's post, by each block (block b of a peer reads it after waiting
 // for block b): this rank's registered output, or none, in its slot at
 // every peer.
-__device__ void post_output(const Peers &p, const ReduceArgs &a, uint64_t epoch) {
+__device__ void post_output(const Peers &p, const ReduceArgs &a, uint64_t epoch, bool posted) {
   if (threadIdx.x != 0 || a.scatter_only) return;
-  const OutputPost post{epoch, a.out == nullptr ? 0 : a.out_reg, a.out_slot, a.out_offset};
+  const OutputPost post{epoch, posted ? a.out_reg : 0, a.out_slot, a.out_offset};
   for (int q = 0; q < p.nranks; ++q)
     if (q != p.rank) posts_of(p.block[q], epoch)[p.rank] = post;
 }
@@ -162,11 +185,12 @@ __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t e
 }
 
 // Phase 3: every peer's reduced chunk, from this rank's result area to out,
-// or read from the peer's own (pull_gather); nothing when out is
-// registered: the peers stored it there.
+// or read from the peer's own (pull_gather); nothing when out's
+// registration was posted: the peers stored it there.
 template <class S>
-__device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
-  for (int k = 1; a.out != nullptr && a.out_reg == 0 && k < p.nranks; ++k) {
+__device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+                              bool posted) {
+  for (int k = 1; a.out != nullptr && !posted && k < p.nranks; ++k) {
     const int q = rotated_peer(p, k);
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
     if (end <= l.share.begin) continue;
@@ -185,10 +209,14 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
   l.stride = (a.chunk + V - 1) / V * V;
   l.share = share_of(a.chunk, V, blockIdx.x, gridDim.x);
   l.own_direct = (reinterpret_cast<uintptr_t>(chunk_of_input<S>(a, p.rank, 0)) & 15) == 0;
-  post_output(p, a, epoch);
+  __shared__ int posting;
+  if (threadIdx.x == 0 && blockIdx.x == 0) posting = decide_posting(p, a, epoch);
   scatter_chunks<S>(p, a, epoch, l);
+  if (threadIdx.x == 0 && blockIdx.x != 0) posting = follow_posting(p, a, epoch);
+  post_output(p, a, epoch, posting == 1);  // thread 0's own answer
   signal_peers(p, 2 * epoch);
-  bool ok = wait_peers(p, 2 * epoch, a.coll, epoch);
+  const bool posted = posting == 1;
+  bool ok = wait_peers(p, 2 * epoch, a.coll, epoch) && posting >= 0;
   __shared__ char *outputs[kMaxRanks];
   if (threadIdx.x < p.nranks)
     outputs[threadIdx.x] =
@@ -198,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
   if (ok && mine_end > l.share.begin) reduce_own_chunk<E, Op>(p, a, epoch, l, mine_end - l.share.begin, outputs);
   if (ok && !a.scatter_only) {
     signal_peers(p, 2 * epoch + 1);
-    if (wait_peers(p, 2 * epoch + 1, a.coll, epoch)) gather_chunks<S>(p, a, epoch, l);
+    if (wait_peers(p, 2 * epoch + 1, a.coll, epoch)) gather_chunks<S>(p, a, epoch, l, posted);
   }
   end_epoch(p, epoch);
 }

@@ -7,7 +7,10 @@
 //   [0, kFlagsBytes)            flags: uint64 flags[kMaxBlocks][kMaxRanks];
 //                               flags[b][src] is written by rank `src`'s
 //                               block b, and polled by this rank's block b
-//   [kFlagsBytes, 9 KiB)        this rank's DeviceState (peers never touch it)
+//   [kFlagsBytes, 9 KiB)        this rank's DeviceState, at + 64 its two-shot's
+//                               registration decision, at + 128 its
+//                               acknowledged registrations (peers never
+//                               touch these)
 //   [9 KiB, 9.5 KiB)            OutputPost posts[2][kMaxRanks]: posts[e & 1][src]
 //                               is written by rank src's blocks in epoch e
 //                               (its output's registration, or none)
@@ -89,9 +92,15 @@ constexpr uint32_t kErrorRegistry = 2;  // a peer posted a registration this ran
 // rank whose two-shot output lies in a registration that every peer has
 // mapped posts it with its first signal; each peer then stores its reduced
 // chunk straight into that output, and the rank skips the copy-out phase.
-// A rank posts only registrations every peer acknowledged as mapped (in
-// the owner's bulletin), so every rank takes the same path.
+// The launch carries the registration the output lies in (out_reg), even
+// one the peers have not mapped yet (a buffer first seen in a graph
+// capture); the kernel posts it only when this rank's acknowledged table
+// (written by its host once every peer mapped the entry, cleared at
+// deregistration) holds that id. Block 0 reads the table once and every
+// block follows its decision, so a launch never splits between paths.
 constexpr int kRegSlots = 32;  // registrations per rank (bulletin slots)
+constexpr uint64_t kRegDecisionOffset = kFlagsBytes + 64;  // uint64: 2 * epoch + (posted ? 1 : 0)
+constexpr uint64_t kRegAckedOffset = kFlagsBytes + 128;     // uint64 acked[kRegSlots]: id or 0
 constexpr uint64_t kPostsOffset = 9216;
 constexpr uint64_t kRegTableOffset = 12288;
 struct OutputPost {
@@ -104,6 +113,7 @@ struct RegSlot {
   uint64_t id;    // written after base (a reader that sees id sees base)
   uint64_t base;  // the owner's CUDA allocation, mapped in this process
 };
+static_assert(kRegAckedOffset + kRegSlots * sizeof(uint64_t) <= kPostsOffset);
 static_assert(kPostsOffset + 2 * kMaxRanks * sizeof(OutputPost) <= kRegTableOffset);
 static_assert(kRegTableOffset + uint64_t{kMaxRanks} * kRegSlots * sizeof(RegSlot) <= 16384);
 
@@ -141,8 +151,8 @@ struct ReduceArgs {
   int32_t op = 0;               // PLX_SUM .. PLX_AVG
   int32_t scatter_only = 0;     // reduce-scatter: write my chunk to out, no all-gather phase
   int32_t coll = 0;             // PLX_COLL_* for error records
-  // Two-shot: out's registration (every peer mapped it), posted to the
-  // peers; out_reg 0 when out is not registered.
+  // Two-shot: the registration out lies in (0: none), posted to the peers
+  // when this rank's acknowledged table holds it.
   uint64_t out_reg = 0;
   uint64_t out_slot = 0;
   uint64_t out_offset = 0;      // bytes from the registration's base to out

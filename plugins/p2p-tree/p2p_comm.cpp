@@ -124,6 +124,7 @@ plx_status Comm::make_registry() {
   r.nranks = setup_.nranks;
   r.device = setup_.device;
   r.device_table = reinterpret_cast<kernels::RegSlot *>(static_cast<char *>(block_) + kernels::kRegTableOffset);
+  r.device_acked = reinterpret_cast<uint64_t *>(static_cast<char *>(block_) + kernels::kRegAckedOffset);
   r.peer_gone = [this](int32_t q) {
     return failure() != PLX_OK || !rendezvous_->peer_alive(q) || rendezvous_->peer_left(q);
   };

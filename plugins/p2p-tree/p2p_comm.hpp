@@ -203,10 +203,11 @@ class Comm {
 
   // Registered buffers (p2p_registry.hpp; p2p_memory.cpp).
   Registry &registry() { return registry_; }
-  // Fills a two-shot launch's post when out lies in a registration every
-  // peer mapped. A plx_mem_alloc block's pool segment is registered on its
-  // first use here, and pinned: it stays mapped by the peers, and reserved,
-  // until the communicator is destroyed.
+  // Fills a two-shot launch's candidate registration when out lies in one
+  // (the kernel posts it once every peer mapped it). A plx_mem_alloc
+  // block's pool segment is registered on its first use here, inside a
+  // graph capture too, and pinned: it stays mapped by the peers, and
+  // reserved, until the communicator is destroyed.
   void post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args);
 
  private:

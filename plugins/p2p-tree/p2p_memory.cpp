@@ -17,19 +17,22 @@ core::CommDevicePool &pool_of(void *comm) { return comm_of(comm).user_pool(); }
 
 }  // namespace
 
-void Comm::post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args) {
+// A pool block's segment is registered on its first use, also inside a
+// graph capture: the launch carries the registration, and the kernel posts
+// it from the first replay after every peer mapped it. Exporting the IPC
+// handle is no stream operation, so the capture mode is relaxed for it.
+void Comm::post_output(const void *out, uint64_t bytes, cudaStream_t, kernels::ReduceArgs *args) {
   args->out_reg = 0;
   if (out == nullptr || registry_.post_for(out, bytes, args)) return;
   if (user_pool_.pin(out) != PLX_OK) return;  // not a plx_mem_alloc block
-  // Not while capturing: exporting a handle is not a stream operation.
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
-    (void)cudaGetLastError();
-    return;
-  }
-  if (registry_.add_allocation(out) != PLX_OK)
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
+  const plx_status added = registry_.add_allocation(out);
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
+  if (added != PLX_OK)
     core::log_debug("p2p-tree: rank {}: the pool segment of {} is not registered: {}", setup_.rank, out,
                     core::last_message());
+  else (void)registry_.post_for(out, bytes, args);
 }
 
 plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr) {

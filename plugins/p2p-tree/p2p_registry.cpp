@@ -140,6 +140,9 @@ plx_status Registry::fill_entry(void *alloc, uint64_t alloc_bytes, int slot, uin
   return PLX_OK;
 }
 
+// The acknowledgement goes first: a launch that reads the table after it
+// (a graph replayed later included) copies out; one that read it before
+// is one whose peers still map the buffer, as their closes wait for it.
 plx_status Registry::remove(uint64_t id, int32_t timeout_ms) {
   int slot = -1;
   {
@@ -147,12 +150,13 @@ plx_status Registry::remove(uint64_t id, int32_t timeout_ms) {
     for (auto it = locals_.begin(); it != locals_.end(); ++it) {
       if (it->id != id) continue;
       slot = it->slot;
-      locals_.erase(it);  // posted no more from here
+      locals_.erase(it);  // a candidate no more from here
       break;
     }
     if (slot < 0)
       return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: plx_mem_deregister: {} is not a live registration "
                         "of this communicator", id);
+    if (plx_status s = write_acked(slot, 0)) return s;
     store_state(own_entry(slot), kDead);
     bump(bulletin_of(own_));
   }
@@ -189,21 +193,38 @@ plx_status Registry::wait_closed(int slot, uint64_t id, int32_t timeout_ms) {
 bool Registry::post_for(const void *out, uint64_t bytes, kernels::ReduceArgs *args) {
   const char *begin = static_cast<const char *>(out);
   std::lock_guard lock(mutex_);
-  for (Local &l : locals_) {
+  for (const Local &l : locals_) {
     if (begin < l.begin || begin + bytes > l.end) continue;
     const uint64_t offset = static_cast<uint64_t>(begin - l.alloc);
-    const uint64_t mapped = __atomic_load_n(&own_entry(l.slot).mapped_by, __ATOMIC_ACQUIRE);
-    if (offset % 16 != 0 || (mapped & peers_mask()) != peers_mask()) continue;
+    if (offset % 16 != 0) continue;
     args->out_reg = l.id;
     args->out_slot = static_cast<uint64_t>(l.slot);
     args->out_offset = offset;
-    if (!l.posted)
-      core::log_debug("p2p-tree: rank {}: registration {} mapped by every peer: two-shot outputs in it are "
-                      "written in place", setup_.rank, l.id);
-    l.posted = true;
     return true;
   }
   return false;
+}
+
+void Registry::poll_own() {
+  std::lock_guard lock(mutex_);
+  for (Local &l : locals_) {
+    const uint64_t mapped = __atomic_load_n(&own_entry(l.slot).mapped_by, __ATOMIC_ACQUIRE);
+    if (l.acked || (mapped & peers_mask()) != peers_mask()) continue;
+    if (write_acked(l.slot, l.id) != PLX_OK) {
+      core::log_warn("p2p-tree: rank {}: {}", setup_.rank, core::last_message());
+      continue;
+    }
+    l.acked = true;
+    core::log_debug("p2p-tree: rank {}: registration {} mapped by every peer: two-shot outputs in it are "
+                    "written in place", setup_.rank, l.id);
+  }
+}
+
+plx_status Registry::write_acked(int slot, uint64_t id) {
+  core::ScopedDevice device(setup_.device);
+  PLX_CUDA_CHECK(cudaMemcpyAsync(setup_.device_acked + slot, &id, sizeof(id), cudaMemcpyHostToDevice, stream_));
+  PLX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return PLX_OK;
 }
 
 void Registry::poll_peers() {
@@ -267,9 +288,9 @@ plx_status Registry::write_table(int32_t q, int slot, uint64_t id, void *base) {
   return PLX_OK;
 }
 
-// The table's id is cleared first: a graph replayed after its owner
-// deregistered would post the dead id, and then fails (kErrorRegistry)
-// instead of writing into memory that is no longer mapped.
+// The table's id is cleared first: a post of the dead id (which the owner's
+// acknowledged table no longer allows) then fails (kErrorRegistry) instead
+// of writing into memory that is no longer mapped.
 void Registry::close_entry(int32_t q, int slot) {
   Import &mine = imports_[q][slot];
   core::ScopedDevice device(setup_.device);

@@ -9,10 +9,14 @@
 // fills a free entry and marks it live. Each peer's watchdog maps live
 // entries (cudaIpcOpenMemHandle), writes them into the kernels' table of
 // its exchange block (kernels::RegSlot: base first, then id, each copy
-// finished before the next) and sets its bit in mapped_by. The owner posts
-// a registration in a launch only once every peer's bit is set, so every
-// peer finds it mapped and all ranks agree on the path with no extra
-// exchange. Deregistering (collective) marks the entry dead; each peer's
+// finished before the next) and sets its bit in mapped_by. Once every
+// peer's bit is set, the owner's watchdog writes the id into its own
+// acknowledged table (device memory, kernels.hpp); a two-shot launch posts
+// its output's registration only when that table holds it, so every peer
+// finds it mapped and all ranks agree on the path with no extra exchange,
+// also in a CUDA graph captured before the peers mapped the buffer.
+// Deregistering (collective) clears the acknowledgement, so launches from
+// then on (graph replays included) copy out; it marks the entry dead; each peer's
 // watchdog closes its mapping and sets its bit in closed_by; the owner
 // returns once every live peer has (CUDA IPC forbids freeing memory a peer
 // still maps) and every rank got there: closing a mapping waits for the
@@ -68,6 +72,7 @@ class Registry {
     int32_t nranks = 1;
     int device = 0;
     kernels::RegSlot *device_table = nullptr;
+    uint64_t *device_acked = nullptr;  // this rank's acknowledged ids, [kRegSlots]
     std::function<bool(int32_t)> peer_gone;  // dead or left: it maps nothing any more
     std::function<plx_status(int32_t)> barrier;  // every rank (the init rendezvous), bounded
   };
@@ -97,13 +102,16 @@ class Registry {
   // has closed its mapping (a peer's close waits for its device), then for
   // every rank. INVALID_ARGUMENT for an unknown id.
   plx_status remove(uint64_t id, int32_t timeout_ms);
-  // The registration holding [out, out + bytes), when every peer mapped it
-  // and out is 16-byte aligned in it: the post for a launch writing there.
+  // The live registration holding [out, out + bytes), when out is 16-byte
+  // aligned in it: the candidate a launch writing there carries (posted
+  // once the peers mapped it, see above).
   bool post_for(const void *out, uint64_t bytes, kernels::ReduceArgs *args);
 
   // The watchdog's duty: maps the peers' new registrations, closes their
-  // dead ones. Makes CUDA calls (capture mode relaxed by the caller).
+  // dead ones, and acknowledges this rank's that every peer mapped. Makes
+  // CUDA calls (capture mode relaxed by the caller).
   void poll_peers();
+  void poll_own();
   // At destroy, after the device drained: closes every peer mapping.
   void close_all();
 
@@ -113,7 +121,7 @@ class Registry {
     char *begin, *end;  // what the caller registered
     char *alloc;        // its CUDA allocation's base (what the handle maps)
     int slot;
-    bool posted = false;  // logged once, when first used in place
+    bool acked = false;  // in the device's acknowledged table
   };
   struct Import {
     uint64_t id = 0;
@@ -130,6 +138,7 @@ class Registry {
   void map_entry(int32_t q, int slot, BulletinEntry &e);
   void close_entry(int32_t q, int slot);
   plx_status write_table(int32_t q, int slot, uint64_t id, void *base);
+  plx_status write_acked(int slot, uint64_t id);
 
   Setup setup_;
   core::ShmSegment own_;

@@ -33,7 +33,7 @@ void Comm::watchdog_main() {
     watch_device_error();
     if (failure_.load() == PLX_OK) watch_posted();
     if (failure_.load() == PLX_OK) watch_peers();
-    if (failure_.load() == PLX_OK) registry_.poll_peers();
+    if (failure_.load() == PLX_OK) registry_.poll_peers(), registry_.poll_own();
     lock.lock();
   }
 }

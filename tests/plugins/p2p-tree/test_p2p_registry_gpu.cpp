@@ -5,7 +5,9 @@
 // ms: the calls are repeated with pauses so that both paths run); every
 // element against the CPU reference, outputs poisoned first. Then
 // deregistration (collective: a handshake with the peers' watchdogs), bad
-// input, and the pool's pinned segment. Needs two GPUs; uses up to 4.
+// input, and the pool's pinned segment; a CUDA graph captured before the
+// peers mapped its outputs, replayed before and after a deregistration.
+// Needs two GPUs; uses up to 4.
 #include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
 
@@ -102,7 +104,69 @@ void check_bad_input(plx_comm_h comm) {
   CHECK(plx_mem_deregister(comm, reg) == PLX_ERR_INVALID_ARGUMENT);  // twice
 }
 
+// A graph captured before any peer mapped its outputs: two two-shots into a
+// plx_mem_alloc block (first used inside the capture) and into a
+// plx_mem_register'ed buffer, replayed with fresh inputs and pauses (the
+// watchdogs map and acknowledge meanwhile, so later replays write in
+// place); then the buffer is deregistered and the graph replayed again:
+// those replays copy out, correct and with no failure.
+void check_graph_first_use(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
+  const uint64_t count = 1 << 20;  // float32, 4 MiB: past the one-shots on 2 and 4 ranks
+  const size_t bytes = count * 4;
+  plx_mem_alloc_params params{sizeof(plx_mem_alloc_params), PLX_MEM_DEVICE, bytes, 0, 6, 0};
+  void *pool_out = nullptr;
+  PLX_OK_OR_FAIL(plx_mem_alloc(comm, &params, &pool_out));
+  Device send(bytes), reg_out(bytes);
+  plx_mem_reg_h reg = nullptr;
+  PLX_OK_OR_FAIL(plx_mem_register(comm, reg_out.p, bytes, &reg));
+  plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+  opts.algorithm = PLX_ALGO_TWO_SHOT;
+  REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  const plx_status a = plx_all_reduce(comm, send.p, pool_out, count, PLX_FLOAT32, PLX_SUM, &opts, stream.s);
+  const plx_status b = plx_all_reduce(comm, send.p, reg_out.p, count, PLX_FLOAT32, PLX_SUM, &opts, stream.s);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
+  REQUIRE((a == PLX_OK && b == PLX_OK));
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  for (uint32_t replay = 0; replay < 8; ++replay) {
+    if (replay == 6) PLX_OK_OR_FAIL(plx_mem_deregister(comm, reg));  // collective: every rank here
+    std::vector<Bytes> inputs;
+    for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, PLX_FLOAT32, count, 300 + replay));
+    send.put(0, inputs[rank]);
+    REQUIRE(cudaMemset(pool_out, kPoison, bytes) == cudaSuccess);
+    REQUIRE(cudaMemset(reg_out.p, kPoison, bytes) == cudaSuccess);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
+    stream.sync();
+    const Bytes want = reference(PLX_FLOAT32, PLX_SUM, inputs, count);
+    Bytes got(bytes);
+    REQUIRE(cudaMemcpy(got.data(), pool_out, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+    check_same(got, want, 4, "graph, pool block, replay " + std::to_string(replay));
+    check_same(reg_out.get(0, bytes), want, 4, "graph, registered buffer, replay " + std::to_string(replay));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  plx_status state = PLX_ERR_INTERNAL;
+  REQUIRE(plx_comm_async_status(comm, &state) == PLX_OK);
+  CHECK(state == PLX_OK);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  PLX_OK_OR_FAIL(plx_mem_free(comm, pool_out));
+}
+
 }  // namespace
+
+TEST_CASE("plugins.p2p_tree.gpu.registered_in_graph") {
+  if (!two_gpus()) return;
+  const int nranks = std::min(cuda_devices(), 4);
+  run_p2p_ranks("plugins.p2p_tree.gpu.registered_in_graph", nranks,
+                [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    Stream stream;
+    check_graph_first_use(comm, rank, nranks, stream);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
 
 TEST_CASE("plugins.p2p_tree.gpu.registered_outputs") {
   if (!two_gpus()) return;
