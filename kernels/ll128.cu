@@ -85,6 +85,25 @@ __device__ __forceinline__ bool ll128_receive(const Peers &p, uint64_t epoch, in
   }
 }
 
+// Tile `tile` of the data reduced in rank order: this rank's piece from its
+// input, every peer's from its lines at position `at` of this rank's slot.
+// False (for the whole warp) when a wait gave up.
+template <class E, int Op>
+__device__ __forceinline__ bool reduce_tile(const Peers &p, const ReduceArgs &a, uint64_t epoch, uint64_t tile,
+                                            uint64_t at, uint4 *out) {
+  using S = typename E::S;
+  const uint32_t lane = threadIdx.x % 32;
+  VecReduce<E, Op> r;
+  for (int q = 0; q < p.nranks; ++q) {
+    uint4 x = make_uint4(0, 0, 0, 0);
+    if (q == p.rank) x = load_piece(static_cast<const S *>(a.in), a.total, ll128_piece(tile, lane));
+    else if (!ll128_receive(p, epoch, q, at, lane, a.coll, &x)) return false;
+    r.add(x, q == 0);
+  }
+  *out = r.result(p.nranks);
+  return true;
+}
+
 // Warps take tiles in turn (all 32 lanes of a warp always together, as the
 // line stores and the flag votes need); each warp sends all its tiles before
 // it waits for any, so no warp waits on a sender that is itself waiting.
@@ -98,18 +117,9 @@ __global__ void __launch_bounds__(kThreads, 2) ll128_one_shot_kernel(Peers p, Re
   const uint64_t step = uint64_t{gridDim.x} * blockDim.x / 32;
   const auto *in = static_cast<const S *>(a.in);
   for (uint64_t t = first; t < tiles; t += step) ll128_send(p, epoch, t, lane, load_piece(in, a.total, ll128_piece(t, lane)));
-  bool ok = true;
-  for (uint64_t t = first; ok && t < tiles; t += step) {
-    const LanePiece piece = ll128_piece(t, lane);
-    VecReduce<E, Op> r;
-    for (int q = 0; ok && q < p.nranks; ++q) {
-      uint4 x = make_uint4(0, 0, 0, 0);
-      if (q == p.rank) x = load_piece(in, a.total, piece);
-      else ok = ll128_receive(p, epoch, q, t, lane, a.coll, &x);
-      r.add(x, q == 0);
-    }
-    if (ok && a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, piece, r.result(p.nranks));
-  }
+  uint4 v;
+  for (uint64_t t = first; t < tiles && reduce_tile<E, Op>(p, a, epoch, t, t, &v); t += step)
+    if (a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, ll128_piece(t, lane), v);
   end_epoch(p, epoch);
 }
 
@@ -123,22 +133,13 @@ __device__ bool ll128_reduce_chunk(const Peers &p, const ReduceArgs &a, uint64_t
   using S = typename E::S;
   const uint32_t lane = threadIdx.x % 32;
   const uint64_t mine = p.rank * per;
-  bool ok = true;
-  for (uint64_t t = first; ok && t < per && mine + t < tiles; t += step) {
-    const LanePiece piece = ll128_piece(mine + t, lane);
-    VecReduce<E, Op> r;
-    for (int q = 0; ok && q < p.nranks; ++q) {
-      uint4 x = make_uint4(0, 0, 0, 0);
-      if (q == p.rank) x = load_piece(static_cast<const S *>(a.in), a.total, piece);
-      else ok = ll128_receive(p, epoch, q, t, lane, a.coll, &x);
-      r.add(x, q == 0);
-    }
-    if (!ok) break;
-    const uint4 v = r.result(p.nranks);
-    if (a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, piece, v);
+  for (uint64_t t = first; t < per && mine + t < tiles; t += step) {
+    uint4 v;
+    if (!reduce_tile<E, Op>(p, a, epoch, mine + t, t, &v)) return false;
+    if (a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, ll128_piece(mine + t, lane), v);
     ll128_send(p, epoch, per + t, lane, v);
   }
-  return ok;
+  return true;
 }
 
 // LL128 two-shot: the tiles cut into nranks chunks of `per`; chunk q of

@@ -137,7 +137,7 @@ plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cuda
                 a.in = static_cast<const char *>(d.send) + piece.offset * es;
                 a.out = out == nullptr ? nullptr : static_cast<char *>(out) + piece.offset * es;
                 a.total = piece.total, a.chunk = piece.chunk, a.in_stride = piece.in_stride;
-                if (algo == PLX_ALGO_TWO_SHOT) c.post_output(a.out, piece.total * es, stream, &a);
+                if (algo == PLX_ALGO_TWO_SHOT) c.post_output(a.out, piece.total * es, &a);
                 err = launch_reduce(c, algo, a, stream);
               });
   return err == cudaSuccess ? PLX_OK : launch_failed(c, err, algo_kernel_name(algo));

@@ -171,7 +171,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.forced_algo = params_.forced_algo;
   mine.tree_arity = params_.tree_arity;
   mine.unlinked = params_.unlinked;
-  mine.ll128_min_bytes = params_.ll128 ? params_.ll128_min_bytes : UINT64_MAX;
+  mine.ll128_min_bytes = params_.ll128_from();
   mine.pull_gather = params_.pull_gather ? 1 : 0;
   mine.ll128_two_shot_max_bytes = params_.ll128_two_shot_max_bytes;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
@@ -194,7 +194,7 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   else if (card.forced_algo != params_.forced_algo) name = "ALGO";
   else if (card.tree_arity != params_.tree_arity) name = "TREE_ARITY";
   else if (card.unlinked != params_.unlinked) name = "UNLINK";
-  else if (card.ll128_min_bytes != (params_.ll128 ? params_.ll128_min_bytes : UINT64_MAX)) name = "LL128(_MIN_BYTES)";
+  else if (card.ll128_min_bytes != params_.ll128_from()) name = "LL128(_MIN_BYTES)";
   else if (card.pull_gather != (params_.pull_gather ? 1 : 0)) name = "GATHER";
   else if (card.ll128_two_shot_max_bytes != params_.ll128_two_shot_max_bytes) name = "LL128_TWO_SHOT_MAX_BYTES";
   if (name == nullptr) return PLX_OK;

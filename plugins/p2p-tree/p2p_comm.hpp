@@ -67,6 +67,8 @@ struct Params {
   // 128 KiB 8.25 -> 5.60, 256 KiB 11.3 -> 7.2 against LL lines.
   bool ll128 = true;
   uint64_t ll128_min_bytes = 0;
+  // Where LL128 starts as these parameters ask (UINT64_MAX: never).
+  uint64_t ll128_from() const { return ll128 ? ll128_min_bytes : UINT64_MAX; }
   // On 3 ranks and more, all-reduces above the one-shot's limit and up to
   // this run the LL128 two-shot: 4 H100, 1 MiB 17.4 -> 10.5 us, 2 MiB 22.0
   // -> 15.0, 4 MiB 33.9 -> 30.6 against bulk and two-shot; 8 MiB 55.4
@@ -208,7 +210,7 @@ class Comm {
   // block's pool segment is registered on its first use here, inside a
   // graph capture too, and pinned: it stays mapped by the peers, and
   // reserved, until the communicator is destroyed.
-  void post_output(const void *out, uint64_t bytes, cudaStream_t stream, kernels::ReduceArgs *args);
+  void post_output(const void *out, uint64_t bytes, kernels::ReduceArgs *args);
 
  private:
   Comm(const CommSetup &setup, const Params &params);

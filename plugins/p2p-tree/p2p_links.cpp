@@ -41,7 +41,7 @@ void Comm::agree_ll128(const uint32_t *nvlinked) {
   bool all = params_.ll128;
   for (int32_t a = 0; a < setup_.nranks; ++a)
     all = all && (nvlinked[a] | 1u << a) == (1u << setup_.nranks) - 1;
-  ll128_min_bytes_ = all ? params_.ll128_min_bytes : UINT64_MAX;
+  ll128_min_bytes_ = all ? params_.ll128_from() : UINT64_MAX;
   core::log_debug("p2p-tree: rank {}: LL128 one-shot {}", setup_.rank,
                   all ? fmt::format("from {} bytes", ll128_min_bytes_)
                       : params_.ll128 ? std::string("off (not every pair is NVLink)") : std::string("off"));

@@ -21,7 +21,7 @@ core::CommDevicePool &pool_of(void *comm) { return comm_of(comm).user_pool(); }
 // graph capture: the launch carries the registration, and the kernel posts
 // it from the first replay after every peer mapped it. Exporting the IPC
 // handle is no stream operation, so the capture mode is relaxed for it.
-void Comm::post_output(const void *out, uint64_t bytes, cudaStream_t, kernels::ReduceArgs *args) {
+void Comm::post_output(const void *out, uint64_t bytes, kernels::ReduceArgs *args) {
   args->out_reg = 0;
   if (out == nullptr || registry_.post_for(out, bytes, args)) return;
   if (user_pool_.pin(out) != PLX_OK) return;  // not a plx_mem_alloc block
