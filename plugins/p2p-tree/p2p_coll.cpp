@@ -80,22 +80,16 @@ int32_t wanted_algo(const Comm &c, const plx_coll_desc &d) {
   return hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT ? hint : PLX_ALGO_AUTO;
 }
 
-// LL one-shot, bulk one-shot or two-shot. A one-shot asked for runs as LL
-// lines when one launch's LL slot holds it, else bulk.
+// One-shot (LL or LL128 lines), bulk one-shot, LL128 two-shot or two-shot.
+// A one-shot asked for runs as lines when one launch's LL slot holds it,
+// else bulk.
 int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
   const int32_t wanted = wanted_algo(c, d);
   if (wanted == PLX_ALGO_ONE_SHOT) return bytes <= c.peers().ll_slot_bytes / 2 ? PLX_ALGO_ONE_SHOT : kAlgoOneShotBulk;
   if (wanted == kAlgoLL128TwoShot) return c.ll128() ? kAlgoLL128TwoShot : PLX_ALGO_TWO_SHOT;
   if (wanted != PLX_ALGO_AUTO) return wanted;
-  const auto n = static_cast<uint64_t>(c.nranks());
-  if (bytes <= c.params().oneshot_max_bytes * 2 / n) return PLX_ALGO_ONE_SHOT;
-  if (n >= 3 && c.ll128() && bytes <= c.params().ll128_two_shot_max_bytes) return kAlgoLL128TwoShot;
-  // The bulk one-shot sends nranks - 1 copies of the input, two-shot
-  // 2 (nranks - 1) / nranks: the 2-rank limit over nranks (nranks - 1) / 2
-  // (4 H100: bulk 9.9 us at 256 KiB against two-shot's 14.9, 19.5 against
-  // 16.5 at 1 MiB, so about 683 KiB on 4 ranks).
-  return bytes <= c.params().bulk_max_bytes * 2 / (n * (n - 1)) ? kAlgoOneShotBulk : PLX_ALGO_TWO_SHOT;
+  return c.params().auto_algo(bytes, static_cast<uint64_t>(c.nranks()), c.ll128());
 }
 
 // Bytes of one launch: half an LL slot (lines are half data), an input

@@ -80,6 +80,20 @@ struct Params {
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
+  // The all-reduce algorithm auto picks on nranks > 1 ranks (ll128: the
+  // communicator agreed on LL128 lines): the one-shot up to
+  // ONESHOT_MAX_BYTES x 2 / nranks (LL or LL128 lines); on 3 ranks and more
+  // with LL128 the LL128 two-shot up to LL128_TWO_SHOT_MAX_BYTES; the bulk
+  // one-shot up to BULK_MAX_BYTES x 2 / (nranks (nranks - 1)), as it sends
+  // nranks - 1 copies of the input where two-shot sends 2 (nranks - 1) /
+  // nranks (4 H100: bulk 9.9 us at 256 KiB against two-shot's 14.9, 19.5
+  // against 16.5 at 1 MiB); two-shot beyond.
+  int32_t auto_algo(uint64_t bytes, uint64_t nranks, bool with_ll128) const {
+    if (bytes <= oneshot_max_bytes * 2 / nranks) return PLX_ALGO_ONE_SHOT;
+    if (nranks >= 3 && with_ll128 && bytes <= ll128_two_shot_max_bytes) return kAlgoLL128TwoShot;
+    return bytes <= bulk_max_bytes * 2 / (nranks * (nranks - 1)) ? kAlgoOneShotBulk : PLX_ALGO_TWO_SHOT;
+  }
+
   // Bytes of one LL (and one LL128) slot: LL lines carry half data, and
   // the slot holds at least 64 KiB of payload so that a forced one-shot is
   // not all launches; on 3 ranks and more also an LL128 two-shot of

@@ -107,6 +107,29 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(forced.ll128_two_shot_max_bytes == 2u << 20);
 }
 
+// The sizes at which auto changes algorithm, with the defaults, on 2, 4 and
+// 8 ranks, with and without LL128 lines.
+TEST_CASE("plugins.p2p_tree.auto_algorithm_by_size") {
+  using plexus::p2p_tree::kAlgoLL128TwoShot;
+  using plexus::p2p_tree::kAlgoOneShotBulk;
+  const plexus::p2p_tree::Params p;
+  constexpr uint64_t K = 1024, M = K * K;
+  CHECK(p.auto_algo(8, 2, true) == PLX_ALGO_ONE_SHOT);
+  CHECK(p.auto_algo(512 * K, 2, true) == PLX_ALGO_ONE_SHOT);
+  CHECK(p.auto_algo(512 * K + 2, 2, true) == kAlgoOneShotBulk);  // no LL128 two-shot on 2 ranks
+  CHECK(p.auto_algo(4 * M, 2, true) == kAlgoOneShotBulk);
+  CHECK(p.auto_algo(4 * M + 2, 2, true) == PLX_ALGO_TWO_SHOT);
+  CHECK(p.auto_algo(256 * K, 4, true) == PLX_ALGO_ONE_SHOT);
+  CHECK(p.auto_algo(256 * K + 2, 4, true) == kAlgoLL128TwoShot);
+  CHECK(p.auto_algo(4 * M, 4, true) == kAlgoLL128TwoShot);
+  CHECK(p.auto_algo(4 * M + 2, 4, true) == PLX_ALGO_TWO_SHOT);
+  CHECK(p.auto_algo(256 * K + 2, 4, false) == kAlgoOneShotBulk);  // 683 KiB on 4 ranks
+  CHECK(p.auto_algo(700 * K, 4, false) == PLX_ALGO_TWO_SHOT);
+  CHECK(p.auto_algo(128 * K, 8, true) == PLX_ALGO_ONE_SHOT);
+  CHECK(p.auto_algo(128 * K + 2, 8, true) == kAlgoLL128TwoShot);
+  CHECK(p.auto_algo(4 * M + 2, 8, true) == PLX_ALGO_TWO_SHOT);
+}
+
 // Each bad value is parsed into fresh Params (a failed parse may leave a
 // value behind that would fail the next parse for the wrong reason), and
 // the message must name the variable.
