@@ -14,7 +14,7 @@ namespace {
 const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "512K",
      "All-reduces up to this many bytes times 2 / nranks run one-shot (every rank writes its whole "
-     "input into every peer as LL lines); larger ones two-shot (reduce-scatter, then all-gather). "
+     "input into every peer as LL or LL128 lines); larger ones two-shot (reduce-scatter, then all-gather). "
      "Also sizes the LL slots (2 x this per rank and half). Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "BULK_MAX_BYTES", "4M",
      "All-reduces above the LL one-shot and up to this many bytes times 2 / (nranks (nranks - 1)) run the bulk "
