@@ -153,9 +153,7 @@ __device__ char *peer_output(const Peers &p, const ReduceArgs &a, uint64_t epoch
 
 // Phase 2: this rank's chunk (n elements of the share) reduced in rank
 // order into out and, for every peer, into its registered output
-// (outputs[q]) or this rank's slot of its result area; when pulled
-// (pull_gather), once into this rank's own result area instead, which the
-// peers without a registered output read.
+// (outputs[q]) or this rank's slot of its result area.
 template <class E, int Op>
 __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                                  uint64_t n, char *const *outputs) {
@@ -175,18 +173,16 @@ __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t e
     const uint4 v = r.result(p.nranks);
     if (out != nullptr) store_vec(out, i, n, v);
     if (a.scatter_only) continue;
-    if (a.pull_gather) reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, p.rank, epoch, true)) + at)[i] = v;
     for (int k = 1; k < p.nranks; ++k) {
       const int q = rotated_peer(p, k);
       if (outputs[q] != nullptr) store_vec(reinterpret_cast<S *>(outputs[q]) + p.rank * a.chunk + l.share.begin, i, n, v);
-      else if (!a.pull_gather) reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
+      else reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
     }
   }
 }
 
-// Phase 3: every peer's reduced chunk, from this rank's result area to out,
-// or read from the peer's own (pull_gather); nothing when out's
-// registration was posted: the peers stored it there.
+// Phase 3: every peer's reduced chunk, from this rank's result area to out;
+// nothing when out's registration was posted: the peers stored it there.
 template <class S>
 __device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                               bool posted) {
@@ -195,7 +191,7 @@ __device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoc
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
     if (end <= l.share.begin) continue;
     copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + l.share.begin),
-               area(p, a.pull_gather ? q : p.rank, epoch, true) + (q * l.stride + l.share.begin) * sizeof(S),
+               area(p, p.rank, epoch, true) + (q * l.stride + l.share.begin) * sizeof(S),
                (end - l.share.begin) * sizeof(S), true);
   }
 }

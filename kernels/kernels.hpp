@@ -156,10 +156,6 @@ struct ReduceArgs {
   uint64_t out_reg = 0;
   uint64_t out_slot = 0;
   uint64_t out_offset = 0;      // bytes from the registration's base to out
-  // Two-shot: each rank keeps its reduced chunk in its own result area and
-  // the peers read it (pull) instead of it storing into theirs (push);
-  // registered outputs are still written in place. Every rank alike.
-  int32_t pull_gather = 0;
 };
 
 // One-shot: every rank writes its input as LL lines into its slot of every

@@ -123,7 +123,7 @@ plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cuda
   const uint64_t es = dtype_bytes[d.dtype];
   const bool one_shot = algo != PLX_ALGO_TWO_SHOT;
   kernels::ReduceArgs a;
-  a.dtype = d.dtype, a.op = d.op, a.coll = d.coll, a.pull_gather = c.params().pull_gather ? 1 : 0;
+  a.dtype = d.dtype, a.op = d.op, a.coll = d.coll;
   cudaError_t err = cudaSuccess;
   plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), launch_capacity(c, algo), one_shot,
               [&](const ReducePiece &piece) {

@@ -172,7 +172,6 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.tree_arity = params_.tree_arity;
   mine.unlinked = params_.unlinked;
   mine.ll128_min_bytes = params_.ll128_from();
-  mine.pull_gather = params_.pull_gather ? 1 : 0;
   mine.ll128_two_shot_max_bytes = params_.ll128_two_shot_max_bytes;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
@@ -195,7 +194,6 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   else if (card.tree_arity != params_.tree_arity) name = "TREE_ARITY";
   else if (card.unlinked != params_.unlinked) name = "UNLINK";
   else if (card.ll128_min_bytes != params_.ll128_from()) name = "LL128(_MIN_BYTES)";
-  else if (card.pull_gather != (params_.pull_gather ? 1 : 0)) name = "GATHER";
   else if (card.ll128_two_shot_max_bytes != params_.ll128_two_shot_max_bytes) name = "LL128_TWO_SHOT_MAX_BYTES";
   if (name == nullptr) return PLX_OK;
   return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: ranks {} and {} set PLEXUS_P2P_TREE_{} differently: "

@@ -74,9 +74,6 @@ struct Params {
   // -> 15.0, 4 MiB 33.9 -> 30.6 against bulk and two-shot; 8 MiB 55.4
   // against two-shot's 52.5. On 2 ranks it sends what the one-shot sends.
   uint64_t ll128_two_shot_max_bytes = uint64_t{4} << 20;  // PLEXUS_P2P_TREE_LL128_TWO_SHOT_MAX_BYTES
-  // Two-shot: peers read each rank's reduced chunk (PLEXUS_P2P_TREE_GATHER=pull)
-  // instead of it pushing the chunk to them.
-  bool pull_gather = false;
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
@@ -144,7 +141,6 @@ struct PeerCard {
   uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
   uint64_t ll128_min_bytes; // the same everywhere (LL128, LL128_MIN_BYTES; UINT64_MAX: off)
   uint64_t ll128_two_shot_max_bytes;  // the same everywhere
-  int32_t pull_gather;      // the same everywhere (GATHER)
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
   char registry_name[64];   // its bulletin of registered buffers (p2p_registry.hpp)

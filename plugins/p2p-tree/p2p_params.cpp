@@ -61,16 +61,6 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   return PLX_OK;
 }
 
-plx_status gather_param(const plx_host_services &s, bool *pull) {
-  const char *text = s.param_get(kPlugin, "GATHER");
-  if (text == nullptr) return PLX_OK;
-  const std::string_view v(text);
-  if (v == "push" || v == "pull") *pull = v == "pull";
-  else
-    return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_GATHER={} must be push or pull", text);
-  return PLX_OK;
-}
-
 plx_status unlink_param(const plx_host_services &s, uint64_t *out) {
   const char *text = s.param_get(kPlugin, "UNLINK");
   if (text == nullptr || parse_unlink(text, out)) return PLX_OK;
@@ -101,7 +91,6 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = bool_param(s, "PROBE_PEER_COPIES", &p->probe_peer_copies)) return st;
   if (plx_status st = bool_param(s, "LL128", &p->ll128)) return st;
   if (plx_status st = size_param(s, "LL128_MIN_BYTES", 0, uint64_t{1} << 40, &p->ll128_min_bytes)) return st;
-  if (plx_status st = gather_param(s, &p->pull_gather)) return st;
   if (plx_status st = size_param(s, "LL128_TWO_SHOT_MAX_BYTES", 0, uint64_t{1} << 40, &p->ll128_two_shot_max_bytes))
     return st;
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {

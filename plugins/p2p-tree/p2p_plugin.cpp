@@ -57,10 +57,6 @@ const plx_param_decl params[] = {
      "On 3 ranks and more, all-reduces above the one-shot's limit and up to this many bytes run the "
      "LL128 two-shot (reduce-scatter and all-gather as LL128 lines) where LL128 is on; 0: never. Also "
      "sizes the LL slots. Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_STRING, "GATHER", "push",
-     "Two-shot's all-gather half: push (each rank stores its reduced chunk into every peer) or pull "
-     "(each rank keeps it, the peers read it). Registered outputs are written in place either way. "
-     "Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},

@@ -2,8 +2,7 @@
 // fewer than two): LL and LL128 one-shots and the LL128 two-shot launched
 // back to back with no host synchronisation between them (a torn LL128
 // line, or a stale line taken for a fresh one, shows as a wrong element;
-// the two-shot's runs of several launches included), and the two-shot with
-// its all-gather pulled (PLEXUS_P2P_TREE_GATHER=pull). Every output is
+// the two-shot's runs of several launches included). Every output is
 // poisoned first and compared element by element with core's CPU reduction.
 #include <doctest/doctest.h>
 
@@ -94,40 +93,4 @@ TEST_CASE("plugins.p2p_tree.gpu.ll_lines_back_to_back") {
 TEST_CASE("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back") {
   run_lines("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back",
             {{"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "64K"}, {"PLEXUS_P2P_TREE_ALGO", "ll128_two_shot"}}, PLX_ALGO_AUTO);
-}
-
-// The two-shot with its all-gather pulled: sizes of one launch and of
-// several (4 MiB areas), odd counts, in place and not.
-TEST_CASE("plugins.p2p_tree.gpu.pull_gather") {
-  const int nranks = ranks_for_lines();
-  if (nranks < 2) {
-    MESSAGE("fewer than two GPUs: the pull-gather test is skipped");
-    return;
-  }
-  setenv("PLEXUS_P2P_TREE_GATHER", "pull", 1);
-  setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 1);
-  run_p2p_ranks("plugins.p2p_tree.gpu.pull_gather", nranks, [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
-    plx_comm_h comm = join(b, id, nranks, rank);
-    Stream stream;
-    plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
-    opts.algorithm = PLX_ALGO_TWO_SHOT;
-    uint32_t salt = 0;
-    for (uint64_t count : {uint64_t{1001}, uint64_t{65537}, uint64_t{1500001}, uint64_t{3000000}})
-      for (plx_dtype dtype : {PLX_BFLOAT16, PLX_FLOAT32, PLX_INT32}) {
-        const size_t es = plx_dtype_size(dtype), bytes = count * es;
-        std::vector<Bytes> inputs;
-        for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, dtype, count, ++salt));
-        const bool in_place = salt % 2 == 0;
-        Device a(bytes), c(bytes);
-        a.put(0, inputs[rank]);
-        c.put(0, Bytes(bytes, 0x5A));
-        PLX_OK_OR_FAIL(plx_all_reduce(comm, a.p, in_place ? a.p : c.p, count, dtype, PLX_SUM, &opts, stream.s));
-        stream.sync();
-        check_same((in_place ? a : c).get(0, bytes), reference(dtype, PLX_SUM, inputs, count), es,
-                   std::string("pull ") + plx_dtype_string(dtype) + " count " + std::to_string(count));
-      }
-    CHECK(plx_comm_destroy(comm) == PLX_OK);
-  });
-  unsetenv("PLEXUS_P2P_TREE_GATHER");
-  unsetenv("PLEXUS_P2P_TREE_SLOT_BYTES");
 }

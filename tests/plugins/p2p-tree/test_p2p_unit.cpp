@@ -46,7 +46,6 @@ TEST_CASE("plugins.p2p_tree.description_lists_params_and_caps") {
   const std::string p2p = section_of(describe_text(), "p2p-tree");
   REQUIRE_MESSAGE(!p2p.empty(), "libplexus-p2p-tree.so was not found by plx_plugins_describe");
   for (const char *param : {"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "PLEXUS_P2P_TREE_ALGO", "PLEXUS_P2P_TREE_LL128",
-                            "PLEXUS_P2P_TREE_GATHER",
                             "PLEXUS_P2P_TREE_SLOT_BYTES", "PLEXUS_P2P_TREE_MAX_BLOCKS",
                             "PLEXUS_P2P_TREE_WATCHDOG_POLL_MS", "PLEXUS_P2P_TREE_PROBE_PEER_COPIES",
                             "PLEXUS_P2P_TREE_PDL"})
@@ -94,13 +93,11 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.ll_slot_bytes(8) >= 2 * 1093 * 512);
   for (int n : {3, 4, 8})  // a 4 MiB LL128 two-shot is one launch
     CHECK(plexus::kernels::ll128_two_shot_capacity(automatic.ll_slot_bytes(n), n) >= 4u << 20);
-  CHECK_FALSE(automatic.pull_gather);
   Params lines;
-  REQUIRE(parse({{"p2p-tree/LL128", "0"}, {"p2p-tree/LL128_MIN_BYTES", "16K"}, {"p2p-tree/GATHER", "pull"}},
+  REQUIRE(parse({{"p2p-tree/LL128", "0"}, {"p2p-tree/LL128_MIN_BYTES", "16K"}},
                 &lines) == PLX_OK);
   CHECK_FALSE(lines.ll128);
   CHECK(lines.ll128_min_bytes == 16u << 10);
-  CHECK(lines.pull_gather);
   Params forced;
   REQUIRE(parse({{"p2p-tree/ALGO", "ll128_two_shot"}, {"p2p-tree/LL128_TWO_SHOT_MAX_BYTES", "2M"}}, &forced) == PLX_OK);
   CHECK(forced.forced_algo == plexus::p2p_tree::kAlgoLL128TwoShot);
@@ -140,7 +137,7 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
       {"ENABLE", "2"},         {"PDL", "on2"},
       {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"},
-      {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"},     {"GATHER", "both"}};
+      {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
