@@ -81,8 +81,33 @@ __global__ void __launch_bounds__(kThreads, 2) one_shot_kernel(Peers p, ReduceAr
 struct TwoShotLayout {
   uint64_t stride;  // elements between ranks' slots in the input and result areas
   Range share;      // this block's elements of every chunk
+  uint32_t rounds;  // phase 2's pieces of the share, each signalled apart
   bool own_direct;  // this rank's chunk is read from the caller's input (aligned)
 };
+
+// Phase 2 signals its share in rounds (steps 1 .. rounds of the epoch).
+static_assert(1 + kMaxRounds <= kStepsPerEpoch, "phase 1 and every round have a step");
+
+// Worker block `worker` of `workers`: its share of every chunk, cut into as
+// many rounds as block 0's share allows, so every rank and every block
+// counts the same rounds.
+template <class S>
+__device__ TwoShotLayout two_shot_layout(const ReduceArgs &a, int rank, unsigned worker, unsigned workers) {
+  constexpr uint64_t V = 16 / sizeof(S);
+  TwoShotLayout l;
+  l.stride = (a.chunk + V - 1) / V * V;
+  l.share = share_of(a.chunk, V, worker, workers);
+  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S));
+  l.own_direct = (reinterpret_cast<uintptr_t>(static_cast<const S *>(a.in) + rank * a.in_stride) & 15) == 0;
+  return l;
+}
+
+// Round r's elements of every chunk: a piece of the share, vector-aligned.
+template <class S>
+__device__ __forceinline__ Range round_of(const TwoShotLayout &l, uint32_t r) {
+  const Range piece = share_of(l.share.end - l.share.begin, 16 / sizeof(S), r, l.rounds);
+  return {l.share.begin + piece.begin, l.share.begin + piece.end};
+}
 
 template <class S>
 __device__ __forceinline__ const S *chunk_of_input(const ReduceArgs &a, int q, uint64_t begin) {
@@ -151,21 +176,21 @@ __device__ char *peer_output(const Peers &p, const ReduceArgs &a, uint64_t epoch
   return reinterpret_cast<char *>(*reinterpret_cast<const volatile uint64_t *>(&slot->base)) + post->offset;
 }
 
-// Phase 2: this rank's chunk (n elements of the share) reduced in rank
-// order into out and, for every peer, into its registered output
+// Phase 2 for one round: this rank's chunk (the piece's elements) reduced
+// in rank order into out and, for every peer, into its registered output
 // (outputs[q]) or this rank's slot of its result area.
 template <class E, int Op>
-__device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
-                                 uint64_t n, char *const *outputs) {
+__device__ void reduce_own_piece(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+                                 Range piece, char *const *outputs) {
   using S = typename E::S;
-  const uint64_t at = p.rank * l.stride + l.share.begin;
+  const uint64_t n = piece.end - piece.begin, at = p.rank * l.stride + piece.begin;
   const S *src[kMaxRanks];
   for (int q = 0; q < p.nranks; ++q)
     src[q] = q == p.rank && l.own_direct
-                 ? chunk_of_input<S>(a, q, l.share.begin)
-                 : reinterpret_cast<const S *>(area(p, p.rank, epoch, false)) + q * l.stride + l.share.begin;
+                 ? chunk_of_input<S>(a, q, piece.begin)
+                 : reinterpret_cast<const S *>(area(p, p.rank, epoch, false)) + q * l.stride + piece.begin;
   S *out = a.out == nullptr ? nullptr
-                            : static_cast<S *>(a.out) + (a.scatter_only ? 0 : p.rank * a.chunk) + l.share.begin;
+                            : static_cast<S *>(a.out) + (a.scatter_only ? 0 : p.rank * a.chunk) + piece.begin;
   const uint64_t vecs = (n + VecReduce<E, Op>::V - 1) / VecReduce<E, Op>::V;
   for (uint64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
     VecReduce<E, Op> r;
@@ -175,54 +200,92 @@ __device__ void reduce_own_chunk(const Peers &p, const ReduceArgs &a, uint64_t e
     if (a.scatter_only) continue;
     for (int k = 1; k < p.nranks; ++k) {
       const int q = rotated_peer(p, k);
-      if (outputs[q] != nullptr) store_vec(reinterpret_cast<S *>(outputs[q]) + p.rank * a.chunk + l.share.begin, i, n, v);
+      if (outputs[q] != nullptr) store_vec(reinterpret_cast<S *>(outputs[q]) + p.rank * a.chunk + piece.begin, i, n, v);
       else reinterpret_cast<uint4 *>(reinterpret_cast<S *>(area(p, q, epoch, true)) + at)[i] = v;
     }
   }
 }
 
-// Phase 3: every peer's reduced chunk, from this rank's result area to out;
-// nothing when out's registration was posted: the peers stored it there.
-template <class S>
-__device__ void gather_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
-                              bool posted) {
-  for (int k = 1; a.out != nullptr && !posted && k < p.nranks; ++k) {
-    const int q = rotated_peer(p, k);
-    const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
-    if (end <= l.share.begin) continue;
-    copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + l.share.begin),
-               area(p, p.rank, epoch, true) + (q * l.stride + l.share.begin) * sizeof(S),
-               (end - l.share.begin) * sizeof(S), true);
-  }
-}
-
+// Phases 1 and 2 of worker block b: the chunks pushed, one exchange, then
+// this rank's chunk reduced round by round, each round signalled (step 1 +
+// r) once its results are stored. *posting: whether out's registration was
+// posted (1), not (0), or the wait for block 0's decision gave up (-1).
+// False when a wait gave up.
 template <class E, int Op>
-__global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a) {
+__device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+                              int *posting) {
   using S = typename E::S;
-  constexpr uint64_t V = 16 / sizeof(S);
-  const uint64_t epoch = begin_epoch(p);
-  TwoShotLayout l;
-  l.stride = (a.chunk + V - 1) / V * V;
-  l.share = share_of(a.chunk, V, blockIdx.x, gridDim.x);
-  l.own_direct = (reinterpret_cast<uintptr_t>(chunk_of_input<S>(a, p.rank, 0)) & 15) == 0;
-  __shared__ int posting;
-  if (threadIdx.x == 0 && blockIdx.x == 0) posting = decide_posting(p, a, epoch);
+  if (threadIdx.x == 0 && blockIdx.x == 0) *posting = decide_posting(p, a, epoch);
   scatter_chunks<S>(p, a, epoch, l);
-  if (threadIdx.x == 0 && blockIdx.x != 0) posting = follow_posting(p, a, epoch);
-  post_output(p, a, epoch, posting == 1);  // thread 0's own answer
-  signal_peers(p, 2 * epoch);
-  const bool posted = posting == 1;
-  bool ok = wait_peers(p, 2 * epoch, a.coll, epoch) && posting >= 0;
+  if (threadIdx.x == 0 && blockIdx.x != 0) *posting = follow_posting(p, a, epoch);
+  post_output(p, a, epoch, *posting == 1);  // thread 0's own answer
+  signal_peers(p, signal_value(epoch, 0));
+  if (!wait_peers(p, signal_value(epoch, 0), a.coll, epoch) || *posting < 0) return false;
   __shared__ char *outputs[kMaxRanks];
   if (threadIdx.x < p.nranks)
-    outputs[threadIdx.x] =
-        ok && !a.scatter_only && threadIdx.x != p.rank ? peer_output(p, a, epoch, threadIdx.x) : nullptr;
+    outputs[threadIdx.x] = !a.scatter_only && threadIdx.x != p.rank ? peer_output(p, a, epoch, threadIdx.x) : nullptr;
   __syncthreads();
-  const uint64_t mine_end = min(l.share.end, chunk_len(a.chunk, a.total, p.rank));
-  if (ok && mine_end > l.share.begin) reduce_own_chunk<E, Op>(p, a, epoch, l, mine_end - l.share.begin, outputs);
-  if (ok && !a.scatter_only) {
-    signal_peers(p, 2 * epoch + 1);
-    if (wait_peers(p, 2 * epoch + 1, a.coll, epoch)) gather_chunks<S>(p, a, epoch, l, posted);
+  const uint64_t mine = chunk_len(a.chunk, a.total, p.rank);
+  for (uint32_t r = 0; r < l.rounds; ++r) {
+    const Range piece = round_of<S>(l, r);
+    if (min(piece.end, mine) > piece.begin)
+      reduce_own_piece<E, Op>(p, a, epoch, l, {piece.begin, min(piece.end, mine)}, outputs);
+    if (!a.scatter_only) signal_peers(p, signal_value(epoch, 1 + r));
+  }
+  return true;
+}
+
+// Phase 3, round r of worker block `worker`'s share, as each peer's block
+// `worker` signals it: the peer's reduced piece from this rank's result
+// area to out. With out's registration posted the peers stored it there
+// and nothing is copied: the wait only keeps the kernel from ending before
+// their stores. False when a wait gave up.
+template <class S>
+__device__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+                           unsigned worker, uint32_t r, bool posted) {
+  const Range piece = round_of<S>(l, r);
+  for (int k = 1; k < p.nranks; ++k) {
+    const int q = rotated_peer(p, k);
+    if (!wait_peer(p, worker, q, signal_value(epoch, 1 + r), a.coll, epoch)) return false;
+    const uint64_t end = min(piece.end, chunk_len(a.chunk, a.total, q));
+    if (posted || end <= piece.begin) continue;
+    copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + piece.begin),
+               area(p, p.rank, epoch, true) + (q * l.stride + piece.begin) * sizeof(S),
+               (end - piece.begin) * sizeof(S), true);
+  }
+  return true;
+}
+
+// Phase 3 of the workers w = first, first + step, ... below `workers`,
+// round by round (only the last round when posted). Nothing for reduce's
+// non-roots (no out), reduce-scatter, or when the posting wait gave up.
+template <class S>
+__device__ void copy_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch, unsigned first, unsigned step,
+                            unsigned workers, int posting) {
+  if (a.out == nullptr || a.scatter_only || posting < 0) return;
+  const uint32_t rounds = two_shot_layout<S>(a, p.rank, 0, workers).rounds;
+  for (uint32_t r = posting == 1 ? rounds - 1 : 0; r < rounds; ++r)
+    for (unsigned w = first; w < workers; w += step)
+      if (!copy_round<S>(p, a, epoch, two_shot_layout<S>(a, p.rank, w, workers), w, r, posting == 1)) return;
+}
+
+// Blocks [0, workers) run phases 1 and 2. Copy blocks (the rest, when
+// Peers::copy_blocks) copy the workers' rounds out as they come, while the
+// workers still push and reduce; without, each worker copies its own
+// after its last round. Workers never wait for copy blocks, and blocks
+// start in index order, so copy blocks cannot hold SMs that workers need.
+template <class E, int Op>
+__global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a, unsigned workers) {
+  using S = typename E::S;
+  const uint64_t epoch = begin_epoch(p);
+  __shared__ int posting;
+  if (blockIdx.x >= workers) {
+    if (threadIdx.x == 0) posting = follow_posting(p, a, epoch);
+    __syncthreads();
+    copy_rounds<S>(p, a, epoch, blockIdx.x - workers, gridDim.x - workers, workers, posting);
+  } else if (reduce_rounds<E, Op>(p, a, epoch, two_shot_layout<S>(a, p.rank, blockIdx.x, workers), &posting) &&
+             gridDim.x == workers) {
+    copy_rounds<S>(p, a, epoch, blockIdx.x, workers, workers, posting);
   }
   end_epoch(p, epoch);
 }
@@ -269,10 +332,11 @@ __global__ void __launch_bounds__(kThreads, 2) bulk_one_shot_kernel(Peers p, Red
   TwoShotLayout l;
   l.stride = (a.total + V - 1) / V * V;
   l.share = share_of(a.total, V, blockIdx.x, gridDim.x);
+  l.rounds = 1;
   l.own_direct = true;
   push_input<S>(p, a, epoch, l);
-  signal_peers(p, 2 * epoch);
-  if (wait_peers(p, 2 * epoch, a.coll, epoch)) reduce_pushed<E, Op>(p, a, epoch, l);
+  signal_peers(p, signal_value(epoch, 0));
+  if (wait_peers(p, signal_value(epoch, 0), a.coll, epoch)) reduce_pushed<E, Op>(p, a, epoch, l);
   end_epoch(p, epoch);
 }
 
@@ -297,7 +361,11 @@ struct ReduceLaunch {
     const unsigned blocks = blocks_for(bytes, p.max_blocks);
     if constexpr (K == Reduction::bulk_one_shot)
       return launch(bulk_one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
-    else return launch(two_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
+    else {  // copy blocks only where there is a copy-out (kernels.hpp, Peers::copy_blocks)
+      const bool gathers = a.out != nullptr && !a.scatter_only;
+      const unsigned copiers = gathers ? copy_blocks_for(blocks, p.copy_blocks) : 0;
+      return launch(two_shot_kernel<E, Op>, blocks + copiers, kThreads, p, stream, p, a, blocks);
+    }
   }
 };
 

@@ -17,8 +17,8 @@ __global__ void __launch_bounds__(kThreads, 2) broadcast_kernel(Peers p, CopyArg
     copy_bytes(area(p, p.rank, epoch, false) + r.begin, in, n, false);
     if (a.out != a.in) copy_bytes(static_cast<char *>(a.out) + r.begin, in, n, false);
   }
-  signal_peers(p, 2 * epoch);
-  if (wait_peers(p, 2 * epoch, a.coll, epoch) && !root)
+  signal_peers(p, signal_value(epoch, 0));
+  if (wait_peers(p, signal_value(epoch, 0), a.coll, epoch) && !root)
     copy_bytes(static_cast<char *>(a.out) + r.begin, area(p, a.root, epoch, false) + r.begin, n, true);
   end_epoch(p, epoch);
 }
@@ -34,8 +34,8 @@ __global__ void __launch_bounds__(kThreads, 2) all_gather_kernel(Peers p, CopyAr
   // in == out (rank 0's part) is overwritten only after the slot holds it.
   char *own = out + p.rank * a.out_stride;
   if (own != in) copy_bytes(own, in, n, false);
-  signal_peers(p, 2 * epoch);
-  if (wait_peers(p, 2 * epoch, a.coll, epoch))
+  signal_peers(p, signal_value(epoch, 0));
+  if (wait_peers(p, signal_value(epoch, 0), a.coll, epoch))
     for (int k = 1; k < p.nranks; ++k) {  // from the next rank up: one reader per peer at a time
       const int q = rotated_peer(p, k);
       copy_bytes(out + q * a.out_stride, area(p, q, epoch, false) + r.begin, n, true);
@@ -45,8 +45,8 @@ __global__ void __launch_bounds__(kThreads, 2) all_gather_kernel(Peers p, CopyAr
 
 __global__ void barrier_kernel(Peers p, int32_t coll) {
   const uint64_t epoch = begin_epoch(p);
-  signal_peers(p, 2 * epoch);
-  (void)wait_peers(p, 2 * epoch, coll, epoch);
+  signal_peers(p, signal_value(epoch, 0));
+  (void)wait_peers(p, signal_value(epoch, 0), coll, epoch);
   end_epoch(p, epoch);
 }
 

@@ -140,6 +140,14 @@ __device__ __forceinline__ void end_epoch(const Peers &p, uint64_t epoch) {
   }
 }
 
+// The value a block signals for `step` of the launch at `epoch`. Steps stay
+// below kStepsPerEpoch, so values grow across launches and steps alike:
+// waits test >=, and a flag is never reset (no reset can race a reader).
+constexpr uint64_t kStepsPerEpoch = 16;
+__device__ __forceinline__ uint64_t signal_value(uint64_t epoch, uint32_t step) {
+  return epoch * kStepsPerEpoch + step;
+}
+
 // Data written by this block (into peers' memory too), then `value` in
 // flags[blockIdx.x][rank] of every peer, one thread per peer: the barrier
 // orders the block's writes before the sys-scope release store, so a peer
@@ -195,6 +203,20 @@ __device__ __forceinline__ bool wait_peers(const Peers &p, uint64_t value, int32
     uint64_t started = 0;
     for (uint32_t spin = 1; !failed && ld_acquire_sys(flag) < value; ++spin)
       failed = !keep_waiting(p, spin, &started, t, coll, epoch);
+  }
+  return __syncthreads_or(failed) == 0;
+}
+
+// Thread 0 waits until flags[block][q] >= value (what rank q's block
+// `block` signalled); the block's verdict as wait_peers'.
+__device__ __forceinline__ bool wait_peer(const Peers &p, unsigned block, int q, uint64_t value, int32_t coll,
+                                          uint64_t epoch) {
+  bool failed = false;
+  if (threadIdx.x == 0) {
+    const uint64_t *flag = flags_of(p.block[p.rank]) + block * kMaxRanks + q;
+    uint64_t started = 0;
+    for (uint32_t spin = 1; !failed && ld_acquire_sys(flag) < value; ++spin)
+      failed = !keep_waiting(p, spin, &started, q, coll, epoch);
   }
   return __syncthreads_or(failed) == 0;
 }

@@ -30,7 +30,8 @@
 // when it starts and stored back by the last block to finish, so the epoch
 // advances on the device (CUDA graph replays included) and every rank counts
 // alike as long as every rank launches the same kernels in the same order.
-// Signals are monotonic (2 * epoch for phase 0, 2 * epoch + 1 for phase 1)
+// Signals are monotonic (16 * epoch + step: step 0 after phase 1, 1 + r
+// after the two-shot's round r of phase 2; device_common.cuh, signal_value)
 // and waits test >=, so flags are never reset and no reset can race. The
 // halves alternate, so a rank writes a half again only two epochs later, by
 // which time every peer has finished reading it: every kernel begins with a
@@ -136,6 +137,7 @@ struct Peers {
   int32_t max_blocks = kMaxBlocks;
   int32_t dependent_launch = 0;  // launched with programmatic dependent launch (sm_90+)
   int32_t ll_threads = kThreads; // fewest threads per block of the LL one-shot (a multiple of 32)
+  int32_t copy_blocks = 0;       // two-shot: copy-out blocks beside its workers (0: the workers copy out)
 };
 
 // All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:
@@ -179,10 +181,12 @@ cudaError_t launch_two_shot_ll128(const Peers &peers, const ReduceArgs &args, cu
 cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 // Two-shot: rank r writes chunk q of its input into rank q's input area
 // (slot r), signals; reduces chunk r from its own input area in rank order
-// into out and into every rank's result area, signals again; then copies
-// every peer's reduced chunk from its own result area (peers whose output
-// is registered get the chunk in place instead). chunk * esize must be
-// a multiple of 16 when it is not the last launch's (the caller rounds it).
+// into out and into every rank's result area, in rounds, signalling each;
+// every peer's reduced chunk is copied out of its own result area round by
+// round as it arrives, by copy blocks beside the workers when
+// peers.copy_blocks (peers whose output is registered get the chunk in
+// place instead). chunk * esize must be a multiple of 16 when it is not the
+// last launch's (the caller rounds it).
 cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream);
 
 // Byte copies through the input areas.
@@ -208,6 +212,13 @@ constexpr uint64_t block_bytes(uint64_t nranks, uint64_t ll_slot_bytes, uint64_t
   return kHeaderBytes + 2 * half_bytes(nranks, ll_slot_bytes, slot_bytes);
 }
 
+// The two-shot's copy blocks beside `workers` worker blocks: `wanted`
+// (Peers::copy_blocks), at most one per worker; each copies the rounds of
+// the workers w with w % copiers == its index.
+constexpr unsigned copy_blocks_for(unsigned workers, int32_t wanted) {
+  return wanted <= 0 ? 0u : static_cast<unsigned>(wanted) < workers ? static_cast<unsigned>(wanted) : workers;
+}
+
 // Elements (of dtype) that a 16-byte vector holds.
 constexpr uint64_t vector_elems(uint64_t esize) { return 16 / esize; }
 
@@ -222,6 +233,18 @@ constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks
   const uint64_t per = ((n + blocks - 1) / blocks + align - 1) / align * align;
   const uint64_t begin = per * b < n ? per * b : n;
   return {begin, begin + per < n ? begin + per : n};
+}
+
+// The two-shot's phase 2 goes in rounds, each signalled apart, so that the
+// copy-out of a round overlaps the reduction of the next: as many as the
+// widest block share (block 0's, bytes of one chunk) holds rounds of one
+// 16-byte vector per thread (fewer would idle threads), 1 to kMaxRounds.
+// Round r of a share is share_of(share, vector, r, rounds) within it.
+constexpr uint32_t kMaxRounds = 8;
+constexpr uint64_t kRoundMinBytes = uint64_t{kThreads} * 16;
+constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes) {
+  const uint64_t n = widest_share_bytes / kRoundMinBytes;
+  return static_cast<uint32_t>(n < 1 ? 1 : n > kMaxRounds ? kMaxRounds : n);
 }
 
 // Elements of chunk c of a two-shot launch (the last may be short or empty).

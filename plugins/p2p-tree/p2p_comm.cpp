@@ -31,6 +31,7 @@ Comm::Comm(const CommSetup &setup, const Params &params)
   peers_.ll_slot_bytes = params.ll_slot_bytes(setup.nranks);
   peers_.max_blocks = params.max_blocks;
   peers_.ll_threads = params.ll_threads;
+  peers_.copy_blocks = params.copy_blocks;
   peers_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
 }
 

@@ -46,6 +46,10 @@ const plx_param_decl params[] = {
      "Fewest threads per block of the LL one-shot, 32 to 512 (a multiple of 32): one 16-byte vector "
      "per thread, so small blocks spread a message over more SMs; blocks grow to 512 threads when "
      "MAX_BLOCKS blocks of this size are too few."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_BLOCKS", "0",
+     "Thread blocks, 0 to 128, that copy the two-shot's all-gathered chunks from the exchange area "
+     "into the output beside its MAX_BLOCKS workers, round by round as the peers deliver them, "
+     "while the workers still push and reduce; 0: each worker copies its share after its last round."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "LL128", "1",
      "1: one-shots of LL128_MIN_BYTES and more send LL128 lines (128-byte lines with 120 data bytes "
      "and the flag, half the bytes of LL lines) where NVML reports NVLink between every pair of ranks; "

@@ -2,7 +2,8 @@
 // fewer than two): LL and LL128 one-shots and the LL128 two-shot launched
 // back to back with no host synchronisation between them (a torn LL128
 // line, or a stale line taken for a fresh one, shows as a wrong element;
-// the two-shot's runs of several launches included). Every output is
+// the two-shot's runs of several launches included), and the two-shot with
+// copy blocks. Every output is
 // poisoned first and compared element by element with core's CPU reduction.
 #include <doctest/doctest.h>
 
@@ -47,10 +48,13 @@ void check_back_to_back(plx_comm_h comm, int rank, int nranks, plx_dtype dtype, 
                std::string(plx_dtype_string(dtype)) + " count " + std::to_string(count) + " call " + std::to_string(k));
 }
 
-void check_lines(plx_comm_h comm, int rank, int nranks, int32_t algo) {
+using Sizes = std::vector<uint64_t>;
+const Sizes kLineSizes = {8, 480, 4096, 65536 + 8, 300000};
+
+void check_lines(plx_comm_h comm, int rank, int nranks, int32_t algo, const Sizes &sizes) {
   Stream stream;
   uint32_t round = 0;
-  for (uint64_t bytes : {uint64_t{8}, uint64_t{480}, uint64_t{4096}, uint64_t{65536} + 8, uint64_t{300000}})
+  for (uint64_t bytes : sizes)
     for (plx_dtype dtype : {PLX_BFLOAT16, PLX_FLOAT32, PLX_INT8, PLX_FLOAT64})
       check_back_to_back(comm, rank, nranks, dtype, dtype == PLX_INT8 ? PLX_MAX : PLX_SUM,
                          std::max<uint64_t>(1, bytes / plx_dtype_size(dtype)), algo, ++round, stream);
@@ -62,16 +66,16 @@ using Settings = std::vector<std::pair<const char *, const char *>>;
 
 // Runs check_lines with the settings in every rank (set before the ranks
 // fork, removed after).
-void run_lines(const char *test_case, const Settings &settings, int32_t algo) {
+void run_lines(const char *test_case, const Settings &settings, int32_t algo, const Sizes &sizes = kLineSizes) {
   const int nranks = ranks_for_lines();
   if (nranks < 2) {
     MESSAGE("fewer than two GPUs: ", test_case, " is skipped");
     return;
   }
   for (const auto &[name, value] : settings) setenv(name, value, 1);
-  run_p2p_ranks(test_case, nranks, [nranks, algo](plx_backend_h b, const plx_unique_id &id, int rank) {
+  run_p2p_ranks(test_case, nranks, [nranks, algo, &sizes](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, nranks, rank);
-    check_lines(comm, rank, nranks, algo);
+    check_lines(comm, rank, nranks, algo, sizes);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
   for (const auto &setting : settings) unsetenv(setting.first);
@@ -93,4 +97,14 @@ TEST_CASE("plugins.p2p_tree.gpu.ll_lines_back_to_back") {
 TEST_CASE("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back") {
   run_lines("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back",
             {{"PLEXUS_P2P_TREE_ONESHOT_MAX_BYTES", "64K"}, {"PLEXUS_P2P_TREE_ALGO", "ll128_two_shot"}}, PLX_ALGO_AUTO);
+}
+
+// The two-shot with copy blocks: 4 workers and 3 copy blocks (copy block 0
+// serves workers 0 and 3), 1 MiB slots, so shares of several rounds and
+// runs of several launches, each round copied out while the workers go on.
+TEST_CASE("plugins.p2p_tree.gpu.two_shot_copy_blocks_back_to_back") {
+  run_lines("plugins.p2p_tree.gpu.two_shot_copy_blocks_back_to_back",
+            {{"PLEXUS_P2P_TREE_ALGO", "two_shot"}, {"PLEXUS_P2P_TREE_SLOT_BYTES", "1M"},
+             {"PLEXUS_P2P_TREE_MAX_BLOCKS", "4"}, {"PLEXUS_P2P_TREE_COPY_BLOCKS", "3"}},
+            PLX_ALGO_AUTO, {8, 65536 + 8, 300000, (3 << 20) + 24});
 }

@@ -177,6 +177,45 @@ TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
   CHECK(blocks_for(1 << 30, 999) == static_cast<unsigned>(plexus::kernels::kMaxBlocks));
 }
 
+// The two-shot's rounds: every block counts the same rounds (block 0's
+// share decides), the rounds of each block's share cover it exactly, in
+// order, vector-aligned where not empty; big shares take kMaxRounds, small ones one.
+TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
+  using plexus::kernels::kMaxRounds;
+  using plexus::kernels::two_shot_rounds;
+  CHECK(two_shot_rounds(0) == 1);
+  CHECK(two_shot_rounds(8191) == 1);
+  CHECK(two_shot_rounds(16384) == 2);
+  CHECK(two_shot_rounds(uint64_t{1} << 30) == kMaxRounds);
+  for (uint64_t esize : {1, 2, 4, 8})
+    for (uint64_t chunk : {uint64_t{1}, uint64_t{4099}, uint64_t{1} << 20, (uint64_t{16} << 20) / esize + 3})
+      for (unsigned workers : {1u, 7u, 128u}) {
+        const uint64_t V = 16 / esize;
+        const uint32_t rounds = two_shot_rounds(share_of(chunk, V, 0, workers).end * esize);
+        uint64_t next = 0;
+        for (unsigned b = 0; b < workers; ++b) {
+          const Range share = share_of(chunk, V, b, workers);
+          for (uint32_t r = 0; r < rounds; ++r) {
+            const Range piece = share_of(share.end - share.begin, V, r, rounds);
+            REQUIRE(share.begin + piece.begin == next);
+            if (piece.end > piece.begin) REQUIRE((share.begin + piece.begin) % V == 0);
+            next = share.begin + piece.end;
+          }
+          REQUIRE(next == share.end);
+        }
+        REQUIRE(next == chunk);
+      }
+}
+
+TEST_CASE("plugins.p2p_tree.plan.copy_blocks_bounded_by_workers") {
+  using plexus::kernels::copy_blocks_for;
+  CHECK(copy_blocks_for(128, 0) == 0);
+  CHECK(copy_blocks_for(128, -3) == 0);
+  CHECK(copy_blocks_for(128, 32) == 32);
+  CHECK(copy_blocks_for(16, 32) == 16);  // at most one per worker
+  CHECK(copy_blocks_for(1, 128) == 1);
+}
+
 // The LL grid: whole warps, blocks of at least the asked size (at most
 // kThreads), at most max_blocks, and one vector per thread whenever
 // max_blocks blocks of kThreads hold the message.

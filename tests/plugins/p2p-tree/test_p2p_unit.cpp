@@ -81,10 +81,13 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
   CHECK(automatic.dependent_launch);
   CHECK(automatic.ll_threads == 128);
+  CHECK(automatic.copy_blocks == 0);
   Params dependent;
-  REQUIRE(parse({{"p2p-tree/PDL", "0"}, {"p2p-tree/LL_THREADS", "512"}}, &dependent) == PLX_OK);
+  REQUIRE(parse({{"p2p-tree/PDL", "0"}, {"p2p-tree/LL_THREADS", "512"}, {"p2p-tree/COPY_BLOCKS", "32"}},
+                &dependent) == PLX_OK);
   CHECK_FALSE(dependent.dependent_launch);
   CHECK(dependent.ll_threads == 512);
+  CHECK(dependent.copy_blocks == 32);
   CHECK(automatic.ll128);
   CHECK(automatic.ll128_min_bytes == 0);
   CHECK(automatic.ll128_two_shot_max_bytes == 4u << 20);
@@ -137,7 +140,8 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"ONESHOT_MAX_BYTES", "2T"}, {"BULK_MAX_BYTES", "lots"}, {"PROBE_PEER_COPIES", "maybe"},
       {"ENABLE", "2"},         {"PDL", "on2"},
       {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"},
-      {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"}};
+      {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"},     {"COPY_BLOCKS", "129"},
+      {"COPY_BLOCKS", "-1"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
