@@ -92,13 +92,13 @@ static_assert(1 + kMaxRounds <= kStepsPerEpoch, "phase 1 and every round have a 
 // many rounds as block 0's share allows, so every rank and every block
 // counts the same rounds.
 template <class S>
-__device__ TwoShotLayout two_shot_layout(const ReduceArgs &a, int rank, unsigned worker, unsigned workers) {
+__device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, unsigned worker, unsigned workers) {
   constexpr uint64_t V = 16 / sizeof(S);
   TwoShotLayout l;
   l.stride = (a.chunk + V - 1) / V * V;
   l.share = share_of(a.chunk, V, worker, workers);
-  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S));
-  l.own_direct = (reinterpret_cast<uintptr_t>(static_cast<const S *>(a.in) + rank * a.in_stride) & 15) == 0;
+  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), p.max_rounds);
+  l.own_direct = (reinterpret_cast<uintptr_t>(static_cast<const S *>(a.in) + p.rank * a.in_stride) & 15) == 0;
   return l;
 }
 
@@ -263,10 +263,10 @@ template <class S>
 __device__ void copy_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch, unsigned first, unsigned step,
                             unsigned workers, int posting) {
   if (a.out == nullptr || a.scatter_only || posting < 0) return;
-  const uint32_t rounds = two_shot_layout<S>(a, p.rank, 0, workers).rounds;
+  const uint32_t rounds = two_shot_layout<S>(p, a, 0, workers).rounds;
   for (uint32_t r = posting == 1 ? rounds - 1 : 0; r < rounds; ++r)
     for (unsigned w = first; w < workers; w += step)
-      if (!copy_round<S>(p, a, epoch, two_shot_layout<S>(a, p.rank, w, workers), w, r, posting == 1)) return;
+      if (!copy_round<S>(p, a, epoch, two_shot_layout<S>(p, a, w, workers), w, r, posting == 1)) return;
 }
 
 // Blocks [0, workers) run phases 1 and 2. Copy blocks (the rest, when
@@ -283,7 +283,7 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
     if (threadIdx.x == 0) posting = follow_posting(p, a, epoch);
     __syncthreads();
     copy_rounds<S>(p, a, epoch, blockIdx.x - workers, gridDim.x - workers, workers, posting);
-  } else if (reduce_rounds<E, Op>(p, a, epoch, two_shot_layout<S>(a, p.rank, blockIdx.x, workers), &posting) &&
+  } else if (reduce_rounds<E, Op>(p, a, epoch, two_shot_layout<S>(p, a, blockIdx.x, workers), &posting) &&
              gridDim.x == workers) {
     copy_rounds<S>(p, a, epoch, blockIdx.x, workers, workers, posting);
   }

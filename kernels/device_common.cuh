@@ -222,9 +222,10 @@ __device__ __forceinline__ bool wait_peer(const Peers &p, unsigned block, int q,
 }
 
 // Copies n bytes with the block's threads: 16-byte vectors when both ends
-// are aligned (four loads in flight per thread, so that reads of a peer's
-// memory over NVLink are not one round trip at a time), else bytes.
-// `volatile_src` reads past L1 (a peer's memory, or ours that a peer wrote).
+// are aligned (up to four loads in flight per thread before any store, also
+// in a short copy's last pass, so that reads are not one round trip at a
+// time), else bytes. `volatile_src` reads past L1 (a peer's memory, or
+// ours that a peer wrote).
 __device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t n, bool volatile_src) {
   const bool aligned = ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0;
   uint64_t done = 0;
@@ -232,15 +233,15 @@ __device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t 
     const uint64_t vecs = n / 16, step = blockDim.x;
     auto *d = reinterpret_cast<uint4 *>(dst);
     const auto *s = reinterpret_cast<const uint4 *>(src);
-    uint64_t i = threadIdx.x;
-    for (; i + 3 * step < vecs; i += 4 * step) {
+    for (uint64_t i = threadIdx.x; i < vecs; i += 4 * step) {
       uint4 v[4];
 #pragma unroll
-      for (int k = 0; k < 4; ++k) v[k] = volatile_src ? __ldcv(s + i + k * step) : s[i + k * step];
+      for (int k = 0; k < 4; ++k)
+        if (i + k * step < vecs) v[k] = volatile_src ? __ldcv(s + i + k * step) : s[i + k * step];
 #pragma unroll
-      for (int k = 0; k < 4; ++k) d[i + k * step] = v[k];
+      for (int k = 0; k < 4; ++k)
+        if (i + k * step < vecs) d[i + k * step] = v[k];
     }
-    for (; i < vecs; i += step) d[i] = volatile_src ? __ldcv(s + i) : s[i];
     done = vecs * 16;
   }
   for (uint64_t i = done + threadIdx.x; i < n; i += blockDim.x)

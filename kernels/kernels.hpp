@@ -138,6 +138,7 @@ struct Peers {
   int32_t dependent_launch = 0;  // launched with programmatic dependent launch (sm_90+)
   int32_t ll_threads = kThreads; // fewest threads per block of the LL one-shot (a multiple of 32)
   int32_t copy_blocks = 0;       // two-shot: copy-out blocks beside its workers (0: the workers copy out)
+  int32_t max_rounds = 8;        // two-shot: most rounds of phase 2 (two_shot_rounds)
 };
 
 // All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:
@@ -238,13 +239,15 @@ constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks
 // The two-shot's phase 2 goes in rounds, each signalled apart, so that the
 // copy-out of a round overlaps the reduction of the next: as many as the
 // widest block share (block 0's, bytes of one chunk) holds rounds of one
-// 16-byte vector per thread (fewer would idle threads), 1 to kMaxRounds.
-// Round r of a share is share_of(share, vector, r, rounds) within it.
+// 16-byte vector per thread (fewer would idle threads), 1 to max_rounds
+// (Peers::max_rounds, at most kMaxRounds). Round r of a share is
+// share_of(share, vector, r, rounds) within it.
 constexpr uint32_t kMaxRounds = 8;
 constexpr uint64_t kRoundMinBytes = uint64_t{kThreads} * 16;
-constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes) {
+constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes, int32_t max_rounds) {
+  const uint64_t most = max_rounds < 1 ? 1 : max_rounds > static_cast<int32_t>(kMaxRounds) ? kMaxRounds : max_rounds;
   const uint64_t n = widest_share_bytes / kRoundMinBytes;
-  return static_cast<uint32_t>(n < 1 ? 1 : n > kMaxRounds ? kMaxRounds : n);
+  return static_cast<uint32_t>(n < 1 ? 1 : n > most ? most : n);
 }
 
 // Elements of chunk c of a two-shot launch (the last may be short or empty).

@@ -32,6 +32,7 @@ Comm::Comm(const CommSetup &setup, const Params &params)
   peers_.max_blocks = params.max_blocks;
   peers_.ll_threads = params.ll_threads;
   peers_.copy_blocks = params.copy_blocks;
+  peers_.max_rounds = params.rounds;
   peers_.timeout_ns = setup.timeout_ms < 0 ? -1 : int64_t{setup.timeout_ms} * 1000000;
 }
 
@@ -171,6 +172,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.bulk_max_bytes = params_.bulk_max_bytes;
   mine.forced_algo = params_.forced_algo;
   mine.tree_arity = params_.tree_arity;
+  mine.rounds = params_.rounds;
   mine.unlinked = params_.unlinked;
   mine.ll128_min_bytes = params_.ll128_from();
   mine.ll128_two_shot_max_bytes = params_.ll128_two_shot_max_bytes;
@@ -193,6 +195,7 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   else if (card.bulk_max_bytes != params_.bulk_max_bytes) name = "BULK_MAX_BYTES";
   else if (card.forced_algo != params_.forced_algo) name = "ALGO";
   else if (card.tree_arity != params_.tree_arity) name = "TREE_ARITY";
+  else if (card.rounds != params_.rounds) name = "ROUNDS";
   else if (card.unlinked != params_.unlinked) name = "UNLINK";
   else if (card.ll128_min_bytes != params_.ll128_from()) name = "LL128(_MIN_BYTES)";
   else if (card.ll128_two_shot_max_bytes != params_.ll128_two_shot_max_bytes) name = "LL128_TWO_SHOT_MAX_BYTES";

@@ -63,6 +63,7 @@ struct Params {
   bool dependent_launch = true;  // PLEXUS_P2P_TREE_PDL
   int32_t ll_threads = 128;      // PLEXUS_P2P_TREE_LL_THREADS
   int32_t copy_blocks = 0;       // PLEXUS_P2P_TREE_COPY_BLOCKS: the two-shot's copy-out blocks
+  int32_t rounds = 8;            // PLEXUS_P2P_TREE_ROUNDS: most rounds of the two-shot's phase 2
   // One-shots from this many bytes use LL128 lines where every pair is
   // NVLink (PLEXUS_P2P_TREE_LL128=0: never): 4 H100, 4 KiB 5.00 -> 4.34 us,
   // 128 KiB 8.25 -> 5.60, 256 KiB 11.3 -> 7.2 against LL lines.
@@ -139,6 +140,7 @@ struct PeerCard {
   uint64_t bulk_max_bytes;  // the same everywhere
   int32_t forced_algo;      // the same everywhere (PLEXUS_P2P_TREE_ALGO)
   int32_t tree_arity;       // the same everywhere
+  int32_t rounds;           // the same everywhere (PLEXUS_P2P_TREE_ROUNDS)
   uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
   uint64_t ll128_min_bytes; // the same everywhere (LL128, LL128_MIN_BYTES; UINT64_MAX: off)
   uint64_t ll128_two_shot_max_bytes;  // the same everywhere

@@ -89,6 +89,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_LL_THREADS={} must be a "
                       "multiple of 32", p->ll_threads);
   if (plx_status st = int_param(s, "COPY_BLOCKS", 0, kernels::kMaxBlocks, &p->copy_blocks)) return st;
+  if (plx_status st = int_param(s, "ROUNDS", 1, kernels::kMaxRounds, &p->rounds)) return st;
   if (plx_status st = bool_param(s, "PROBE_PEER_COPIES", &p->probe_peer_copies)) return st;
   if (plx_status st = bool_param(s, "LL128", &p->ll128)) return st;
   if (plx_status st = size_param(s, "LL128_MIN_BYTES", 0, uint64_t{1} << 40, &p->ll128_min_bytes)) return st;

@@ -50,6 +50,10 @@ const plx_param_decl params[] = {
      "Thread blocks, 0 to 128, that copy the two-shot's all-gathered chunks from the exchange area "
      "into the output beside its MAX_BLOCKS workers, round by round as the peers deliver them, "
      "while the workers still push and reduce; 0: each worker copies its share after its last round."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "ROUNDS", "8",
+     "Most rounds, 1 to 8, of the two-shot's reduction: each block signals its share in rounds of at "
+     "least 8 KiB per chunk, so that copy blocks copy one round while the next is reduced. Every rank "
+     "must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "LL128", "1",
      "1: one-shots of LL128_MIN_BYTES and more send LL128 lines (128-byte lines with 120 data bytes "
      "and the flag, half the bytes of LL lines) where NVML reports NVLink between every pair of ranks; "

@@ -183,15 +183,18 @@ TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
 TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
   using plexus::kernels::kMaxRounds;
   using plexus::kernels::two_shot_rounds;
-  CHECK(two_shot_rounds(0) == 1);
-  CHECK(two_shot_rounds(8191) == 1);
-  CHECK(two_shot_rounds(16384) == 2);
-  CHECK(two_shot_rounds(uint64_t{1} << 30) == kMaxRounds);
+  CHECK(two_shot_rounds(0, 8) == 1);
+  CHECK(two_shot_rounds(8191, 8) == 1);
+  CHECK(two_shot_rounds(16384, 8) == 2);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 8) == kMaxRounds);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 3) == 3);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 0) == 1);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 99) == kMaxRounds);
   for (uint64_t esize : {1, 2, 4, 8})
     for (uint64_t chunk : {uint64_t{1}, uint64_t{4099}, uint64_t{1} << 20, (uint64_t{16} << 20) / esize + 3})
       for (unsigned workers : {1u, 7u, 128u}) {
         const uint64_t V = 16 / esize;
-        const uint32_t rounds = two_shot_rounds(share_of(chunk, V, 0, workers).end * esize);
+        const uint32_t rounds = two_shot_rounds(share_of(chunk, V, 0, workers).end * esize, kMaxRounds);
         uint64_t next = 0;
         for (unsigned b = 0; b < workers; ++b) {
           const Range share = share_of(chunk, V, b, workers);

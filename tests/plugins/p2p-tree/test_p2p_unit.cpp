@@ -82,6 +82,7 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.dependent_launch);
   CHECK(automatic.ll_threads == 128);
   CHECK(automatic.copy_blocks == 0);
+  CHECK(automatic.rounds == 8);
   Params dependent;
   REQUIRE(parse({{"p2p-tree/PDL", "0"}, {"p2p-tree/LL_THREADS", "512"}, {"p2p-tree/COPY_BLOCKS", "32"}},
                 &dependent) == PLX_OK);
@@ -141,7 +142,7 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"ENABLE", "2"},         {"PDL", "on2"},
       {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"},
       {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"},     {"COPY_BLOCKS", "129"},
-      {"COPY_BLOCKS", "-1"}};
+      {"COPY_BLOCKS", "-1"},    {"ROUNDS", "0"},              {"ROUNDS", "9"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
