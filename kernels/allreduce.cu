@@ -362,8 +362,10 @@ struct ReduceLaunch {
     if constexpr (K == Reduction::bulk_one_shot)
       return launch(bulk_one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
     else {  // copy blocks only where there is a copy-out (kernels.hpp, Peers::copy_blocks)
+      constexpr uint64_t V = 16 / sizeof(typename E::S);
+      const uint32_t rounds = two_shot_rounds(share_of(a.chunk, V, 0, blocks).end * sizeof(typename E::S), p.max_rounds);
       const bool gathers = a.out != nullptr && !a.scatter_only;
-      const unsigned copiers = gathers ? copy_blocks_for(blocks, p.copy_blocks) : 0;
+      const unsigned copiers = gathers ? copy_blocks_for(blocks, p.copy_blocks, rounds) : 0;
       return launch(two_shot_kernel<E, Op>, blocks + copiers, kThreads, p, stream, p, a, blocks);
     }
   }

@@ -137,8 +137,8 @@ struct Peers {
   int32_t max_blocks = kMaxBlocks;
   int32_t dependent_launch = 0;  // launched with programmatic dependent launch (sm_90+)
   int32_t ll_threads = kThreads; // fewest threads per block of the LL one-shot (a multiple of 32)
-  int32_t copy_blocks = 0;       // two-shot: copy-out blocks beside its workers (0: the workers copy out)
-  int32_t max_rounds = 8;        // two-shot: most rounds of phase 2 (two_shot_rounds)
+  int32_t copy_blocks = 0;       // two-shot of 2+ rounds: copy-out blocks beside its workers (0: workers copy)
+  int32_t max_rounds = 4;        // two-shot: most rounds of phase 2 (two_shot_rounds)
 };
 
 // All-reduce, reduce (out NULL on non-roots) and reduce-scatter. Chunks:
@@ -213,11 +213,13 @@ constexpr uint64_t block_bytes(uint64_t nranks, uint64_t ll_slot_bytes, uint64_t
   return kHeaderBytes + 2 * half_bytes(nranks, ll_slot_bytes, slot_bytes);
 }
 
-// The two-shot's copy blocks beside `workers` worker blocks: `wanted`
-// (Peers::copy_blocks), at most one per worker; each copies the rounds of
-// the workers w with w % copiers == its index.
-constexpr unsigned copy_blocks_for(unsigned workers, int32_t wanted) {
-  return wanted <= 0 ? 0u : static_cast<unsigned>(wanted) < workers ? static_cast<unsigned>(wanted) : workers;
+// The two-shot's copy blocks beside `workers` worker blocks reducing in
+// `rounds` rounds: `wanted` (Peers::copy_blocks), at most one per worker,
+// none for one round (nothing to overlap); each copies the rounds of the
+// workers w with w % copiers == its index.
+constexpr unsigned copy_blocks_for(unsigned workers, int32_t wanted, uint32_t rounds) {
+  if (wanted <= 0 || rounds < 2) return 0;
+  return static_cast<unsigned>(wanted) < workers ? static_cast<unsigned>(wanted) : workers;
 }
 
 // Elements (of dtype) that a 16-byte vector holds.
@@ -238,12 +240,15 @@ constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks
 
 // The two-shot's phase 2 goes in rounds, each signalled apart, so that the
 // copy-out of a round overlaps the reduction of the next: as many as the
-// widest block share (block 0's, bytes of one chunk) holds rounds of one
-// 16-byte vector per thread (fewer would idle threads), 1 to max_rounds
-// (Peers::max_rounds, at most kMaxRounds). Round r of a share is
-// share_of(share, vector, r, rounds) within it.
+// widest block share (block 0's, bytes of one chunk) holds rounds of
+// kRoundMinBytes, 1 to max_rounds (Peers::max_rounds, at most kMaxRounds).
+// Each signal is a system-scope release that waits for the block's stores
+// to land (2-3 us under load on 4 H100), so rounds pay only where the
+// copy-out they hide is longer: 4 H100, 8 and 16 MiB were faster in one
+// round, 32 MiB and up with 2 to 4. Round r of a share is share_of(share,
+// vector, r, rounds) within it.
 constexpr uint32_t kMaxRounds = 8;
-constexpr uint64_t kRoundMinBytes = uint64_t{kThreads} * 16;
+constexpr uint64_t kRoundMinBytes = uint64_t{32} << 10;
 constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes, int32_t max_rounds) {
   const uint64_t most = max_rounds < 1 ? 1 : max_rounds > static_cast<int32_t>(kMaxRounds) ? kMaxRounds : max_rounds;
   const uint64_t n = widest_share_bytes / kRoundMinBytes;

@@ -25,6 +25,8 @@
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
 #             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
 #             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
+#   nvlink    plexus-bench-launch --push: NVLink write bandwidth, every GPU storing into every other at
+#             once and GPU 0 alone into GPU 1, by SM stores (32 to 256 blocks) and by copy engines
 #   p2ptune   p2p-tree alone: each of PLEXUS_P2P_TUNE_ALGOS (default one_shot two_shot) forced over
 #             PLEXUS_P2P_TUNE_SIZES (plexus-bench -b/-e/-f, default "-b 4K -e 4M -f 2"), then MAX_BLOCKS
 #             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
@@ -207,6 +209,10 @@ if has_step p2ptune; then
         -d bfloat16 -b 512K -e 128M -f 4 -n 10 -w 3 --samples 5 --timeout 120
     done
   done
+fi
+if has_step nvlink; then
+  "$bin/plexus-bench-launch/plexus-bench-launch" --push --csv "$out/nvlink.csv" > "$out/nvlink.txt" 2>&1
+  echo "plexus-bench-launch --push: exit $?"; grep -E "push|one_way" "$out/nvlink.txt"
 fi
 if has_step p2psweep; then
   peer=",raw-nccl"

@@ -46,14 +46,16 @@ const plx_param_decl params[] = {
      "Fewest threads per block of the LL one-shot, 32 to 512 (a multiple of 32): one 16-byte vector "
      "per thread, so small blocks spread a message over more SMs; blocks grow to 512 threads when "
      "MAX_BLOCKS blocks of this size are too few."},
-    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_BLOCKS", "0",
-     "Thread blocks, 0 to 128, that copy the two-shot's all-gathered chunks from the exchange area "
-     "into the output beside its MAX_BLOCKS workers, round by round as the peers deliver them, "
-     "while the workers still push and reduce; 0: each worker copies its share after its last round."},
-    {sizeof(plx_param_decl), PLX_PARAM_INT, "ROUNDS", "8",
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_BLOCKS", "128",
+     "Thread blocks, 0 to 128 (at most one per worker), that copy a two-shot's gathered chunks from "
+     "the exchange area into the output beside its workers, round by round as the peers deliver them, "
+     "while the workers still push and reduce; only two-shots of two rounds or more have them. 0: "
+     "each worker copies its share after its last round. Copy blocks wait for the peers' workers, "
+     "never the other way round, so they are not counted in MAX_BLOCKS."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "ROUNDS", "4",
      "Most rounds, 1 to 8, of the two-shot's reduction: each block signals its share in rounds of at "
-     "least 8 KiB per chunk, so that copy blocks copy one round while the next is reduced. Every rank "
-     "must set the same."},
+     "least 32 KiB per chunk (1 round up to 16 MiB on 4 ranks with 128 blocks), so that copy blocks "
+     "copy one round while the next is reduced. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "LL128", "1",
      "1: one-shots of LL128_MIN_BYTES and more send LL128 lines (128-byte lines with 120 data bytes "
      "and the flag, half the bytes of LL lines) where NVML reports NVLink between every pair of ranks; "

@@ -4,8 +4,11 @@
 // programmatic dependent launch), and how long a store takes to reach the
 // other GPU (a flag ping-pong over peer access). A one-shot all-reduce
 // cannot beat one launch period plus one crossing; docs/performance.md
-// puts p2p-tree's small-message times against these. Exits 77 (skipped)
-// without a CUDA device.
+// puts p2p-tree's small-message times against these. With --push, also
+// the NVLink write bandwidth: every GPU storing into every other at once
+// (what a two-shot phase does), by SM stores and by copy engines, the
+// ceiling of every push-based all-reduce's bus bandwidth. Exits 77
+// (skipped) without a CUDA device.
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
@@ -152,18 +155,95 @@ void ping(std::FILE *csv) {
   for (int d = 0; d < 2; ++d) cudaSetDevice(d), cudaFree(p.flag[d]), cudaStreamDestroy(p.stream[d]);
 }
 
+// Every GPU's source and receive buffers (n slots of `bytes`: slot g is
+// what GPU g stores here), and one stream per target for the copy engines.
+struct PushRig {
+  int n = 0;
+  uint64_t bytes = 0;
+  std::vector<char *> src, recv;
+  std::vector<std::vector<cudaStream_t>> streams;
+};
+
+bool make_rig(PushRig &r) {
+  r.src.assign(r.n, nullptr), r.recv.assign(r.n, nullptr), r.streams.assign(r.n, {});
+  for (int d = 0; d < r.n; ++d) {
+    if (!ok(cudaSetDevice(d), "cudaSetDevice")) return false;
+    for (int q = 0; q < r.n; ++q) {
+      const cudaError_t peer = q == d ? cudaSuccess : cudaDeviceEnablePeerAccess(q, 0);
+      if (peer != cudaErrorPeerAccessAlreadyEnabled && !ok(peer, "cudaDeviceEnablePeerAccess")) return false;
+    }
+    (void)cudaGetLastError();
+    r.streams[d].assign(r.n, nullptr);
+    for (auto &s : r.streams[d])
+      if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate")) return false;
+    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes), "cudaMalloc") ||
+        !ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc") ||
+        !ok(cudaMemset(r.src[d], d + 1, r.bytes), "cudaMemset"))
+      return false;
+  }
+  return true;
+}
+
+void free_rig(PushRig &r) {
+  for (int d = 0; d < r.n; ++d) {
+    cudaSetDevice(d), cudaFree(r.src[d]), cudaFree(r.recv[d]);
+    for (auto s : r.streams[d]) cudaStreamDestroy(s);
+  }
+}
+
+// GPUs [0, senders) each store r.bytes into each of its next `targets`
+// GPUs, `iters` times; blocks 0 means copy engines (one copy per target,
+// each on its own stream). The egress of one sender in GB/s.
+double push_rate(PushRig &r, int senders, int targets, unsigned blocks, int iters) {
+  const auto start = Clock::now();
+  for (int it = 0; it < iters; ++it)
+    for (int g = 0; g < senders; ++g) {
+      cudaSetDevice(g);
+      void *dsts[probe::kMaxPushTargets];
+      for (int k = 1; k <= targets; ++k) dsts[k - 1] = r.recv[(g + k) % r.n] + g * r.bytes;
+      if (blocks > 0) ok(probe::launch_push(r.src[g], dsts, targets, r.bytes, blocks, r.streams[g][0]), "launch_push");
+      for (int k = 1; blocks == 0 && k <= targets; ++k)
+        ok(cudaMemcpyPeerAsync(dsts[k - 1], (g + k) % r.n, r.src[g], g, r.bytes, r.streams[g][k - 1]), "cudaMemcpyPeerAsync");
+    }
+  for (int g = 0; g < senders; ++g) cudaSetDevice(g), ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(r.bytes) * targets * iters / seconds / 1e9;
+}
+
+void push_row(std::FILE *csv, const char *what, unsigned blocks, double gbs) {
+  fmt::print("{:<22} {:>4} x {:<4} {:<6} {:8.1f} GB/s per sending GPU\n", what, blocks, blocks ? 512 : 0,
+             blocks ? "sm" : "ce", gbs);
+  if (csv) std::fprintf(csv, "%s,%u,%u,%s,%.2f\n", what, blocks, blocks ? 512 : 0, blocks ? "sm" : "ce", gbs);
+}
+
+void push(std::FILE *csv) {
+  PushRig r;
+  cudaGetDeviceCount(&r.n);
+  r.n = std::min(r.n, probe::kMaxPushTargets);
+  r.bytes = uint64_t{32} << 20;
+  if (r.n < 2 || !make_rig(r)) return (void)fmt::print("push: skipped (needs 2 GPUs with peer access)\n");
+  for (unsigned blocks : {0u, 32u, 64u, 128u, 256u}) {
+    push_rate(r, r.n, r.n - 1, blocks, 2);  // warm-up
+    push_row(csv, "push_all_to_all_gbs", blocks, median_of(5, [&] { return push_rate(r, r.n, r.n - 1, blocks, 10); }));
+    push_row(csv, "push_gpu0_to_gpu1_gbs", blocks, median_of(5, [&] { return push_rate(r, 1, 1, blocks, 10); }));
+  }
+  free_rig(r);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   const char *csv_path = nullptr;
+  bool with_push = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) csv_path = argv[++i];
-    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE]\n"), 2;
+    else if (std::strcmp(argv[i], "--push") == 0) with_push = true;
+    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE] [--push]\n"), 2;
   }
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) return std::printf("SKIP: no CUDA device\n"), 77;
   std::FILE *csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
-  if (csv) std::fprintf(csv, "what,blocks,threads,launch,us\n");
+  if (csv) std::fprintf(csv, "what,blocks,threads,launch,value\n");  // value: µs, or GB/s for *_gbs
   cudaStream_t stream = nullptr;
   if (!ok(cudaSetDevice(0), "cudaSetDevice") ||
       !ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"))
@@ -171,6 +251,7 @@ int main(int argc, char **argv) {
   launches(stream, csv);
   cudaStreamDestroy(stream);
   ping(csv);
+  if (with_push) push(csv);
   if (csv) std::fclose(csv);
   return 0;
 }

@@ -184,8 +184,9 @@ TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
   using plexus::kernels::kMaxRounds;
   using plexus::kernels::two_shot_rounds;
   CHECK(two_shot_rounds(0, 8) == 1);
-  CHECK(two_shot_rounds(8191, 8) == 1);
-  CHECK(two_shot_rounds(16384, 8) == 2);
+  CHECK(two_shot_rounds(32767, 8) == 1);
+  CHECK(two_shot_rounds(65536, 8) == 2);
+  CHECK(two_shot_rounds(128 << 10, 4) == 4);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 8) == kMaxRounds);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 3) == 3);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 0) == 1);
@@ -212,11 +213,12 @@ TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
 
 TEST_CASE("plugins.p2p_tree.plan.copy_blocks_bounded_by_workers") {
   using plexus::kernels::copy_blocks_for;
-  CHECK(copy_blocks_for(128, 0) == 0);
-  CHECK(copy_blocks_for(128, -3) == 0);
-  CHECK(copy_blocks_for(128, 32) == 32);
-  CHECK(copy_blocks_for(16, 32) == 16);  // at most one per worker
-  CHECK(copy_blocks_for(1, 128) == 1);
+  CHECK(copy_blocks_for(128, 0, 4) == 0);
+  CHECK(copy_blocks_for(128, -3, 4) == 0);
+  CHECK(copy_blocks_for(128, 32, 4) == 32);
+  CHECK(copy_blocks_for(16, 32, 2) == 16);  // at most one per worker
+  CHECK(copy_blocks_for(1, 128, 2) == 1);
+  CHECK(copy_blocks_for(128, 128, 1) == 0);  // one round: nothing to overlap
 }
 
 // The LL grid: whole warps, blocks of at least the asked size (at most

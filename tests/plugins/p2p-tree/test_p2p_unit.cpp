@@ -81,8 +81,8 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.max_blocks == 0);  // one per SM, resolved on the device at init
   CHECK(automatic.dependent_launch);
   CHECK(automatic.ll_threads == 128);
-  CHECK(automatic.copy_blocks == 0);
-  CHECK(automatic.rounds == 8);
+  CHECK(automatic.copy_blocks == 128);
+  CHECK(automatic.rounds == 4);
   Params dependent;
   REQUIRE(parse({{"p2p-tree/PDL", "0"}, {"p2p-tree/LL_THREADS", "512"}, {"p2p-tree/COPY_BLOCKS", "32"}},
                 &dependent) == PLX_OK);
