@@ -78,6 +78,10 @@ __global__ void __launch_bounds__(kThreads, 2) one_shot_kernel(Peers p, ReduceAr
   end_epoch(p, epoch);
 }
 
+// The two-shot's loops (phase 1's pushes, a round's reduction, a round's
+// copy-out) are __noinline__: inlined into one kernel with the copy
+// blocks' path they spilled 130-250 bytes of registers under the 64 that
+// two blocks per SM allow; apart, each loop runs without spills.
 struct TwoShotLayout {
   uint64_t stride;  // elements between ranks' slots in the input and result areas
   Range share;      // this block's elements of every chunk
@@ -117,7 +121,7 @@ __device__ __forceinline__ const S *chunk_of_input(const ReduceArgs &a, int q, u
 // Phase 1: chunk q of this block's share goes to rank q's input area, in
 // the slot of this rank (this rank's own chunk too, unless read in place).
 template <class S>
-__device__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
+__device__ __noinline__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
   for (int k = 1; k <= p.nranks; ++k) {  // the peers from the next one up, this rank's own chunk last
     const int q = rotated_peer(p, k);
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
@@ -180,7 +184,7 @@ __device__ char *peer_output(const Peers &p, const ReduceArgs &a, uint64_t epoch
 // in rank order into out and, for every peer, into its registered output
 // (outputs[q]) or this rank's slot of its result area.
 template <class E, int Op>
-__device__ void reduce_own_piece(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+__device__ __noinline__ void reduce_own_piece(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                                  Range piece, char *const *outputs) {
   using S = typename E::S;
   const uint64_t n = piece.end - piece.begin, at = p.rank * l.stride + piece.begin;
@@ -241,7 +245,7 @@ __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoc
 // and nothing is copied: the wait only keeps the kernel from ending before
 // their stores. False when a wait gave up.
 template <class S>
-__device__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+__device__ __noinline__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                            unsigned worker, uint32_t r, bool posted) {
   const Range piece = round_of<S>(l, r);
   for (int k = 1; k < p.nranks; ++k) {
