@@ -239,20 +239,20 @@ __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoc
   return true;
 }
 
-// Phase 3, round r of worker block `worker`'s share, as each peer's block
-// `worker` signals it: the peer's reduced piece from this rank's result
-// area to out. With out's registration posted the peers stored it there
-// and nothing is copied: the wait only keeps the kernel from ending before
-// their stores. False when a wait gave up.
+// Phase 3, round r of worker block `worker`'s share, once every peer's
+// block `worker` signalled it: each peer's reduced piece from this rank's
+// result area to out. With out's registration posted the peers stored it
+// there and nothing is copied: the wait only keeps the kernel from ending
+// before their stores. False when a wait gave up.
 template <class S>
 __device__ __noinline__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
-                           unsigned worker, uint32_t r, bool posted) {
+                                        unsigned worker, uint32_t r, bool posted) {
   const Range piece = round_of<S>(l, r);
-  for (int k = 1; k < p.nranks; ++k) {
+  if (!wait_peers_of(p, worker, signal_value(epoch, 1 + r), a.coll, epoch)) return false;
+  for (int k = 1; !posted && k < p.nranks; ++k) {
     const int q = rotated_peer(p, k);
-    if (!wait_peer(p, worker, q, signal_value(epoch, 1 + r), a.coll, epoch)) return false;
     const uint64_t end = min(piece.end, chunk_len(a.chunk, a.total, q));
-    if (posted || end <= piece.begin) continue;
+    if (end <= piece.begin) continue;
     copy_bytes(reinterpret_cast<char *>(static_cast<S *>(a.out) + q * a.chunk + piece.begin),
                area(p, p.rank, epoch, true) + (q * l.stride + piece.begin) * sizeof(S),
                (end - piece.begin) * sizeof(S), true);
