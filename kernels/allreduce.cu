@@ -78,10 +78,6 @@ __global__ void __launch_bounds__(kThreads, 2) one_shot_kernel(Peers p, ReduceAr
   end_epoch(p, epoch);
 }
 
-// The two-shot's loops (phase 1's pushes, a round's reduction, a round's
-// copy-out) are __noinline__: inlined into one kernel with the copy
-// blocks' path they spilled 130-250 bytes of registers under the 64 that
-// two blocks per SM allow; apart, each loop runs without spills.
 struct TwoShotLayout {
   uint64_t stride;  // elements between ranks' slots in the input and result areas
   Range share;      // this block's elements of every chunk
@@ -93,15 +89,16 @@ struct TwoShotLayout {
 static_assert(1 + kMaxRounds <= kStepsPerEpoch, "phase 1 and every round have a step");
 
 // Worker block `worker` of `workers`: its share of every chunk, cut into as
-// many rounds as block 0's share allows, so every rank and every block
-// counts the same rounds.
+// many rounds (at most max_rounds) as block 0's share allows, so every rank
+// and every block counts the same rounds.
 template <class S>
-__device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, unsigned worker, unsigned workers) {
+__device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, unsigned worker, unsigned workers,
+                                         int32_t max_rounds) {
   constexpr uint64_t V = 16 / sizeof(S);
   TwoShotLayout l;
   l.stride = (a.chunk + V - 1) / V * V;
   l.share = share_of(a.chunk, V, worker, workers);
-  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), p.max_rounds);
+  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), max_rounds);
   l.own_direct = (reinterpret_cast<uintptr_t>(static_cast<const S *>(a.in) + p.rank * a.in_stride) & 15) == 0;
   return l;
 }
@@ -121,7 +118,7 @@ __device__ __forceinline__ const S *chunk_of_input(const ReduceArgs &a, int q, u
 // Phase 1: chunk q of this block's share goes to rank q's input area, in
 // the slot of this rank (this rank's own chunk too, unless read in place).
 template <class S>
-__device__ __noinline__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
+__device__ void scatter_chunks(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l) {
   for (int k = 1; k <= p.nranks; ++k) {  // the peers from the next one up, this rank's own chunk last
     const int q = rotated_peer(p, k);
     const uint64_t end = min(l.share.end, chunk_len(a.chunk, a.total, q));
@@ -184,7 +181,7 @@ __device__ char *peer_output(const Peers &p, const ReduceArgs &a, uint64_t epoch
 // in rank order into out and, for every peer, into its registered output
 // (outputs[q]) or this rank's slot of its result area.
 template <class E, int Op>
-__device__ __noinline__ void reduce_own_piece(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+__device__ void reduce_own_piece(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                                  Range piece, char *const *outputs) {
   using S = typename E::S;
   const uint64_t n = piece.end - piece.begin, at = p.rank * l.stride + piece.begin;
@@ -210,17 +207,35 @@ __device__ __noinline__ void reduce_own_piece(const Peers &p, const ReduceArgs &
   }
 }
 
+// The rounds kernel's calls of the loops above, kept out of line: inlined
+// into one kernel with the copy blocks' path they spilled 130-250 bytes of
+// registers under the 64 that two blocks per SM allow; apart, each loop
+// runs without spills. (The one-round kernel inlines them, as before the
+// rounds: out of line they cost it 5 us at 8 MiB on 4 H100.)
+template <class S>
+__device__ __noinline__ void scatter_chunks_apart(const Peers &p, const ReduceArgs &a, uint64_t epoch,
+                                                  const TwoShotLayout &l) {
+  scatter_chunks<S>(p, a, epoch, l);
+}
+
+template <class E, int Op>
+__device__ __noinline__ void reduce_own_piece_apart(const Peers &p, const ReduceArgs &a, uint64_t epoch,
+                                                    const TwoShotLayout &l, Range piece, char *const *outputs) {
+  reduce_own_piece<E, Op>(p, a, epoch, l, piece, outputs);
+}
+
 // Phases 1 and 2 of worker block b: the chunks pushed, one exchange, then
 // this rank's chunk reduced round by round, each round signalled (step 1 +
 // r) once its results are stored. *posting: whether out's registration was
 // posted (1), not (0), or the wait for block 0's decision gave up (-1).
-// False when a wait gave up.
-template <class E, int Op>
+// False when a wait gave up. Apart: the loops out of line.
+template <bool Apart, class E, int Op>
 __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                               int *posting) {
   using S = typename E::S;
   if (threadIdx.x == 0 && blockIdx.x == 0) *posting = decide_posting(p, a, epoch);
-  scatter_chunks<S>(p, a, epoch, l);
+  if constexpr (Apart) scatter_chunks_apart<S>(p, a, epoch, l);
+  else scatter_chunks<S>(p, a, epoch, l);
   if (threadIdx.x == 0 && blockIdx.x != 0) *posting = follow_posting(p, a, epoch);
   post_output(p, a, epoch, *posting == 1);  // thread 0's own answer
   signal_peers(p, signal_value(epoch, 0));
@@ -232,8 +247,9 @@ __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoc
   const uint64_t mine = chunk_len(a.chunk, a.total, p.rank);
   for (uint32_t r = 0; r < l.rounds; ++r) {
     const Range piece = round_of<S>(l, r);
-    if (min(piece.end, mine) > piece.begin)
-      reduce_own_piece<E, Op>(p, a, epoch, l, {piece.begin, min(piece.end, mine)}, outputs);
+    const Range own{piece.begin, min(piece.end, mine)};
+    if (own.end > own.begin && Apart) reduce_own_piece_apart<E, Op>(p, a, epoch, l, own, outputs);
+    else if (own.end > own.begin) reduce_own_piece<E, Op>(p, a, epoch, l, own, outputs);
     if (!a.scatter_only) signal_peers(p, signal_value(epoch, 1 + r));
   }
   return true;
@@ -245,7 +261,7 @@ __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoc
 // there and nothing is copied: the wait only keeps the kernel from ending
 // before their stores. False when a wait gave up.
 template <class S>
-__device__ __noinline__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
+__device__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
                                         unsigned worker, uint32_t r, bool posted) {
   const Range piece = round_of<S>(l, r);
   if (!wait_peers_of(p, worker, signal_value(epoch, 1 + r), a.coll, epoch)) return false;
@@ -260,26 +276,51 @@ __device__ __noinline__ bool copy_round(const Peers &p, const ReduceArgs &a, uin
   return true;
 }
 
-// Phase 3 of the workers w = first, first + step, ... below `workers`,
-// round by round (only the last round when posted). Nothing for reduce's
-// non-roots (no out), reduce-scatter, or when the posting wait gave up.
+// The rounds kernel's copy-out, out of line as the loops above.
+template <class S>
+__device__ __noinline__ bool copy_round_apart(const Peers &p, const ReduceArgs &a, uint64_t epoch,
+                                              const TwoShotLayout &l, unsigned worker, uint32_t r, bool posted) {
+  return copy_round<S>(p, a, epoch, l, worker, r, posted);
+}
+
+// Phase 3 of the rounds kernel's workers w = first, first + step, ...
+// below `workers`, round by round (only the last round when posted).
+// Nothing for reduce's non-roots (no out), reduce-scatter, or when the
+// posting wait gave up.
 template <class S>
 __device__ void copy_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch, unsigned first, unsigned step,
                             unsigned workers, int posting) {
   if (a.out == nullptr || a.scatter_only || posting < 0) return;
-  const uint32_t rounds = two_shot_layout<S>(p, a, 0, workers).rounds;
+  const uint32_t rounds = two_shot_layout<S>(p, a, 0, workers, p.max_rounds).rounds;
   for (uint32_t r = posting == 1 ? rounds - 1 : 0; r < rounds; ++r)
     for (unsigned w = first; w < workers; w += step)
-      if (!copy_round<S>(p, a, epoch, two_shot_layout<S>(p, a, w, workers), w, r, posting == 1)) return;
+      if (!copy_round_apart<S>(p, a, epoch, two_shot_layout<S>(p, a, w, workers, p.max_rounds), w, r, posting == 1))
+        return;
 }
 
-// Blocks [0, workers) run phases 1 and 2. Copy blocks (the rest, when
-// Peers::copy_blocks) copy the workers' rounds out as they come, while the
-// workers still push and reduce; without, each worker copies its own
-// after its last round. Workers never wait for copy blocks, and blocks
-// start in index order, so copy blocks cannot hold SMs that workers need.
+// The two-shot in one round: each block pushes, reduces its share, then
+// copies the peers' reduced shares out (shares below 128 KiB, two_shot_rounds:
+// up to 32 MiB on 4 ranks with 128 blocks).
 template <class E, int Op>
-__global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a, unsigned workers) {
+__global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a) {
+  using S = typename E::S;
+  const uint64_t epoch = begin_epoch(p);
+  TwoShotLayout l = two_shot_layout<S>(p, a, blockIdx.x, gridDim.x, 1);
+  l.rounds = 1;  // a constant here, so that the round loop folds away
+  __shared__ int posting;
+  if (reduce_rounds<false, E, Op>(p, a, epoch, l, &posting) && a.out != nullptr && !a.scatter_only)
+    copy_round<S>(p, a, epoch, l, blockIdx.x, 0, posting == 1);
+  end_epoch(p, epoch);
+}
+
+// The two-shot in rounds: blocks [0, workers) run phases 1 and 2. Copy
+// blocks (the rest, Peers::copy_blocks) copy the workers' rounds out as
+// they come, while the workers still push and reduce; without, each worker
+// copies its own after its last round. Workers never wait for copy blocks,
+// and blocks start in index order, so copy blocks cannot hold SMs that
+// workers need.
+template <class E, int Op>
+__global__ void __launch_bounds__(kThreads, 2) two_shot_rounds_kernel(Peers p, ReduceArgs a, unsigned workers) {
   using S = typename E::S;
   const uint64_t epoch = begin_epoch(p);
   __shared__ int posting;
@@ -287,7 +328,8 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceAr
     if (threadIdx.x == 0) posting = follow_posting(p, a, epoch);
     __syncthreads();
     copy_rounds<S>(p, a, epoch, blockIdx.x - workers, gridDim.x - workers, workers, posting);
-  } else if (reduce_rounds<E, Op>(p, a, epoch, two_shot_layout<S>(p, a, blockIdx.x, workers), &posting) &&
+  } else if (reduce_rounds<true, E, Op>(p, a, epoch, two_shot_layout<S>(p, a, blockIdx.x, workers, p.max_rounds),
+                                        &posting) &&
              gridDim.x == workers) {
     copy_rounds<S>(p, a, epoch, blockIdx.x, workers, workers, posting);
   }
@@ -368,9 +410,10 @@ struct ReduceLaunch {
     else {  // copy blocks only where there is a copy-out (kernels.hpp, Peers::copy_blocks)
       constexpr uint64_t V = 16 / sizeof(typename E::S);
       const uint32_t rounds = two_shot_rounds(share_of(a.chunk, V, 0, blocks).end * sizeof(typename E::S), p.max_rounds);
+      if (rounds < 2) return launch(two_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
       const bool gathers = a.out != nullptr && !a.scatter_only;
       const unsigned copiers = gathers ? copy_blocks_for(blocks, p.copy_blocks, rounds) : 0;
-      return launch(two_shot_kernel<E, Op>, blocks + copiers, kThreads, p, stream, p, a, blocks);
+      return launch(two_shot_rounds_kernel<E, Op>, blocks + copiers, kThreads, p, stream, p, a, blocks);
     }
   }
 };

@@ -239,20 +239,22 @@ constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks
 }
 
 // The two-shot's phase 2 goes in rounds, each signalled apart, so that the
-// copy-out of a round overlaps the reduction of the next: as many as the
-// widest block share (block 0's, bytes of one chunk) holds rounds of
-// kRoundMinBytes, 1 to max_rounds (Peers::max_rounds, at most kMaxRounds).
-// Each signal is a system-scope release that waits for the block's stores
-// to land (2-3 us under load on 4 H100), so rounds pay only where the
-// copy-out they hide is longer: 4 H100, 8 and 16 MiB were faster in one
-// round, 32 MiB and up with 2 to 4. Round r of a share is share_of(share,
-// vector, r, rounds) within it.
+// copy-out of a round overlaps the reduction of the next: from a widest
+// block share (block 0's, bytes of one chunk) of kRoundsFromBytes, as many
+// rounds of kRoundMinBytes as it holds, at most max_rounds
+// (Peers::max_rounds, at most kMaxRounds); below, one. Each signal is a
+// system-scope release that waits for the block's stores to land (2-3 us
+// under load on 4 H100), so rounds pay only where the copy-out they hide
+// is long: on 4 H100 with 128 blocks, 8 to 32 MiB were as fast or faster
+// in one round, 64 and 128 MiB faster in 4. Round r of a share is
+// share_of(share, vector, r, rounds) within it.
 constexpr uint32_t kMaxRounds = 8;
 constexpr uint64_t kRoundMinBytes = uint64_t{32} << 10;
+constexpr uint64_t kRoundsFromBytes = uint64_t{128} << 10;
 constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes, int32_t max_rounds) {
   const uint64_t most = max_rounds < 1 ? 1 : max_rounds > static_cast<int32_t>(kMaxRounds) ? kMaxRounds : max_rounds;
-  const uint64_t n = widest_share_bytes / kRoundMinBytes;
-  return static_cast<uint32_t>(n < 1 ? 1 : n > most ? most : n);
+  const uint64_t n = widest_share_bytes < kRoundsFromBytes ? 1 : widest_share_bytes / kRoundMinBytes;
+  return static_cast<uint32_t>(n > most ? most : n);
 }
 
 // Elements of chunk c of a two-shot launch (the last may be short or empty).

@@ -100,11 +100,12 @@ TEST_CASE("plugins.p2p_tree.gpu.ll128_two_shot_back_to_back") {
 }
 
 // The two-shot with copy blocks: 4 workers and 3 copy blocks (copy block 0
-// serves workers 0 and 3), 1 MiB slots, so shares of several rounds and
-// runs of several launches, each round copied out while the workers go on.
+// serves workers 0 and 3), 4 MiB slots, so shares of 4 rounds (from 3 MiB)
+// and runs of several launches (9 MiB), each round copied out while the
+// workers go on; the small sizes take the one-round kernel.
 TEST_CASE("plugins.p2p_tree.gpu.two_shot_copy_blocks_back_to_back") {
   run_lines("plugins.p2p_tree.gpu.two_shot_copy_blocks_back_to_back",
-            {{"PLEXUS_P2P_TREE_ALGO", "two_shot"}, {"PLEXUS_P2P_TREE_SLOT_BYTES", "1M"},
+            {{"PLEXUS_P2P_TREE_ALGO", "two_shot"}, {"PLEXUS_P2P_TREE_SLOT_BYTES", "4M"},
              {"PLEXUS_P2P_TREE_MAX_BLOCKS", "4"}, {"PLEXUS_P2P_TREE_COPY_BLOCKS", "3"}},
-            PLX_ALGO_AUTO, {8, 65536 + 8, 300000, (3 << 20) + 24});
+            PLX_ALGO_AUTO, {8, 65536 + 8, 300000, (3 << 20) + 24, (9 << 20) + 40});
 }

@@ -185,8 +185,9 @@ TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
   using plexus::kernels::two_shot_rounds;
   CHECK(two_shot_rounds(0, 8) == 1);
   CHECK(two_shot_rounds(32767, 8) == 1);
-  CHECK(two_shot_rounds(65536, 8) == 2);
+  CHECK(two_shot_rounds(65536, 8) == 1);        // below kRoundsFromBytes: one round
   CHECK(two_shot_rounds(128 << 10, 4) == 4);
+  CHECK(two_shot_rounds(160 << 10, 8) == 5);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 8) == kMaxRounds);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 3) == 3);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 0) == 1);
