@@ -63,7 +63,7 @@ struct Params {
   bool dependent_launch = true;  // PLEXUS_P2P_TREE_PDL
   int32_t ll_threads = 128;      // PLEXUS_P2P_TREE_LL_THREADS
   // The two-shot's copy-out beside its reduction (kernels.hpp, two_shot_rounds):
-  // 4 H100, 128 MiB 665 -> 630 us, 64 MiB 333 -> 317, 32 MiB 176 -> 172 (eager).
+  // 4 H100, same call: 128 MiB 656 -> 627 us, 64 MiB 327 -> 313 (eager; 8-32 MiB keep one round).
   int32_t copy_blocks = 128;     // PLEXUS_P2P_TREE_COPY_BLOCKS: the two-shot's copy-out blocks
   int32_t rounds = 4;            // PLEXUS_P2P_TREE_ROUNDS: most rounds of the two-shot's phase 2
   // One-shots from this many bytes use LL128 lines where every pair is
