@@ -262,7 +262,7 @@ __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoc
 // before their stores. False when a wait gave up.
 template <class S>
 __device__ bool copy_round(const Peers &p, const ReduceArgs &a, uint64_t epoch, const TwoShotLayout &l,
-                                        unsigned worker, uint32_t r, bool posted) {
+                           unsigned worker, uint32_t r, bool posted) {
   const Range piece = round_of<S>(l, r);
   if (!wait_peers_of(p, worker, signal_value(epoch, 1 + r), a.coll, epoch)) return false;
   for (int k = 1; !posted && k < p.nranks; ++k) {

@@ -218,8 +218,6 @@ __device__ __forceinline__ bool wait_peers(const Peers &p, uint64_t value, int32
 // are aligned (four loads in flight per thread, so that reads of a peer's
 // memory over NVLink are not one round trip at a time), else bytes.
 // `volatile_src` reads past L1 (a peer's memory, or ours that a peer wrote).
-// (A variant that also kept a short copy's last loads in flight together
-// measured no faster in the two-shot on 4 H100.)
 __device__ __forceinline__ void copy_bytes(char *dst, const char *src, uint64_t n, bool volatile_src) {
   const bool aligned = ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0;
   uint64_t done = 0;

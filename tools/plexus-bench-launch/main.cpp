@@ -184,10 +184,12 @@ bool make_rig(PushRig &r) {
   return true;
 }
 
+// Also after a failed make_rig: what it did not create is null.
 void free_rig(PushRig &r) {
   for (int d = 0; d < r.n; ++d) {
     cudaSetDevice(d), cudaFree(r.src[d]), cudaFree(r.recv[d]);
-    for (auto s : r.streams[d]) cudaStreamDestroy(s);
+    for (auto s : r.streams[d])
+      if (s != nullptr) cudaStreamDestroy(s);
   }
 }
 
@@ -221,7 +223,8 @@ void push(std::FILE *csv) {
   cudaGetDeviceCount(&r.n);
   r.n = std::min(r.n, probe::kMaxPushTargets);
   r.bytes = uint64_t{32} << 20;
-  if (r.n < 2 || !make_rig(r)) return (void)fmt::print("push: skipped (needs 2 GPUs with peer access)\n");
+  if (r.n < 2) return (void)fmt::print("push: skipped (needs 2 GPUs)\n");
+  if (!make_rig(r)) return free_rig(r), (void)fmt::print("push: skipped (no peer access or memory)\n");
   for (unsigned blocks : {0u, 32u, 64u, 128u, 256u}) {
     push_rate(r, r.n, r.n - 1, blocks, 2);  // warm-up
     push_row(csv, "push_all_to_all_gbs", blocks, median_of(5, [&] { return push_rate(r, r.n, r.n - 1, blocks, 10); }));
