@@ -98,7 +98,7 @@ __device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, un
   TwoShotLayout l;
   l.stride = (a.chunk + V - 1) / V * V;
   l.share = share_of(a.chunk, V, worker, workers);
-  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), max_rounds);
+  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), p.nranks - 1, max_rounds);
   l.own_direct = (reinterpret_cast<uintptr_t>(static_cast<const S *>(a.in) + p.rank * a.in_stride) & 15) == 0;
   return l;
 }
@@ -299,8 +299,8 @@ __device__ void copy_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch,
 }
 
 // The two-shot in one round: each block pushes, reduces its share, then
-// copies the peers' reduced shares out (shares below 128 KiB, two_shot_rounds:
-// up to 32 MiB on 4 ranks with 128 blocks).
+// copies the peers' reduced shares out (under 256 KiB of them a block,
+// two_shot_rounds: up to 32 MiB on 2 and on 4 ranks with 128 blocks).
 template <class E, int Op>
 __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a) {
   using S = typename E::S;
@@ -409,7 +409,8 @@ struct ReduceLaunch {
       return launch(bulk_one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
     else {  // copy blocks only where there is a copy-out (kernels.hpp, Peers::copy_blocks)
       constexpr uint64_t V = 16 / sizeof(typename E::S);
-      const uint32_t rounds = two_shot_rounds(share_of(a.chunk, V, 0, blocks).end * sizeof(typename E::S), p.max_rounds);
+      const uint32_t rounds =
+          two_shot_rounds(share_of(a.chunk, V, 0, blocks).end * sizeof(typename E::S), p.nranks - 1, p.max_rounds);
       if (rounds < 2) return launch(two_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
       const bool gathers = a.out != nullptr && !a.scatter_only;
       const unsigned copiers = gathers ? copy_blocks_for(blocks, p.copy_blocks, rounds) : 0;

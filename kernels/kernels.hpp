@@ -239,22 +239,26 @@ constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks
 }
 
 // The two-shot's phase 2 goes in rounds, each signalled apart, so that the
-// copy-out of a round overlaps the reduction of the next: from a widest
-// block share (block 0's, bytes of one chunk) of kRoundsFromBytes, as many
-// rounds of kRoundMinBytes as it holds, at most max_rounds
+// copy-out of a round overlaps the reduction of the next. A block copies out
+// what its peers reduced, widest share (block 0's, bytes of one chunk) times
+// `peers` (nranks - 1); from kRoundsFromBytes of that, its share goes in as
+// many rounds of kRoundMinBytes as it holds, at most max_rounds
 // (Peers::max_rounds, at most kMaxRounds); below, one. Each signal is a
 // system-scope release that waits for the block's stores to land (2-3 us
 // under load on 4 H100), so rounds pay only where the copy-out they hide
-// is long: on 4 H100 with 128 blocks, 8 to 32 MiB were as fast or faster
-// in one round, 64 and 128 MiB faster in 4. Round r of a share is
+// is long. Measured with 128 blocks: on 4 H100, 8 to 32 MiB (192 KiB a block
+// to copy) as fast or faster in one round, 64 and 128 MiB (384 KiB) faster
+// in 4; on 2 H100, 32 MiB (128 KiB) 113.8 us in one round against 120.4 in
+// 4, 64 MiB (256 KiB) 217.1 against 215.3. Round r of a share is
 // share_of(share, vector, r, rounds) within it.
 constexpr uint32_t kMaxRounds = 8;
 constexpr uint64_t kRoundMinBytes = uint64_t{32} << 10;
-constexpr uint64_t kRoundsFromBytes = uint64_t{128} << 10;
-constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes, int32_t max_rounds) {
+constexpr uint64_t kRoundsFromBytes = uint64_t{256} << 10;
+constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes, uint64_t peers, int32_t max_rounds) {
   const uint64_t most = max_rounds < 1 ? 1 : max_rounds > static_cast<int32_t>(kMaxRounds) ? kMaxRounds : max_rounds;
-  const uint64_t n = widest_share_bytes < kRoundsFromBytes ? 1 : widest_share_bytes / kRoundMinBytes;
-  return static_cast<uint32_t>(n > most ? most : n);
+  const bool long_copy = widest_share_bytes * peers >= kRoundsFromBytes;
+  const uint64_t n = long_copy ? widest_share_bytes / kRoundMinBytes : 1;
+  return static_cast<uint32_t>(n > most ? most : n < 1 ? 1 : n);
 }
 
 // Elements of chunk c of a two-shot launch (the last may be short or empty).

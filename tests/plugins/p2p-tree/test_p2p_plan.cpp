@@ -183,20 +183,23 @@ TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
 TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
   using plexus::kernels::kMaxRounds;
   using plexus::kernels::two_shot_rounds;
-  CHECK(two_shot_rounds(0, 8) == 1);
-  CHECK(two_shot_rounds(32767, 8) == 1);
-  CHECK(two_shot_rounds(65536, 8) == 1);        // below kRoundsFromBytes: one round
-  CHECK(two_shot_rounds(128 << 10, 4) == 4);
-  CHECK(two_shot_rounds(160 << 10, 8) == 5);
-  CHECK(two_shot_rounds(uint64_t{1} << 30, 8) == kMaxRounds);
-  CHECK(two_shot_rounds(uint64_t{1} << 30, 3) == 3);
-  CHECK(two_shot_rounds(uint64_t{1} << 30, 0) == 1);
-  CHECK(two_shot_rounds(uint64_t{1} << 30, 99) == kMaxRounds);
+  CHECK(two_shot_rounds(0, 1, 8) == 1);
+  CHECK(two_shot_rounds(32767, 3, 8) == 1);
+  CHECK(two_shot_rounds(65536, 3, 8) == 1);      // 192 KiB to copy, below kRoundsFromBytes: one round
+  CHECK(two_shot_rounds(128 << 10, 1, 4) == 1);  // 2 ranks, 32 MiB in 128 blocks: one round
+  CHECK(two_shot_rounds(128 << 10, 3, 4) == 4);  // 4 ranks, 64 MiB: four
+  CHECK(two_shot_rounds(256 << 10, 1, 4) == 4);  // 2 ranks, 64 MiB: four
+  CHECK(two_shot_rounds(160 << 10, 3, 8) == 5);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 0, 8) == 1);  // one rank copies nothing
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 1, 8) == kMaxRounds);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 1, 3) == 3);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 1, 0) == 1);
+  CHECK(two_shot_rounds(uint64_t{1} << 30, 7, 99) == kMaxRounds);
   for (uint64_t esize : {1, 2, 4, 8})
     for (uint64_t chunk : {uint64_t{1}, uint64_t{4099}, uint64_t{1} << 20, (uint64_t{16} << 20) / esize + 3})
       for (unsigned workers : {1u, 7u, 128u}) {
         const uint64_t V = 16 / esize;
-        const uint32_t rounds = two_shot_rounds(share_of(chunk, V, 0, workers).end * esize, kMaxRounds);
+        const uint32_t rounds = two_shot_rounds(share_of(chunk, V, 0, workers).end * esize, 1, kMaxRounds);
         uint64_t next = 0;
         for (unsigned b = 0; b < workers; ++b) {
           const Range share = share_of(chunk, V, b, workers);
