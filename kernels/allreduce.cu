@@ -106,7 +106,7 @@ __device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, un
 // Round r's elements of every chunk: a piece of the share, vector-aligned.
 template <class S>
 __device__ __forceinline__ Range round_of(const TwoShotLayout &l, uint32_t r) {
-  const Range piece = round_piece(l.share.end - l.share.begin, 16 / sizeof(S), r, l.rounds);
+  const Range piece = share_of(l.share.end - l.share.begin, 16 / sizeof(S), r, l.rounds);
   return {l.share.begin + piece.begin, l.share.begin + piece.end};
 }
 

@@ -250,7 +250,7 @@ constexpr Range share_of(uint64_t n, uint64_t align, uint32_t b, uint32_t blocks
 // to copy) as fast or faster in one round, 64 and 128 MiB (384 KiB) faster
 // in 4; on 2 H100, 32 MiB (128 KiB) 113.8 us in one round against 120.4 in
 // 4, 64 MiB (256 KiB) 217.1 against 215.3. Round r of a share is
-// round_piece(share, vector, r, rounds) within it.
+// share_of(share, vector, r, rounds) within it.
 constexpr uint32_t kMaxRounds = 8;
 constexpr uint64_t kRoundMinBytes = uint64_t{32} << 10;
 constexpr uint64_t kRoundsFromBytes = uint64_t{256} << 10;
@@ -259,21 +259,6 @@ constexpr uint32_t two_shot_rounds(uint64_t widest_share_bytes, uint64_t peers, 
   const bool long_copy = widest_share_bytes * peers >= kRoundsFromBytes;
   const uint64_t n = long_copy ? widest_share_bytes / kRoundMinBytes : 1;
   return static_cast<uint32_t>(n > most ? most : n < 1 ? 1 : n);
-}
-
-// [begin, end) of round r of `rounds` over n units, in multiples of `align`
-// units: the rounds shrink (weights rounds, rounds - 1, .., 1), so that the
-// copy-out of the last round, which nothing overlaps, is the shortest; each
-// round's copy-out still fits in the next round's reduction, which moves its
-// bytes over NVLink, several times slower than the copy moves them in HBM.
-constexpr uint64_t round_edge(uint64_t n, uint64_t align, uint32_t r, uint32_t rounds) {
-  const uint64_t whole = uint64_t{rounds} * (rounds + 1) / 2;
-  const uint64_t before = uint64_t{r} * rounds - uint64_t{r} * (r - 1) / 2;  // r = 0: 0 * anything
-  const uint64_t edge = (n * before / whole + align - 1) / align * align;
-  return edge < n ? edge : n;
-}
-constexpr Range round_piece(uint64_t n, uint64_t align, uint32_t r, uint32_t rounds) {
-  return {round_edge(n, align, r, rounds), round_edge(n, align, r + 1, rounds)};
 }
 
 // Elements of chunk c of a two-shot launch (the last may be short or empty).

@@ -179,11 +179,9 @@ TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
 
 // The two-shot's rounds: every block counts the same rounds (block 0's
 // share decides), the rounds of each block's share cover it exactly, in
-// order, vector-aligned where not empty, shrinking (weights 4:3:2:1 for 4);
-// big shares take kMaxRounds, small ones one.
+// order, vector-aligned where not empty; big shares take kMaxRounds, small ones one.
 TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
   using plexus::kernels::kMaxRounds;
-  using plexus::kernels::round_piece;
   using plexus::kernels::two_shot_rounds;
   CHECK(two_shot_rounds(0, 1, 8) == 1);
   CHECK(two_shot_rounds(32767, 3, 8) == 1);
@@ -197,14 +195,6 @@ TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
   CHECK(two_shot_rounds(uint64_t{1} << 30, 1, 3) == 3);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 1, 0) == 1);
   CHECK(two_shot_rounds(uint64_t{1} << 30, 7, 99) == kMaxRounds);
-  const uint64_t sizes[] = {4096, 3072, 2048, 1024};
-  for (uint32_t r = 0, begin = 0; r < 4; begin += sizes[r], ++r) {
-    CHECK(round_piece(10240, 8, r, 4).begin == begin);
-    CHECK(round_piece(10240, 8, r, 4).end - round_piece(10240, 8, r, 4).begin == sizes[r]);
-  }
-  CHECK(round_piece(10240, 8, 0, 1).end == 10240);
-  CHECK(round_piece(5, 8, 0, 4).end == 5);  // one short vector: the first round has it
-  CHECK(round_piece(5, 8, 3, 4).begin == 5);
   for (uint64_t esize : {1, 2, 4, 8})
     for (uint64_t chunk : {uint64_t{1}, uint64_t{4099}, uint64_t{1} << 20, (uint64_t{16} << 20) / esize + 3})
       for (unsigned workers : {1u, 7u, 128u}) {
@@ -214,7 +204,7 @@ TEST_CASE("plugins.p2p_tree.plan.two_shot_rounds_cover_each_share") {
         for (unsigned b = 0; b < workers; ++b) {
           const Range share = share_of(chunk, V, b, workers);
           for (uint32_t r = 0; r < rounds; ++r) {
-            const Range piece = round_piece(share.end - share.begin, V, r, rounds);
+            const Range piece = share_of(share.end - share.begin, V, r, rounds);
             REQUIRE(share.begin + piece.begin == next);
             if (piece.end > piece.begin) REQUIRE((share.begin + piece.begin) % V == 0);
             next = share.begin + piece.end;
