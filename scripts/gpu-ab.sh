@@ -8,8 +8,9 @@
 #
 # The old tree builds in the background while scripts/gpu-machine.sh builds this one and runs
 # PLEXUS_GPU_STEPS (default none: e.g. "p2pcases p2pconf"); then step p2psweep runs for this tree
-# ("new") and for the old one ("old", under $OUT/old), sizes PLEXUS_AB_SIZES (default
-# "-b 2M -e 128M -f 2"), eager. NCCL_NVLS_ENABLE=0 as everywhere.
+# ("new<round>") and for the old one ("old<round>", under $OUT/old), alternating, PLEXUS_AB_ROUNDS
+# times (default 1), sizes PLEXUS_AB_SIZES (default "-b 2M -e 128M -f 2"), eager.
+# NCCL_NVLS_ENABLE=0 as everywhere.
 set -u
 old_tar=${1:?usage: gpu-ab.sh OLD_TREE.tar}
 export NCCL_NVLS_ENABLE=0
@@ -20,7 +21,9 @@ tar -xf "$old_tar" -C "$old" || exit 1
 PLEXUS_GPU_STEPS="${PLEXUS_GPU_STEPS:-}" bash scripts/gpu-machine.sh
 wait
 sizes=${PLEXUS_AB_SIZES:--b 2M -e 128M -f 2}
-PLEXUS_GPU_STEPS=p2psweep PLEXUS_P2P_SWEEP="new:" PLEXUS_P2P_SWEEP_SIZES="$sizes" bash scripts/gpu-machine.sh
-(cd "$old" && OUT=$out/old PLEXUS_GPU_STEPS=p2psweep PLEXUS_P2P_SWEEP="old:" PLEXUS_P2P_SWEEP_SIZES="$sizes" \
-  bash scripts/gpu-machine.sh)
+for round in $(seq "${PLEXUS_AB_ROUNDS:-1}"); do
+  PLEXUS_GPU_STEPS=p2psweep PLEXUS_P2P_SWEEP="new$round:" PLEXUS_P2P_SWEEP_SIZES="$sizes" bash scripts/gpu-machine.sh
+  (cd "$old" && OUT=$out/old PLEXUS_GPU_STEPS=p2psweep PLEXUS_P2P_SWEEP="old$round:" PLEXUS_P2P_SWEEP_SIZES="$sizes" \
+    bash scripts/gpu-machine.sh)
+done
 rm -rf "$old"

@@ -54,9 +54,9 @@ const plx_param_decl params[] = {
      "never the other way round, so they are not counted in MAX_BLOCKS."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "ROUNDS", "4",
      "Most rounds, 1 to 8, of the two-shot's reduction where a block copies 256 KiB or more out (its "
-     "share of a chunk times the peers: 64 MiB and up on 2 and 4 ranks with 128 blocks): each block signals its share in rounds of "
-     "at least 32 KiB, so that copy blocks copy one round while the next is reduced. Every rank "
-     "must set the same."},
+     "share of a chunk times the peers: 64 MiB and up on 2 and 4 ranks with 128 blocks): each block "
+     "signals its share in rounds of at least 32 KiB, so that copy blocks copy one round while the "
+     "next is reduced. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "LL128", "1",
      "1: one-shots of LL128_MIN_BYTES and more send LL128 lines (128-byte lines with 120 data bytes "
      "and the flag, half the bytes of LL lines) where NVML reports NVLink between every pair of ranks; "
