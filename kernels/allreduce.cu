@@ -224,6 +224,16 @@ __device__ __noinline__ void reduce_own_piece_apart(const Peers &p, const Reduce
   reduce_own_piece<E, Op>(p, a, epoch, l, piece, outputs);
 }
 
+// Whether every peer posted its registered output: then each waits only
+// for the last round's signal (copy_rounds), and a signal per round, a
+// system-scope release that drains the block's stores, buys nothing.
+__device__ __forceinline__ bool every_peer_posted(const Peers &p, const ReduceArgs &a, char *const *outputs) {
+  if (a.scatter_only) return false;
+  for (int q = 0; q < p.nranks; ++q)
+    if (q != p.rank && outputs[q] == nullptr) return false;
+  return true;
+}
+
 // Phases 1 and 2 of worker block b: the chunks pushed, one exchange, then
 // this rank's chunk reduced round by round, each round signalled (step 1 +
 // r) once its results are stored. *posting: whether out's registration was
@@ -245,8 +255,9 @@ __device__ bool reduce_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoc
     outputs[threadIdx.x] = !a.scatter_only && threadIdx.x != p.rank ? peer_output(p, a, epoch, threadIdx.x) : nullptr;
   __syncthreads();
   const uint64_t mine = chunk_len(a.chunk, a.total, p.rank);
-  for (uint32_t r = 0; r < l.rounds; ++r) {
-    const Range piece = round_of<S>(l, r);
+  const bool whole = every_peer_posted(p, a, outputs);  // then the share in one piece, the last round's signal
+  for (uint32_t r = whole ? l.rounds - 1 : 0; r < l.rounds; ++r) {
+    const Range piece = whole ? l.share : round_of<S>(l, r);
     const Range own{piece.begin, min(piece.end, mine)};
     if (own.end > own.begin && Apart) reduce_own_piece_apart<E, Op>(p, a, epoch, l, own, outputs);
     else if (own.end > own.begin) reduce_own_piece<E, Op>(p, a, epoch, l, own, outputs);

@@ -32,7 +32,8 @@
 #             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
 #   p2psweep  p2p-tree under each PLEXUS_P2P_SWEEP configuration ("label:VAR=value,VAR=value ...", the
 #             variables without PLEXUS_P2P_TREE_), PLEXUS_P2P_SWEEP_SIZES (default "-b 8K -e 1M -f 2"),
-#             eager, and graph too when PLEXUS_P2P_SWEEP_GRAPH=1; the first configuration with raw NCCL
+#             eager, and graph too when PLEXUS_P2P_SWEEP_GRAPH=1; the first configuration with raw NCCL;
+#             --mem PLEXUS_P2P_SWEEP_MEM (default device; device_pool: p2p-tree's outputs written in place)
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case[:suffix] entries,
 #             suffix naming test-<dir>-gpu-<suffix>;
@@ -222,7 +223,7 @@ if has_step p2psweep; then
     for setting in "${settings[@]}"; do [ -n "$setting" ] && vars+=("PLEXUS_P2P_TREE_$setting"); done
     for mode in eager ${PLEXUS_P2P_SWEEP_GRAPH:+graph}; do
       flag=""; [ "$mode" = graph ] && flag=--graph
-      env PLEXUS_P2P_TREE_ENABLE=1 "${vars[@]}" "$bin/plexus-bench/plexus-bench" --mem device $flag \
+      env PLEXUS_P2P_TREE_ENABLE=1 "${vars[@]}" "$bin/plexus-bench/plexus-bench" --mem "${PLEXUS_P2P_SWEEP_MEM:-device}" $flag \
         --backends "p2p-tree$peer" --ranks "$device_ranks" -d bfloat16 ${PLEXUS_P2P_SWEEP_SIZES:--b 8K -e 1M -f 2} \
         -n 20 -w 5 --timeout 120 --csv "$out/bench-p2p-sweep-$label-$mode.csv" > "$out/bench-p2p-sweep-$label-$mode.txt" 2>&1
       echo "sweep $label $mode (${vars[*]}): exit $?"

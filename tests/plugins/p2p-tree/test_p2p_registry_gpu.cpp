@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "plexus/plexus.h"
@@ -181,4 +182,25 @@ TEST_CASE("plugins.p2p_tree.gpu.registered_outputs") {
     check_pool_blocks(comm, rank, nranks, stream);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
+}
+
+// The same with 4 worker blocks and 3 copy blocks, so that every share goes
+// in rounds: outputs that every peer posted take the whole share in one
+// piece and the last round's signal, the others (unaligned, deregistered)
+// the rounds and their copy-out.
+TEST_CASE("plugins.p2p_tree.gpu.registered_outputs_in_rounds") {
+  if (!two_gpus()) return;
+  const std::pair<const char *, const char *> settings[] = {
+      {"PLEXUS_P2P_TREE_SLOT_BYTES", "4M"}, {"PLEXUS_P2P_TREE_MAX_BLOCKS", "4"}, {"PLEXUS_P2P_TREE_COPY_BLOCKS", "3"}};
+  for (const auto &[name, value] : settings) setenv(name, value, 1);
+  const int nranks = std::min(cuda_devices(), 4);
+  run_p2p_ranks("plugins.p2p_tree.gpu.registered_outputs_in_rounds", nranks,
+                [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    Stream stream;
+    check_registered(comm, rank, nranks, stream);
+    check_pool_blocks(comm, rank, nranks, stream);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+  for (const auto &setting : settings) unsetenv(setting.first);
 }
