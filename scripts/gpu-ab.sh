@@ -9,12 +9,14 @@
 # The old tree builds in the background while scripts/gpu-machine.sh builds this one and runs
 # PLEXUS_GPU_STEPS (default none: e.g. "p2pcases p2pconf"); then step p2psweep runs for this tree
 # ("new<round>") and for the old one ("old<round>", under $OUT/old), alternating, PLEXUS_AB_ROUNDS
-# times (default 1), sizes PLEXUS_AB_SIZES (default "-b 2M -e 128M -f 2"), eager.
+# times (default 1), sizes PLEXUS_AB_SIZES (default "-b 2M -e 128M -f 2"), eager (PLEXUS_P2P_SWEEP_MEM
+# device_pool: outputs written in place). This tree's gpu-machine.sh benches both builds.
 # NCCL_NVLS_ENABLE=0 as everywhere.
 set -u
 old_tar=${1:?usage: gpu-ab.sh OLD_TREE.tar}
 export NCCL_NVLS_ENABLE=0
 out=${OUT:-/tmp/plexus-gpu-out}
+here=$PWD  # this tree's gpu-machine.sh runs both builds: the same steps and options for each
 old=$(mktemp -d)
 tar -xf "$old_tar" -C "$old" || exit 1
 (cd "$old" && meson setup build-gpu > /dev/null 2>&1 && ninja -C build-gpu > /dev/null 2>&1; echo "old tree built: exit $?") &
@@ -24,6 +26,6 @@ sizes=${PLEXUS_AB_SIZES:--b 2M -e 128M -f 2}
 for round in $(seq "${PLEXUS_AB_ROUNDS:-1}"); do
   PLEXUS_GPU_STEPS=p2psweep PLEXUS_P2P_SWEEP="new$round:" PLEXUS_P2P_SWEEP_SIZES="$sizes" bash scripts/gpu-machine.sh
   (cd "$old" && OUT=$out/old PLEXUS_GPU_STEPS=p2psweep PLEXUS_P2P_SWEEP="old$round:" PLEXUS_P2P_SWEEP_SIZES="$sizes" \
-    bash scripts/gpu-machine.sh)
+    bash "$here/scripts/gpu-machine.sh")
 done
 rm -rf "$old"
