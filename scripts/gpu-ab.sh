@@ -19,7 +19,7 @@ out=${OUT:-/tmp/plexus-gpu-out}
 here=$PWD  # this tree's gpu-machine.sh runs both builds: the same steps and options for each
 old=$(mktemp -d)
 tar -xf "$old_tar" -C "$old" || exit 1
-(cd "$old" && meson setup build-gpu > /dev/null 2>&1 && ninja -C build-gpu > /dev/null 2>&1; echo "old tree built: exit $?") &
+(cd "$old" && meson setup build-gpu > /dev/null 2>&1 && ninja -C build-gpu > /dev/null 2>&1; echo "old tree built: exit $? at $(date -u +%T)") &
 PLEXUS_GPU_STEPS="${PLEXUS_GPU_STEPS:-}" bash scripts/gpu-machine.sh
 wait
 sizes=${PLEXUS_AB_SIZES:--b 2M -e 128M -f 2}
