@@ -149,8 +149,8 @@ fi
 p2p_test="$build/tests/plugins/p2p-tree/test-p2p-tree-gpu"
 if has_step p2pcases; then
   for case in ${PLEXUS_P2P_CASES:-one_rank two_ranks_all_reduce_every_type two_ranks_other_collectives \
-              graph_capture_replays registered_outputs timeout_when_a_rank_skips abort_reaches_the_peer \
-              killed_rank_is_noticed}; do
+              graph_capture_replays registered_outputs registered_outputs_in_rounds thread_ranks \
+              timeout_when_a_rank_skips abort_reaches_the_peer killed_rank_is_noticed}; do
     PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_LOG_LEVEL=${PLEXUS_P2P_LOG:-debug} timeout -k 5 120 \
       "$p2p_test" --test-case="plugins.p2p_tree.gpu.$case" > "$out/p2p-$case.log" 2>&1
     echo "p2p case $case: exit $?"; grep -E "ERROR|error|FAIL|SUCCESS|test cases|in place" "$out/p2p-$case.log" | head -8

@@ -178,6 +178,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.ll128_two_shot_max_bytes = params_.ll128_two_shot_max_bytes;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
+  mine.block_address = reinterpret_cast<uintptr_t>(block_);
   const std::string &name = registry_.name();
   if (name.size() >= sizeof(mine.registry_name))
     return core::fail(PLX_ERR_INTERNAL, "p2p-tree: registry name {} is too long", name);
@@ -212,15 +213,12 @@ plx_status Comm::check_cards(const std::vector<PeerCard> &cards) {
       return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} share the GPU {}; p2p-tree needs "
                         "one GPU per rank (kernels of two processes on one GPU wait for each other "
                         "but do not run together)", setup_.rank, q, cards[q].pci_bus_id);
-    if (q != setup_.rank && cards[q].pid == static_cast<uint64_t>(::getpid()))
-      return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} are threads of one process; "
-                        "p2p-tree needs one process per rank (CUDA IPC cannot map a process's own "
-                        "memory); use nccl for thread ranks", setup_.rank, q);
   }
   return PLX_OK;
 }
 
 plx_status Comm::map_peer(int32_t peer, const PeerCard &card) {
+  if (card.pid == static_cast<uint64_t>(::getpid())) return use_block_in_process(peer, card);
   if (plx_status s = enable_peer_access(peer, card)) return s;
   std::unique_ptr<core::ImportedSegment> segment;
   if (plx_status s = core::ImportedSegment::open(card.segment, setup_.device, &segment)) {
@@ -234,6 +232,22 @@ plx_status Comm::map_peer(int32_t peer, const PeerCard &card) {
                       "outside its {}-byte segment", peer, card.block_bytes, card.segment.offset, segment->bytes());
   peers_.block[peer] = static_cast<char *>(segment->base()) + card.segment.offset;
   imports_[peer] = std::move(segment);
+  return PLX_OK;
+}
+
+// A rank that is a thread of this process: its block already lies in this
+// address space, where CUDA IPC would refuse to open its handle, and peer
+// access (which no IPC open enables lazily here) makes it reachable from
+// this device. Its GPU is visible: this process's other thread runs on it.
+plx_status Comm::use_block_in_process(int32_t peer, const PeerCard &card) {
+  int ordinal = -1;
+  if (const cudaError_t err = cudaDeviceGetByPCIBusId(&ordinal, card.pci_bus_id); err != cudaSuccess)
+    return core::fail_cuda(err, fmt::format("p2p-tree: rank {} (a thread of this process) is on GPU {}, which "
+                                            "this thread cannot find", peer, card.pci_bus_id));
+  if (plx_status s = enable_peer_access(peer, card)) return s;
+  peers_.block[peer] = reinterpret_cast<char *>(static_cast<uintptr_t>(card.block_address));
+  core::log_debug("p2p-tree: rank {}: rank {} is a thread of this process: its block at {} used directly",
+                  setup_.rank, peer, static_cast<void *>(peers_.block[peer]));
   return PLX_OK;
 }
 

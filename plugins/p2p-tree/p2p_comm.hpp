@@ -1,10 +1,13 @@
-// A p2p-tree communicator: one process per GPU, the ranks of one host.
+// A p2p-tree communicator: one GPU per rank, the ranks of one host, each a
+// process or a thread of one process.
 //
 // Each rank owns an exchange block (flags, its epoch counter, two halves
 // of input and result areas; kernels/kernels.hpp) from a private
 // DevicePool of cudaMalloc segments; the segment's legacy IPC handle goes
 // to the peers through the init rendezvous (core::Rendezvous::allgather),
-// and every rank maps every peer's segment (core::ImportedSegment). The
+// and every rank maps every peer's segment (core::ImportedSegment), except
+// a peer of its own process (CUDA IPC cannot open a handle of the process
+// that made it): that block is used at its address, with peer access. The
 // kernels run on the caller's stream; all waiting happens on the device,
 // bounded by the timeout (globaltimer) and by a host abort word in
 // host-mapped memory (kernels::Control).
@@ -148,6 +151,7 @@ struct PeerCard {
   uint64_t ll128_two_shot_max_bytes;  // the same everywhere
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
+  uint64_t block_address;   // the block's device address: a rank of the same process uses it as is
   char registry_name[64];   // its bulletin of registered buffers (p2p_registry.hpp)
 };
 static_assert(std::is_trivially_copyable_v<PeerCard>);
@@ -239,6 +243,7 @@ class Comm {
   plx_status check_same_params(const PeerCard &card, int32_t q) const;
   plx_status check_cards(const std::vector<PeerCard> &cards);
   plx_status map_peer(int32_t peer, const PeerCard &card);
+  plx_status use_block_in_process(int32_t peer, const PeerCard &card);
   // p2p_links.cpp
   plx_status agree_links(const std::vector<PeerCard> &cards);
   plx_status reaches(int32_t peer, const PeerCard &card, bool *reach, bool *nvlink);

@@ -1,5 +1,7 @@
 #include "plugins/p2p-tree/p2p_registry.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -48,6 +50,7 @@ plx_status Registry::create(const Setup &setup) {
     return s;
   std::memset(own_.data(), 0, sizeof(Bulletin));
   bulletin_of(own_)->magic = kBulletinMagic;
+  bulletin_of(own_)->owner_pid = static_cast<uint64_t>(::getpid());
   peers_.resize(static_cast<size_t>(setup.nranks));
   seen_generation_.assign(static_cast<size_t>(setup.nranks), UINT64_MAX);
   imports_.assign(static_cast<size_t>(setup.nranks), std::vector<Import>(kernels::kRegSlots));
@@ -131,6 +134,7 @@ plx_status Registry::fill_entry(void *alloc, uint64_t alloc_bytes, int slot, uin
   BulletinEntry &e = own_entry(slot);
   e.id = id;
   e.alloc_bytes = alloc_bytes;
+  e.alloc_base = reinterpret_cast<uintptr_t>(alloc);
   __atomic_store_n(&e.mapped_by, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&e.closed_by, 0, __ATOMIC_RELAXED);
   static_assert(sizeof(handle) <= sizeof(e.handle));
@@ -257,18 +261,21 @@ void Registry::poll_peer(int32_t q) {
 // its owner keeps copying through the result area.
 void Registry::map_entry(int32_t q, int slot, BulletinEntry &e) {
   core::ScopedDevice device(setup_.device);
-  cudaIpcMemHandle_t handle;
-  std::memcpy(&handle, e.handle, sizeof(handle));
-  void *base = nullptr;
-  if (const cudaError_t err = cudaIpcOpenMemHandle(&base, handle, cudaIpcMemLazyEnablePeerAccess);
-      err != cudaSuccess) {
-    (void)cudaGetLastError();
-    core::log_warn("p2p-tree: rank {}: cannot map rank {}'s registration {} ({}); it is used through the "
-                   "exchange areas", setup_.rank, q, e.id, cudaGetErrorString(err));
-    return;
+  Import import{e.id, reinterpret_cast<void *>(static_cast<uintptr_t>(e.alloc_base)), false};
+  if (bulletin_of(peers_[q])->owner_pid != static_cast<uint64_t>(::getpid())) {  // else in this process
+    cudaIpcMemHandle_t handle;
+    std::memcpy(&handle, e.handle, sizeof(handle));
+    if (const cudaError_t err = cudaIpcOpenMemHandle(&import.base, handle, cudaIpcMemLazyEnablePeerAccess);
+        err != cudaSuccess) {
+      (void)cudaGetLastError();
+      core::log_warn("p2p-tree: rank {}: cannot map rank {}'s registration {} ({}); it is used through the "
+                     "exchange areas", setup_.rank, q, e.id, cudaGetErrorString(err));
+      return;
+    }
+    import.opened = true;
   }
-  imports_[q][slot] = Import{e.id, base};
-  if (write_table(q, slot, e.id, base) != PLX_OK) {
+  imports_[q][slot] = import;
+  if (write_table(q, slot, e.id, import.base) != PLX_OK) {
     core::log_warn("p2p-tree: rank {}: {}", setup_.rank, core::last_message());
     close_entry(q, slot);
     return;
@@ -300,7 +307,7 @@ void Registry::close_entry(int32_t q, int slot) {
       cudaStreamSynchronize(stream_) != cudaSuccess)
     core::log_warn("p2p-tree: rank {}: clearing rank {}'s registration {}: {}", setup_.rank, q, mine.id,
                    cudaGetErrorString(cudaGetLastError()));
-  if (const cudaError_t err = cudaIpcCloseMemHandle(mine.base); err != cudaSuccess) {
+  if (const cudaError_t err = mine.opened ? cudaIpcCloseMemHandle(mine.base) : cudaSuccess; err != cudaSuccess) {
     (void)cudaGetLastError();
     core::log_warn("p2p-tree: rank {}: closing rank {}'s registration {}: {}", setup_.rank, q, mine.id,
                    cudaGetErrorString(err));

@@ -7,7 +7,8 @@
 // a bulletin in shared memory that its peers map at init: kRegSlots
 // entries of {state, id, IPC handle, mapped_by, closed_by}. Registering
 // fills a free entry and marks it live. Each peer's watchdog maps live
-// entries (cudaIpcOpenMemHandle), writes them into the kernels' table of
+// entries (cudaIpcOpenMemHandle; a peer of the same process, a thread
+// rank, takes the owner's address as is), writes them into the kernels' table of
 // its exchange block (kernels::RegSlot: base first, then id, each copy
 // finished before the next) and sets its bit in mapped_by. Once every
 // peer's bit is set, the owner's watchdog writes the id into its own
@@ -48,14 +49,16 @@ struct BulletinEntry {
   uint64_t alloc_bytes;      // bytes of the CUDA allocation the handle maps
   uint64_t mapped_by;        // bit q: rank q mapped it (atomic or)
   uint64_t closed_by;        // bit q: rank q dropped it after kDead (atomic or)
-  uint64_t reserved2[3];
+  uint64_t alloc_base;       // the allocation's address in the owner's process
+  uint64_t reserved2[2];
   unsigned char handle[64];  // cudaIpcMemHandle_t of the allocation
 };
 
 struct Bulletin {
   uint64_t magic;
   uint64_t generation;  // bumped at every state change
-  uint64_t reserved[6];
+  uint64_t owner_pid;   // a peer of the same process uses alloc_base as is (no IPC open)
+  uint64_t reserved[5];
   BulletinEntry entries[kernels::kRegSlots];
 };
 
@@ -126,6 +129,7 @@ class Registry {
   struct Import {
     uint64_t id = 0;
     void *base = nullptr;
+    bool opened = false;  // through CUDA IPC (a peer in another process), so closed through it
   };
 
   BulletinEntry &own_entry(int slot) const { return bulletin_of(own_)->entries[slot]; }
