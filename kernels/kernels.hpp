@@ -199,6 +199,22 @@ struct CopyArgs {
   int32_t root = 0;             // broadcast
   int32_t coll = 0;
 };
+// Gather, one launch: every rank's piece (bytes[q], zero allowed) goes to
+// the root, which copies it to out + displ[q]. Each non-root pushes its piece
+// into its slot of the root's input area (at q * stride), the root copies
+// its own straight to out (nothing in place); all signal and wait, then the
+// root copies the peers' pieces out of its area. stride * nranks must fit
+// one input area.
+struct GatherArgs {
+  const void *in = nullptr;  // this rank's piece
+  void *out = nullptr;       // the root's recv (displ counts from here); unused elsewhere
+  uint64_t stride = 0;
+  uint64_t bytes[kMaxRanks] = {};
+  uint64_t displ[kMaxRanks] = {};
+  int32_t root = 0;
+  int32_t coll = 0;
+};
+cudaError_t launch_gather(const Peers &peers, const GatherArgs &args, cudaStream_t stream);
 cudaError_t launch_broadcast(const Peers &peers, const CopyArgs &args, cudaStream_t stream);
 cudaError_t launch_all_gather(const Peers &peers, const CopyArgs &args, cudaStream_t stream);
 // Every rank signals and waits for all (one block).

@@ -1,6 +1,6 @@
 // The collective slot: all-reduce (one-shot or two-shot), reduce (the
 // all-reduce kernels, non-roots discard), reduce-scatter (two-shot's first
-// half), broadcast, all-gather and barrier, as kernels on the caller's
+// half), broadcast, all-gather, gather and barrier, as kernels on the caller's
 // stream. A message larger than the exchange slot goes as several launches,
 // each its own epoch. The hot path is a failure load, a pointer-cache hit
 // and one kernel launch per slot-sized piece: no allocation, no lock, no
@@ -169,9 +169,47 @@ plx_status copies(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   return err == cudaSuccess ? PLX_OK : launch_failed(c, err, gather ? "all-gather" : "broadcast");
 }
 
+// Gather's part of rank q, in elements: counts[q], or count each.
+uint64_t gather_count(const plx_coll_desc &d, int32_t q) { return d.counts != nullptr ? d.counts[q] : d.count; }
+
+plx_status check_gather_buffers(Comm &c, const plx_coll_desc &d) {
+  uint64_t total = 0;
+  for (int32_t q = 0; q < c.nranks(); ++q) total += gather_count(d, q);
+  if (gather_count(d, c.rank()) > 0)
+    if (plx_status s = check_device(c, d.send, "send")) return s;
+  return c.rank() == d.root && total > 0 ? check_device(c, d.recv, "recv") : PLX_OK;
+}
+
+// Gather: each launch carries a slice of every rank's part (p2p_plan.hpp);
+// every rank computes the same parts from counts, so all launch alike.
+plx_status gather(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const uint64_t es = dtype_bytes[d.dtype], n = static_cast<uint64_t>(c.nranks());
+  uint64_t bytes[kernels::kMaxRanks] = {}, displ[kernels::kMaxRanks] = {};
+  for (uint64_t q = 0, at = 0; q < n; ++q) {
+    bytes[q] = gather_count(d, static_cast<int32_t>(q)) * es;
+    displ[q] = at;
+    at += bytes[q];
+  }
+  kernels::GatherArgs a;
+  a.root = d.root, a.coll = d.coll, a.stride = gather_stride(c.params().slot_bytes, n);
+  a.out = c.rank() == d.root ? d.recv : nullptr;
+  cudaError_t err = cudaSuccess;
+  plan_gather(bytes, n, c.params().slot_bytes, [&](uint64_t offset) {
+    if (err != cudaSuccess) return;
+    for (uint64_t q = 0; q < n; ++q) {
+      a.bytes[q] = gather_piece(bytes[q], offset, a.stride);
+      a.displ[q] = displ[q] + offset;
+    }
+    a.in = a.bytes[c.rank()] > 0 ? static_cast<const char *>(d.send) + offset : nullptr;
+    err = kernels::launch_gather(c.peers(), a, stream);
+  });
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, "gather");
+}
+
 plx_status check_buffers(Comm &c, const plx_coll_desc &d) {
   const bool root = c.rank() == d.root;
   switch (d.coll) {
+    case PLX_COLL_GATHER: return check_gather_buffers(c, d);
     case PLX_COLL_REDUCE: return root ? check_pair(c, d.send, d.recv) : check_device(c, d.send, "send");
     case PLX_COLL_BROADCAST: return root ? check_pair(c, d.send, d.recv) : check_device(c, d.recv, "recv");
     case PLX_COLL_BARRIER: return PLX_OK;
@@ -196,6 +234,9 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
     case PLX_COLL_ALL_GATHER:
       c.count_call(d.coll, PLX_ALGO_ONE_SHOT);
       return d.count == 0 ? PLX_OK : copies(c, d, stream);
+    case PLX_COLL_GATHER:
+      c.count_call(d.coll, PLX_ALGO_ONE_SHOT);
+      return gather(c, d, stream);  // no launch when every part is empty
     case PLX_COLL_BARRIER: {
       c.count_call(d.coll, PLX_ALGO_ONE_SHOT);
       const cudaError_t err = kernels::launch_barrier(c.peers(), d.coll, stream);
@@ -203,7 +244,7 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
     }
     default:
       return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: {} is not supported by this version (v1 has "
-                        "all-reduce, reduce, reduce-scatter, broadcast, all-gather and barrier); nccl has it",
+                        "all-reduce, reduce, reduce-scatter, broadcast, all-gather, gather and barrier); nccl has it",
                         coll_name(d.coll));
   }
 }
@@ -230,6 +271,7 @@ plx_status route(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
       c.count_call(d.coll, PLX_ALGO_KARY_TREE);
       return pipe_barrier(c, d, stream);
     case PLX_COLL_ALL_GATHER:
+    case PLX_COLL_GATHER:
     case PLX_COLL_REDUCE_SCATTER:
       if (plx_status s = require_full_graph(c, d.coll, "")) return s;
       break;
@@ -246,7 +288,7 @@ plx_status collective(void *comm, const plx_coll_desc *desc) {
   const plx_coll_desc &d = *desc;
   if (c.failure() != PLX_OK) [[unlikely]] return c.report_failure();
   if (!options_supported(d)) [[unlikely]] return reject_options(d);
-  if (d.count > 0)
+  if (d.count > 0 || d.coll == PLX_COLL_GATHER)  // gather's counts may be set where count is 0
     if (plx_status s = check_buffers(c, d)) return s;
   // Kernels launch on the caller's stream, which belongs to our device.
   core::ScopedDevice device(c.device());

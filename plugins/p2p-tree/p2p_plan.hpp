@@ -63,4 +63,19 @@ void plan_copies(uint64_t bytes, uint64_t slot_bytes, Emit &&emit) {
   }
 }
 
+// Gather: rank q gives bytes[q] (zero allowed, the same list on every
+// rank). A launch carries up to gather_stride bytes of every rank's part,
+// rank q's in slot q of the root's input area; emit(offset) for each
+// launch, whose piece of rank q is gather_piece(bytes[q], offset, stride).
+constexpr uint64_t gather_stride(uint64_t slot_bytes, uint64_t nranks) { return slot_bytes / nranks / 16 * 16; }
+constexpr uint64_t gather_piece(uint64_t bytes, uint64_t offset, uint64_t stride) {
+  return bytes > offset ? std::min(bytes - offset, stride) : 0;
+}
+
+template <class Emit>
+void plan_gather(const uint64_t *bytes, uint64_t nranks, uint64_t slot_bytes, Emit &&emit) {
+  const uint64_t largest = *std::max_element(bytes, bytes + nranks), stride = gather_stride(slot_bytes, nranks);
+  for (uint64_t o = 0; o < largest; o += stride) emit(o);
+}
+
 }  // namespace plexus::p2p_tree

@@ -68,10 +68,42 @@ void check_every_all_reduce(plx_comm_h comm, int rank, int nranks) {
   }
 }
 
+// Gather onto root: per-rank counts (rank 0 gives none; the last gives
+// more than an exchange area), then count each with the root in place;
+// root's recv poisoned first.
+void check_gather(plx_comm_h comm, int rank, int nranks, int root, const Stream &stream) {
+  std::vector<uint64_t> counts;
+  for (int r = 0; r < nranks; ++r) counts.push_back(r == 0 ? 0 : r == nranks - 1 ? 1300001 : 1001 * r + 3);
+  for (bool each : {false, true}) {
+    if (each) counts.assign(nranks, 70001);
+    std::vector<Bytes> in;
+    uint64_t total = 0, mine_at = 0;
+    for (int r = 0; r < nranks; ++r) {
+      in.push_back(input_of(r, PLX_FLOAT32, counts[r], 9));
+      if (r == rank) mine_at = total;
+      total += counts[r];
+    }
+    Device recv(total * 4 + 4), send(counts[rank] * 4 + 4);
+    recv.put(0, Bytes(total * 4, 0xA5));
+    const bool in_place = each && rank == root;
+    uint8_t *mine = in_place ? recv.p + mine_at * 4 : send.p;
+    if (counts[rank] > 0) (in_place ? recv : send).put(in_place ? mine_at * 4 : 0, in[rank]);
+    PLX_OK_OR_FAIL(plx_gather(comm, mine, rank == root ? recv.p : nullptr, counts[0], each ? nullptr : counts.data(),
+                              PLX_FLOAT32, root, nullptr, stream.s));
+    stream.sync();
+    if (rank != root) continue;
+    Bytes want;
+    for (const Bytes &b : in) want.insert(want.end(), b.begin(), b.end());
+    check_same(recv.get(0, total * 4), want, 4, each ? "gather, count each, root in place" : "gather, per-rank counts");
+  }
+}
+
 // Reduce, broadcast, all-gather, reduce-scatter (small and larger than the
-// slot, in place and not) and barrier.
+// slot, in place and not), gather and barrier.
 void check_other_collectives(plx_comm_h comm, int rank, int nranks) {
   Stream stream;
+  check_gather(comm, rank, nranks, nranks - 1, stream);
+  check_gather(comm, rank, nranks, 0, stream);
   const int root = nranks - 1;
   for (uint64_t count : {uint64_t{1001}, uint64_t{1200000}}) {
     std::vector<Bytes> in;

@@ -71,7 +71,7 @@ void check_registered(plx_comm_h comm, int rank, int nranks, const Stream &strea
   check_sum(comm, rank, nranks, PLX_FLOAT32, count, send.p, recv.p, 20, stream, "deregistered");
 }
 
-// Broadcast, all-gather and reduce-scatter, once each.
+// Broadcast, all-gather, gather and reduce-scatter, once each.
 void check_copies(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
   const uint64_t count = 300001;
   const size_t bytes = count * 4;
@@ -85,6 +85,11 @@ void check_copies(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
   PLX_OK_OR_FAIL(plx_all_gather(comm, send.p, recv.p, count, PLX_FLOAT32, nullptr, stream.s));
   stream.sync();
   for (int r = 0; r < nranks; ++r) check_same(recv.get(r * bytes, bytes), in[r], 4, "all_gather");
+  if (rank == 0) recv.put(0, Bytes(bytes * nranks, kPoison));
+  PLX_OK_OR_FAIL(plx_gather(comm, send.p, rank == 0 ? recv.p : nullptr, count, nullptr, PLX_FLOAT32, 0, nullptr,
+                            stream.s));
+  stream.sync();
+  for (int r = 0; rank == 0 && r < nranks; ++r) check_same(recv.get(r * bytes, bytes), in[r], 4, "gather");
   const uint64_t share = count / nranks;
   std::vector<Bytes> blocks;  // block `rank` of every rank's input
   for (int r = 0; r < nranks; ++r)

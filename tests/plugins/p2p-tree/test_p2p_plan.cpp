@@ -167,6 +167,30 @@ TEST_CASE("plugins.p2p_tree.plan.copies_cover_and_fit") {
   }
 }
 
+// Gather: every launch's piece of each rank fits its slot of the root's
+// area, and the launches cover each rank's part once, zero parts included.
+TEST_CASE("plugins.p2p_tree.plan.gather_pieces_cover_and_fit") {
+  using plexus::p2p_tree::gather_piece;
+  using plexus::p2p_tree::gather_stride;
+  const std::vector<std::vector<uint64_t>> cases = {
+      {0, 0}, {1, 0, 17}, {kSlot, 3, 0, 5 * kSlot + 7}, {kSlot / 3, kSlot / 3 + 1, kSlot / 3 - 1},
+      {0, 0, 0, 0, 0, 0, 0, 9 * kSlot}};
+  for (const std::vector<uint64_t> &bytes : cases) {
+    const uint64_t n = bytes.size(), stride = gather_stride(kSlot, n);
+    REQUIRE((stride % 16 == 0 && stride * n <= kSlot && stride > 0));
+    std::vector<uint64_t> covered(n, 0);
+    plexus::p2p_tree::plan_gather(bytes.data(), n, kSlot, [&](uint64_t offset) {
+      for (uint64_t q = 0; q < n; ++q) {
+        const uint64_t piece = gather_piece(bytes[q], offset, stride);
+        REQUIRE(piece <= stride);
+        if (piece > 0) REQUIRE(offset == covered[q]);  // consecutive: each byte once
+        covered[q] += piece;
+      }
+    });
+    for (uint64_t q = 0; q < n; ++q) CHECK(covered[q] == bytes[q]);
+  }
+}
+
 TEST_CASE("plugins.p2p_tree.plan.blocks_for_bounds") {
   CHECK(blocks_for(0, 32) == 1);
   CHECK(blocks_for(1, 32) == 1);

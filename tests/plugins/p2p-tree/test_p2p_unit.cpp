@@ -50,7 +50,7 @@ TEST_CASE("plugins.p2p_tree.description_lists_params_and_caps") {
                             "PLEXUS_P2P_TREE_WATCHDOG_POLL_MS", "PLEXUS_P2P_TREE_PROBE_PEER_COPIES",
                             "PLEXUS_P2P_TREE_PDL"})
     CHECK_MESSAGE(p2p.find(param) != std::string::npos, param);
-  for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "barrier",
+  for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "gather", "reduce_scatter", "barrier",
                           "abort", "async_status", "stream_ordered", "graph_capture", "mem_alloc",
                           "defragment", "topology", "thread_ranks"})
     CHECK_MESSAGE(p2p.find(cap) != std::string::npos, cap);
