@@ -178,6 +178,7 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.ll128_two_shot_max_bytes = params_.ll128_two_shot_max_bytes;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
+  mine.process = this_process_token();
   mine.block_address = reinterpret_cast<uintptr_t>(block_);
   const std::string &name = registry_.name();
   if (name.size() >= sizeof(mine.registry_name))
@@ -218,7 +219,7 @@ plx_status Comm::check_cards(const std::vector<PeerCard> &cards) {
 }
 
 plx_status Comm::map_peer(int32_t peer, const PeerCard &card) {
-  if (card.pid == static_cast<uint64_t>(::getpid())) return use_block_in_process(peer, card);
+  if (card.process == this_process_token()) return use_block_in_process(peer, card);
   if (plx_status s = enable_peer_access(peer, card)) return s;
   std::unique_ptr<core::ImportedSegment> segment;
   if (plx_status s = core::ImportedSegment::open(card.segment, setup_.device, &segment)) {

@@ -151,6 +151,7 @@ struct PeerCard {
   uint64_t ll128_two_shot_max_bytes;  // the same everywhere
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
+  uint64_t process;         // this_process_token(): equal for ranks that are threads of one process
   uint64_t block_address;   // the block's device address: a rank of the same process uses it as is
   char registry_name[64];   // its bulletin of registered buffers (p2p_registry.hpp)
 };

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <thread>
 
 #include "core/cuda_status.hpp"
@@ -39,6 +40,14 @@ plx_status allocation_of(const void *ptr, char **base, uint64_t *bytes) {
 
 }  // namespace
 
+uint64_t this_process_token() {
+  static const uint64_t token = [] {
+    std::random_device entropy;
+    return (uint64_t{entropy()} << 32 | entropy()) ^ static_cast<uint64_t>(::getpid());
+  }();
+  return token;
+}
+
 Registry::~Registry() {
   close_all();
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
@@ -50,7 +59,7 @@ plx_status Registry::create(const Setup &setup) {
     return s;
   std::memset(own_.data(), 0, sizeof(Bulletin));
   bulletin_of(own_)->magic = kBulletinMagic;
-  bulletin_of(own_)->owner_pid = static_cast<uint64_t>(::getpid());
+  bulletin_of(own_)->owner_process = this_process_token();
   peers_.resize(static_cast<size_t>(setup.nranks));
   seen_generation_.assign(static_cast<size_t>(setup.nranks), UINT64_MAX);
   imports_.assign(static_cast<size_t>(setup.nranks), std::vector<Import>(kernels::kRegSlots));
@@ -262,7 +271,7 @@ void Registry::poll_peer(int32_t q) {
 void Registry::map_entry(int32_t q, int slot, BulletinEntry &e) {
   core::ScopedDevice device(setup_.device);
   Import import{e.id, reinterpret_cast<void *>(static_cast<uintptr_t>(e.alloc_base)), false};
-  if (bulletin_of(peers_[q])->owner_pid != static_cast<uint64_t>(::getpid())) {  // else in this process
+  if (bulletin_of(peers_[q])->owner_process != this_process_token()) {  // else in this process
     cudaIpcMemHandle_t handle;
     std::memcpy(&handle, e.handle, sizeof(handle));
     if (const cudaError_t err = cudaIpcOpenMemHandle(&import.base, handle, cudaIpcMemLazyEnablePeerAccess);

@@ -42,6 +42,11 @@
 
 namespace plexus::p2p_tree {
 
+// A random number drawn once per process: equal in two ranks' cards (or
+// bulletins) only when they are threads of one process. Process ids alone
+// could match across PID namespaces (containers) on one host.
+uint64_t this_process_token();
+
 struct BulletinEntry {
   uint32_t state;            // kFree, kLive or kDead (release store, written last)
   uint32_t reserved;
@@ -57,7 +62,7 @@ struct BulletinEntry {
 struct Bulletin {
   uint64_t magic;
   uint64_t generation;  // bumped at every state change
-  uint64_t owner_pid;   // a peer of the same process uses alloc_base as is (no IPC open)
+  uint64_t owner_process;  // this_process_token(): a peer of the same process uses alloc_base as is (no IPC open)
   uint64_t reserved[5];
   BulletinEntry entries[kernels::kRegSlots];
 };
