@@ -47,7 +47,7 @@
 #             PLEXUS_PINNED_CONF=0 skips the conformance run; PLEXUS_PINNED_CASES picks the GPU test cases; PLEXUS_PINNED_TUNE
 #             lists MAX_BLOCKS-STAGES-STAGE_BYTES configurations for a bandwidth sweep (8 to 128 MiB)
 #   auto    auto (docs/auto.md): plexus-info's choice, plexus-conformance on auto's composite, plexus-bench
-#           of auto against p2p-tree and nccl (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
+#           of auto against p2p-tree, nccl and raw NCCL (bfloat16, 8 B to 256 MiB in steps of 2, eager and graph);
 #           the table is measured at the first communicator and kept in $OUT/tuning.txt;
 #           PLEXUS_AUTO_BENCHES picks among eager graph (empty: conformance only)
 #   tp      examples/python/tp_demo.py with PyTorch (PLEXUS_TP_PYTHON, default /opt/torch/.venv/bin/python)
@@ -317,9 +317,9 @@ if has_step auto; then
     grep -E "chose|rejected" "$out/auto-info.txt" | cut -c1-300
     run_conformance "auto-$device_ranks" --backend auto --ranks "$device_ranks"
     cat "$out/tuning.txt"
-    [[ " ${PLEXUS_AUTO_BENCHES-eager graph} " == *" eager "* ]] && run_bench "auto-bf16-$device_ranks" --mem device --backends auto,p2p-tree,nccl \
+    [[ " ${PLEXUS_AUTO_BENCHES-eager graph} " == *" eager "* ]] && run_bench "auto-bf16-$device_ranks" --mem device --backends auto,p2p-tree,nccl,raw-nccl \
       --ranks "$device_ranks" -d bfloat16 -b 8 -e 256M -f 2 -n 20 -w 5 --timeout 300
-    [[ " ${PLEXUS_AUTO_BENCHES-eager graph} " == *" graph "* ]] && run_bench "auto-graph-$device_ranks" --mem device --graph --backends auto,p2p-tree,nccl \
+    [[ " ${PLEXUS_AUTO_BENCHES-eager graph} " == *" graph "* ]] && run_bench "auto-graph-$device_ranks" --mem device --graph --backends auto,p2p-tree,nccl,raw-nccl \
       --ranks "$device_ranks" -d bfloat16 -b 8 -e 64M -f 4 -n 20 -w 5 --timeout 300
   )
 fi
