@@ -167,6 +167,22 @@ TEST_CASE("plugins.p2p_tree.plan.copies_cover_and_fit") {
   }
 }
 
+// The gather kernel's blocks for one launch: block b of rank q stages share
+// b of q's piece in q's slot of the root's area, and the root's block b
+// copies the same share to out + displ; every byte of `out` written at most
+// once, each inside the part it belongs to.
+void emulate_gather(const std::vector<uint64_t> &pieces, const std::vector<uint64_t> &displ, uint64_t stride,
+                    std::vector<int> *written) {
+  const uint64_t largest = *std::max_element(pieces.begin(), pieces.end());
+  const unsigned blocks = blocks_for(largest, 32);
+  for (uint64_t q = 0; q < pieces.size(); ++q)
+    for (unsigned b = 0; b < blocks; ++b) {
+      const Range r = share_of(pieces[q], 16, b, blocks);
+      REQUIRE(r.end <= stride);  // inside slot q of the root's area
+      for (uint64_t i = r.begin; i < r.end; ++i) ++(*written)[displ[q] + i];
+    }
+}
+
 // Gather: every launch's piece of each rank fits its slot of the root's
 // area, and the launches cover each rank's part once, zero parts included.
 TEST_CASE("plugins.p2p_tree.plan.gather_pieces_cover_and_fit") {
@@ -178,16 +194,22 @@ TEST_CASE("plugins.p2p_tree.plan.gather_pieces_cover_and_fit") {
   for (const std::vector<uint64_t> &bytes : cases) {
     const uint64_t n = bytes.size(), stride = gather_stride(kSlot, n);
     REQUIRE((stride % 16 == 0 && stride * n <= kSlot && stride > 0));
-    std::vector<uint64_t> covered(n, 0);
+    std::vector<uint64_t> covered(n, 0), displ(n, 0);
+    for (uint64_t q = 1; q < n; ++q) displ[q] = displ[q - 1] + bytes[q - 1];
+    std::vector<int> written(displ[n - 1] + bytes[n - 1], 0);
     plexus::p2p_tree::plan_gather(bytes.data(), n, kSlot, [&](uint64_t offset) {
+      std::vector<uint64_t> pieces(n), at(n);
       for (uint64_t q = 0; q < n; ++q) {
-        const uint64_t piece = gather_piece(bytes[q], offset, stride);
-        REQUIRE(piece <= stride);
-        if (piece > 0) REQUIRE(offset == covered[q]);  // consecutive: each byte once
-        covered[q] += piece;
+        pieces[q] = gather_piece(bytes[q], offset, stride);
+        at[q] = displ[q] + offset;
+        REQUIRE(pieces[q] <= stride);
+        if (pieces[q] > 0) REQUIRE(offset == covered[q]);  // consecutive: each byte once
+        covered[q] += pieces[q];
       }
+      emulate_gather(pieces, at, stride, &written);
     });
     for (uint64_t q = 0; q < n; ++q) CHECK(covered[q] == bytes[q]);
+    CHECK(std::count(written.begin(), written.end(), 1) == static_cast<long>(written.size()));
   }
 }
 
