@@ -141,7 +141,11 @@ if has_step shm; then
   peer=""
   [ -x "$bin/plexus-bench/plexus-bench-mpi" ] && command -v mpirun >/dev/null && peer=",mpi"
   for n in ${PLEXUS_GPU_RANKS:-8 16}; do
-    run_bench "shm-$n" --backends "shm-native$peer" --ranks "$n" -b 8 -e 32M -f 4
+    for threads in ${PLEXUS_SHM_THREADS:-auto}; do  # threads per rank: auto, or a count (1: no helpers)
+      if [ "$threads" = auto ]; then run_bench "shm-$n" --backends "shm-native$peer" --ranks "$n" -b 8 -e 32M -f 4
+      else PLEXUS_SHM_NATIVE_THREADS=$threads run_bench "shm-$n-t$threads" --backends "shm-native$peer" \
+        --ranks "$n" -b 8 -e 32M -f 4; fi
+    done
   done
   for n in ${PLEXUS_SHM_CONF_RANKS-8}; do run_conformance "shm-$n" --backend shm-native --ranks "$n"; done
 fi

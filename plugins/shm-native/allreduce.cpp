@@ -1,4 +1,6 @@
 // Reductions: all-reduce, reduce and reduce-scatter (see shm_coll.hpp).
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "core/cpu_reduce.hpp"
@@ -132,15 +134,17 @@ plx_status try_in_place(Op &op, bool to_all, bool *done) {
   return finish_one_shot(op, step, to_all, true);
 }
 
-// Copies this rank's input for the chunk into its slot, all but its own
-// share: only this rank reads that part, and it reads it from `send`.
-plx_status copy_in_for_peers(Op &op, uint8_t *slot, size_t first, size_t count, const Share &mine) {
-  if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) return copy_in(op, slot, first, count);
-  const size_t es = op.elem_bytes;
+// Copies this rank's input for elements `range` of the chunk into its slot,
+// all but its own share: only this rank reads that part, and it reads it
+// from `send`.
+plx_status copy_in_for_peers(Op &op, uint8_t *slot, size_t first, Share range, const Share &mine) {
+  const size_t es = op.elem_bytes, end = range.first + range.length;
+  if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
+    return copy_in(op, slot + range.first * es, first + range.first, range.length);
   const auto *in = static_cast<const uint8_t *>(op.desc.send) + first * es;
-  std::memcpy(slot, in, mine.first * es);
-  const size_t after = mine.first + mine.length;
-  std::memcpy(slot + after * es, in + after * es, (count - after) * es);
+  const size_t before = std::min(end, mine.first), after = std::max(range.first, mine.first + mine.length);
+  if (before > range.first) std::memcpy(slot + range.first * es, in + range.first * es, (before - range.first) * es);
+  if (end > after) std::memcpy(slot + after * es, in + after * es, (end - after) * es);
   return PLX_OK;
 }
 
@@ -209,7 +213,7 @@ plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   const uint32_t step = c.next_step(count * op.elem_bytes);
   const size_t es = op.elem_bytes;
   const Share mine = share_of(count, c.nranks(), c.rank());
-  if (plx_status s = copy_in_for_peers(op, c.slot(c.rank(), step), first, count, mine)) return s;
+  if (plx_status s = copy_in_for_peers(op, c.slot(c.rank(), step), first, {0, count}, mine)) return s;
   if (plx_status s = op.exchange(step)) return s;
   const bool gets_result = to_all || c.rank() == op.desc.root;
   auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
@@ -218,11 +222,81 @@ plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   return copy_out_shares(op, step, count, out);
 }
 
+// Runs work(p) (a plx_status) on every thread of the team, part p on
+// thread p; the first failure, or PLX_OK.
+template <typename PartWork>
+plx_status on_every_thread(HelperThreads &team, PartWork work) {
+  std::atomic<int32_t> failed{PLX_OK};
+  auto task = [&](int32_t p) {
+    int32_t none = PLX_OK;
+    if (plx_status s = work(p)) failed.compare_exchange_strong(none, s);
+  };
+  team.run(task);
+  return static_cast<plx_status>(failed.load());
+}
+
+// Publishes this rank's share as done and waits for every peer's.
+plx_status wait_for_shares(Op &op, uint32_t step) {
+  Comm &c = op.comm;
+  publish(c, &RankControl::done, step + 1);
+  for (int32_t i = 1; i < c.nranks(); ++i)
+    if (plx_status s = wait_rank(c, (c.rank() + i) % c.nranks(), &RankControl::done, step + 1, op.deadline, op.label))
+      return s;
+  return PLX_OK;
+}
+
+// Part p of every peer's share, from its slot into out.
+void copy_out_part(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t parts, int32_t p) {
+  Comm &c = op.comm;
+  const size_t es = op.elem_bytes;
+  for (int32_t i = 1; i < c.nranks(); ++i) {
+    const int32_t r = (c.rank() + i) % c.nranks();
+    const Share part = part_of(share_of(count, c.nranks(), r), parts, p, 64 / es);
+    op.copy_result(out + part.first * es, c.slot(r, step) + part.first * es, part.length * es);
+  }
+}
+
+// two_shot_chunk with its copies and reduction split over the rank's
+// helper threads, each a part of every range (part_of: whole cache lines,
+// so no two threads write one line). The waits for the peers stay on this
+// thread, which waits for every peer's share before copying any out (one
+// fork and join instead of one per peer).
+plx_status two_shot_chunk_threads(Op &op, size_t first, size_t count, bool to_all, HelperThreads &team) {
+  Comm &c = op.comm;
+  const uint32_t step = c.next_step(count * op.elem_bytes);
+  const size_t es = op.elem_bytes, line = 64 / es;
+  const int32_t parts = team.parts();
+  const Share mine = share_of(count, c.nranks(), c.rank());
+  uint8_t *slot = c.slot(c.rank(), step);
+  if (plx_status s = on_every_thread(team, [&](int32_t p) {
+        return copy_in_for_peers(op, slot, first, part_of({0, count}, parts, p, line), mine);
+      }))
+    return s;
+  if (plx_status s = op.exchange(step)) return s;
+  const bool gets_result = to_all || c.rank() == op.desc.root;
+  uint8_t *out = gets_result ? static_cast<uint8_t *>(op.desc.recv) + first * es : nullptr;
+  if (plx_status s = on_every_thread(team, [&](int32_t p) {
+        return reduce_own_share(op, step, first, part_of(mine, parts, p, line), out);
+      }))
+    return s;
+  if (!gets_result) return op.finish_share(step);
+  if (plx_status s = wait_for_shares(op, step)) return s;
+  return on_every_thread(team, [&](int32_t p) {
+    copy_out_part(op, step, count, out, parts, p);
+    return PLX_OK;
+  });
+}
+
 plx_status two_shot(Op &op, bool to_all) {
   if (plx_status s = stage_reduction(op, op.desc.count * op.elem_bytes)) return s;
   const size_t chunk = op.comm.slot_bytes() / op.elem_bytes;
-  for (size_t first = 0; first < op.desc.count; first += chunk)
-    if (plx_status s = two_shot_chunk(op, first, std::min(chunk, op.desc.count - first), to_all)) return s;
+  for (size_t first = 0; first < op.desc.count; first += chunk) {
+    const size_t count = std::min(chunk, op.desc.count - first);
+    HelperThreads *team = count * op.elem_bytes >= op.comm.params().threads_min_bytes ? op.comm.helpers() : nullptr;
+    if (plx_status s = team ? two_shot_chunk_threads(op, first, count, to_all, *team)
+                            : two_shot_chunk(op, first, count, to_all))
+      return s;
+  }
   op.record(PLX_ALGO_TWO_SHOT);
   return PLX_OK;
 }

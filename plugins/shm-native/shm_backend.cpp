@@ -42,11 +42,13 @@ int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback
 plx_status read_params(const plx_host_services &s, Params *p) {
   for (auto [name, value] : {std::pair{"SLOT_BYTES", &p->slot_bytes}, std::pair{"SLOT_MIN_BYTES", &p->slot_min_bytes},
                               std::pair{"ONESHOT_MAX_BYTES", &p->oneshot_max_bytes},
-                              std::pair{"STREAM_MIN_BYTES", &p->stream_min_bytes}})
+                              std::pair{"STREAM_MIN_BYTES", &p->stream_min_bytes},
+                              std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes}})
     if (plx_status status = size_param(s, name, value)) return status;
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
   p->read_in_place = int_param(s, "READ_IN_PLACE", 1) != 0;
+  p->threads = int_param(s, "THREADS", 0);
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

@@ -81,9 +81,7 @@ plx_status gather(Op &op);
 plx_status barrier(Op &op);
 
 // The share [first, first+length) of `count` elements that rank r reduces.
-struct Share {
-  size_t first, length;
-};
+using Share = Span;  // (shm_helpers.hpp)
 Share share_of(size_t count, int32_t nranks, int32_t r);
 
 // Whether two byte ranges share a byte.

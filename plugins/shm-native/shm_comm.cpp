@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -107,6 +108,7 @@ plx_status Comm::announce(int32_t init_timeout_ms, std::vector<SegmentAnnounceme
   all->assign(nranks_, {});
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all->data(), init_timeout_ms)) return s;
   decide_spinning(*all);
+  decide_threads(*all);
   return check_same_params(*all);
 }
 
@@ -119,6 +121,38 @@ void Comm::decide_spinning(const std::vector<SegmentAnnouncement> &all) {
   oversubscribed_ = outnumber_cpus(masks);
   if (oversubscribed_) params_.spin_iterations = 0;
   spin_ = SpinBudget(params_.spin_iterations);
+}
+
+// Threads per rank (helpers + 1) for the bulk of large steps: THREADS when
+// set, else the CPUs the ranks may run on shared out evenly (at most
+// auto_threads, and no more than this rank's own mask holds), so that ranks
+// never compete with their own helpers. 8 ranks on the GPU machine's 64
+// cores: 8 each; 2 ranks on the 2-core dev machine: 1 (no helpers).
+constexpr int32_t auto_threads = 8;
+
+void Comm::decide_threads(const std::vector<SegmentAnnouncement> &all) {
+  cpu_set_t every;
+  CPU_ZERO(&every);
+  for (const SegmentAnnouncement &a : all) CPU_OR(&every, &every, &a.cpus);
+  const int32_t fair = CPU_COUNT(&every) / nranks_, own = CPU_COUNT(&all[rank_].cpus);
+  const int32_t threads = params_.threads > 0 ? std::min(params_.threads, 64)
+                          : oversubscribed_   ? 1
+                                              : std::clamp(std::min(fair, own), 1, auto_threads);
+  helper_count_ = threads - 1;
+}
+
+// Helpers poll this long for the next job before sleeping: back-to-back
+// large steps find them awake, and an idle rank stops burning CPUs soon.
+constexpr int32_t helper_poll_us = 200;
+
+HelperThreads *Comm::helpers() {
+  if (helper_count_ == 0) return nullptr;
+  if (!helpers_) {
+    helpers_ = std::make_unique<HelperThreads>(helper_count_, helper_poll_us);
+    core::log_debug("shm-native: rank {}: {} helper threads split the copies and reductions of two-shot steps "
+                    "of {} bytes and more", rank_, helper_count_, params_.threads_min_bytes);
+  }
+  return helpers_.get();
 }
 
 // Creates this rank's segments, waits until every rank has, maps theirs,

@@ -18,6 +18,7 @@
 #include "core/rendezvous.hpp"
 #include "core/shm_segment.hpp"
 #include "plexus/plugin.h"
+#include "plugins/shm-native/shm_helpers.hpp"
 #include "plugins/shm-native/shm_pool.hpp"
 #include "plugins/shm-native/shm_slots.hpp"
 #include "plugins/shm-native/spin_budget.hpp"
@@ -35,6 +36,8 @@ struct Params {
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
   double defrag_threshold = 0.30;    // the loader's PLEXUS_DEFRAG_THRESHOLD
   bool read_in_place = true;         // peers read pool send buffers in place
+  int32_t threads = 0;               // threads per rank for large steps; 0: from the CPUs
+  uint64_t threads_min_bytes = 64 << 10;  // the smallest step they split
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks
@@ -98,6 +101,10 @@ class Comm {
   SpinBudget &spin_budget() { return spin_; }
   // Whether the ranks outnumber the CPUs they may run on (decided at init).
   bool oversubscribed() const { return oversubscribed_; }
+  // The helper threads that split a large step with the caller
+  // (shm_helpers.hpp), started on first use; nullptr when this rank runs
+  // its steps alone (decide_threads).
+  HelperThreads *helpers();
   int32_t timeout_ms() const { return timeout_ms_; }
   core::Rendezvous &rendezvous() { return *rendezvous_; }
   const std::shared_ptr<StagingReport> &staging_report() const { return report_; }
@@ -153,6 +160,7 @@ class Comm {
   plx_status create_own_segments(const char *control_name);
   plx_status check_same_params(const std::vector<SegmentAnnouncement> &all);
   void decide_spinning(const std::vector<SegmentAnnouncement> &all);
+  void decide_threads(const std::vector<SegmentAnnouncement> &all);
   plx_status announce(int32_t init_timeout_ms, std::vector<SegmentAnnouncement> *all);
   plx_status open_announced(const std::vector<SegmentAnnouncement> &all, int32_t init_timeout_ms);
   plx_status map_peer_growable_slots();
@@ -166,6 +174,8 @@ class Comm {
   Params params_;
   SpinBudget spin_{0};
   bool oversubscribed_ = false;
+  int32_t helper_count_ = 0;
+  std::unique_ptr<HelperThreads> helpers_;
   int32_t timeout_ms_;
   uint32_t step_ = 0;
   uint64_t region_[2] = {0, 0};  // where in slot p the current step p's data is

@@ -24,6 +24,12 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "12M",
      "Two-shot reductions whose messages, summed over the ranks, reach this size write the result "
      "with streaming (non-temporal) stores."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "THREADS", "0",
+     "Threads per rank (the caller and helpers) that split the copies and reductions of large "
+     "reduction steps; 0: the CPUs of the ranks' affinity masks shared out evenly, at most 8, 1 "
+     "when the ranks outnumber them."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "THREADS_MIN_BYTES", "64K",
+     "The smallest two-shot step (bytes of the message per step) that the helper threads split."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
      "0: it is copied through the slots like any host buffer."},

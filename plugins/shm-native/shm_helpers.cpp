@@ -1,0 +1,97 @@
+#include "plugins/shm-native/shm_helpers.hpp"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+
+namespace plexus::shm_native {
+namespace {
+
+void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Private futexes: the words live in this process only.
+void futex_wait(std::atomic<uint32_t> *word, uint32_t seen) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<uint32_t> *word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+Span part_of(Span whole, int32_t parts, int32_t p, size_t align) {
+  const size_t per_part = (whole.length + parts - 1) / parts;
+  const size_t per = (per_part + align - 1) / align * align;
+  const size_t begin = std::min(whole.length, per * static_cast<size_t>(p));
+  return {whole.first + begin, std::min(whole.length, begin + per) - begin};
+}
+
+HelperThreads::~HelperThreads() {
+  if (threads_.empty()) return;
+  stopping_.store(true, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&generation_);
+  for (std::thread &t : threads_) t.join();
+}
+
+void HelperThreads::run_erased(Call call, void *task) {
+  if (helpers_ == 0) return call(task, 0);
+  if (threads_.empty())  // started on first use: small messages never need them
+    for (int32_t h = 1; h <= helpers_; ++h) threads_.emplace_back([this, h] { serve(h); });
+  call_ = call, task_ = task;
+  unfinished_.store(helpers_, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  // Pairs with a helper's increment of sleepers_ before its last look at
+  // generation_: one side sees the other, so no wake-up is lost.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake_all(&generation_);
+  call(task, 0);
+  wait_until_finished();
+}
+
+// The helpers' parts are as long as the caller's, so this is a short wait;
+// yielding after a while lets a helper that lost its CPU get it back.
+void HelperThreads::wait_until_finished() {
+  for (uint32_t spin = 0; unfinished_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < 4096) relax();
+    else sched_yield();
+  }
+}
+
+void HelperThreads::serve(int32_t part) {
+  uint32_t seen = 0;
+  while (wait_for_work(&seen)) {
+    call_(task_, part);
+    unfinished_.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+// Polls for a new job for poll_us_, then sleeps until one comes; false
+// when the threads are stopping.
+bool HelperThreads::wait_for_work(uint32_t *seen) {
+  using Clock = std::chrono::steady_clock;
+  const auto until = Clock::now() + std::chrono::microseconds(poll_us_);
+  for (uint32_t spin = 1; generation_.load(std::memory_order_acquire) == *seen; ++spin) {
+    if ((spin & 255) != 0 || Clock::now() < until) {
+      relax();
+      continue;
+    }
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    if (generation_.load(std::memory_order_seq_cst) == *seen) futex_wait(&generation_, *seen);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  *seen = generation_.load(std::memory_order_acquire);
+  return !stopping_.load(std::memory_order_relaxed);
+}
+
+}  // namespace plexus::shm_native

@@ -1,0 +1,76 @@
+// The helper threads that split a rank's large steps (shm_helpers.hpp):
+// parts that tile a range on whole lines, every part run once per job on
+// its own thread, jobs back to back, helpers that fell asleep woken, and
+// none left running after destruction.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "plugins/shm-native/shm_helpers.hpp"
+
+using plexus::shm_native::HelperThreads;
+using plexus::shm_native::part_of;
+using plexus::shm_native::Span;
+
+TEST_CASE("ShmNative.Helpers.parts_tile_the_range_on_whole_lines") {
+  for (size_t length : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{1000}, size_t{65537}})
+    for (int32_t parts : {1, 2, 3, 8}) {
+      CAPTURE(length);
+      CAPTURE(parts);
+      const Span whole{100, length};
+      size_t next = whole.first;
+      for (int32_t p = 0; p < parts; ++p) {
+        const Span s = part_of(whole, parts, p, 16);
+        CHECK(s.first == next);  // in order, no gap, no overlap
+        if (s.length > 0 && s.first + s.length < whole.first + whole.length) CHECK(s.length % 16 == 0);
+        if (s.length > 0) CHECK((s.first - whole.first) % 16 == 0);
+        next = s.first + s.length;
+      }
+      CHECK(next == whole.first + whole.length);
+    }
+}
+
+TEST_CASE("ShmNative.Helpers.every_part_runs_once_a_job_on_its_own_thread") {
+  HelperThreads team(3, 50);
+  REQUIRE(team.parts() == 4);
+  std::vector<std::atomic<int>> runs(4);
+  std::set<std::thread::id> ids;
+  std::atomic<int> wrong{0};
+  for (int job = 0; job < 20000; ++job) {
+    std::thread::id seen[4];
+    auto task = [&](int32_t p) {
+      if (p < 0 || p >= 4) ++wrong;
+      else ++runs[p], seen[p] = std::this_thread::get_id();
+    };
+    team.run(task);
+    if (job == 0) ids.insert(seen, seen + 4);
+    if (job == 0) CHECK(seen[0] == std::this_thread::get_id());  // part 0 is the caller's
+  }
+  CHECK(wrong == 0);
+  for (auto &r : runs) CHECK(r == 20000);
+  CHECK(ids.size() == 4);
+}
+
+TEST_CASE("ShmNative.Helpers.sleeping_helpers_wake_for_the_next_job") {
+  HelperThreads team(2, 0);  // no polling: every wait sleeps on the futex
+  std::atomic<int> sum{0};
+  for (int job = 0; job < 200; ++job) {
+    auto task = [&](int32_t p) { sum += p + 1; };
+    team.run(task);
+    if (job % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  CHECK(sum == 200 * 6);
+}
+
+TEST_CASE("ShmNative.Helpers.no_helpers_runs_on_the_caller_and_unused_teams_start_no_thread") {
+  HelperThreads alone(0, 50);
+  int calls = 0;
+  auto task = [&](int32_t p) { calls += p == 0 ? 1 : 100; };
+  alone.run(task);
+  CHECK(calls == 1);
+  HelperThreads unused(4, 50);  // destroyed without a job: nothing to join
+  CHECK(unused.parts() == 5);
+}
