@@ -4,7 +4,7 @@
 # (GPU topology included), then the benchmarks and conformance runs that the
 # GPUs and cores allow. Everything lands under $OUT for docs/performance.md.
 #
-# PLEXUS_GPU_STEPS picks steps (default "test info alloc nccl graph conf socket socketconf"):
+# PLEXUS_GPU_STEPS picks steps (unset: "test info alloc nccl graph conf socket socketconf"; empty: none):
 #   test    meson test (PLEXUS_GPU_SUITES, default suites unit and gpu)
 #   info    plexus-info and its JSON
 #   alloc   plexus-bench-alloc: device pool against cudaMalloc and cudaMallocAsync
@@ -59,7 +59,8 @@ export NCCL_NVLS_ENABLE=0  # never NVLink SHARP on the lent machines
 out=${OUT:-/tmp/plexus-gpu-out}
 mkdir -p "$out"
 build=build-gpu
-steps=" ${PLEXUS_GPU_STEPS:-test info alloc nccl graph conf socket socketconf} "
+# unset: the default steps; set but empty: none (gpu-ab.sh's first build)
+steps=" ${PLEXUS_GPU_STEPS-test info alloc nccl graph conf socket socketconf} "
 has_step() { [[ "$steps" == *" $1 "* ]]; }
 bin="$build/tools"
 
