@@ -331,11 +331,50 @@ plx_status reduction(Op &op, bool to_all) {
 plx_status all_reduce(Op &op) { return reduction(op, true); }
 plx_status reduce(Op &op) { return reduction(op, false); }
 
+namespace {
+
+// Below this many bytes of input a reduce-scatter does not spend a step on
+// finding out whether every input is a pool block (the same on every rank).
+constexpr size_t reduce_scatter_in_place_min_bytes = 64 << 10;
+
+// Every rank's input a pool block: rank r reduces block r of each straight
+// into recv, then all wait until every rank has read. Otherwise the step
+// only told so, and *done stays false.
+plx_status try_reduce_scatter_in_place(Op &op, bool *done) {
+  Comm &c = op.comm;
+  const size_t es = op.elem_bytes, block = op.desc.count * es, total = block * static_cast<size_t>(c.nranks());
+  const uint32_t step = c.next_step();
+  const bool allowed = !(op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) &&
+                       !overlap_bytes(op.desc.send, total, op.desc.recv, block);
+  const bool mine = op.publish_input(step, op.desc.send, total, allowed);
+  if (plx_status s = op.exchange(step)) return s;
+  *done = mine && all_peers_published(op, step);
+  if (!*done) return PLX_OK;
+  const void *sources[max_sources];
+  for (int32_t r = 0; r < c.nranks(); ++r) {
+    const uint8_t *input = static_cast<const uint8_t *>(op.desc.send);
+    if (r != c.rank())
+      if (plx_status s = op.peer_input(r, step, total, &input)) return s;
+    sources[r] = input + c.rank() * block;
+  }
+  if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, op.desc.recv, sources, c.nranks(), op.desc.count))
+    return s;
+  op.record(PLX_ALGO_COPY);
+  return op.finish_share(step);
+}
+
+}  // namespace
+
 // Block b of every rank's input goes to rank b: each step carries a piece
-// of every block, and rank r reduces the pieces of its block.
+// of every block, and rank r reduces the pieces of its block (or, every
+// input a pool block, the whole block r straight from them).
 plx_status reduce_scatter(Op &op) {
   Comm &c = op.comm;
   const size_t es = op.elem_bytes, n = static_cast<size_t>(c.nranks());
+  if (c.reads_in_place() && n * op.desc.count * es >= reduce_scatter_in_place_min_bytes) {
+    bool done = false;
+    if (plx_status s = try_reduce_scatter_in_place(op, &done); s != PLX_OK || done) return s;
+  }
   if (plx_status s = c.stage(n * op.desc.count * es)) return s;
   const size_t chunk = c.slot_bytes() / (n * es);
   if (chunk == 0)

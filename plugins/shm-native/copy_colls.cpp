@@ -54,28 +54,80 @@ plx_status broadcast(Op &op) {
   return PLX_OK;
 }
 
+namespace {
+
+// Where each rank's contribution goes, and which ranks published theirs as
+// a pool block in the first step (then read in place from it, all at once).
+struct Contributions {
+  const std::vector<size_t> &bytes, &displ;
+  std::vector<bool> published;
+};
+
+// A rank's contribution may be read in place unless recv overlaps it other
+// than exactly at its own place (in place: the rank writes the others'
+// places, never its own, while the peers read it).
+bool may_publish(const Op &op, const Contributions &k, size_t out_bytes) {
+  const int32_t me = op.comm.rank();
+  const auto *in = static_cast<const uint8_t *>(op.desc.send), *out = static_cast<const uint8_t *>(op.desc.recv);
+  const bool receives = op.desc.coll == PLX_COLL_ALL_GATHER || me == op.desc.root;
+  return !receives || in == out + k.displ[me] || !overlap_bytes(in, k.bytes[me], out, out_bytes);
+}
+
+// Copies rank r's contribution, or its piece [first, first + chunk), to
+// its place in recv: from r's block when r published it, else its slot.
+plx_status receive(Op &op, const Contributions &k, int32_t r, uint32_t step, size_t first, size_t chunk) {
+  auto *out = static_cast<uint8_t *>(op.desc.recv) + k.displ[r];
+  const uint8_t *from = op.comm.slot(r, step);
+  size_t len = k.bytes[r] > first ? std::min(chunk, k.bytes[r] - first) : 0;
+  if (k.published[r]) {
+    from = static_cast<const uint8_t *>(op.desc.send), len = k.bytes[r];
+    if (r != op.comm.rank())
+      if (plx_status s = op.peer_input(r, step, len, &from)) return s;
+  }
+  if (len > 0 && out + first != from) std::memcpy(out + first, from, len);
+  return PLX_OK;
+}
+
+// One step carrying the piece at `first` of each contribution that goes
+// through the slots (in the first step also the published ones, whole).
+plx_status gather_step(Op &op, Contributions &k, uint32_t step, size_t first, size_t chunk, bool receives) {
+  Comm &c = op.comm;
+  const size_t mine = k.bytes[c.rank()] > first ? std::min(chunk, k.bytes[c.rank()] - first) : 0;
+  if (mine > 0 && !k.published[c.rank()])  // `send` is NULL for 0 bytes
+    std::memcpy(c.slot(c.rank(), step), static_cast<const uint8_t *>(op.desc.send) + first, mine);
+  if (plx_status s = op.exchange(step)) return s;
+  for (int32_t r = 0; r < c.nranks(); ++r) {
+    if (first == 0 && r != c.rank()) k.published[r] = c.control(r).input[step & 1u].segment_id != 0;
+    if (receives && (first == 0 || !k.published[r]))
+      if (plx_status s = receive(op, k, r, step, first, chunk)) return s;
+  }
+  return PLX_OK;
+}
+
+}  // namespace
+
 // Steps of `chunk` bytes until the largest contribution is through; rank r
 // contributes bytes[r] starting at the byte offset displ[r] of the output.
-static plx_status gather_bytes(Op &op, const std::vector<size_t> &bytes,
-                               const std::vector<size_t> &displ, bool to_all) {
+// A contribution that is a pool block is published in the first step and
+// read from it then; the steps go on for the largest of the others, and if
+// any was published, nobody returns before every rank has read it.
+static plx_status gather_bytes(Op &op, const std::vector<size_t> &bytes, const std::vector<size_t> &displ,
+                               bool to_all) {
   Comm &c = op.comm;
-  const size_t largest = *std::max_element(bytes.begin(), bytes.end());
-  if (plx_status s = c.stage(largest)) return s;
-  const size_t chunk = c.slot_bytes();
-  const auto *in = static_cast<const uint8_t *>(op.desc.send);
-  auto *out = static_cast<uint8_t *>(op.desc.recv);
+  if (plx_status s = c.stage(*std::max_element(bytes.begin(), bytes.end()))) return s;
+  Contributions k{bytes, displ, std::vector<bool>(bytes.size(), false)};
+  const size_t chunk = c.slot_bytes(), out_bytes = displ.back() + bytes.back();
   const bool receives = to_all || c.rank() == op.desc.root;
-  for (size_t first = 0; first < largest; first += chunk) {
-    const uint32_t step = c.next_step();
-    const size_t mine = bytes[c.rank()] > first ? std::min(chunk, bytes[c.rank()] - first) : 0;
-    if (mine > 0) std::memcpy(c.slot(c.rank(), step), in + first, mine);  // `in` is NULL for 0 bytes
-    if (plx_status s = op.exchange(step)) return s;
-    for (int32_t r = 0; receives && r < c.nranks(); ++r)
-      if (bytes[r] > first)
-        std::memcpy(out + displ[r] + first, c.slot(r, step), std::min(chunk, bytes[r] - first));
-  }
+  uint32_t step = c.next_step();
+  k.published[c.rank()] = op.publish_input(step, op.desc.send, bytes[c.rank()], may_publish(op, k, out_bytes));
+  if (plx_status s = gather_step(op, k, step, 0, chunk, receives)) return s;
+  size_t rest = 0;
+  for (size_t r = 0; r < bytes.size(); ++r) rest = k.published[r] ? rest : std::max(rest, bytes[r]);
+  for (size_t first = chunk; first < rest; first += chunk)
+    if (plx_status s = gather_step(op, k, step = c.next_step(), first, chunk, receives)) return s;
   op.record(PLX_ALGO_COPY);
-  return PLX_OK;
+  const bool any = std::find(k.published.begin(), k.published.end(), true) != k.published.end();
+  return any ? op.finish_share(step) : PLX_OK;
 }
 
 plx_status all_gather(Op &op) {

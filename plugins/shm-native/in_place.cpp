@@ -8,9 +8,11 @@
 
 namespace plexus::shm_native {
 
-bool overlap(const void *a, const void *b, size_t bytes) {
+bool overlap(const void *a, const void *b, size_t bytes) { return overlap_bytes(a, bytes, b, bytes); }
+
+bool overlap_bytes(const void *a, size_t a_bytes, const void *b, size_t b_bytes) {
   const auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
-  return x < y + bytes && y < x + bytes;
+  return a_bytes > 0 && b_bytes > 0 && x < y + b_bytes && y < x + a_bytes;
 }
 
 // Reading in place saves the copy into the slot but adds a completion sync,

@@ -84,7 +84,8 @@ plx_status barrier(Op &op);
 using Share = Span;  // (shm_helpers.hpp)
 Share share_of(size_t count, int32_t nranks, int32_t r);
 
-// Whether two byte ranges share a byte.
+// Whether two byte ranges share a byte: of `bytes` each, or of their own lengths.
 bool overlap(const void *a, const void *b, size_t bytes);
+bool overlap_bytes(const void *a, size_t a_bytes, const void *b, size_t b_bytes);
 
 }  // namespace plexus::shm_native

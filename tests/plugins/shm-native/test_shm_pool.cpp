@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -118,6 +119,75 @@ int all_gather_case(plx_comm_h comm, int rank, int nranks, size_t n) {
   return 0;
 }
 
+// Rank r's i-th element in the gathers: never 0 and never the poison.
+int64_t item(int rank, size_t i) { return (rank + 1) * 10000000 + static_cast<int64_t>(i); }
+
+// A pool block, or (for ranks with `plain`) an ordinary buffer that the
+// peers cannot read in place: the caller frees pool blocks only.
+template <typename T>
+T *buffer(plx_comm_h comm, size_t n, bool plain, std::vector<T> *keep) {
+  if (!plain) return static_cast<T *>(alloc(comm, n * sizeof(T)));
+  keep->assign(n, T{});
+  return keep->data();
+}
+
+// All-gather of n int64 (in place: send is this rank's place in recv),
+// outputs poisoned, every element compared.
+int all_gather_mixed_case(plx_comm_h comm, int rank, int nranks, size_t n, bool plain, bool in_place) {
+  std::vector<int64_t> keep_send, keep_recv;
+  int64_t *recv = buffer(comm, n * nranks, plain, &keep_recv);
+  int64_t *send = in_place ? recv + rank * n : buffer(comm, n, plain, &keep_send);
+  if (!send || !recv) return 1;
+  std::fill(recv, recv + n * nranks, -7);
+  for (size_t i = 0; i < n; ++i) send[i] = item(rank, i);
+  if (plx_all_gather(comm, send, recv, n, PLX_INT64, nullptr, nullptr) != PLX_OK) return 2;
+  for (int r = 0; r < nranks; ++r)
+    for (size_t i = 0; i < n; ++i)
+      if (recv[r * n + i] != item(r, i)) return 3;
+  if (!plain && !in_place) plx_mem_free(comm, send);
+  if (!plain) plx_mem_free(comm, recv);
+  return 0;
+}
+
+// Gather to rank 1 with counts n, 0, n/3 + 1, n, ... (a zero, unequal).
+int gather_mixed_case(plx_comm_h comm, int rank, int nranks, size_t n, bool plain) {
+  std::vector<uint64_t> counts(nranks), displ(nranks);
+  for (int r = 0; r < nranks; ++r) counts[r] = r == 1 ? 0 : r == 2 ? n / 3 + 1 : n;
+  for (int r = 1; r < nranks; ++r) displ[r] = displ[r - 1] + counts[r - 1];
+  const size_t total = displ.back() + counts.back();
+  std::vector<int64_t> keep_send, keep_recv;
+  int64_t *send = buffer(comm, counts[rank] + 1, plain, &keep_send);
+  int64_t *recv = rank == 1 ? buffer(comm, total, plain, &keep_recv) : nullptr;
+  if (!send || (rank == 1 && !recv)) return 1;
+  if (recv) std::fill(recv, recv + total, -7);
+  for (size_t i = 0; i < counts[rank]; ++i) send[i] = item(rank, i);
+  if (plx_gather(comm, counts[rank] ? send : nullptr, recv, 0, counts.data(), PLX_INT64, 1, nullptr, nullptr) != PLX_OK)
+    return 2;
+  for (int r = 0; recv && r < nranks; ++r)
+    for (size_t i = 0; i < counts[r]; ++i)
+      if (recv[displ[r] + i] != item(r, i)) return 3;
+  if (!plain) plx_mem_free(comm, send);
+  if (!plain && recv) plx_mem_free(comm, recv);
+  return 0;
+}
+
+// Reduce-scatter of n floats a rank (small integers: exact in any order).
+int reduce_scatter_mixed_case(plx_comm_h comm, int rank, int nranks, size_t n, bool plain) {
+  std::vector<float> keep_send, keep_recv;
+  float *send = buffer(comm, n * nranks, plain, &keep_send), *recv = buffer(comm, n, plain, &keep_recv);
+  if (!send || !recv) return 1;
+  std::fill(recv, recv + n, -7.0f);
+  for (size_t i = 0; i < n * nranks; ++i) send[i] = value(rank, i);
+  if (plx_reduce_scatter(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 2;
+  for (size_t i = 0; i < n; ++i) {
+    float want = 0;
+    for (int r = 0; r < nranks; ++r) want += value(r, rank * n + i);
+    if (recv[i] != want) return 3;
+  }
+  if (!plain) plx_mem_free(comm, recv), plx_mem_free(comm, send);
+  return 0;
+}
+
 }  // namespace
 
 TEST_CASE("ShmPool.Alloc.free_and_stats_per_tag") {
@@ -190,6 +260,31 @@ TEST_CASE("ShmPool.Pressure.level_is_valid_and_live_block_goes_with_destroy") {
   CHECK((level == PLX_PRESSURE_LOW || level == PLX_PRESSURE_MEDIUM || level == PLX_PRESSURE_HIGH));
   CHECK(alloc(solo.comm, 1 << 20) != nullptr);  // never freed: destroy releases it
   solo.finish();
+}
+
+// Gathers and reduce-scatter read pool blocks in place: every rank's
+// buffers pool blocks, larger than the 1 MiB slots and small; all-gather in
+// place; and mixed, where rank 0's buffers are ordinary (its contribution goes
+// through the slots while the others' are read in place; reduce-scatter then
+// copies through the slots for all).
+TEST_CASE("ShmPool.Collectives.gathers_and_reduce_scatter_read_pool_blocks_in_place") {
+  for (int nranks : {2, 3, 4}) {
+    CAPTURE(nranks);
+    std::vector<pid_t> pids;
+    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+      for (bool mixed : {false, true}) {
+        const bool plain = mixed && r == 0;
+        for (size_t n : {size_t{3}, size_t{1000}, size_t{300001}}) {
+          if (int e = all_gather_mixed_case(c, r, nranks, n, plain, false)) return 10 + e;
+          if (int e = all_gather_mixed_case(c, r, nranks, n, plain, true)) return 20 + e;
+          if (int e = gather_mixed_case(c, r, nranks, n, plain)) return 30 + e;
+          if (int e = reduce_scatter_mixed_case(c, r, nranks, n, plain)) return 40 + e;
+        }
+      }
+      return stats(c).bytes_in_use == 0 ? 0 : 50;
+    }, 10000, &pids) == 0);
+    CHECK(shm_names_of(pids) == 0);
+  }
 }
 
 TEST_CASE("ShmPool.Collectives.on_pool_buffers_across_processes") {
