@@ -2,6 +2,8 @@
 // opening p2p-tree, which ends a test quietly on GPUs without peer access.
 #pragma once
 
+#include <cstdlib>
+
 #include "tests/plugins/gpu_ranks.hpp"
 
 namespace plexus::test::p2p {
@@ -15,5 +17,30 @@ inline void run_p2p_ranks(const char *test_case, int nranks,
                           int killed_rank = -1) {
   run_gpu_ranks("p2p-tree", test_case, nranks, body, killed_rank, /*skip_when_declined=*/true);
 }
+
+// A variable set before the ranks fork (every rank must see the same) and
+// unset when the case ends, so that later cases of the same process run
+// with the defaults. keep_callers: a value the caller already set wins and
+// stays (a run may ask for other slot sizes from outside).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char *name, const char *value, bool keep_callers = false)
+      : name_(name), owned_(!(keep_callers && std::getenv(name) != nullptr)) {
+    if (owned_) setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (owned_) unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv &) = delete;
+  ScopedEnv &operator=(const ScopedEnv &) = delete;
+
+ private:
+  const char *name_;
+  bool owned_;
+};
+
+// 4 MiB exchange areas (the default is 64 MiB) unless the caller set them,
+// so that a few MiB already take several launches.
+inline ScopedEnv small_slots() { return ScopedEnv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", true); }
 
 }  // namespace plexus::test::p2p

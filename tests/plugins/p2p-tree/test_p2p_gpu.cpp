@@ -209,14 +209,9 @@ TEST_CASE("plugins.p2p_tree.gpu.one_rank") {
   });
 }
 
-// 4 MiB exchange areas (the default is 64 MiB) unless the caller set
-// them, so that a few MiB already take several launches; set before the
-// ranks fork, so every rank has the same.
-void small_slots() { setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 0); }
-
 TEST_CASE("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type") {
   if (!two_gpus()) return;
-  small_slots();
+  const ScopedEnv slots = small_slots();
   run_p2p_ranks("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type", 2,
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank);
@@ -232,7 +227,7 @@ TEST_CASE("plugins.p2p_tree.gpu.two_ranks_all_reduce_every_type") {
 
 TEST_CASE("plugins.p2p_tree.gpu.two_ranks_other_collectives") {
   if (!two_gpus()) return;
-  small_slots();
+  const ScopedEnv slots = small_slots();
   run_p2p_ranks("plugins.p2p_tree.gpu.two_ranks_other_collectives", 2,
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank);

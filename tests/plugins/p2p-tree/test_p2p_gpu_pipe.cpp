@@ -228,16 +228,6 @@ void check_pipe_graph(plx_comm_h comm, int rank, int nranks) {
   cudaGraphDestroy(graph);
 }
 
-// Set before the ranks fork (every rank must see the same) and unset after,
-// so the process's later cases run with the defaults.
-struct ScopedEnv {
-  const char *name;
-  ScopedEnv(const char *n, const char *value) : name(n) { setenv(n, value, 1); }
-  ~ScopedEnv() { unsetenv(name); }
-};
-
-void small_slots() { setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 0); }
-
 template <class Body>
 void on_ranks(const char *test_case, int nranks, Body body, int timeout_ms = 20000) {
   run_p2p_ranks(test_case, nranks, [&](plx_backend_h b, const plx_unique_id &id, int rank) {
@@ -251,7 +241,7 @@ void on_ranks(const char *test_case, int nranks, Body body, int timeout_ms = 200
 
 TEST_CASE("plugins.p2p_tree.gpu.pipe_all_reduce_every_type") {
   if (!two_gpus()) return;
-  small_slots();
+  const ScopedEnv slots = small_slots();
   on_ranks("plugins.p2p_tree.gpu.pipe_all_reduce_every_type", 2, [](plx_comm_h comm, int rank) {
     check_every_pipe_all_reduce(comm, rank, 2);
     plx_op_stats stats{};
@@ -263,7 +253,7 @@ TEST_CASE("plugins.p2p_tree.gpu.pipe_all_reduce_every_type") {
 
 TEST_CASE("plugins.p2p_tree.gpu.pipe_few_blocks_wrap_the_fifos") {
   if (!two_gpus()) return;
-  small_slots();
+  const ScopedEnv slots = small_slots();
   ScopedEnv blocks("PLEXUS_P2P_TREE_MAX_BLOCKS", "2");
   on_ranks("plugins.p2p_tree.gpu.pipe_few_blocks_wrap_the_fifos", 2, [](plx_comm_h comm, int rank) {
     Stream stream;
@@ -281,7 +271,7 @@ TEST_CASE("plugins.p2p_tree.gpu.pipe_launches_in_a_row") {
 
 TEST_CASE("plugins.p2p_tree.gpu.pipe_reduce_and_broadcast") {
   if (!two_gpus()) return;
-  small_slots();
+  const ScopedEnv slots = small_slots();
   on_ranks("plugins.p2p_tree.gpu.pipe_reduce_and_broadcast", 2,
            [](plx_comm_h comm, int rank) { check_tree_reduce_broadcast(comm, rank, 2); });
 }

@@ -142,7 +142,7 @@ void thread_rank(plx_backend_h b, const plx_unique_id &id, int nranks, int rank)
 TEST_CASE("plugins.p2p_tree.gpu.thread_ranks") {
   if (!two_gpus()) return;
   const int nranks = std::min(cuda_devices(), 4);
-  setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 1);  // 1500001 floats: two launches
+  const ScopedEnv slots("PLEXUS_P2P_TREE_SLOT_BYTES", "4M");  // 1500001 floats: two launches
   run_p2p_ranks("plugins.p2p_tree.gpu.thread_ranks", 1, [nranks](plx_backend_h b, const plx_unique_id &id, int) {
     std::vector<std::thread> threads;
     std::atomic<int> failed{0};
@@ -157,5 +157,4 @@ TEST_CASE("plugins.p2p_tree.gpu.thread_ranks") {
     for (std::thread &t : threads) t.join();
     CHECK(failed == 0);
   });
-  unsetenv("PLEXUS_P2P_TREE_SLOT_BYTES");
 }

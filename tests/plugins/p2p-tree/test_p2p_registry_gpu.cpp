@@ -189,7 +189,7 @@ void run_registered(const char *test_case, bool bad_input) {
 
 TEST_CASE("plugins.p2p_tree.gpu.registered_outputs") {
   if (!two_gpus()) return;
-  setenv("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", 0);
+  const ScopedEnv slots = small_slots();
   run_registered("plugins.p2p_tree.gpu.registered_outputs", true);
 }
 
