@@ -1,6 +1,5 @@
 // Reductions: all-reduce, reduce and reduce-scatter (see shm_coll.hpp).
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "core/cpu_reduce.hpp"
@@ -222,19 +221,6 @@ plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
   return copy_out_shares(op, step, count, out);
 }
 
-// Runs work(p) (a plx_status) on every thread of the team, part p on
-// thread p; the first failure, or PLX_OK.
-template <typename PartWork>
-plx_status on_every_thread(HelperThreads &team, PartWork work) {
-  std::atomic<int32_t> failed{PLX_OK};
-  auto task = [&](int32_t p) {
-    int32_t none = PLX_OK;
-    if (plx_status s = work(p)) failed.compare_exchange_strong(none, s);
-  };
-  team.run(task);
-  return static_cast<plx_status>(failed.load());
-}
-
 // Publishes this rank's share as done and waits for every peer's.
 plx_status wait_for_shares(Op &op, uint32_t step) {
   Comm &c = op.comm;
@@ -292,7 +278,7 @@ plx_status two_shot(Op &op, bool to_all) {
   const size_t chunk = op.comm.slot_bytes() / op.elem_bytes;
   for (size_t first = 0; first < op.desc.count; first += chunk) {
     const size_t count = std::min(chunk, op.desc.count - first);
-    HelperThreads *team = count * op.elem_bytes >= op.comm.params().threads_min_bytes ? op.comm.helpers() : nullptr;
+    HelperThreads *team = op.team(count * op.elem_bytes);
     if (plx_status s = team ? two_shot_chunk_threads(op, first, count, to_all, *team)
                             : two_shot_chunk(op, first, count, to_all))
       return s;

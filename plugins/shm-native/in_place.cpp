@@ -60,28 +60,53 @@ plx_status input_blocks(Op &op, uint32_t step, std::vector<const uint8_t *> *blo
   return PLX_OK;
 }
 
+// Part `part` of this rank's share of the chunk at `first`, reduced in rank
+// order straight from every rank's block into its slot, and copied out.
+plx_status reduce_part_from_blocks(Op &op, const std::vector<const uint8_t *> &blocks, uint32_t step, size_t first,
+                                   const Share &part, uint8_t *out) {
+  const size_t es = op.elem_bytes;
+  std::vector<const void *> sources(blocks.size());
+  for (size_t r = 0; r < blocks.size(); ++r) sources[r] = blocks[r] + (first + part.first) * es;
+  uint8_t *reduced = op.comm.slot(op.comm.rank(), step) + part.first * es;
+  if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, reduced, sources.data(), op.comm.nranks(), part.length))
+    return s;
+  if (out) op.copy_result(out + part.first * es, reduced, part.length * es);
+  return PLX_OK;
+}
+
+// Part p of every peer's share of the chunk, from its slot into out.
+void copy_peer_parts(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t parts, int32_t p) {
+  Comm &c = op.comm;
+  const size_t es = op.elem_bytes;
+  for (int32_t r = 0; r < c.nranks(); ++r) {
+    const Share part = part_of(share_of(count, c.nranks(), r), parts, p, 64 / es);
+    if (r != c.rank()) op.copy_result(out + part.first * es, c.slot(r, step) + part.first * es, part.length * es);
+  }
+}
+
 // One chunk: this rank reduces its share in rank order straight from every
 // rank's block into its slot and copies it out; after `done`, the others'
-// shares come from their slots.
+// shares come from their slots. Both halves split over the rank's helper
+// threads for large chunks (shm_helpers.hpp), a part of each range a thread.
 plx_status in_place_chunk(Op &op, const std::vector<const uint8_t *> &blocks, size_t first, size_t count,
                           bool gets_result) {
   Comm &c = op.comm;
-  const uint32_t step = c.next_step(count * op.elem_bytes);
   const size_t es = op.elem_bytes;
+  const uint32_t step = c.next_step(count * es);
+  HelperThreads *team = op.team(count * es);
+  const int32_t parts = team ? team->parts() : 1;
   const Share mine = share_of(count, c.nranks(), c.rank());
-  std::vector<const void *> sources(blocks.size());
-  for (size_t r = 0; r < blocks.size(); ++r) sources[r] = blocks[r] + (first + mine.first) * es;
-  uint8_t *reduced = c.slot(c.rank(), step) + mine.first * es;
-  if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, reduced, sources.data(), c.nranks(), mine.length))
+  uint8_t *out = gets_result ? static_cast<uint8_t *>(op.desc.recv) + first * es : nullptr;
+  if (plx_status s = on_team(team, [&](int32_t p) {
+        return reduce_part_from_blocks(op, blocks, step, first, part_of(mine, parts, p, 64 / es), out);
+      }))
     return s;
-  auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
-  if (gets_result) op.copy_result(out + mine.first * es, reduced, mine.length * es);
   if (plx_status s = op.finish_share(step)) return s;
-  for (int32_t r = 0; gets_result && r < c.nranks(); ++r) {
-    const Share share = share_of(count, c.nranks(), r);
-    if (r != c.rank()) op.copy_result(out + share.first * es, c.slot(r, step) + share.first * es, share.length * es);
-  }
-  return PLX_OK;
+  if (!gets_result) return PLX_OK;
+  return on_team(team, [&](int32_t p) {
+    copy_peer_parts(op, step, count, out, parts, p);
+    return PLX_OK;
+  });
 }
 
 }  // namespace

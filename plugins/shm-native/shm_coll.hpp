@@ -16,6 +16,8 @@
 // before every peer has read it: such a step ends with a `done` sync.
 #pragma once
 
+#include <atomic>
+
 #include "plugins/shm-native/shm_wait.hpp"
 
 namespace plexus::shm_native {
@@ -53,6 +55,11 @@ struct Op {
   // Publishes [ptr, ptr+bytes) as this rank's input for `step` when `allowed`
   // and it is one pool block peers can map; otherwise clears the entry.
   bool publish_input(uint32_t step, const void *ptr, size_t bytes, bool allowed);
+  // The rank's helper threads for a step of `step_bytes` (THREADS_MIN_BYTES
+  // and more), or nullptr: the step runs on the calling thread alone.
+  HelperThreads *team(size_t step_bytes) const {
+    return step_bytes >= comm.params().threads_min_bytes ? comm.helpers() : nullptr;
+  }
   // Rank r's published input for `step` as mapped here, or nullptr when it
   // published none (its input is in its slot). A mapping that fails fails
   // the communicator for every rank, so no owner waits for it in vain.
@@ -82,6 +89,25 @@ plx_status barrier(Op &op);
 
 // The share [first, first+length) of `count` elements that rank r reduces.
 using Share = Span;  // (shm_helpers.hpp)
+
+// Runs work(p) (a plx_status) on every thread of the team, part p on
+// thread p; the first failure, or PLX_OK.
+template <typename PartWork>
+plx_status on_every_thread(HelperThreads &team, PartWork work) {
+  std::atomic<int32_t> failed{PLX_OK};
+  auto task = [&](int32_t p) {
+    int32_t none = PLX_OK;
+    if (plx_status s = work(p)) failed.compare_exchange_strong(none, s);
+  };
+  team.run(task);
+  return static_cast<plx_status>(failed.load());
+}
+
+// The same on the team, or on this thread alone as part 0 of 1.
+template <typename PartWork>
+plx_status on_team(HelperThreads *team, PartWork work) {
+  return team ? on_every_thread(*team, work) : work(0);
+}
 Share share_of(size_t count, int32_t nranks, int32_t r);
 
 // Whether two byte ranges share a byte: of `bytes` each, or of their own lengths.

@@ -156,8 +156,9 @@ TEST_CASE("ShmNative.Rotation.mixed_sizes_wrap_the_slot_regions_and_stay_exact")
 
 // Two-shot steps split over helper threads (THREADS=3, and from 4 KiB so
 // that small steps split too): odd counts that no part divides, reduce to a
-// root, in place, int8 (64-element lines), ranks that contribute nothing,
-// each bit for bit against the reference, the same results as one thread.
+// root, in place, int8 (64-element lines), pool buffers read in place (one
+// step with 2 ranks, shares of every block beyond), ranks that contribute
+// nothing, each bit for bit against the reference.
 TEST_CASE("ShmNative.Threads.helpers_split_two_shot_steps_and_stay_exact") {
   setenv("PLEXUS_SHM_NATIVE_THREADS", "3", 1);
   setenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES", "4K", 1);
@@ -171,6 +172,8 @@ TEST_CASE("ShmNative.Threads.helpers_split_two_shot_steps_and_stay_exact") {
         if (int code = float_sum_in_place_case(c, r, nranks, n, seed++)) return 10 + code;
         if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
         if (int code = int8_max_case(c, r, nranks, n / 3)) return 30 + code;
+        if (int code = pool_sum_case(c, r, nranks, n, seed++, false)) return 50 + code;  // read in place
+        if (int code = pool_sum_case(c, r, nranks, n, seed++, true)) return 60 + code;
       }
       std::vector<float> buf(100003, static_cast<float>(r + 1));
       plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
