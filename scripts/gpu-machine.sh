@@ -13,8 +13,9 @@
 #   conf    plexus-conformance --backend nccl
 #   socket  the nccl bench on NCCL's socket transport (the two-node stand-in)
 #   socketconf  the conformance kit on NCCL's socket transport
-#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16"), then its conformance
-#           at PLEXUS_SHM_CONF_RANKS ranks (default 8; empty: none)
+#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16"), once per entry of
+#           PLEXUS_SHM_THREADS (threads a rank: auto, the default, or a count; 1: no helper threads),
+#           then its conformance at PLEXUS_SHM_CONF_RANKS ranks (default 8; empty: none)
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each; PLEXUS_P2P_CASES picks them)
 #   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
