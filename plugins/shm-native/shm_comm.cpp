@@ -126,8 +126,8 @@ void Comm::decide_spinning(const std::vector<SegmentAnnouncement> &all) {
 // Threads per rank (helpers + 1) for the bulk of large steps: THREADS when
 // set, else the CPUs the ranks may run on shared out evenly (at most
 // auto_threads, and no more than this rank's own mask holds), so that ranks
-// never compete with their own helpers. 8 ranks on the GPU machine's 64
-// cores: 8 each; 2 ranks on the 2-core dev machine: 1 (no helpers).
+// never compete with their own helpers. 8 ranks on the GPU machine's 32
+// cores: 4 each; 2 ranks on the 2-core dev machine: 1 (no helpers).
 constexpr int32_t auto_threads = 8;
 
 void Comm::decide_threads(const std::vector<SegmentAnnouncement> &all) {

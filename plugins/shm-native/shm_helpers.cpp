@@ -38,6 +38,10 @@ Span part_of(Span whole, int32_t parts, int32_t p, size_t align) {
 
 HelperThreads::~HelperThreads() {
   if (threads_.empty()) return;
+  if (getpid() != owner_pid_) {  // a fork's child: the threads are not here to stop or join
+    new std::vector<std::thread>(std::move(threads_));  // leaked: destroying them would terminate
+    return;
+  }
   stopping_.store(true, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   futex_wake_all(&generation_);
@@ -45,9 +49,14 @@ HelperThreads::~HelperThreads() {
 }
 
 void HelperThreads::run_erased(Call call, void *task) {
-  if (helpers_ == 0) return call(task, 0);
-  if (threads_.empty())  // started on first use: small messages never need them
+  if (threads_.empty() && helpers_ > 0) {  // started on first use: small messages never need them
+    owner_pid_ = getpid();
     for (int32_t h = 1; h <= helpers_; ++h) threads_.emplace_back([this, h] { serve(h); });
+  }
+  if (helpers_ == 0 || getpid() != owner_pid_) {  // no helpers, or none in this forked child
+    for (int32_t p = 0; p <= helpers_; ++p) call(task, p);
+    return;
+  }
   call_ = call, task_ = task;
   unfinished_.store(helpers_, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);

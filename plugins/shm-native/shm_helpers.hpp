@@ -56,6 +56,7 @@ class HelperThreads {
 
   int32_t helpers_, poll_us_;
   std::vector<std::thread> threads_;
+  int owner_pid_ = 0;  // the process that started threads_ (a fork's child has none of them)
   // The current job, written before generation_ moves on (release) and read
   // after a helper saw it move (acquire).
   Call call_ = nullptr;

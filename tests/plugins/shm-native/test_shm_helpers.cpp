@@ -4,6 +4,9 @@
 // none left running after destruction.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <set>
 #include <thread>
@@ -73,4 +76,27 @@ TEST_CASE("ShmNative.Helpers.no_helpers_runs_on_the_caller_and_unused_teams_star
   CHECK(calls == 1);
   HelperThreads unused(4, 50);  // destroyed without a job: nothing to join
   CHECK(unused.parts() == 5);
+}
+
+// A child forked after the helpers started has none of them: its jobs run
+// every part on the calling thread, and its team goes without joining.
+TEST_CASE("ShmNative.Helpers.a_forked_child_runs_every_part_itself") {
+  auto *team = new HelperThreads(2, 50);
+  std::atomic<int> warm{0};
+  auto count = [&](int32_t) { ++warm; };
+  team->run(count);
+  REQUIRE(warm == 3);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int parts = 0;
+    auto task = [&](int32_t p) { parts += p + 1; };
+    team->run(task);
+    delete team;
+    _exit(parts == 6 ? 0 : 1);
+  }
+  int status = -1;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  delete team;
 }
