@@ -203,24 +203,6 @@ plx_status copy_out_shares(Op &op, uint32_t step, size_t count, uint8_t *out) {
   return PLX_OK;
 }
 
-// One chunk of a two-shot reduction: copy in, reduce this rank's share
-// (into recv too), then copy the other shares out (to every rank, or to
-// root). The own share goes out before the `done` wait, while it is in
-// cache and peers still reduce.
-plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all) {
-  Comm &c = op.comm;
-  const uint32_t step = c.next_step(count * op.elem_bytes);
-  const size_t es = op.elem_bytes;
-  const Share mine = share_of(count, c.nranks(), c.rank());
-  if (plx_status s = copy_in_for_peers(op, c.slot(c.rank(), step), first, {0, count}, mine)) return s;
-  if (plx_status s = op.exchange(step)) return s;
-  const bool gets_result = to_all || c.rank() == op.desc.root;
-  auto *out = static_cast<uint8_t *>(op.desc.recv) + first * es;
-  if (plx_status s = reduce_own_share(op, step, first, mine, gets_result ? out : nullptr)) return s;
-  if (!gets_result) return op.finish_share(step);
-  return copy_out_shares(op, step, count, out);
-}
-
 // Publishes this rank's share as done and waits for every peer's.
 plx_status wait_for_shares(Op &op, uint32_t step) {
   Comm &c = op.comm;
@@ -231,44 +213,37 @@ plx_status wait_for_shares(Op &op, uint32_t step) {
   return PLX_OK;
 }
 
-// Part p of every peer's share, from its slot into out.
-void copy_out_part(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t parts, int32_t p) {
-  Comm &c = op.comm;
-  const size_t es = op.elem_bytes;
-  for (int32_t i = 1; i < c.nranks(); ++i) {
-    const int32_t r = (c.rank() + i) % c.nranks();
-    const Share part = part_of(share_of(count, c.nranks(), r), parts, p, 64 / es);
-    op.copy_result(out + part.first * es, c.slot(r, step) + part.first * es, part.length * es);
-  }
-}
-
-// two_shot_chunk with its copies and reduction split over the rank's
-// helper threads, each a part of every range (part_of: whole cache lines,
-// so no two threads write one line). The waits for the peers stay on this
-// thread, which waits for every peer's share before copying any out (one
-// fork and join instead of one per peer).
-plx_status two_shot_chunk_threads(Op &op, size_t first, size_t count, bool to_all, HelperThreads &team) {
+// One chunk of a two-shot reduction: copy in, reduce this rank's share
+// (into recv too), then copy the other shares out (to every rank, or to
+// root). The own share goes out before the `done` wait, while it is in
+// cache and peers still reduce. With a team (helper threads), each phase's
+// ranges are split over its threads (part_of: whole cache lines, so no two
+// threads write one line), and the copy-out waits for every peer's share
+// first (one fork and join instead of one per peer); the waits for the
+// peers stay on this thread.
+plx_status two_shot_chunk(Op &op, size_t first, size_t count, bool to_all, HelperThreads *team) {
   Comm &c = op.comm;
   const uint32_t step = c.next_step(count * op.elem_bytes);
   const size_t es = op.elem_bytes, line = 64 / es;
-  const int32_t parts = team.parts();
+  const int32_t parts = team ? team->parts() : 1;
   const Share mine = share_of(count, c.nranks(), c.rank());
   uint8_t *slot = c.slot(c.rank(), step);
-  if (plx_status s = on_every_thread(team, [&](int32_t p) {
+  if (plx_status s = on_team(team, [&](int32_t p) {
         return copy_in_for_peers(op, slot, first, part_of({0, count}, parts, p, line), mine);
       }))
     return s;
   if (plx_status s = op.exchange(step)) return s;
   const bool gets_result = to_all || c.rank() == op.desc.root;
   uint8_t *out = gets_result ? static_cast<uint8_t *>(op.desc.recv) + first * es : nullptr;
-  if (plx_status s = on_every_thread(team, [&](int32_t p) {
+  if (plx_status s = on_team(team, [&](int32_t p) {
         return reduce_own_share(op, step, first, part_of(mine, parts, p, line), out);
       }))
     return s;
   if (!gets_result) return op.finish_share(step);
+  if (!team) return copy_out_shares(op, step, count, out);
   if (plx_status s = wait_for_shares(op, step)) return s;
-  return on_every_thread(team, [&](int32_t p) {
-    copy_out_part(op, step, count, out, parts, p);
+  return on_every_thread(*team, [&](int32_t p) {
+    copy_peer_parts(op, step, count, out, parts, p);
     return PLX_OK;
   });
 }
@@ -278,10 +253,7 @@ plx_status two_shot(Op &op, bool to_all) {
   const size_t chunk = op.comm.slot_bytes() / op.elem_bytes;
   for (size_t first = 0; first < op.desc.count; first += chunk) {
     const size_t count = std::min(chunk, op.desc.count - first);
-    HelperThreads *team = op.team(count * op.elem_bytes);
-    if (plx_status s = team ? two_shot_chunk_threads(op, first, count, to_all, *team)
-                            : two_shot_chunk(op, first, count, to_all))
-      return s;
+    if (plx_status s = two_shot_chunk(op, first, count, to_all, op.team(count * op.elem_bytes))) return s;
   }
   op.record(PLX_ALGO_TWO_SHOT);
   return PLX_OK;

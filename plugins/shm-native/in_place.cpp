@@ -74,16 +74,6 @@ plx_status reduce_part_from_blocks(Op &op, const std::vector<const uint8_t *> &b
   return PLX_OK;
 }
 
-// Part p of every peer's share of the chunk, from its slot into out.
-void copy_peer_parts(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t parts, int32_t p) {
-  Comm &c = op.comm;
-  const size_t es = op.elem_bytes;
-  for (int32_t r = 0; r < c.nranks(); ++r) {
-    const Share part = part_of(share_of(count, c.nranks(), r), parts, p, 64 / es);
-    if (r != c.rank()) op.copy_result(out + part.first * es, c.slot(r, step) + part.first * es, part.length * es);
-  }
-}
-
 // One chunk: this rank reduces its share in rank order straight from every
 // rank's block into its slot and copies it out; after `done`, the others'
 // shares come from their slots. Both halves split over the rank's helper

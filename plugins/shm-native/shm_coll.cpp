@@ -41,6 +41,16 @@ Share share_of(size_t count, int32_t nranks, int32_t r) {
   return {first, std::min(count, first + per) - first};
 }
 
+void copy_peer_parts(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t parts, int32_t p) {
+  Comm &c = op.comm;
+  const size_t es = op.elem_bytes;
+  for (int32_t i = 1; i < c.nranks(); ++i) {
+    const int32_t r = (c.rank() + i) % c.nranks();
+    const Share part = part_of(share_of(count, c.nranks(), r), parts, p, 64 / es);
+    op.copy_result(out + part.first * es, c.slot(r, step) + part.first * es, part.length * es);
+  }
+}
+
 plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
   if (plx_status s = comm.posted_failure()) return s;
   comm.count_collective();

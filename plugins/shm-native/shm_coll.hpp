@@ -110,6 +110,12 @@ plx_status on_team(HelperThreads *team, PartWork work) {
 }
 Share share_of(size_t count, int32_t nranks, int32_t r);
 
+// Part p of `parts` of every peer's share of a two-shot chunk of `count`
+// elements reduced in `step`, from the peer's slot into out (recv at the
+// chunk), starting with the next rank so that the ranks do not all read
+// one slot at once.
+void copy_peer_parts(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t parts, int32_t p);
+
 // Whether two byte ranges share a byte: of `bytes` each, or of their own lengths.
 bool overlap(const void *a, const void *b, size_t bytes);
 bool overlap_bytes(const void *a, size_t a_bytes, const void *b, size_t b_bytes);
