@@ -188,6 +188,24 @@ int reduce_scatter_mixed_case(plx_comm_h comm, int rank, int nranks, size_t n, b
   return 0;
 }
 
+// All-reduce of n floats where `plain` ranks use ordinary buffers and the
+// others pool blocks (small integers: exact in any order), outputs poisoned.
+int all_reduce_mixed_case(plx_comm_h comm, int rank, int nranks, size_t n, bool plain) {
+  std::vector<float> keep_send, keep_recv;
+  float *send = buffer(comm, n, plain, &keep_send), *recv = buffer(comm, n, plain, &keep_recv);
+  if (!send || !recv) return 1;
+  std::fill(recv, recv + n, -7.0f);
+  for (size_t i = 0; i < n; ++i) send[i] = value(rank, i);
+  if (plx_all_reduce(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 2;
+  for (size_t i = 0; i < n; ++i) {
+    float want = 0;
+    for (int r = 0; r < nranks; ++r) want += value(r, i);
+    if (recv[i] != want) return 3;
+  }
+  if (!plain) plx_mem_free(comm, recv), plx_mem_free(comm, send);
+  return 0;
+}
+
 }  // namespace
 
 TEST_CASE("ShmPool.Alloc.free_and_stats_per_tag") {
@@ -262,12 +280,12 @@ TEST_CASE("ShmPool.Pressure.level_is_valid_and_live_block_goes_with_destroy") {
   solo.finish();
 }
 
-// Gathers and reduce-scatter read pool blocks in place: every rank's
-// buffers pool blocks, larger than the 1 MiB slots and small; all-gather in
-// place; and mixed, where rank 0's buffers are ordinary (its contribution goes
-// through the slots while the others' are read in place; reduce-scatter then
-// copies through the slots for all).
-TEST_CASE("ShmPool.Collectives.gathers_and_reduce_scatter_read_pool_blocks_in_place") {
+// Gathers, reduce-scatter and all-reduce read pool blocks in place: every
+// rank's buffers pool blocks, larger than the 1 MiB slots and small;
+// all-gather in place; and mixed, where rank 0's buffers are ordinary (its
+// contribution goes through the slots while the others' are read in place;
+// reduce-scatter and a large all-reduce then copy through the slots for all).
+TEST_CASE("ShmPool.Collectives.gathers_reduce_scatter_and_all_reduce_read_pool_blocks_in_place") {
   for (int nranks : {2, 3, 4}) {
     CAPTURE(nranks);
     std::vector<pid_t> pids;
@@ -279,6 +297,7 @@ TEST_CASE("ShmPool.Collectives.gathers_and_reduce_scatter_read_pool_blocks_in_pl
           if (int e = all_gather_mixed_case(c, r, nranks, n, plain, true)) return 20 + e;
           if (int e = gather_mixed_case(c, r, nranks, n, plain)) return 30 + e;
           if (int e = reduce_scatter_mixed_case(c, r, nranks, n, plain)) return 40 + e;
+          if (int e = all_reduce_mixed_case(c, r, nranks, n, plain)) return 60 + e;
         }
       }
       return stats(c).bytes_in_use == 0 ? 0 : 50;
