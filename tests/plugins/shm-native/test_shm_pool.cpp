@@ -76,18 +76,24 @@ struct SoloComm {
 
 float value(int rank, size_t i) { return static_cast<float>((rank + 1) * 1000 + static_cast<int>(i % 997)); }
 
-// Sums of small integers: exact in float32 whatever the order.
+// Whether recv holds the all-reduce of every rank's value(r, i): sums of
+// small integers, exact in float32 whatever the order.
+bool sums_right(const float *recv, int nranks, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    float want = 0;
+    for (int r = 0; r < nranks; ++r) want += value(r, i);
+    if (recv[i] != want) return false;
+  }
+  return true;
+}
+
 int all_reduce_case(plx_comm_h comm, int rank, int nranks, size_t n, bool in_place) {
   auto *send = static_cast<float *>(alloc(comm, n * sizeof(float)));
   auto *recv = in_place ? send : static_cast<float *>(alloc(comm, n * sizeof(float)));
   if (!send || !recv) return 1;
   for (size_t i = 0; i < n; ++i) send[i] = value(rank, i);
   if (plx_all_reduce(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 2;
-  for (size_t i = 0; i < n; ++i) {
-    float want = 0;
-    for (int r = 0; r < nranks; ++r) want += value(r, i);
-    if (recv[i] != want) return 3;
-  }
+  if (!sums_right(recv, nranks, n)) return 3;
   if (!in_place && plx_mem_free(comm, recv) != PLX_OK) return 4;
   return plx_mem_free(comm, send) == PLX_OK ? 0 : 5;
 }
@@ -197,11 +203,7 @@ int all_reduce_mixed_case(plx_comm_h comm, int rank, int nranks, size_t n, bool 
   std::fill(recv, recv + n, -7.0f);
   for (size_t i = 0; i < n; ++i) send[i] = value(rank, i);
   if (plx_all_reduce(comm, send, recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 2;
-  for (size_t i = 0; i < n; ++i) {
-    float want = 0;
-    for (int r = 0; r < nranks; ++r) want += value(r, i);
-    if (recv[i] != want) return 3;
-  }
+  if (!sums_right(recv, nranks, n)) return 3;
   if (!plain) plx_mem_free(comm, recv), plx_mem_free(comm, send);
   return 0;
 }
