@@ -14,8 +14,10 @@
 #   socket  the nccl bench on NCCL's socket transport (the two-node stand-in)
 #   socketconf  the conformance kit on NCCL's socket transport
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16"), once per entry of
-#           PLEXUS_SHM_THREADS (threads a rank: auto, the default, or a count; 1: no helper threads),
-#           then its conformance at PLEXUS_SHM_CONF_RANKS ranks (default 8; empty: none)
+#           PLEXUS_SHM_SWEEP ("label:VAR=value,VAR=value ...", the variables without PLEXUS_SHM_NATIVE_;
+#           default "auto:", the defaults), each PLEXUS_SHM_ROUNDS times (default 1), sizes PLEXUS_SHM_SIZES
+#           (default "-b 8 -e 32M -f 4"); then its conformance at PLEXUS_SHM_CONF_RANKS ranks (default 8;
+#           empty: none)
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each; PLEXUS_P2P_CASES picks them)
 #   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
@@ -143,10 +145,16 @@ if has_step shm; then
   peer=""
   [ -x "$bin/plexus-bench/plexus-bench-mpi" ] && command -v mpirun >/dev/null && peer=",mpi"
   for n in ${PLEXUS_GPU_RANKS:-8 16}; do
-    for threads in ${PLEXUS_SHM_THREADS:-auto}; do  # threads per rank: auto, or a count (1: no helpers)
-      if [ "$threads" = auto ]; then run_bench "shm-$n" --backends "shm-native$peer" --ranks "$n" -b 8 -e 32M -f 4
-      else PLEXUS_SHM_NATIVE_THREADS=$threads run_bench "shm-$n-t$threads" --backends "shm-native$peer" \
-        --ranks "$n" -b 8 -e 32M -f 4; fi
+    for round in $(seq "${PLEXUS_SHM_ROUNDS:-1}"); do
+      for config in ${PLEXUS_SHM_SWEEP:-auto:}; do  # Open MPI beside every configuration: ratios of one run
+        label=${config%%:*}; vars=()
+        IFS=, read -ra settings <<< "${config#*:}"
+        for setting in "${settings[@]}"; do [ -n "$setting" ] && vars+=("PLEXUS_SHM_NATIVE_$setting"); done
+        name="shm-$n"; [ "$label" = auto ] || name+="-$label"; [ "$round" = 1 ] || name+="-r$round"
+        echo "shm $name: ${vars[*]}"
+        (for setting in "${vars[@]}"; do export "$setting"; done
+         run_bench "$name" --backends "shm-native$peer" --ranks "$n" ${PLEXUS_SHM_SIZES:--b 8 -e 32M -f 4})
+      done
     done
   done
   for n in ${PLEXUS_SHM_CONF_RANKS-8}; do run_conformance "shm-$n" --backend shm-native --ranks "$n"; done
