@@ -25,6 +25,20 @@ constexpr int32_t in_place_one_shot_max_ranks = 2;
 // on 2 cores, 64 KiB: 31 us one-shot against 21 two-shot).
 constexpr uint64_t two_rank_oneshot_factor = 2;
 
+// Up to this many ranks the one-shot limit is ONESHOT_MAX_BYTES x 2/n;
+// beyond, it falls with n^3, as the n readers of every input contend for
+// the same lines and two-shot's two syncs cost less than that: 16 ranks on
+// 32 cores, 4 KiB, 13.0/9.4 us one-shot against 6.2/5.4 two-shot, 8 KiB
+// 11.4/12.4 against 9.2/8.1; at 2 KiB one-shot still wins (the limit there).
+constexpr uint64_t oneshot_linear_max_ranks = 8;
+
+uint64_t oneshot_limit(uint64_t oneshot_max_bytes, int32_t nranks) {
+  const uint64_t n = static_cast<uint64_t>(nranks), m = oneshot_linear_max_ranks;
+  if (n == 2) return oneshot_max_bytes * two_rank_oneshot_factor;
+  if (n <= m) return oneshot_max_bytes * 2 / n;
+  return oneshot_max_bytes * 2 * m * m / (n * n * n);
+}
+
 // Reductions that rotate through the slots (rotate_min_bytes) take them at
 // the cap, to have room to rotate.
 plx_status stage_reduction(Op &op, uint64_t bytes) {
@@ -265,10 +279,7 @@ plx_status reduction(Op &op, bool to_all) {
   const Params &p = op.comm.params();
   // One-shot makes every rank read every input: its limit shrinks as ranks
   // grow, except with 2 ranks (two_rank_oneshot_factor).
-  const int32_t n = op.comm.nranks();
-  const uint64_t oneshot_limit = n == 2 ? p.oneshot_max_bytes * two_rank_oneshot_factor
-                                        : p.oneshot_max_bytes * 2 / static_cast<uint64_t>(n);
-  const bool small = bytes <= oneshot_limit && bytes <= p.slot_bytes;
+  const bool small = bytes <= oneshot_limit(p.oneshot_max_bytes, op.comm.nranks()) && bytes <= p.slot_bytes;
   const int32_t forced = op.desc.options->algorithm;
   if ((small && forced != PLX_ALGO_TWO_SHOT) || (forced == PLX_ALGO_ONE_SHOT && bytes <= p.slot_bytes)) {
     if (fits_inline(op)) return inline_one_shot(op, to_all);

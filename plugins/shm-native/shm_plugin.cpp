@@ -14,8 +14,8 @@ const plx_param_decl params[] = {
      "First size of a data slot (at most SLOT_BYTES); slots stay this small until a collective "
      "needs more (a reduction of 8 KiB or more: SLOT_BYTES, to rotate through them)."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
-     "Reductions up to this x 2/n for n ranks (2 ranks: x 2) run one-shot (every rank reduces "
-     "all inputs); larger ones reduce-scatter then all-gather."},
+     "Reductions up to this x 2/n for n ranks (2 ranks: x 2; beyond 8 ranks: x 128/n^3) run one-shot "
+     "(every rank reduces all inputs); larger ones reduce-scatter then all-gather."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
      "Most polls of a peer's counter before yielding the core (the budget adapts below it); 0 when "
      "the ranks outnumber the CPUs they may run on."},

@@ -103,6 +103,30 @@ TEST_CASE("ShmNative.InPlace.two_shot_on_pool_buffers_matches_the_reference") {
   }
 }
 
+// The one-shot limit for n ranks with the default ONESHOT_MAX_BYTES (64 KiB):
+// x 2 for 2 ranks, x 2/n up to 8 ranks, x 128/n^3 beyond.
+size_t default_oneshot_limit(int nranks) {
+  const size_t max = 64 << 10, n = static_cast<size_t>(nranks);
+  if (n == 2) return 2 * max;
+  return n <= 8 ? max * 2 / n : max * 128 / (n * n * n);
+}
+
+TEST_CASE("ShmNative.Choice.one_shot_limit_falls_with_the_rank_count") {
+  for (int nranks : {2, 4, 8, 12}) {
+    CAPTURE(nranks);
+    const size_t last_one_shot = default_oneshot_limit(nranks) / sizeof(float);
+    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+      uint32_t seed = 900;
+      for (size_t n : {last_one_shot, last_one_shot + 1}) {
+        if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
+        const int want = n == last_one_shot ? PLX_ALGO_ONE_SHOT : PLX_ALGO_TWO_SHOT;
+        if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != want) return n == last_one_shot ? 10 : 11;
+      }
+      return 0;
+    }) == 0);
+  }
+}
+
 TEST_CASE("ShmNative.Inline.sizes_around_the_limit_back_to_back_with_slot_steps") {
   for (int nranks : {2, 3, 4}) {
     CAPTURE(nranks);
