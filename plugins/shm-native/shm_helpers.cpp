@@ -51,57 +51,68 @@ HelperThreads::~HelperThreads() {
 void HelperThreads::run_erased(Call call, void *task) {
   if (threads_.empty() && helpers_ > 0) {  // started on first use: small messages never need them
     owner_pid_ = getpid();
-    for (int32_t h = 1; h <= helpers_; ++h) threads_.emplace_back([this, h] { serve(h); });
+    for (int32_t h = 1; h <= helpers_; ++h) threads_.emplace_back([this] { serve(); });
   }
   if (helpers_ == 0 || getpid() != owner_pid_) {  // no helpers, or none in this forked child
     for (int32_t p = 0; p <= helpers_; ++p) call(task, p);
     return;
   }
-  call_ = call, task_ = task;
-  unfinished_.store(helpers_, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  call_.store(call, std::memory_order_relaxed);
+  task_.store(task, std::memory_order_relaxed);
+  finished_.store(0, std::memory_order_relaxed);
+  const uint32_t job = generation_.load(std::memory_order_relaxed) + 1;
+  claims_.store(uint64_t{job} << 32, std::memory_order_release);
+  generation_.store(job, std::memory_order_release);
   // Pairs with a helper's increment of sleepers_ before its last look at
   // generation_: one side sees the other, so no wake-up is lost.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake_all(&generation_);
-  call(task, 0);
+  run_claimed(job);
   wait_until_finished();
 }
 
-// The helpers' parts are as long as the caller's, so this is a short wait;
-// yielding after a while lets a helper that lost its CPU get it back.
+// Takes the next part of `job`, if it still has one.
+bool HelperThreads::claim(uint32_t job, int32_t *part) {
+  uint64_t claims = claims_.load(std::memory_order_acquire);
+  while (static_cast<uint32_t>(claims >> 32) == job && static_cast<int32_t>(claims & 0xffffffffu) < parts())
+    if (claims_.compare_exchange_weak(claims, claims + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      *part = static_cast<int32_t>(claims & 0xffffffffu);
+      return true;
+    }
+  return false;
+}
+
+// Runs parts of `job` until none is left to claim.
+void HelperThreads::run_claimed(uint32_t job) {
+  for (int32_t part = 0; claim(job, &part);) {
+    call_.load(std::memory_order_relaxed)(task_.load(std::memory_order_relaxed), part);
+    finished_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+// Waits for the parts helpers claimed and still run: a short wait, as a
+// part is as long as the caller's; yielding after a while lets a helper
+// that lost its CPU get it back.
 void HelperThreads::wait_until_finished() {
-  for (uint32_t spin = 0; unfinished_.load(std::memory_order_acquire) != 0; ++spin) {
+  for (uint32_t spin = 0; finished_.load(std::memory_order_acquire) != parts(); ++spin) {
     if (spin < 4096) relax();
     else sched_yield();
   }
 }
 
-void HelperThreads::serve(int32_t part) {
+void HelperThreads::serve() {
   uint32_t seen = 0;
-  while (wait_for_work(&seen)) {
-    call_(task_, part);
-    unfinished_.fetch_sub(1, std::memory_order_release);
-  }
+  while (wait_for_work(&seen)) run_claimed(seen);
 }
 
 // Polls for a new job for poll_us_, then sleeps until one comes; false
-// when the threads are stopping. The poll yields every few dozen looks:
-// where ranks and helpers fill every CPU (16 ranks of 2 threads on 32
-// cores), a thread woken from a futex waits behind a poll that never
-// yields until the scheduler's next tick, and once one step so stalls, the
-// others outlast the poll, sleep, and stall the next: medians of 1.1-1.4 ms
-// at 64-512 KiB in 4 of 6 such runs, against 40-180 us.
+// when the threads are stopping.
 bool HelperThreads::wait_for_work(uint32_t *seen) {
   using Clock = std::chrono::steady_clock;
   const auto until = Clock::now() + std::chrono::microseconds(poll_us_);
   for (uint32_t spin = 1; generation_.load(std::memory_order_acquire) == *seen; ++spin) {
-    if ((spin & 63) != 0) {
+    if ((spin & 255) != 0 || Clock::now() < until) {
       relax();
-      continue;
-    }
-    if (Clock::now() < until) {
-      sched_yield();
       continue;
     }
     sleepers_.fetch_add(1, std::memory_order_seq_cst);

@@ -38,10 +38,10 @@ class HelperThreads {
 
   // The threads a job runs on, the caller included.
   int32_t parts() const { return helpers_ + 1; }
-  // Calls task(p) for every p in [0, parts()): p = 0 on the calling
-  // thread, the others on the helpers; returns when every call returned.
-  // Every helper takes part in every job, so a job's description is never
-  // rewritten while a helper may still read it. Task must not throw.
+  // Calls task(p) once for every p in [0, parts()) and returns when every
+  // call returned. The threads claim parts as they come, the caller first,
+  // so a helper that is asleep or has lost its CPU delays nothing: the
+  // caller runs its parts. Task must not throw.
   template <typename Task>
   void run(Task &task) {
     run_erased([](void *t, int32_t p) { (*static_cast<Task *>(t))(p); }, &task);
@@ -50,21 +50,29 @@ class HelperThreads {
  private:
   using Call = void (*)(void *task, int32_t part);
   void run_erased(Call call, void *task);
-  void serve(int32_t part);
+  void serve();
+  bool claim(uint32_t job, int32_t *part);
+  void run_claimed(uint32_t job);
   bool wait_for_work(uint32_t *seen);
   void wait_until_finished();
 
   int32_t helpers_, poll_us_;
   std::vector<std::thread> threads_;
   int owner_pid_ = 0;  // the process that started threads_ (a fork's child has none of them)
-  // The current job, written before generation_ moves on (release) and read
-  // after a helper saw it move (acquire).
-  Call call_ = nullptr;
-  void *task_ = nullptr;
+  // The current job: its number in the high half, the next unclaimed part
+  // in the low half. A part is claimed by moving the low half on, which
+  // fails once the job number changed, so a late helper never runs a part
+  // of the next job as one of the last; the job's call and task are read
+  // after a successful claim (they change only once every part finished).
+  alignas(64) std::atomic<uint64_t> claims_{0};
+  std::atomic<Call> call_{nullptr};
+  std::atomic<void *> task_{nullptr};
+  std::atomic<int32_t> finished_{0};
+  // Moves on with every job (and once at destruction): what idle helpers
+  // poll and sleep on.
   alignas(64) std::atomic<uint32_t> generation_{0};
   std::atomic<uint32_t> sleepers_{0};
   std::atomic<bool> stopping_{false};
-  alignas(64) std::atomic<int32_t> unfinished_{0};
 };
 
 }  // namespace plexus::shm_native
