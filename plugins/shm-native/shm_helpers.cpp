@@ -51,7 +51,7 @@ HelperThreads::~HelperThreads() {
 void HelperThreads::run_erased(Call call, void *task) {
   if (threads_.empty() && helpers_ > 0) {  // started on first use: small messages never need them
     owner_pid_ = getpid();
-    for (int32_t h = 1; h <= helpers_; ++h) threads_.emplace_back([this] { serve(); });
+    for (int32_t h = 1; h <= helpers_; ++h) threads_.emplace_back([this, h] { serve(h); });
   }
   if (helpers_ == 0 || getpid() != owner_pid_) {  // no helpers, or none in this forked child
     for (int32_t p = 0; p <= helpers_; ++p) call(task, p);
@@ -61,30 +61,26 @@ void HelperThreads::run_erased(Call call, void *task) {
   task_.store(task, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
   const uint32_t job = generation_.load(std::memory_order_relaxed) + 1;
-  claims_.store(uint64_t{job} << 32, std::memory_order_release);
   generation_.store(job, std::memory_order_release);
   // Pairs with a helper's increment of sleepers_ before its last look at
   // generation_: one side sees the other, so no wake-up is lost.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake_all(&generation_);
-  run_claimed(job);
+  run_claimed(job, 0);
   wait_until_finished();
 }
 
-// Takes the next part of `job`, if it still has one.
-bool HelperThreads::claim(uint32_t job, int32_t *part) {
-  uint64_t claims = claims_.load(std::memory_order_acquire);
-  while (static_cast<uint32_t>(claims >> 32) == job && static_cast<int32_t>(claims & 0xffffffffu) < parts())
-    if (claims_.compare_exchange_weak(claims, claims + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      *part = static_cast<int32_t>(claims & 0xffffffffu);
-      return true;
-    }
-  return false;
+bool HelperThreads::claim(uint32_t job, int32_t part) {
+  uint32_t previous = job - 1;
+  return claimed_[static_cast<size_t>(part)].compare_exchange_strong(previous, job, std::memory_order_acq_rel,
+                                                                     std::memory_order_relaxed);
 }
 
-// Runs parts of `job` until none is left to claim.
-void HelperThreads::run_claimed(uint32_t job) {
-  for (int32_t part = 0; claim(job, &part);) {
+// Runs part `own` of `job`, then every part still unclaimed.
+void HelperThreads::run_claimed(uint32_t job, int32_t own) {
+  for (int32_t i = 0; i < parts(); ++i) {
+    const int32_t part = (own + i) % parts();
+    if (!claim(job, part)) continue;
     call_.load(std::memory_order_relaxed)(task_.load(std::memory_order_relaxed), part);
     finished_.fetch_add(1, std::memory_order_release);
   }
@@ -100,9 +96,9 @@ void HelperThreads::wait_until_finished() {
   }
 }
 
-void HelperThreads::serve() {
+void HelperThreads::serve(int32_t own) {
   uint32_t seen = 0;
-  while (wait_for_work(&seen)) run_claimed(seen);
+  while (wait_for_work(&seen)) run_claimed(seen, own);
 }
 
 // Polls for a new job for poll_us_, then sleeps until one comes; false

@@ -31,7 +31,8 @@ class HelperThreads {
  public:
   // `helpers` threads beside the caller, started on the first run; between
   // jobs each polls for `poll_us` microseconds, then sleeps on a futex.
-  HelperThreads(int32_t helpers, int32_t poll_us) : helpers_(helpers), poll_us_(poll_us) {}
+  HelperThreads(int32_t helpers, int32_t poll_us)
+      : helpers_(helpers), poll_us_(poll_us), claimed_(static_cast<size_t>(helpers) + 1) {}
   ~HelperThreads();
   HelperThreads(const HelperThreads &) = delete;
   HelperThreads &operator=(const HelperThreads &) = delete;
@@ -39,9 +40,10 @@ class HelperThreads {
   // The threads a job runs on, the caller included.
   int32_t parts() const { return helpers_ + 1; }
   // Calls task(p) once for every p in [0, parts()) and returns when every
-  // call returned. The threads claim parts as they come, the caller first,
-  // so a helper that is asleep or has lost its CPU delays nothing: the
-  // caller runs its parts. Task must not throw.
+  // call returned. Thread t (the caller 0, helper h h) claims part t first,
+  // so each keeps its own part of the buffers in its cache from job to job,
+  // then any part still unclaimed: a helper that is asleep or has lost its
+  // CPU delays nothing, the caller runs its part. Task must not throw.
   template <typename Task>
   void run(Task &task) {
     run_erased([](void *t, int32_t p) { (*static_cast<Task *>(t))(p); }, &task);
@@ -50,24 +52,24 @@ class HelperThreads {
  private:
   using Call = void (*)(void *task, int32_t part);
   void run_erased(Call call, void *task);
-  void serve();
-  bool claim(uint32_t job, int32_t *part);
-  void run_claimed(uint32_t job);
+  void serve(int32_t own);
+  bool claim(uint32_t job, int32_t part);
+  void run_claimed(uint32_t job, int32_t own);
   bool wait_for_work(uint32_t *seen);
   void wait_until_finished();
 
   int32_t helpers_, poll_us_;
   std::vector<std::thread> threads_;
   int owner_pid_ = 0;  // the process that started threads_ (a fork's child has none of them)
-  // The current job: its number in the high half, the next unclaimed part
-  // in the low half. A part is claimed by moving the low half on, which
-  // fails once the job number changed, so a late helper never runs a part
-  // of the next job as one of the last; the job's call and task are read
-  // after a successful claim (they change only once every part finished).
-  alignas(64) std::atomic<uint64_t> claims_{0};
+  // Per part, the last job that claimed it. A thread claims part p of job j
+  // by moving it from j - 1 to j, which fails once another thread did, and
+  // for a thread that still thinks of an older job; the job's call and task
+  // are read after a successful claim (they change only once every part of
+  // the job finished).
+  std::vector<std::atomic<uint32_t>> claimed_;
   std::atomic<Call> call_{nullptr};
   std::atomic<void *> task_{nullptr};
-  std::atomic<int32_t> finished_{0};
+  alignas(64) std::atomic<int32_t> finished_{0};
   // Moves on with every job (and once at destruction): what idle helpers
   // poll and sleep on.
   alignas(64) std::atomic<uint32_t> generation_{0};

@@ -54,29 +54,34 @@ TEST_CASE("ShmNative.Helpers.every_part_runs_once_a_job") {
   for (auto &r : runs) CHECK(r == 20000);
 }
 
-// Parts are claimed, not assigned: while one part waits for another, a
-// second thread takes that one (so helpers do run parts), and the job ends.
+// Parts are claimed, not fixed to threads: while part 0 waits for part 1,
+// another thread takes part 1, and the job ends. (A thread that ran part 1
+// first may then claim part 0 itself: nothing to wait for then.)
 TEST_CASE("ShmNative.Helpers.a_waiting_part_leaves_the_others_to_other_threads") {
   HelperThreads team(2, 50);
+  int jobs_that_waited = 0;
   for (int job = 0; job < 200; ++job) {
-    std::atomic<bool> second_done{false};
-    std::atomic<int> waited_for{0};
+    std::atomic<bool> second_done{false}, waited{false};
+    std::atomic<int> first_ran{0};
     std::thread::id first_thread, second_thread;
     auto task = [&](int32_t p) {
       if (p == 0) {
         first_thread = std::this_thread::get_id();
+        waited = !second_done.load();
         const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         while (!second_done.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
-        waited_for += second_done.load();
+        first_ran += second_done.load();
       } else if (p == 1) {
         second_thread = std::this_thread::get_id();
         second_done.store(true);
       }
     };
     team.run(task);
-    REQUIRE(waited_for == 1);
-    CHECK(first_thread != second_thread);
+    REQUIRE(first_ran == 1);
+    if (waited) CHECK(first_thread != second_thread);
+    jobs_that_waited += waited;
   }
+  CHECK(jobs_that_waited > 0);
 }
 
 TEST_CASE("ShmNative.Helpers.sleeping_helpers_wake_for_the_next_job") {
