@@ -66,24 +66,21 @@ void HelperThreads::run_erased(Call call, void *task) {
   // generation_: one side sees the other, so no wake-up is lost.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake_all(&generation_);
-  run_claimed(job, 0);
+  run_part(0);
+  for (int32_t p = 1; p < parts(); ++p)  // parts no helper took yet
+    if (claimed_[static_cast<size_t>(p)].job.load(std::memory_order_relaxed) != job && claim(job, p)) run_part(p);
   wait_until_finished();
 }
 
 bool HelperThreads::claim(uint32_t job, int32_t part) {
   uint32_t previous = job - 1;
-  return claimed_[static_cast<size_t>(part)].compare_exchange_strong(previous, job, std::memory_order_acq_rel,
-                                                                     std::memory_order_relaxed);
+  return claimed_[static_cast<size_t>(part)].job.compare_exchange_strong(previous, job, std::memory_order_acq_rel,
+                                                                         std::memory_order_relaxed);
 }
 
-// Runs part `own` of `job`, then every part still unclaimed.
-void HelperThreads::run_claimed(uint32_t job, int32_t own) {
-  for (int32_t i = 0; i < parts(); ++i) {
-    const int32_t part = (own + i) % parts();
-    if (!claim(job, part)) continue;
-    call_.load(std::memory_order_relaxed)(task_.load(std::memory_order_relaxed), part);
-    finished_.fetch_add(1, std::memory_order_release);
-  }
+void HelperThreads::run_part(int32_t part) {
+  call_.load(std::memory_order_relaxed)(task_.load(std::memory_order_relaxed), part);
+  finished_.fetch_add(1, std::memory_order_release);
 }
 
 // Waits for the parts helpers claimed and still run: a short wait, as a
@@ -96,9 +93,10 @@ void HelperThreads::wait_until_finished() {
   }
 }
 
-void HelperThreads::serve(int32_t own) {
+void HelperThreads::serve(int32_t part) {
   uint32_t seen = 0;
-  while (wait_for_work(&seen)) run_claimed(seen, own);
+  while (wait_for_work(&seen))
+    if (claim(seen, part)) run_part(part);
 }
 
 // Polls for a new job for poll_us_, then sleeps until one comes; false

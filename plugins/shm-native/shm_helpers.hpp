@@ -40,10 +40,11 @@ class HelperThreads {
   // The threads a job runs on, the caller included.
   int32_t parts() const { return helpers_ + 1; }
   // Calls task(p) once for every p in [0, parts()) and returns when every
-  // call returned. Thread t (the caller 0, helper h h) claims part t first,
-  // so each keeps its own part of the buffers in its cache from job to job,
-  // then any part still unclaimed: a helper that is asleep or has lost its
-  // CPU delays nothing, the caller runs its part. Task must not throw.
+  // call returned. Part 0 runs on the caller, part h on helper h, so each
+  // thread keeps its part of the buffers in its cache from job to job;
+  // but a part whose helper has not claimed it by the time the caller's own
+  // is done, the caller claims and runs: a helper that is asleep or has lost
+  // its CPU delays nothing. Task must not throw.
   template <typename Task>
   void run(Task &task) {
     run_erased([](void *t, int32_t p) { (*static_cast<Task *>(t))(p); }, &task);
@@ -52,21 +53,25 @@ class HelperThreads {
  private:
   using Call = void (*)(void *task, int32_t part);
   void run_erased(Call call, void *task);
-  void serve(int32_t own);
+  void serve(int32_t part);
   bool claim(uint32_t job, int32_t part);
-  void run_claimed(uint32_t job, int32_t own);
+  void run_part(int32_t part);
   bool wait_for_work(uint32_t *seen);
   void wait_until_finished();
 
   int32_t helpers_, poll_us_;
   std::vector<std::thread> threads_;
   int owner_pid_ = 0;  // the process that started threads_ (a fork's child has none of them)
-  // Per part, the last job that claimed it. A thread claims part p of job j
-  // by moving it from j - 1 to j, which fails once another thread did, and
-  // for a thread that still thinks of an older job; the job's call and task
-  // are read after a successful claim (they change only once every part of
-  // the job finished).
-  std::vector<std::atomic<uint32_t>> claimed_;
+  // Per helper's part (entry 0, the caller's, unused), on a line of its
+  // own, the last job that claimed it. A thread
+  // claims part p of job j by moving it from j - 1 to j, which fails once
+  // another thread did, and for a helper that still thinks of an older job;
+  // the job's call and task are read after a successful claim (they change
+  // only once every part of the job finished).
+  struct alignas(64) Claim {
+    std::atomic<uint32_t> job{0};
+  };
+  std::vector<Claim> claimed_;
   std::atomic<Call> call_{nullptr};
   std::atomic<void *> task_{nullptr};
   alignas(64) std::atomic<int32_t> finished_{0};

@@ -54,9 +54,8 @@ TEST_CASE("ShmNative.Helpers.every_part_runs_once_a_job") {
   for (auto &r : runs) CHECK(r == 20000);
 }
 
-// Parts are claimed, not fixed to threads: while part 0 waits for part 1,
-// another thread takes part 1, and the job ends. (A thread that ran part 1
-// first may then claim part 0 itself: nothing to wait for then.)
+// While the caller's part 0 waits for part 1, its helper runs part 1, and
+// the job ends.
 TEST_CASE("ShmNative.Helpers.a_waiting_part_leaves_the_others_to_other_threads") {
   HelperThreads team(2, 50);
   int jobs_that_waited = 0;
@@ -82,6 +81,27 @@ TEST_CASE("ShmNative.Helpers.a_waiting_part_leaves_the_others_to_other_threads")
     jobs_that_waited += waited;
   }
   CHECK(jobs_that_waited > 0);
+}
+
+// A helper that sleeps between jobs (no polling) is not yet awake when the
+// caller's short part is done: the caller runs the helper's part itself,
+// each part still once.
+TEST_CASE("ShmNative.Helpers.the_caller_runs_parts_no_helper_claimed") {
+  HelperThreads team(1, 0);
+  int parts_run_by_the_caller = 0;
+  for (int job = 0; job < 200; ++job) {
+    std::atomic<int> runs[2] = {};
+    std::thread::id second_thread;
+    auto task = [&](int32_t p) {
+      ++runs[p];
+      if (p == 1) second_thread = std::this_thread::get_id();
+    };
+    team.run(task);
+    REQUIRE(runs[0] == 1);
+    REQUIRE(runs[1] == 1);
+    parts_run_by_the_caller += second_thread == std::this_thread::get_id();
+  }
+  CHECK(parts_run_by_the_caller > 0);
 }
 
 TEST_CASE("ShmNative.Helpers.sleeping_helpers_wake_for_the_next_job") {
