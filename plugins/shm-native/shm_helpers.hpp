@@ -63,11 +63,11 @@ class HelperThreads {
   std::vector<std::thread> threads_;
   int owner_pid_ = 0;  // the process that started threads_ (a fork's child has none of them)
   // Per helper's part (entry 0, the caller's, unused), on a line of its
-  // own, the last job that claimed it. A thread
-  // claims part p of job j by moving it from j - 1 to j, which fails once
-  // another thread did, and for a helper that still thinks of an older job;
-  // the job's call and task are read after a successful claim (they change
-  // only once every part of the job finished).
+  // own, the last job that claimed it. A thread claims part p of job j by
+  // moving it from j - 1 to j, which fails once another thread did, and for
+  // a helper that still thinks of an older job; the job's call and task are
+  // read after a successful claim (they change only once every part of the
+  // job finished).
   struct alignas(64) Claim {
     std::atomic<uint32_t> job{0};
   };

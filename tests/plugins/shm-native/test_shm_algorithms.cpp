@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "plexus/plexus.h"
@@ -103,18 +104,13 @@ TEST_CASE("ShmNative.InPlace.two_shot_on_pool_buffers_matches_the_reference") {
   }
 }
 
-// The one-shot limit for n ranks with the default ONESHOT_MAX_BYTES (64 KiB):
-// x 2 for 2 ranks, x 2/n up to 8 ranks, x 128/n^3 beyond.
-size_t default_oneshot_limit(int nranks) {
-  const size_t max = 64 << 10, n = static_cast<size_t>(nranks);
-  if (n == 2) return 2 * max;
-  return n <= 8 ? max * 2 / n : max * 128 / (n * n * n);
-}
-
+// The one-shot limit with the default ONESHOT_MAX_BYTES (64 KiB): x 2 for 2
+// ranks, x 2/n up to 8 ranks, x 128/n^3 beyond (12 ranks: 4854 bytes).
 TEST_CASE("ShmNative.Choice.one_shot_limit_falls_with_the_rank_count") {
-  for (int nranks : {2, 4, 8, 12}) {
+  const std::pair<int, size_t> limits[] = {{2, 131072}, {4, 32768}, {8, 16384}, {12, 4854}};
+  for (const auto &[nranks, limit] : limits) {
     CAPTURE(nranks);
-    const size_t last_one_shot = default_oneshot_limit(nranks) / sizeof(float);
+    const size_t last_one_shot = limit / sizeof(float);
     CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
       uint32_t seed = 900;
       for (size_t n : {last_one_shot, last_one_shot + 1}) {

@@ -1,7 +1,8 @@
 // The helper threads that split a rank's large steps (shm_helpers.hpp):
-// parts that tile a range on whole lines, every part run once per job
-// (claimed by whichever thread comes first), jobs back to back, helpers that
-// fell asleep woken, and none left running after destruction.
+// parts that tile a range on whole lines, every part run once per job (on
+// its own thread, or on the caller when its helper has not claimed it),
+// jobs back to back, helpers that fell asleep woken, and none left running
+// after destruction.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -56,7 +57,7 @@ TEST_CASE("ShmNative.Helpers.every_part_runs_once_a_job") {
 
 // While the caller's part 0 waits for part 1, its helper runs part 1, and
 // the job ends.
-TEST_CASE("ShmNative.Helpers.a_waiting_part_leaves_the_others_to_other_threads") {
+TEST_CASE("ShmNative.Helpers.a_helper_runs_its_part_while_the_caller_waits") {
   HelperThreads team(2, 50);
   int jobs_that_waited = 0;
   for (int job = 0; job < 200; ++job) {
