@@ -13,7 +13,7 @@
 #   conf    plexus-conformance --backend nccl
 #   socket  the nccl bench on NCCL's socket transport (the two-node stand-in)
 #   socketconf  the conformance kit on NCCL's socket transport
-#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (default "8 16"), once per entry of
+#   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (unset: "8 16"; empty: no bench), once per entry of
 #           PLEXUS_SHM_SWEEP ("label:VAR=value,VAR=value ...", the variables without PLEXUS_SHM_NATIVE_;
 #           default "auto:", the defaults), each PLEXUS_SHM_ROUNDS times (default 1), sizes PLEXUS_SHM_SIZES
 #           (default "-b 8 -e 32M -f 4"); then its conformance at PLEXUS_SHM_CONF_RANKS ranks (default 8;
@@ -144,7 +144,7 @@ fi
 if has_step shm; then
   peer=""
   [ -x "$bin/plexus-bench/plexus-bench-mpi" ] && command -v mpirun >/dev/null && peer=",mpi"
-  for n in ${PLEXUS_GPU_RANKS:-8 16}; do
+  for n in ${PLEXUS_GPU_RANKS-8 16}; do
     for round in $(seq "${PLEXUS_SHM_ROUNDS:-1}"); do
       for config in ${PLEXUS_SHM_SWEEP:-auto:}; do  # Open MPI beside every configuration: ratios of one run
         label=${config%%:*}; vars=()
