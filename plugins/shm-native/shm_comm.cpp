@@ -141,14 +141,10 @@ void Comm::decide_threads(const std::vector<SegmentAnnouncement> &all) {
   helper_count_ = threads - 1;
 }
 
-// Helpers poll this long for the next job before sleeping: back-to-back
-// large steps find them awake, and an idle rank stops burning CPUs soon.
-constexpr int32_t helper_poll_us = 200;
-
 HelperThreads *Comm::helpers() {
   if (helper_count_ == 0) return nullptr;
   if (!helpers_) {
-    helpers_ = std::make_unique<HelperThreads>(helper_count_, helper_poll_us);
+    helpers_ = std::make_unique<HelperThreads>(helper_count_, params_.threads_poll_us);
     core::log_debug("shm-native: rank {}: {} helper threads split the copies and reductions of two-shot steps "
                     "of {} bytes and more", rank_, helper_count_, params_.threads_min_bytes);
   }

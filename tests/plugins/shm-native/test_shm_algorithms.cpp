@@ -178,32 +178,39 @@ TEST_CASE("ShmNative.Rotation.mixed_sizes_wrap_the_slot_regions_and_stay_exact")
 // that small steps split too): odd counts that no part divides, reduce to a
 // root, in place, int8 (64-element lines), pool buffers read in place (one
 // step with 2 ranks, shares of every block beyond), ranks that contribute
-// nothing, each bit for bit against the reference.
+// nothing, each bit for bit against the reference. Helpers that poll, and
+// helpers that sleep between steps (THREADS_POLL_US=0), so that the rank's
+// own thread also runs parts it finds unclaimed.
 TEST_CASE("ShmNative.Threads.helpers_split_two_shot_steps_and_stay_exact") {
   setenv("PLEXUS_SHM_NATIVE_THREADS", "3", 1);
   setenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES", "4K", 1);
-  for (int nranks : {2, 3, 4}) {
-    CAPTURE(nranks);
-    CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
-      uint32_t seed = 1300;
-      for (size_t n : {size_t{45001}, size_t{65536}, size_t{262147}, size_t{700003}}) {  // two-shot from 128 KiB
-        if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
-        if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 5;
-        if (int code = float_sum_in_place_case(c, r, nranks, n, seed++)) return 10 + code;
-        if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
-        if (int code = int8_max_case(c, r, nranks, n / 3)) return 30 + code;
-        if (int code = pool_sum_case(c, r, nranks, n, seed++, false)) return 50 + code;  // read in place
-        if (int code = pool_sum_case(c, r, nranks, n, seed++, true)) return 60 + code;
-      }
-      std::vector<float> buf(100003, static_cast<float>(r + 1));
-      plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
-      if (r == 0) opts.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
-      if (plx_all_reduce(c, r == 0 ? nullptr : buf.data(), buf.data(), buf.size(), PLX_FLOAT32, PLX_SUM, &opts, nullptr))
-        return 40;
-      const float want = static_cast<float>(nranks * (nranks + 1) / 2 - 1);
-      return std::all_of(buf.begin(), buf.end(), [&](float v) { return v == want; }) ? 0 : 41;
-    }) == 0);
+  for (const char *poll_us : {"200", "0"}) {
+    setenv("PLEXUS_SHM_NATIVE_THREADS_POLL_US", poll_us, 1);
+    CAPTURE(poll_us);
+    for (int nranks : {2, 3, 4}) {
+      CAPTURE(nranks);
+      CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+        uint32_t seed = 1300;
+        for (size_t n : {size_t{45001}, size_t{65536}, size_t{262147}, size_t{700003}}) {  // two-shot from 128 KiB
+          if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
+          if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 5;
+          if (int code = float_sum_in_place_case(c, r, nranks, n, seed++)) return 10 + code;
+          if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
+          if (int code = int8_max_case(c, r, nranks, n / 3)) return 30 + code;
+          if (int code = pool_sum_case(c, r, nranks, n, seed++, false)) return 50 + code;  // read in place
+          if (int code = pool_sum_case(c, r, nranks, n, seed++, true)) return 60 + code;
+        }
+        std::vector<float> buf(100003, static_cast<float>(r + 1));
+        plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+        if (r == 0) opts.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+        if (plx_all_reduce(c, r == 0 ? nullptr : buf.data(), buf.data(), buf.size(), PLX_FLOAT32, PLX_SUM, &opts, nullptr))
+          return 40;
+        const float want = static_cast<float>(nranks * (nranks + 1) / 2 - 1);
+        return std::all_of(buf.begin(), buf.end(), [&](float v) { return v == want; }) ? 0 : 41;
+      }) == 0);
+    }
   }
+  unsetenv("PLEXUS_SHM_NATIVE_THREADS_POLL_US");
   unsetenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES");
   unsetenv("PLEXUS_SHM_NATIVE_THREADS");
 }
