@@ -91,8 +91,9 @@ plx_status barrier(Op &op);
 // The share [first, first+length) of `count` elements that rank r reduces.
 using Share = Span;  // (shm_helpers.hpp)
 
-// Runs work(p) (a plx_status) on every thread of the team, part p on
-// thread p; the first failure, or PLX_OK.
+// Runs work(p) (a plx_status) for every part p of the team, part p on its
+// thread p, or on the calling thread when p's helper has not claimed it
+// (HelperThreads::run); the first failure, or PLX_OK.
 template <typename PartWork>
 plx_status on_every_thread(HelperThreads &team, PartWork work) {
   std::atomic<int32_t> failed{PLX_OK};
