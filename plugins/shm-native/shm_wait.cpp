@@ -97,13 +97,13 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
   return s;
 }
 
+PendingPeers::PendingPeers(const Comm &comm) {
+  for (int32_t i = 1; i < comm.nranks(); ++i) ranks_[size_++] = (comm.rank() + i) % comm.nranks();
+}
+
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                     const OpLabel &what) {
-  for (int32_t r = 0; r < comm.nranks(); ++r) {
-    if (r == comm.rank()) continue;
-    if (plx_status s = wait_rank(comm, r, field, target, deadline, what)) return s;
-  }
-  return PLX_OK;
+  return on_each_arrival(comm, field, target, deadline, what, [](int32_t) { return PLX_OK; });
 }
 
 }  // namespace plexus::shm_native

@@ -69,23 +69,31 @@ plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) 
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what, bool polled = false);
 
-// Waits for every rank but this one.
+// Waits for every rank but this one (on_each_arrival with nothing to do).
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                     const OpLabel &what);
 
+// Calls arrived(r) for every rank r but this one once r's counter has
+// reached `target`, in the order the peers get there, and returns the first
+// status other than PLX_OK that arrived() or a wait returns. Each poll reads
+// every pending peer's counter in one pass, with no early exit, so that the
+// loads of a pass are in flight together: a peer that moved costs one miss,
+// paid at once for all that moved, where waiting for one peer after the
+// other paid a miss per peer in turn (15 of them a sync at 16 ranks). After
+// the spin budget's polls the rest are awaited one by one on the slow path
+// (yield, futex, liveness, deadline), from rank+1 on.
+template <typename Arrived>
+plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
+                           const OpLabel &what, Arrived arrived);
+// The same, but the polls ask ready(r) (a word the peer writes before its
+// counter, such as a flag beside its data); the slow path waits for the
+// counter.
+template <typename Ready, typename Arrived>
+plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t target,
+                           const Deadline &deadline, const OpLabel &what, Arrived arrived);
+
 void cpu_relax();
 void futex_nap(Counter &counter, uint32_t seen);
-
-// Polls `word` at most `spins` times until it reaches target; how many
-// looks failed before it did, or -1. Only a fast path: the caller falls back
-// to a wait that checks for failures, the deadline and the peer's death.
-inline int32_t spin_until(const std::atomic<uint32_t> &word, uint32_t target, int32_t spins) {
-  for (int32_t i = 0; i < spins; ++i) {
-    if (reached(word.load(std::memory_order_acquire), target)) return i;
-    cpu_relax();
-  }
-  return reached(word.load(std::memory_order_acquire), target) ? spins : -1;
-}
 
 template <typename Ready, typename Check>
 plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check, int64_t *looks) {
@@ -108,6 +116,68 @@ plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready,
     if (!ready(seen)) futex_nap(counter, seen);
     counter.sleepers.fetch_sub(1, std::memory_order_relaxed);
   }
+}
+
+// Peers from rank+1 on (wrapping) that have not arrived yet.
+class PendingPeers {
+ public:
+  explicit PendingPeers(const Comm &comm);
+  // Calls arrived(r) for each pending r for which ready(r) holds and drops
+  // it; how many arrived in this pass, or -1 with *failure set.
+  template <typename Ready, typename Arrived>
+  int32_t poll(Ready &ready, Arrived &arrived, plx_status *failure);
+  int32_t size() const { return size_; }
+  int32_t operator[](int32_t i) const { return ranks_[i]; }
+
+ private:
+  int32_t ranks_[core::Rendezvous::kMaxRanks];  // [0, size_): still pending
+  int32_t size_ = 0;
+};
+
+template <typename Ready, typename Arrived>
+int32_t PendingPeers::poll(Ready &ready, Arrived &arrived, plx_status *failure) {
+  int32_t kept = 0;
+  for (int32_t i = 0; i < size_; ++i) {
+    const int32_t r = ranks_[i];
+    if (!ready(r)) {
+      ranks_[kept++] = r;
+      continue;
+    }
+    if ((*failure = arrived(r)) != PLX_OK) return -1;
+  }
+  const int32_t came = size_ - kept;
+  size_ = kept;
+  return came;
+}
+
+template <typename Ready, typename Arrived>
+plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t target,
+                           const Deadline &deadline, const OpLabel &what, Arrived arrived) {
+  PendingPeers pending(comm);
+  SpinBudget &budget = comm.spin_budget();
+  const int32_t spins = budget.polls();
+  plx_status failure = PLX_OK;
+  int32_t idle_polls = 0;
+  while (pending.size() > 0 && idle_polls <= spins) {
+    const int32_t came = pending.poll(ready, arrived, &failure);
+    if (came < 0) return failure;
+    if (came == 0 && ++idle_polls <= spins) cpu_relax();
+  }
+  budget.waited(idle_polls, spins);
+  for (int32_t i = 0; i < pending.size(); ++i) {
+    if (plx_status s = wait_rank(comm, pending[i], field, target, deadline, what, true)) return s;
+    if (plx_status s = arrived(pending[i])) return s;
+  }
+  return PLX_OK;
+}
+
+template <typename Arrived>
+plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
+                           const OpLabel &what, Arrived arrived) {
+  auto counter_reached = [&comm, field, target](int32_t r) {
+    return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
+  };
+  return on_each_arrival(comm, counter_reached, field, target, deadline, what, arrived);
 }
 
 }  // namespace plexus::shm_native
