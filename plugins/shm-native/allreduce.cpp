@@ -124,11 +124,8 @@ plx_status one_shot(Op &op, bool to_all) {
   const uint32_t step = op.comm.next_step(op.desc.count * op.elem_bytes);
   const bool mine_in_place = op.publish_input(step, op.desc.send, op.desc.count * op.elem_bytes,
                                               may_read_in_place(op));
-  if (!mine_in_place) {
-    uint8_t *slot = op.comm.slot(op.comm.rank(), step);
-    if (plx_status s = copy_in(op, slot, 0, op.desc.count)) return s;
-    op.written_for_peers(slot, op.desc.count * op.elem_bytes);
-  }
+  if (!mine_in_place)
+    if (plx_status s = copy_in(op, op.comm.slot(op.comm.rank(), step), 0, op.desc.count)) return s;
   if (plx_status s = op.exchange(step)) return s;
   op.record(PLX_ALGO_ONE_SHOT);
   return finish_one_shot(op, step, to_all, mine_in_place);
@@ -155,15 +152,12 @@ plx_status try_in_place(Op &op, bool to_all, bool *done) {
 // from `send`.
 plx_status copy_in_for_peers(Op &op, uint8_t *slot, size_t first, Share range, const Share &mine) {
   const size_t es = op.elem_bytes, end = range.first + range.length;
-  if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) {
-    if (plx_status s = copy_in(op, slot + range.first * es, first + range.first, range.length)) return s;
-  } else {
-    const auto *in = static_cast<const uint8_t *>(op.desc.send) + first * es;
-    const size_t before = std::min(end, mine.first), after = std::max(range.first, mine.first + mine.length);
-    if (before > range.first) std::memcpy(slot + range.first * es, in + range.first * es, (before - range.first) * es);
-    if (end > after) std::memcpy(slot + after * es, in + after * es, (end - after) * es);
-  }
-  op.written_for_peers(slot + range.first * es, range.length * es);
+  if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
+    return copy_in(op, slot + range.first * es, first + range.first, range.length);
+  const auto *in = static_cast<const uint8_t *>(op.desc.send) + first * es;
+  const size_t before = std::min(end, mine.first), after = std::max(range.first, mine.first + mine.length);
+  if (before > range.first) std::memcpy(slot + range.first * es, in + range.first * es, (before - range.first) * es);
+  if (end > after) std::memcpy(slot + after * es, in + after * es, (end - after) * es);
   return PLX_OK;
 }
 
@@ -200,9 +194,8 @@ plx_status reduce_own_share(Op &op, uint32_t step, size_t first, const Share &mi
   for (size_t at = 0; at < mine.length; at += piece) {
     const Share part{mine.first + at, std::min(piece, mine.length - at)};
     if (plx_status s = reduce_share(op, step, first, part, fused ? out + part.first * es : nullptr)) return s;
-    const uint8_t *reduced = op.comm.slot(op.comm.rank(), step) + part.first * es;
-    if (out && !fused) op.copy_result(out + part.first * es, reduced, part.length * es);
-    op.written_for_peers(reduced, part.length * es);
+    if (out && !fused)
+      op.copy_result(out + part.first * es, op.comm.slot(op.comm.rank(), step) + part.first * es, part.length * es);
   }
   return PLX_OK;
 }
@@ -351,7 +344,6 @@ plx_status reduce_scatter(Op &op) {
     for (size_t b = 0; b < n; ++b)
       if (plx_status s = copy_in(op, c.slot(c.rank(), step) + b * len * es, b * op.desc.count + first, len))
         return s;
-    op.written_for_peers(c.slot(c.rank(), step), n * len * es);
     if (plx_status s = op.exchange(step)) return s;
     void *dst = static_cast<uint8_t *>(op.desc.recv) + first * es;
     if (plx_status s = reduce_slots(op, step, c.rank() * len * es, len, dst)) return s;

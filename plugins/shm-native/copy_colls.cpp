@@ -43,10 +43,7 @@ plx_status broadcast(Op &op) {
     const uint32_t step = c.next_step();
     const bool publish = root && first == 0;
     const bool in_place = publish && op.publish_input(step, in, total, out == in || !overlap(in, out, total));
-    if (root && !in_place) {
-      std::memcpy(c.slot(c.rank(), step), in + first, len);
-      op.written_for_peers(c.slot(c.rank(), step), len);
-    }
+    if (root && !in_place) std::memcpy(c.slot(c.rank(), step), in + first, len);
     if (plx_status s = op.exchange(step)) return s;
     if (first == 0 && c.control(op.desc.root).input[step & 1u].segment_id != 0)
       return broadcast_in_place(op, step, total);
@@ -96,10 +93,8 @@ plx_status receive(Op &op, const Contributions &k, int32_t r, uint32_t step, siz
 plx_status gather_step(Op &op, Contributions &k, uint32_t step, size_t first, size_t chunk, bool receives) {
   Comm &c = op.comm;
   const size_t mine = k.bytes[c.rank()] > first ? std::min(chunk, k.bytes[c.rank()] - first) : 0;
-  if (mine > 0 && !k.published[c.rank()]) {  // `send` is NULL for 0 bytes
+  if (mine > 0 && !k.published[c.rank()])  // `send` is NULL for 0 bytes
     std::memcpy(c.slot(c.rank(), step), static_cast<const uint8_t *>(op.desc.send) + first, mine);
-    op.written_for_peers(c.slot(c.rank(), step), mine);
-  }
   if (plx_status s = op.exchange(step)) return s;
   for (int32_t r = 0; r < c.nranks(); ++r) {
     if (first == 0 && r != c.rank()) k.published[r] = c.control(r).input[step & 1u].segment_id != 0;

@@ -71,7 +71,6 @@ plx_status reduce_part_from_blocks(Op &op, const std::vector<const uint8_t *> &b
   if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, reduced, sources.data(), op.comm.nranks(), part.length))
     return s;
   if (out) op.copy_result(out + part.first * es, reduced, part.length * es);
-  op.written_for_peers(reduced, part.length * es);
   return PLX_OK;
 }
 

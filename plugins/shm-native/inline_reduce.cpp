@@ -34,7 +34,6 @@ plx_status inline_one_shot(Op &op, bool to_all) {
   InlineInput &mine = c.control(c.rank()).inline_input[step & 1u];
   if (plx_status s = write_inline(op, mine)) return s;
   mine.step.store(step + 1, std::memory_order_release);
-  op.written_for_peers(&mine, sizeof mine);
   publish(c, &RankControl::arrive, step + 1);
   // Polls the peers' lines first, then falls back to the ordinary wait on
   // their `arrive`, published after the line.

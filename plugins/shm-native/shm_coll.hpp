@@ -20,7 +20,6 @@
 #include <atomic>
 
 #include "plugins/shm-native/shm_wait.hpp"
-#include "plugins/shm-native/stream_copy.hpp"
 
 namespace plexus::shm_native {
 
@@ -44,10 +43,6 @@ struct Op {
   // Copies part of the result into recv: with streaming stores where
   // streams_result() (stream_copy.hpp).
   void copy_result(void *dst, const void *src, size_t bytes) const;
-  // Lines this rank has just written for its peers to read (DEMOTE).
-  void written_for_peers(const void *p, size_t bytes) const {
-    if (comm.params().demote) demote_lines(p, bytes);
-  }
   // Whether copy_result uses streaming stores for this message: when the
   // messages of all ranks together (what the host's caches must hold) reach
   // STREAM_MIN_BYTES. Below, the results stay in L3 for the next use: 2

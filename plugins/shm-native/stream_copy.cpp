@@ -5,7 +5,6 @@
 #include <cstring>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <emmintrin.h>
 #endif
 
@@ -35,29 +34,9 @@ void stream_copy(void *dst, const void *src, size_t bytes) {
   _mm_sfence();
 }
 
-bool can_demote() {
-  static const bool has = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 25));
-  }();
-  return has;
-}
-
-// The assembler's mnemonic needs no -mcldemote; the encoding is a reserved
-// NOP on CPUs without it, and can_demote() keeps those out of the loop.
-void demote_lines(const void *p, size_t bytes) {
-  if (bytes == 0 || !can_demote()) return;
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
-  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
-  for (uintptr_t line = first; line < end; line += 64)
-    asm volatile("cldemote %0" : : "m"(*reinterpret_cast<const char *>(line)));
-}
-
 #else
 
 void stream_copy(void *dst, const void *src, size_t bytes) { std::memcpy(dst, src, bytes); }
-bool can_demote() { return false; }
-void demote_lines(const void *, size_t) {}
 
 #endif
 

@@ -13,14 +13,4 @@ namespace plexus::shm_native {
 // so the bytes are visible like ordinary stores once it returns.
 void stream_copy(void *dst, const void *src, size_t bytes);
 
-// Whether this CPU has CLDEMOTE (x86: Intel from Sapphire Rapids and
-// Tremont on); elsewhere demote_lines does nothing.
-bool can_demote();
-
-// Pushes the lines of [p, p + bytes) that this core has just written out of
-// its private caches into the shared last-level cache (CLDEMOTE), for lines
-// that other cores read next: their reads then hit the LLC instead of
-// snooping this core's L2. A hint; the data and its ordering are unchanged.
-void demote_lines(const void *p, size_t bytes);
-
 }  // namespace plexus::shm_native
