@@ -106,8 +106,6 @@ plx_status reduce_inputs(Op &op, uint32_t step, bool mine_in_place) {
       if (plx_status s = op.peer_input(r, step, bytes, &block)) return s;
     sources[r] = block ? block : c.slot(r, step);
   }
-  for (int32_t r = 0; r < c.nranks(); ++r)
-    if (r != c.rank()) op.prefetch_read(sources[r], bytes);
   return core::reduce_into(op.desc.dtype, op.desc.op, op.desc.recv, sources, c.nranks(), op.desc.count);
 }
 
@@ -126,10 +124,8 @@ plx_status one_shot(Op &op, bool to_all) {
   const uint32_t step = op.comm.next_step(op.desc.count * op.elem_bytes);
   const bool mine_in_place = op.publish_input(step, op.desc.send, op.desc.count * op.elem_bytes,
                                               may_read_in_place(op));
-  if (!mine_in_place) {
-    op.prefetch_write(op.comm.slot(op.comm.rank(), step), op.desc.count * op.elem_bytes);
+  if (!mine_in_place)
     if (plx_status s = copy_in(op, op.comm.slot(op.comm.rank(), step), 0, op.desc.count)) return s;
-  }
   if (plx_status s = op.exchange(step)) return s;
   op.record(PLX_ALGO_ONE_SHOT);
   return finish_one_shot(op, step, to_all, mine_in_place);
@@ -159,7 +155,6 @@ plx_status copy_in_for_peers(Op &op, uint8_t *slot, size_t first, Share range, c
   if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
     return copy_in(op, slot + range.first * es, first + range.first, range.length);
   const auto *in = static_cast<const uint8_t *>(op.desc.send) + first * es;
-  op.prefetch_write(slot + range.first * es, range.length * es);
   const size_t before = std::min(end, mine.first), after = std::max(range.first, mine.first + mine.length);
   if (before > range.first) std::memcpy(slot + range.first * es, in + range.first * es, (before - range.first) * es);
   if (end > after) std::memcpy(slot + after * es, in + after * es, (end - after) * es);
@@ -178,8 +173,6 @@ plx_status reduce_share(Op &op, uint32_t step, size_t first, const Share &mine, 
     sources[r] = r == c.rank() && !own_in_slot
                      ? static_cast<const uint8_t *>(op.desc.send) + (first + mine.first) * es
                      : c.slot(r, step) + offset;
-  for (int32_t r = 0; r < c.nranks(); ++r)
-    if (r != c.rank()) op.prefetch_read(sources[r], mine.length * es);
   return core::reduce_into_both(op.desc.dtype, op.desc.op, c.slot(c.rank(), step) + offset, copy, sources,
                                 c.nranks(), mine.length);
 }
@@ -215,25 +208,11 @@ plx_status copy_out_shares(Op &op, uint32_t step, size_t count, uint8_t *out) {
   Comm &c = op.comm;
   const size_t es = op.elem_bytes;
   publish(c, &RankControl::done, step + 1);
-  auto share_in_slot = [&](int32_t r, Share *share) {
-    *share = share_of(count, c.nranks(), r);
-    return c.slot(r, step) + share->first * es;
-  };
-  auto counter_reached = [&](int32_t r) {
-    return reached(c.control(r).done.value.load(std::memory_order_acquire), step + 1);
-  };
-  return on_each_arrival(c, counter_reached, &RankControl::done, step + 1, op.deadline, op.label,
-    [&](int32_t r) {
-      Share share;
-      const uint8_t *from = share_in_slot(r, &share);
-      op.prefetch_read(from, share.length * es);
-    },
-    [&](int32_t r) {
-      Share share;
-      const uint8_t *from = share_in_slot(r, &share);
-      op.copy_result(out + share.first * es, from, share.length * es);
-      return PLX_OK;
-    });
+  return on_each_arrival(c, &RankControl::done, step + 1, op.deadline, op.label, [&](int32_t r) {
+    const Share share = share_of(count, c.nranks(), r);
+    op.copy_result(out + share.first * es, c.slot(r, step) + share.first * es, share.length * es);
+    return PLX_OK;
+  });
 }
 
 // One chunk of a two-shot reduction: copy in, reduce this rank's share

@@ -41,7 +41,7 @@ plx_status inline_one_shot(Op &op, bool to_all) {
     return reached(c.control(r).inline_input[step & 1u].step.load(std::memory_order_acquire), step + 1);
   };
   if (plx_status s = on_each_arrival(c, line_written, &RankControl::arrive, step + 1, op.deadline, op.label,
-                                     [](int32_t) {}, [](int32_t) { return PLX_OK; }))
+                                     [](int32_t) { return PLX_OK; }))
     return s;
   op.record(PLX_ALGO_ONE_SHOT);
   if (!to_all && c.rank() != op.desc.root) return PLX_OK;

@@ -50,7 +50,6 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   p->read_in_place = int_param(s, "READ_IN_PLACE", 1) != 0;
   p->threads = int_param(s, "THREADS", 0);
   p->threads_poll_us = int_param(s, "THREADS_POLL_US", p->threads_poll_us);
-  p->prefetch = int_param(s, "PREFETCH", 0);
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

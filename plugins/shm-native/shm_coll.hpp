@@ -43,21 +43,6 @@ struct Op {
   // Copies part of the result into recv: with streaming stores where
   // streams_result() (stream_copy.hpp).
   void copy_result(void *dst, const void *src, size_t bytes) const;
-  // EXPERIMENT
-  void prefetch_read(const void *p, size_t bytes) const {
-    const int32_t f = comm.params().prefetch;
-    if (!(f & 1)) return;
-    const auto *b = static_cast<const char *>(p);
-    bytes = bytes < 2048 ? bytes : 2048;
-    if (f & 2) for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(b + at, 0, 2);
-    else for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(b + at, 0, 3);
-  }
-  void prefetch_write(void *p, size_t bytes) const {
-    if (!(comm.params().prefetch & 4)) return;
-    auto *b = static_cast<char *>(p);
-    bytes = bytes < 8192 ? bytes : 8192;
-    for (size_t at = 0; at < bytes; at += 64) asm volatile("prefetchw %0" : : "m"(b[at]));
-  }
   // Whether copy_result uses streaming stores for this message: when the
   // messages of all ranks together (what the host's caches must hold) reach
   // STREAM_MIN_BYTES. Below, the results stay in L3 for the next use: 2

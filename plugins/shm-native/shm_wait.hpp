@@ -87,11 +87,10 @@ plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, cons
                            const OpLabel &what, Arrived arrived);
 // The same, but the polls ask ready(r) (a word the peer writes before its
 // counter, such as a flag beside its data); the slow path waits for the
-// counter; and prepare(r) runs for every peer that arrived in a pass before
-// arrived() runs for any of them (to start the loads of all their data).
-template <typename Ready, typename Prepare, typename Arrived>
+// counter.
+template <typename Ready, typename Arrived>
 plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t target,
-                           const Deadline &deadline, const OpLabel &what, Prepare prepare, Arrived arrived);
+                           const Deadline &deadline, const OpLabel &what, Arrived arrived);
 
 void cpu_relax();
 void futex_nap(Counter &counter, uint32_t seen);
@@ -123,51 +122,50 @@ plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready,
 class PendingPeers {
  public:
   explicit PendingPeers(const Comm &comm);
-  // Drops each pending r for which ready(r) holds, calls prepare(r) for
-  // each of them, then arrived(r); how many arrived in this pass, or -1
-  // with *failure set.
-  template <typename Ready, typename Prepare, typename Arrived>
-  int32_t poll(Ready &ready, Prepare &prepare, Arrived &arrived, plx_status *failure);
+  // Calls arrived(r) for each pending r for which ready(r) holds and drops
+  // it; how many arrived in this pass, or -1 with *failure set.
+  template <typename Ready, typename Arrived>
+  int32_t poll(Ready &ready, Arrived &arrived, plx_status *failure);
   int32_t size() const { return size_; }
   int32_t operator[](int32_t i) const { return ranks_[i]; }
 
  private:
   int32_t ranks_[core::Rendezvous::kMaxRanks];  // [0, size_): still pending
-  int32_t came_[core::Rendezvous::kMaxRanks];   // those that arrived in a pass
   int32_t size_ = 0;
 };
 
-template <typename Ready, typename Prepare, typename Arrived>
-int32_t PendingPeers::poll(Ready &ready, Prepare &prepare, Arrived &arrived, plx_status *failure) {
-  int32_t kept = 0, came = 0;
+template <typename Ready, typename Arrived>
+int32_t PendingPeers::poll(Ready &ready, Arrived &arrived, plx_status *failure) {
+  int32_t kept = 0;
   for (int32_t i = 0; i < size_; ++i) {
-    if (ready(ranks_[i])) came_[came++] = ranks_[i];
-    else ranks_[kept++] = ranks_[i];
+    const int32_t r = ranks_[i];
+    if (!ready(r)) {
+      ranks_[kept++] = r;
+      continue;
+    }
+    if ((*failure = arrived(r)) != PLX_OK) return -1;
   }
+  const int32_t came = size_ - kept;
   size_ = kept;
-  for (int32_t i = 0; i < came; ++i) prepare(came_[i]);
-  for (int32_t i = 0; i < came; ++i)
-    if ((*failure = arrived(came_[i])) != PLX_OK) return -1;
   return came;
 }
 
-template <typename Ready, typename Prepare, typename Arrived>
+template <typename Ready, typename Arrived>
 plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t target,
-                           const Deadline &deadline, const OpLabel &what, Prepare prepare, Arrived arrived) {
+                           const Deadline &deadline, const OpLabel &what, Arrived arrived) {
   PendingPeers pending(comm);
   SpinBudget &budget = comm.spin_budget();
   const int32_t spins = budget.polls();
   plx_status failure = PLX_OK;
   int32_t idle_polls = 0;
   while (pending.size() > 0 && idle_polls <= spins) {
-    const int32_t came = pending.poll(ready, prepare, arrived, &failure);
+    const int32_t came = pending.poll(ready, arrived, &failure);
     if (came < 0) return failure;
     if (came == 0 && ++idle_polls <= spins) cpu_relax();
   }
   budget.waited(idle_polls, spins);
   for (int32_t i = 0; i < pending.size(); ++i) {
     if (plx_status s = wait_rank(comm, pending[i], field, target, deadline, what, true)) return s;
-    prepare(pending[i]);
     if (plx_status s = arrived(pending[i])) return s;
   }
   return PLX_OK;
@@ -179,7 +177,7 @@ plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, cons
   auto counter_reached = [&comm, field, target](int32_t r) {
     return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
   };
-  return on_each_arrival(comm, counter_reached, field, target, deadline, what, [](int32_t) {}, arrived);
+  return on_each_arrival(comm, counter_reached, field, target, deadline, what, arrived);
 }
 
 }  // namespace plexus::shm_native
