@@ -100,20 +100,13 @@ void HelperThreads::serve(int32_t part) {
 }
 
 // Polls for a new job for poll_us_, then sleeps until one comes; false
-// when the threads are stopping. Every 512 polls (~25 us) without a job it
-// yields once: when the ranks' threads fill every CPU, a helper may share
-// its CPU with a rank's own thread, which it would otherwise hold up for a
-// whole time slice while every rank waits for that one.
+// when the threads are stopping.
 bool HelperThreads::wait_for_work(uint32_t *seen) {
   using Clock = std::chrono::steady_clock;
   const auto until = Clock::now() + std::chrono::microseconds(poll_us_);
   for (uint32_t spin = 1; generation_.load(std::memory_order_acquire) == *seen; ++spin) {
-    if ((spin & 255) != 0) {
+    if ((spin & 255) != 0 || Clock::now() < until) {
       relax();
-      continue;
-    }
-    if (Clock::now() < until) {
-      if ((spin & 511) == 0) sched_yield();
       continue;
     }
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
