@@ -43,7 +43,7 @@ uint64_t oneshot_limit(uint64_t oneshot_max_bytes, int32_t nranks) {
 // Reductions that rotate through the slots (rotate_min_bytes) take them at
 // the cap, to have room to rotate.
 plx_status stage_reduction(Op &op, uint64_t bytes) {
-  return op.comm.stage(bytes >= op.comm.params().rotate_min ? op.comm.params().slot_bytes : bytes);
+  return op.comm.stage(bytes >= rotate_min_bytes ? op.comm.params().slot_bytes : bytes);
 }
 
 // Reduces `length` elements at byte offset `offset` of every rank's slot

@@ -1,7 +1,7 @@
 // The collectives of shm-native, each a sequence of steps over the slots
 // (shm_comm.hpp). Algorithms, per the size of the message:
 //  - reductions up to PLEXUS_SHM_NATIVE_ONESHOT_MAX_BYTES x 2/n (2 ranks:
-//    x 2; beyond 8 ranks x 128/n^3): one-shot, every rank reduces all
+//    x 2; beyond 4 ranks x 8/n^2): one-shot, every rank reduces all
 //    inputs in rank order;
 //  - larger: reduce-scatter then all-gather (two-shot), a slot-sized chunk
 //    per step, each element reduced by one rank in rank order;

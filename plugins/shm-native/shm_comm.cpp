@@ -300,7 +300,7 @@ uint32_t Comm::next_step(uint64_t bytes) {
   const uint32_t p = step_ & 1u;
   const uint64_t span = (bytes + page - 1) / page * page;
   region_[p] = 0;
-  if (bytes >= params_.rotate_min && span <= slot_bytes_) {
+  if (bytes >= rotate_min_bytes && span <= slot_bytes_) {
     if (cursor_[p] + span > slot_bytes_) cursor_[p] = 0;
     region_[p] = cursor_[p];
     cursor_[p] += span;

@@ -39,7 +39,6 @@ struct Params {
   int32_t threads = 0;               // threads per rank for large steps; 0: from the CPUs
   uint64_t threads_min_bytes = 64 << 10;  // the smallest step they split
   int32_t threads_poll_us = 200;     // how long idle helpers poll before sleeping
-  uint64_t rotate_min = 8 << 10;     // EXPERIMENT
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks

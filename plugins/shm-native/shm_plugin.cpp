@@ -14,7 +14,7 @@ const plx_param_decl params[] = {
      "First size of a data slot (at most SLOT_BYTES); slots stay this small until a collective "
      "needs more (a reduction of 8 KiB or more: SLOT_BYTES, to rotate through them)."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
-     "Reductions up to this x 2/n for n ranks (2 ranks: x 2; beyond 8 ranks: x 128/n^3) run one-shot "
+     "Reductions up to this x 2/n for n ranks (2 ranks: x 2; beyond 4 ranks: x 8/n^2) run one-shot "
      "(every rank reduces all inputs); larger ones reduce-scatter then all-gather."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
      "Most polls of a peer's counter before yielding the core (the budget adapts below it); 0 when "
@@ -33,7 +33,6 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_INT, "THREADS_POLL_US", "200",
      "Microseconds an idle helper thread polls for the next step before it sleeps: back-to-back "
      "large steps find it awake; an idle rank stops taking CPU time that much later."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ROTATE_MIN_BYTES", "8K", "EXPERIMENT"},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
      "0: it is copied through the slots like any host buffer."},
