@@ -81,7 +81,8 @@ plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadl
 // paid at once for all that moved, where waiting for one peer after the
 // other paid a miss per peer in turn (15 of them a sync at 16 ranks). After
 // the spin budget's polls the rest are awaited one by one on the slow path
-// (yield, futex, liveness, deadline), from rank+1 on.
+// (yield, futex, liveness, deadline), from rank+1 on; a failure another
+// rank posted (abort) ends the polls every 1024 idle ones, as in wait_on.
 template <typename Arrived>
 plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                            const OpLabel &what, Arrived arrived);
@@ -161,7 +162,10 @@ plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t
   while (pending.size() > 0 && idle_polls <= spins) {
     const int32_t came = pending.poll(ready, arrived, &failure);
     if (came < 0) return failure;
-    if (came == 0 && ++idle_polls <= spins) cpu_relax();
+    if (came != 0 || ++idle_polls > spins) continue;
+    cpu_relax();
+    if ((idle_polls & 1023) == 0)
+      if (plx_status s = comm.posted_failure()) return s;
   }
   budget.waited(idle_polls, spins);
   for (int32_t i = 0; i < pending.size(); ++i) {

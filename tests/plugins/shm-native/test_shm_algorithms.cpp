@@ -105,7 +105,8 @@ TEST_CASE("ShmNative.InPlace.two_shot_on_pool_buffers_matches_the_reference") {
 }
 
 // The one-shot limit with the default ONESHOT_MAX_BYTES (64 KiB): x 2 for 2
-// ranks, x 2/n up to 8 ranks, x 128/n^3 beyond (12 ranks: 4854 bytes).
+// ranks, x 2/n up to 4 ranks, x 8/n^2 beyond (8 ranks: 8192 bytes, 12 ranks:
+// 3640).
 TEST_CASE("ShmNative.Choice.one_shot_limit_falls_with_the_rank_count") {
   const std::pair<int, size_t> limits[] = {{2, 131072}, {4, 32768}, {6, 14563}, {8, 8192}, {12, 3640}};
   for (const auto &[nranks, limit] : limits) {
