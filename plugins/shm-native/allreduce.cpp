@@ -262,10 +262,20 @@ plx_status two_shot(Op &op, bool to_all) {
   return PLX_OK;
 }
 
+// The LL all-reduce where asked for, or where LL_MAX_BYTES takes the size
+// and the input does not fit the inline line.
+bool wants_low_latency(const Op &op, size_t bytes) {
+  const int32_t forced = op.desc.options->algorithm;
+  if (!fits_low_latency(op)) return false;
+  if (forced == PLX_ALGO_LOW_LATENCY) return true;
+  return forced == PLX_ALGO_AUTO && bytes <= op.comm.params().ll_max_bytes && !fits_inline(op);
+}
+
 plx_status reduction(Op &op, bool to_all) {
   if (op.desc.count == 0) return PLX_OK;
   const size_t bytes = op.desc.count * op.elem_bytes;
   const Params &p = op.comm.params();
+  if (to_all && wants_low_latency(op, bytes)) return low_latency_all_reduce(op);
   // One-shot makes every rank read every input: its limit shrinks as ranks
   // grow, except with 2 ranks (two_rank_oneshot_factor).
   const bool small = bytes <= oneshot_limit(p.oneshot_max_bytes, op.comm.nranks()) && bytes <= p.slot_bytes;

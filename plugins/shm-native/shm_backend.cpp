@@ -43,7 +43,8 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   for (auto [name, value] : {std::pair{"SLOT_BYTES", &p->slot_bytes}, std::pair{"SLOT_MIN_BYTES", &p->slot_min_bytes},
                               std::pair{"ONESHOT_MAX_BYTES", &p->oneshot_max_bytes},
                               std::pair{"STREAM_MIN_BYTES", &p->stream_min_bytes},
-                              std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes}})
+                              std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes},
+                              std::pair{"LL_MAX_BYTES", &p->ll_max_bytes}})
     if (plx_status status = size_param(s, name, value)) return status;
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
@@ -63,6 +64,9 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (p->slot_min_bytes < 4096 || p->slot_min_bytes > (1ull << 30) || p->slot_min_bytes % 64)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_SLOT_MIN_BYTES={} must "
                       "be a multiple of 64 between 4K and 1G", p->slot_min_bytes);
+  if (p->ll_max_bytes > ll_max_lines * ll_payload_bytes)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_LL_MAX_BYTES={} is more "
+                      "than the LL lines hold ({} bytes)", p->ll_max_bytes, ll_max_lines * ll_payload_bytes);
   return PLX_OK;
 }
 

@@ -1,5 +1,7 @@
 // The collectives of shm-native, each a sequence of steps over the slots
 // (shm_comm.hpp). Algorithms, per the size of the message:
+//  - all-reduces up to PLEXUS_SHM_NATIVE_LL_MAX_BYTES (default none): the
+//    low-latency two-shot, whose lines carry their own signal (ll_reduce.cpp);
 //  - reductions up to PLEXUS_SHM_NATIVE_ONESHOT_MAX_BYTES x 2/n (2 ranks:
 //    x 2; beyond 4 ranks x 8/n^2): one-shot, every rank reduces all
 //    inputs in rank order;
@@ -76,6 +78,11 @@ plx_status run_collective(Comm &comm, const plx_coll_desc &desc);
 bool fits_inline(const Op &op);
 // One-shot through the InlineInput lines (inline_reduce.cpp).
 plx_status inline_one_shot(Op &op, bool to_all);
+// Whether an all-reduce fits the LL lines (the same answer on every rank).
+bool fits_low_latency(const Op &op);
+// The LL all-reduce (ll_reduce.cpp): a two-shot whose lines carry their
+// own signal.
+plx_status low_latency_all_reduce(Op &op);
 // Two-shot whose inputs are every rank's pool block published for `step`
 // (in_place.cpp): no copy into the slots, each rank reading 1/n of them.
 plx_status in_place_two_shot(Op &op, uint32_t step, bool to_all);

@@ -11,6 +11,7 @@
 #include "core/host_topology.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
+#include "plugins/shm-native/shm_wait.hpp"
 
 namespace plexus::shm_native {
 
@@ -273,7 +274,11 @@ plx_status Comm::grow_slots(uint64_t bytes) {
 
 // Runs after the exchange of the first step in the grown slots: every peer
 // has published that step, so each has grown (its entry for this generation
-// is written) and has finished every step that used its old slots.
+// is written) and has finished every step that used its old slots. Then
+// waits until every peer has mapped this rank's new segment: a peer maps it
+// through /proc/<pid>/fd, so a rank that finished the step and exited (its
+// last collective grew the slots) would otherwise leave a slower peer
+// nothing to open and its input unread.
 plx_status Comm::finish_growth(const char *coll, uint64_t seq) {
   growth_pending_ = false;
   retired_ = core::ShmSegment();
@@ -290,7 +295,8 @@ plx_status Comm::finish_growth(const char *coll, uint64_t seq) {
                               "{} #{}", rank_, r, coll, seq));
     set_slots(r, std::move(peer));
   }
-  return PLX_OK;
+  publish_counter(control(rank_).mapped, generation_);
+  return wait_all(*this, &RankControl::mapped, generation_, Deadline(timeout_ms_), {coll, seq});
 }
 
 // Regions start on pages: SIMD loops see the alignment they would at the

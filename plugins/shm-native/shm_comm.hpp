@@ -39,6 +39,7 @@ struct Params {
   int32_t threads = 0;               // threads per rank for large steps; 0: from the CPUs
   uint64_t threads_min_bytes = 64 << 10;  // the smallest step they split
   int32_t threads_poll_us = 200;     // how long idle helpers poll before sleeping
+  uint64_t ll_max_bytes = 0;         // all-reduces up to this use the LL lines; 0: none
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks
@@ -61,6 +62,7 @@ inline constexpr size_t inline_input_bytes = sizeof(InlineInput::data);
 struct RankControl {
   Counter arrive;  // steps whose input this rank has published
   Counter done;    // steps whose reduce-scatter share this rank has finished
+  Counter mapped;  // the slot generation whose peer segments this rank has mapped
   alignas(128) std::atomic<uint32_t> numa_node{0xffffffffu};  // where this rank's slots are
   // Set at init when this rank could open every peer's /proc/<pid>/fd.
   std::atomic<uint32_t> maps_peers{0};
@@ -71,6 +73,26 @@ struct RankControl {
   // written before the `arrive` that publishes the first step using it.
   alignas(128) SlotSegmentRef slot_segments[2];
   alignas(128) InlineInput inline_input[2];
+};
+
+// One line of the low-latency (LL) all-reduce (ll_reduce.cpp): 56 bytes of
+// payload, then the sequence number of the collective that wrote them,
+// stored after them with release. A peer that sees its sequence number
+// sees the payload too (the line comes in one transfer, no separate flag
+// to fetch and no `arrive` to wait for). The lines live in the control
+// segment, which only LL writes: no stale payload of another algorithm can
+// ever look like a sequence number.
+struct alignas(64) LowLatencyLine {
+  uint8_t data[56];
+  std::atomic<uint64_t> seq{0};
+};
+inline constexpr size_t ll_payload_bytes = sizeof(LowLatencyLine::data);
+inline constexpr size_t ll_max_lines = 600;  // 33600 bytes of payload: 32 KiB messages fit
+// A rank's LL lines: its input and its reduced share, each double-buffered
+// by the parity of the LL sequence number.
+struct LowLatencyArea {
+  LowLatencyLine input[2][ll_max_lines];
+  LowLatencyLine result[2][ll_max_lines];
 };
 
 // Steps that write at least this many bytes rotate through their slot: each
@@ -152,7 +174,16 @@ class Comm {
   std::atomic<uint64_t> algorithm_calls[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
   std::atomic<int32_t> last_algorithm[PLX_COLL_KIND_COUNT] = {};
 
-  static constexpr size_t control_bytes = 4096;  // the control words' page
+  // The LL lines of rank r, after its control words.
+  LowLatencyArea &ll_area(int32_t r) {
+    return *reinterpret_cast<LowLatencyArea *>(static_cast<uint8_t *>(controls_[r].data()) + control_page_bytes);
+  }
+  // The sequence number of the next LL all-reduce: the same on every rank.
+  uint64_t next_ll_seq() { return ++ll_seq_; }
+
+  static constexpr size_t control_page_bytes = 4096;  // the control words' page
+  // The control segment: the control words, then the LL lines.
+  static constexpr size_t control_bytes = control_page_bytes + sizeof(LowLatencyArea);
 
  private:
   Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,
@@ -179,6 +210,7 @@ class Comm {
   std::unique_ptr<HelperThreads> helpers_;
   int32_t timeout_ms_;
   uint32_t step_ = 0;
+  uint64_t ll_seq_ = 0;
   uint64_t region_[2] = {0, 0};  // where in slot p the current step p's data is
   uint64_t cursor_[2] = {0, 0};  // where the next rotating step's region in slot p starts
   uint64_t collectives_ = 0;
@@ -205,6 +237,6 @@ class Comm {
   bool reads_in_place_ = false;
 };
 
-static_assert(sizeof(RankControl) <= Comm::control_bytes, "control words fit their page");
+static_assert(sizeof(RankControl) <= Comm::control_page_bytes, "control words fit their page");
 
 }  // namespace plexus::shm_native

@@ -97,6 +97,28 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
   return s;
 }
 
+plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, uint64_t target,
+                     const Deadline &deadline, const OpLabel &what) {
+  const auto arrived = [&word, target] { return word.load(std::memory_order_acquire) == target; };
+  if (arrived()) return PLX_OK;
+  SpinBudget &budget = comm.spin_budget();
+  const int32_t spins = budget.polls();
+  for (int32_t i = 1; i <= spins; ++i) {
+    cpu_relax();
+    if (arrived()) {
+      budget.waited(i, spins);
+      return PLX_OK;
+    }
+  }
+  budget.waited(spins + 1, spins);
+  LivenessClock liveness;
+  while (!arrived()) {
+    if (plx_status s = check_progress(comm, r, deadline, what, &liveness, arrived)) return s;
+    sched_yield();
+  }
+  return PLX_OK;
+}
+
 PendingPeers::PendingPeers(const Comm &comm) {
   for (int32_t i = 1; i < comm.nranks(); ++i) ranks_[size_++] = (comm.rank() + i) % comm.nranks();
 }

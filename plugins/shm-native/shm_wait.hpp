@@ -69,6 +69,13 @@ plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) 
 plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what, bool polled = false);
 
+// Waits until `word`, written by rank r, equals `target` (an LL line's
+// sequence number): polls as the spin budget says, then yields, checking
+// for a posted failure, r's death and the deadline; no futex (the word has
+// no sleepers count), so it never sleeps longer than a yield.
+plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, uint64_t target,
+                     const Deadline &deadline, const OpLabel &what);
+
 // Waits for every rank but this one (on_each_arrival with nothing to do).
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                     const OpLabel &what);

@@ -187,6 +187,20 @@ TEST_CASE("plugins.shm_native.slots.threads_as_ranks_grow_together") {
   CHECK(plx_backend_close(backend) == PLX_OK);
 }
 
+// The only collective of each communicator grows the slots, and a rank that
+// is done with it destroys the communicator and exits at once: a slower
+// peer must still have mapped its new segment (finish_growth waits for
+// every peer's mapping before the step goes on). 20 communicators, as the
+// race needs a fast rank.
+TEST_CASE("plugins.shm_native.slots.a_last_collective_that_grows_the_slots") {
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    CHECK(run_ranks_on_backend(3, [&](plx_backend_h, plx_comm_h c, int r) {
+      return all_reduce_exact(c, r, 3, 4096 + static_cast<size_t>(round), 2000 + static_cast<uint32_t>(round));
+    }) == 0);
+  }
+}
+
 // Rank 1 kills itself as soon as it holds a second slot segment of its own,
 // i.e. while its slots grow; the survivors must fail, never hang.
 TEST_CASE("plugins.shm_native.slots.rank_killed_while_growing_is_lost_not_hung") {
