@@ -88,11 +88,18 @@ struct alignas(64) LowLatencyLine {
 };
 inline constexpr size_t ll_payload_bytes = sizeof(LowLatencyLine::data);
 inline constexpr size_t ll_max_lines = 600;  // 33600 bytes of payload: 32 KiB messages fit
+// Lines of each (kind, parity) through which calls rotate, as the slots do
+// (rotate_min_bytes), so that a line a peer has just read is not rewritten
+// at once (the store waits for that copy's invalidation): calls of up to
+// 512 lines (28 KiB) take the lines after the previous call's. 256 KiB a
+// rank in all. On the 2-core dev machine, 2 ranks, rotating or not measured
+// the same (16 KiB: 2.2-3.1 against 2.3-7.1 us); not yet measured on more.
+inline constexpr size_t ll_area_lines = 1024;
 // A rank's LL lines: its input and its reduced share, each double-buffered
 // by the parity of the LL sequence number.
 struct LowLatencyArea {
-  LowLatencyLine input[2][ll_max_lines];
-  LowLatencyLine result[2][ll_max_lines];
+  LowLatencyLine input[2][ll_area_lines];
+  LowLatencyLine result[2][ll_area_lines];
 };
 
 // Steps that write at least this many bytes rotate through their slot: each
@@ -180,6 +187,18 @@ class Comm {
   }
   // The sequence number of the next LL all-reduce: the same on every rank.
   uint64_t next_ll_seq() { return ++ll_seq_; }
+  // Where in its parity's lines LL all-reduce `seq` of `lines` lines starts:
+  // after the previous one of that parity, wrapping at the end; every rank
+  // computes the same for every rank.
+  size_t ll_region(uint64_t seq, size_t lines) {
+    size_t &cursor = ll_cursor_[seq & 1u];
+    if (cursor + lines > ll_area_lines) cursor = 0;
+    const size_t start = cursor;
+    cursor += lines;
+    return start;
+  }
+  // Where an LL all-reduce gathers the peers' lines of its share.
+  std::vector<uint8_t> &ll_staging() { return ll_staging_; }
 
   static constexpr size_t control_page_bytes = 4096;  // the control words' page
   // The control segment: the control words, then the LL lines.
@@ -211,6 +230,8 @@ class Comm {
   int32_t timeout_ms_;
   uint32_t step_ = 0;
   uint64_t ll_seq_ = 0;
+  size_t ll_cursor_[2] = {0, 0};
+  std::vector<uint8_t> ll_staging_;
   uint64_t region_[2] = {0, 0};  // where in slot p the current step p's data is
   uint64_t cursor_[2] = {0, 0};  // where the next rotating step's region in slot p starts
   uint64_t collectives_ = 0;
