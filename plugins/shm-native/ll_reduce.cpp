@@ -1,14 +1,16 @@
 // The low-latency (LL) all-reduce: a two-shot whose data carries its own
 // signal. Every rank posts its input as LL lines (LowLatencyLine in
-// shm_comm.hpp: 56 bytes and the collective's sequence number), reduces its
-// share of the lines in rank order as each peer's line arrives, posts the
-// result lines, and copies the peers' result lines out as they arrive. No
-// `arrive` or `done` waits: a rank waits on the lines it reads, and each
-// wait fetches the data with the same line transfer.
+// shm_comm.hpp: 56 bytes and the collective's sequence number), gathers
+// each peer's lines of its share once they have arrived, reduces the share
+// in rank order, posts the result lines, and copies each peer's result
+// lines out once they have arrived. No `arrive` or `done` waits: a rank
+// waits on the lines it reads, and each wait fetches the data with the same
+// line transfer.
 //
-// Reuse: the lines of sequence number s are written again at s + 2. By then
-// this rank has reduced s + 1, which needed every peer's input of s + 1,
-// which a peer posts only after it finished s, reads of our lines included.
+// Reuse: the lines of sequence number s are written again at s + 2 at the
+// earliest. By then this rank has reduced s + 1, which needed every peer's
+// input of s + 1, which a peer posts only after it finished s, reads of our
+// lines included.
 #include <algorithm>
 #include <cstring>
 #include <vector>
