@@ -18,6 +18,18 @@ plx_status write_inline(Op &op, InlineInput &line) {
   return PLX_OK;
 }
 
+// Waits for rank r's input of `step`: polls its line first, then falls back
+// to the ordinary wait on its `arrive`, published after the line.
+plx_status wait_inline(Op &op, int32_t r, uint32_t step) {
+  Comm &c = op.comm;
+  SpinBudget &budget = c.spin_budget();
+  const int32_t spins = budget.polls();
+  const int32_t looks = spin_until(c.control(r).inline_input[step & 1u].step, step + 1, spins);
+  budget.waited(looks < 0 ? spins + 1 : looks, spins);
+  if (looks >= 0) return PLX_OK;
+  return wait_rank(c, r, &RankControl::arrive, step + 1, op.deadline, op.label, true);
+}
+
 }  // namespace
 
 bool fits_inline(const Op &op) {
@@ -35,14 +47,9 @@ plx_status inline_one_shot(Op &op, bool to_all) {
   if (plx_status s = write_inline(op, mine)) return s;
   mine.step.store(step + 1, std::memory_order_release);
   publish(c, &RankControl::arrive, step + 1);
-  // Polls the peers' lines first, then falls back to the ordinary wait on
-  // their `arrive`, published after the line.
-  auto line_written = [&c, step](int32_t r) {
-    return reached(c.control(r).inline_input[step & 1u].step.load(std::memory_order_acquire), step + 1);
-  };
-  if (plx_status s = on_each_arrival(c, line_written, &RankControl::arrive, step + 1, op.deadline, op.label,
-                                     [](int32_t) { return PLX_OK; }))
-    return s;
+  for (int32_t r = 0; r < c.nranks(); ++r)
+    if (r != c.rank())
+      if (plx_status s = wait_inline(op, r, step)) return s;
   op.record(PLX_ALGO_ONE_SHOT);
   if (!to_all && c.rank() != op.desc.root) return PLX_OK;
   const void *sources[max_sources];

@@ -103,6 +103,17 @@ plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t
 void cpu_relax();
 void futex_nap(Counter &counter, uint32_t seen);
 
+// Polls `word` at most `spins` times until it reaches target; how many
+// looks failed before it did, or -1. Only a fast path: the caller falls back
+// to a wait that checks for failures, the deadline and the peer's death.
+inline int32_t spin_until(const std::atomic<uint32_t> &word, uint32_t target, int32_t spins) {
+  for (int32_t i = 0; i < spins; ++i) {
+    if (reached(word.load(std::memory_order_acquire), target)) return i;
+    cpu_relax();
+  }
+  return reached(word.load(std::memory_order_acquire), target) ? spins : -1;
+}
+
 template <typename Ready, typename Check>
 plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check, int64_t *looks) {
   for (int64_t i = 0;; ++i) {
