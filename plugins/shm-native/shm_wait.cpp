@@ -112,9 +112,10 @@ plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, u
   }
   budget.waited(spins + 1, spins);
   LivenessClock liveness;
-  while (!arrived()) {
+  for (int32_t yields = 0; !arrived(); ++yields) {
     if (plx_status s = check_progress(comm, r, deadline, what, &liveness, arrived)) return s;
-    sched_yield();
+    if (yields < comm.params().yield_iterations) sched_yield();
+    else usleep(50);  // a long wait: a nap instead of a sleep on a futex it does not have
   }
   return PLX_OK;
 }

@@ -70,9 +70,9 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what, bool polled = false);
 
 // Waits until `word`, written by rank r, equals `target` (an LL line's
-// sequence number): polls as the spin budget says, then yields, checking
-// for a posted failure, r's death and the deadline; no futex (the word has
-// no sleepers count), so it never sleeps longer than a yield.
+// sequence number): polls as the spin budget says, then yields YIELD times,
+// then naps 50 us at a time, checking for a posted failure, r's death and
+// the deadline; no futex (the word has no sleepers count to wake it by).
 plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, uint64_t target,
                      const Deadline &deadline, const OpLabel &what);
 
@@ -93,12 +93,6 @@ plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadl
 template <typename Arrived>
 plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                            const OpLabel &what, Arrived arrived);
-// The same, but the polls ask ready(r) (a word the peer writes before its
-// counter, such as a flag beside its data); the slow path waits for the
-// counter.
-template <typename Ready, typename Arrived>
-plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t target,
-                           const Deadline &deadline, const OpLabel &what, Arrived arrived);
 
 void cpu_relax();
 void futex_nap(Counter &counter, uint32_t seen);
@@ -169,9 +163,12 @@ int32_t PendingPeers::poll(Ready &ready, Arrived &arrived, plx_status *failure) 
   return came;
 }
 
-template <typename Ready, typename Arrived>
-plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t target,
-                           const Deadline &deadline, const OpLabel &what, Arrived arrived) {
+template <typename Arrived>
+plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
+                           const OpLabel &what, Arrived arrived) {
+  auto ready = [&comm, field, target](int32_t r) {
+    return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
+  };
   PendingPeers pending(comm);
   SpinBudget &budget = comm.spin_budget();
   const int32_t spins = budget.polls();
@@ -191,15 +188,6 @@ plx_status on_each_arrival(Comm &comm, Ready ready, CounterField field, uint32_t
     if (plx_status s = arrived(pending[i])) return s;
   }
   return PLX_OK;
-}
-
-template <typename Arrived>
-plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
-                           const OpLabel &what, Arrived arrived) {
-  auto counter_reached = [&comm, field, target](int32_t r) {
-    return reached((comm.control(r).*field).value.load(std::memory_order_acquire), target);
-  };
-  return on_each_arrival(comm, counter_reached, field, target, deadline, what, arrived);
 }
 
 }  // namespace plexus::shm_native
