@@ -154,7 +154,7 @@ plx_status gather_results(Op &op, const LlLayout &l, uint64_t seq) {
 
 bool fits_low_latency(const Op &op) {
   const size_t bytes = op.desc.count * op.elem_bytes;
-  return bytes <= ll_max_lines * ll_payload_bytes && op.comm.nranks() <= max_sources;
+  return op.comm.has_ll_lines() && bytes <= ll_max_lines * ll_payload_bytes && op.comm.nranks() <= max_sources;
 }
 
 plx_status low_latency_all_reduce(Op &op) {

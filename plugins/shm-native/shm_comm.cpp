@@ -23,6 +23,7 @@ struct SegmentAnnouncement {
   int32_t pid;
   int32_t pad;
   uint64_t slot_min_bytes, slot_max_bytes;
+  uint64_t ll_max_bytes;  // decides whether the control segment has LL lines
   cpu_set_t cpus;  // where this rank may run, for outnumber_cpus()
 };
 
@@ -73,8 +74,8 @@ void Comm::set_slots(int32_t r, core::ShmSegment segment) {
 // a memfd placed on this rank's NUMA node, announced in the control page.
 plx_status Comm::create_own_segments(const char *control_name) {
   core::ShmSegment &own = controls_[rank_];
-  if (plx_status s = core::ShmSegment::create(control_name, control_bytes, &own)) return s;
-  place_existing(own.data(), control_bytes, numa_node_);
+  if (plx_status s = core::ShmSegment::create(control_name, control_bytes(), &own)) return s;
+  place_existing(own.data(), control_bytes(), numa_node_);
   new (own.data()) RankControl();
   core::ShmSegment slots;
   slot_bytes_ = params_.slot_min_bytes;
@@ -92,6 +93,11 @@ plx_status Comm::check_same_params(const std::vector<SegmentAnnouncement> &all) 
                         "of {} to {}: every rank must use the same PLEXUS_SHM_NATIVE_SLOT_MIN_BYTES and "
                         "PLEXUS_SHM_NATIVE_SLOT_BYTES", r, all[r].slot_min_bytes, all[r].slot_max_bytes,
                         rank_, params_.slot_min_bytes, params_.slot_bytes);
+  for (int32_t r = 0; r < nranks_; ++r)
+    if (all[r].ll_max_bytes != params_.ll_max_bytes)
+      return core::fail(PLX_ERR_INVALID_USAGE, "shm-native: rank {} has PLEXUS_SHM_NATIVE_LL_MAX_BYTES={} and "
+                        "rank {} {}: every rank must use the same (it decides whether the ranks map LL lines)",
+                        r, all[r].ll_max_bytes, rank_, params_.ll_max_bytes);
   return PLX_OK;
 }
 
@@ -105,6 +111,7 @@ plx_status Comm::announce(int32_t init_timeout_ms, std::vector<SegmentAnnounceme
   std::strncpy(mine.name, name.c_str(), sizeof(mine.name) - 1);
   mine.pid = static_cast<int32_t>(::getpid());
   mine.slot_min_bytes = params_.slot_min_bytes, mine.slot_max_bytes = params_.slot_bytes;
+  mine.ll_max_bytes = params_.ll_max_bytes;
   mine.cpus = own_cpus();
   all->assign(nranks_, {});
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all->data(), init_timeout_ms)) return s;
@@ -160,7 +167,7 @@ plx_status Comm::open_announced(const std::vector<SegmentAnnouncement> &all, int
   for (int32_t r = 0; r < nranks_; ++r) {
     pids_.push_back(all[r].pid);
     if (r == rank_) continue;
-    if (plx_status s = core::ShmSegment::open(all[r].name, control_bytes, &controls_[r]))
+    if (plx_status s = core::ShmSegment::open(all[r].name, control_bytes(), &controls_[r]))
       return fail_all(s, "rank " + std::to_string(rank_) + " could not map rank " + std::to_string(r) + "'s segment");
   }
   peer_maps_ = std::make_unique<PeerMaps>(pids_);

@@ -39,7 +39,7 @@ struct Params {
   int32_t threads = 0;               // threads per rank for large steps; 0: from the CPUs
   uint64_t threads_min_bytes = 64 << 10;  // the smallest step they split
   int32_t threads_poll_us = 200;     // how long idle helpers poll before sleeping
-  uint64_t ll_max_bytes = 0;         // all-reduces up to this use the LL lines; 0: none
+  uint64_t ll_max_bytes = 0;         // all-reduces up to this use the LL lines; 0: no lines
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks
@@ -181,7 +181,11 @@ class Comm {
   std::atomic<uint64_t> algorithm_calls[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
   std::atomic<int32_t> last_algorithm[PLX_COLL_KIND_COUNT] = {};
 
-  // The LL lines of rank r, after its control words.
+  // Whether the control segments carry LL lines: only where LL_MAX_BYTES
+  // is set (the same on every rank, checked at init), so that communicators
+  // without LL do not pay 256 KiB a rank for them.
+  bool has_ll_lines() const { return params_.ll_max_bytes != 0; }
+  // The LL lines of rank r, after its control words (has_ll_lines()).
   LowLatencyArea &ll_area(int32_t r) {
     return *reinterpret_cast<LowLatencyArea *>(static_cast<uint8_t *>(controls_[r].data()) + control_page_bytes);
   }
@@ -201,8 +205,8 @@ class Comm {
   std::vector<uint8_t> &ll_staging() { return ll_staging_; }
 
   static constexpr size_t control_page_bytes = 4096;  // the control words' page
-  // The control segment: the control words, then the LL lines.
-  static constexpr size_t control_bytes = control_page_bytes + sizeof(LowLatencyArea);
+  // The control segment: the control words, then any LL lines.
+  size_t control_bytes() const { return control_page_bytes + (has_ll_lines() ? sizeof(LowLatencyArea) : 0); }
 
  private:
   Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_ms,

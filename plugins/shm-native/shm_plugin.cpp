@@ -35,8 +35,8 @@ const plx_param_decl params[] = {
      "large steps find it awake; an idle rank stops taking CPU time that much later."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "LL_MAX_BYTES", "0",
      "All-reduces from 57 bytes up to this (at most 33600) run the low-latency two-shot, whose "
-     "cache lines carry their own signal (no arrive/done waits); 0: never unless asked for with "
-     "PLX_ALGO_LOW_LATENCY."},
+     "cache lines carry their own signal (no arrive/done waits), as PLX_ALGO_LOW_LATENCY asks; 0: "
+     "none, and the ranks map no LL lines. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
      "0: it is copied through the slots like any host buffer."},

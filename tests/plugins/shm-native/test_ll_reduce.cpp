@@ -3,9 +3,11 @@
 // against a rank-order reference on random data: every length around the
 // 56-byte line and up to the lines' capacity, back to back (the lines'
 // reuse), in place, overlapping, without a contribution, other types and
-// operators; a missing rank, a killed rank and an abort end the waits.
+// operators; a missing rank, a killed rank and an abort end the waits. The
+// lines exist only where LL_MAX_BYTES is set, the same on every rank.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +26,13 @@ using plexus::test::random_floats;
 using plexus::test::run_ranks;
 
 constexpr size_t capacity_floats = 33600 / sizeof(float);  // 600 lines of 56 bytes
+
+// Sets PLEXUS_SHM_NATIVE_LL_MAX_BYTES for a test (the backend reads it at
+// open, in run_ranks), so that the ranks map LL lines.
+struct LlLines {
+  explicit LlLines(const char *max_bytes = "32K") { setenv("PLEXUS_SHM_NATIVE_LL_MAX_BYTES", max_bytes, 1); }
+  ~LlLines() { unsetenv("PLEXUS_SHM_NATIVE_LL_MAX_BYTES"); }
+};
 
 plx_coll_options forced_low_latency(uint32_t flags = 0) {
   plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
@@ -70,6 +79,7 @@ int other_types(plx_comm_h c, int rank, int nranks, size_t n) {
 }  // namespace
 
 TEST_CASE("ShmNative.LowLatency.float_sums_of_every_length_match_the_reference") {
+  const LlLines lines;
   for (int nranks : {2, 3, 4}) {
     CAPTURE(nranks);
     CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
@@ -85,6 +95,7 @@ TEST_CASE("ShmNative.LowLatency.float_sums_of_every_length_match_the_reference")
 }
 
 TEST_CASE("ShmNative.LowLatency.back_to_back_calls_reuse_the_lines_safely") {
+  const LlLines lines;
   CHECK(run_ranks(3, [](plx_comm_h c, int r) {
     const plx_coll_options opts = forced_low_latency();
     uint32_t seed = 1300;
@@ -99,6 +110,7 @@ TEST_CASE("ShmNative.LowLatency.back_to_back_calls_reuse_the_lines_safely") {
 }
 
 TEST_CASE("ShmNative.LowLatency.other_types_and_operators") {
+  const LlLines lines;
   CHECK(run_ranks(4, [](plx_comm_h c, int r) {
     for (size_t n : {size_t{1}, size_t{13}, size_t{14}, size_t{15}, size_t{700}, size_t{4200}})
       if (int code = other_types(c, r, 4, n)) return code;
@@ -107,6 +119,7 @@ TEST_CASE("ShmNative.LowLatency.other_types_and_operators") {
 }
 
 TEST_CASE("ShmNative.LowLatency.no_contribution_and_overlapping_buffers") {
+  const LlLines lines;
   CHECK(run_ranks(3, [](plx_comm_h c, int r) {
     const size_t n = 3000;
     // Rank 1 contributes nothing: the sum of ranks 0 and 2 in rank order.
@@ -129,12 +142,52 @@ TEST_CASE("ShmNative.LowLatency.no_contribution_and_overlapping_buffers") {
 }
 
 TEST_CASE("ShmNative.LowLatency.too_large_for_the_lines_takes_another_algorithm") {
+  const LlLines lines;
   CHECK(run_ranks(2, [](plx_comm_h c, int r) {
     const plx_coll_options opts = forced_low_latency();
     if (int code = float_sum(c, r, 2, capacity_floats, 1700, false, &opts, PLX_ALGO_LOW_LATENCY)) return code;
     const int code = float_sum(c, r, 2, capacity_floats + 1, 1701, false, &opts, -1);
     return code != 0 ? code : last_algorithm(c) != PLX_ALGO_LOW_LATENCY ? 0 : 9;
   }) == 0);
+}
+
+TEST_CASE("ShmNative.LowLatency.without_ll_max_bytes_there_are_no_lines") {
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    const plx_coll_options opts = forced_low_latency();
+    const int code = float_sum(c, r, 2, 1000, 1900, false, &opts, -1);
+    return code != 0 ? code : last_algorithm(c) != PLX_ALGO_LOW_LATENCY ? 0 : 9;
+  }) == 0);
+}
+
+// Rank 1 opens its backend with another LL_MAX_BYTES: both ranks' init
+// refuses the communicator (one would map lines the other has not).
+TEST_CASE("ShmNative.LowLatency.ranks_must_agree_on_ll_max_bytes") {
+  plx_backend_h parent = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &parent) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(parent, &id) == PLX_OK);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < 2; ++r) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (r == 1) setenv("PLEXUS_SHM_NATIVE_LL_MAX_BYTES", "4K", 1);
+      plx_backend_h backend = nullptr;
+      plx_comm_h comm = nullptr;
+      const plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
+      const bool refused = plx_backend_open("shm-native", &backend) == PLX_OK &&
+                           plx_comm_init(backend, &id, 2, r, &cfg, &comm) == PLX_ERR_INVALID_USAGE;
+      _exit(refused && comm == nullptr ? 0 : 1);
+    }
+    pids.push_back(pid);
+  }
+  int refused = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    refused += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  plx_backend_close(parent);
+  CHECK(refused == 2);
 }
 
 TEST_CASE("ShmNative.LowLatency.ll_max_bytes_picks_it_by_size") {
@@ -153,6 +206,7 @@ TEST_CASE("ShmNative.LowLatency.ll_max_bytes_picks_it_by_size") {
 }
 
 TEST_CASE("ShmNative.LowLatency.missing_killed_or_aborting_ranks_end_the_waits") {
+  const LlLines lines;
   CHECK(run_ranks(2, [](plx_comm_h c, int r) {
     if (r == 1) { usleep(100000); raise(SIGKILL); }
     std::vector<float> x(1000, 1.0f);
