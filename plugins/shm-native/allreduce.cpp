@@ -9,7 +9,6 @@
 namespace plexus::shm_native {
 namespace {
 
-constexpr int32_t max_sources = 1024;
 // Above the slots, with every input a pool block: up to this many ranks each
 // reads all n inputs in one step (one-shot), beyond it each reads 1/n of
 // them (in_place_two_shot). 4 ranks on 2 cores, 8 MiB: 7.3 ms one-shot

@@ -8,8 +8,6 @@
 namespace plexus::shm_native {
 namespace {
 
-constexpr int32_t max_sources = 1024;
-
 // This rank's input, or the operator's identity when it contributes nothing.
 plx_status write_inline(Op &op, InlineInput &line) {
   if (op.desc.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION)

@@ -21,8 +21,6 @@
 namespace plexus::shm_native {
 namespace {
 
-constexpr int32_t max_sources = 1024;
-
 // How the message maps onto lines: bytes, lines of the message, lines of
 // each rank's share (whole lines, so no line holds two shares), and the
 // call's sequence number and first line in its parity's lines.

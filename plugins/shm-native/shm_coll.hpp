@@ -25,6 +25,10 @@
 
 namespace plexus::shm_native {
 
+// The most inputs a reduction gathers: one per rank, and the rendezvous
+// admits at most this many ranks.
+inline constexpr int32_t max_sources = core::Rendezvous::kMaxRanks;
+
 // State of one collective while it runs.
 struct Op {
   Comm &comm;
