@@ -39,10 +39,11 @@ uint64_t oneshot_limit(uint64_t oneshot_max_bytes, int32_t nranks) {
   return oneshot_max_bytes * 2 * m / (n * n);
 }
 
-// Reductions that rotate through the slots (rotate_min_bytes) take them at
-// the cap, to have room to rotate.
+// Reductions that rotate through the slots (Params::rotate_min_bytes) take
+// them at the cap, to have room to rotate.
 plx_status stage_reduction(Op &op, uint64_t bytes) {
-  return op.comm.stage(bytes >= rotate_min_bytes ? op.comm.params().slot_bytes : bytes);
+  const Params &p = op.comm.params();
+  return op.comm.stage(bytes >= p.rotate_min_bytes ? p.slot_bytes : bytes);
 }
 
 // Reduces `length` elements at byte offset `offset` of every rank's slot

@@ -44,7 +44,8 @@ plx_status read_params(const plx_host_services &s, Params *p) {
                               std::pair{"ONESHOT_MAX_BYTES", &p->oneshot_max_bytes},
                               std::pair{"STREAM_MIN_BYTES", &p->stream_min_bytes},
                               std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes},
-                              std::pair{"LL_MAX_BYTES", &p->ll_max_bytes}})
+                              std::pair{"LL_MAX_BYTES", &p->ll_max_bytes},
+                              std::pair{"ROTATE_MIN_BYTES", &p->rotate_min_bytes}})
     if (plx_status status = size_param(s, name, value)) return status;
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);

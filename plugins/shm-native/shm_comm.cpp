@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <new>
 
@@ -15,15 +16,29 @@
 
 namespace plexus::shm_native {
 
+namespace {
+
+// Parameters every rank must set alike: each rank alone decides when the
+// slots grow, which algorithm a call takes, which slot region a step writes
+// and whether it maps LL lines, and all must decide the same.
+constexpr std::array agreed_param_names = {"SLOT_MIN_BYTES", "SLOT_BYTES", "ONESHOT_MAX_BYTES",
+                                           "ROTATE_MIN_BYTES", "LL_MAX_BYTES", "READ_IN_PLACE"};
+using AgreedParams = std::array<uint64_t, agreed_param_names.size()>;
+
+AgreedParams agreed_params(const Params &p) {
+  return {p.slot_min_bytes, p.slot_bytes, p.oneshot_max_bytes, p.rotate_min_bytes, p.ll_max_bytes,
+          p.read_in_place ? 1u : 0u};
+}
+
+}  // namespace
+
 // What ranks exchange to map each other: the name of each rank's control
-// page, its pid (for /proc/<pid>/fd) and the slot sizes, which must agree:
-// every rank grows its slots at the same calls only if all use the same.
+// page, its pid (for /proc/<pid>/fd) and the parameters that must agree.
 struct SegmentAnnouncement {
   char name[128];
   int32_t pid;
   int32_t pad;
-  uint64_t slot_min_bytes, slot_max_bytes;
-  uint64_t ll_max_bytes;  // decides whether the control segment has LL lines
+  AgreedParams agreed;
   cpu_set_t cpus;  // where this rank may run, for outnumber_cpus()
 };
 
@@ -87,17 +102,13 @@ plx_status Comm::create_own_segments(const char *control_name) {
 }
 
 plx_status Comm::check_same_params(const std::vector<SegmentAnnouncement> &all) {
+  const AgreedParams mine = agreed_params(params_);
   for (int32_t r = 0; r < nranks_; ++r)
-    if (all[r].slot_min_bytes != params_.slot_min_bytes || all[r].slot_max_bytes != params_.slot_bytes)
-      return core::fail(PLX_ERR_INVALID_USAGE, "shm-native: rank {} has slots of {} to {} bytes and rank {} "
-                        "of {} to {}: every rank must use the same PLEXUS_SHM_NATIVE_SLOT_MIN_BYTES and "
-                        "PLEXUS_SHM_NATIVE_SLOT_BYTES", r, all[r].slot_min_bytes, all[r].slot_max_bytes,
-                        rank_, params_.slot_min_bytes, params_.slot_bytes);
-  for (int32_t r = 0; r < nranks_; ++r)
-    if (all[r].ll_max_bytes != params_.ll_max_bytes)
-      return core::fail(PLX_ERR_INVALID_USAGE, "shm-native: rank {} has PLEXUS_SHM_NATIVE_LL_MAX_BYTES={} and "
-                        "rank {} {}: every rank must use the same (it decides whether the ranks map LL lines)",
-                        r, all[r].ll_max_bytes, rank_, params_.ll_max_bytes);
+    for (size_t i = 0; i < mine.size(); ++i)
+      if (all[r].agreed[i] != mine[i])
+        return core::fail(PLX_ERR_INVALID_USAGE, "shm-native: rank {} has PLEXUS_SHM_NATIVE_{}={} and rank {} {}: "
+                          "every rank must set the same", r, agreed_param_names[i], all[r].agreed[i], rank_,
+                          mine[i]);
   return PLX_OK;
 }
 
@@ -110,8 +121,7 @@ plx_status Comm::announce(int32_t init_timeout_ms, std::vector<SegmentAnnounceme
   if (name.empty()) return core::fail(PLX_ERR_SYSTEM, "shm-native: no randomness for a segment name");
   std::strncpy(mine.name, name.c_str(), sizeof(mine.name) - 1);
   mine.pid = static_cast<int32_t>(::getpid());
-  mine.slot_min_bytes = params_.slot_min_bytes, mine.slot_max_bytes = params_.slot_bytes;
-  mine.ll_max_bytes = params_.ll_max_bytes;
+  mine.agreed = agreed_params(params_);
   mine.cpus = own_cpus();
   all->assign(nranks_, {});
   if (plx_status s = rendezvous_->allgather(&mine, sizeof(mine), all->data(), init_timeout_ms)) return s;
@@ -313,7 +323,7 @@ uint32_t Comm::next_step(uint64_t bytes) {
   const uint32_t p = step_ & 1u;
   const uint64_t span = (bytes + page - 1) / page * page;
   region_[p] = 0;
-  if (bytes >= rotate_min_bytes && span <= slot_bytes_) {
+  if (bytes >= params_.rotate_min_bytes && span <= slot_bytes_) {
     if (cursor_[p] + span > slot_bytes_) cursor_[p] = 0;
     region_[p] = cursor_[p];
     cursor_[p] += span;

@@ -40,6 +40,17 @@ struct Params {
   uint64_t threads_min_bytes = 64 << 10;  // the smallest step they split
   int32_t threads_poll_us = 200;     // how long idle helpers poll before sleeping
   uint64_t ll_max_bytes = 0;         // all-reduces up to this use the LL lines; 0: no lines
+  // Steps that write at least this many bytes rotate through their slot: each
+  // takes the region after the previous one's, so a region is written again
+  // only after about 2 x slot bytes of other steps, when the peers' caches no
+  // longer hold the copies they read. A store to a line that a peer's cache
+  // still holds waits for that copy's invalidation: 2 ranks on the 2-core dev
+  // machine copied 32 KiB into a slot last read one step before in 3.7 us,
+  // into a region last read 2 MiB before in 0.9 us (all-reduce of 8 KiB: 1.05
+  // against 1.40 us; of 2 and 4 KiB rotating cost more than it saved).
+  // Reductions this large grow the slots to the cap at once, so that there is
+  // room to rotate.
+  uint64_t rotate_min_bytes = 8 << 10;
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks
@@ -89,8 +100,8 @@ struct alignas(64) LowLatencyLine {
 inline constexpr size_t ll_payload_bytes = sizeof(LowLatencyLine::data);
 inline constexpr size_t ll_max_lines = 600;  // 33600 bytes of payload: 32 KiB messages fit
 // Lines of each (kind, parity) through which calls rotate, as the slots do
-// (rotate_min_bytes), so that a line a peer has just read is not rewritten
-// at once (the store waits for that copy's invalidation): calls of up to
+// (Params::rotate_min_bytes), so that a line a peer has just read is not
+// rewritten at once (the store waits for that copy's invalidation): calls of up to
 // 512 lines (28 KiB) take the lines after the previous call's. 256 KiB a
 // rank in all. On the 2-core dev machine, 2 ranks, rotating or not measured
 // the same (16 KiB: 2.2-3.1 against 2.3-7.1 us); not yet measured on more.
@@ -102,17 +113,6 @@ struct LowLatencyArea {
   LowLatencyLine result[2][ll_area_lines];
 };
 
-// Steps that write at least this many bytes rotate through their slot: each
-// takes the region after the previous one's, so a region is written again
-// only after about 2 x slot bytes of other steps, when the peers' caches no
-// longer hold the copies they read. A store to a line that a peer's cache
-// still holds waits for that copy's invalidation: 2 ranks on the 2-core dev
-// machine copied 32 KiB into a slot last read one step before in 3.7 us,
-// into a region last read 2 MiB before in 0.9 us (all-reduce of 8 KiB: 1.05
-// against 1.40 us; of 2 and 4 KiB rotating cost more than it saved).
-// Reductions this large grow the slots to the cap at once, so that there is
-// room to rotate.
-inline constexpr uint64_t rotate_min_bytes = 8 << 10;
 
 struct SegmentAnnouncement;  // what ranks exchange at init (shm_comm.cpp)
 struct SlotName;

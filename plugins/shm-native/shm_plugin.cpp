@@ -9,13 +9,16 @@ namespace {
 const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_BYTES", "1M",
      "Largest size of a data slot; every rank maps two per rank of the communicator. Slots grow "
-     "to it by 1.5x from SLOT_MIN_BYTES when a collective moves more bytes a step."},
+     "to it by 1.5x from SLOT_MIN_BYTES when a collective moves more bytes a step. Every rank must "
+     "set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "SLOT_MIN_BYTES", "64K",
      "First size of a data slot (at most SLOT_BYTES); slots stay this small until a collective "
-     "needs more (a reduction of 8 KiB or more: SLOT_BYTES, to rotate through them)."},
+     "needs more (a reduction of ROTATE_MIN_BYTES or more: SLOT_BYTES, to rotate through them). "
+     "Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
      "Reductions up to this x 2/n for n ranks (2 ranks: x 2; beyond 4 ranks: x 8/n^2) run one-shot "
-     "(every rank reduces all inputs); larger ones reduce-scatter then all-gather."},
+     "(every rank reduces all inputs); larger ones reduce-scatter then all-gather. Every rank must "
+     "set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",
      "Most polls of a peer's counter before yielding the core (the budget adapts below it); 0 when "
      "the ranks outnumber the CPUs they may run on."},
@@ -37,9 +40,13 @@ const plx_param_decl params[] = {
      "All-reduces from 57 bytes up to this (at most 33600) run the low-latency two-shot, whose "
      "cache lines carry their own signal (no arrive/done waits), as PLX_ALGO_LOW_LATENCY asks; 0: "
      "none, and the ranks map no LL lines. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ROTATE_MIN_BYTES", "8K",
+     "Reduction steps that write at least this into the slots take the region after the previous "
+     "step's, so that peers' caches no longer hold the lines they overwrite. Every rank must set "
+     "the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
-     "0: it is copied through the slots like any host buffer."},
+     "0: it is copied through the slots like any host buffer. Every rank must set the same."},
 };
 
 constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;

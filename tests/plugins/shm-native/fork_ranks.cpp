@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace plexus::test {
 
@@ -57,6 +58,36 @@ int run_ranks_on_backend(int nranks, const std::function<int(plx_backend_h, plx_
   plx_backend_close(backend);
   if (pids_out) *pids_out = pids;
   return failed;
+}
+
+int ranks_refused_at_init(int nranks, const std::function<void(int)> &setup, const char *naming) {
+  plx_backend_h parent = nullptr;
+  REQUIRE(plx_backend_open("shm-native", &parent) == PLX_OK);
+  plx_unique_id id;
+  REQUIRE(plx_get_unique_id(parent, &id) == PLX_OK);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < nranks; ++r) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      setup(r);
+      plx_backend_h backend = nullptr;
+      plx_comm_h comm = nullptr;
+      const plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
+      const bool refused = plx_backend_open("shm-native", &backend) == PLX_OK &&
+                           plx_comm_init(backend, &id, nranks, r, &cfg, &comm) == PLX_ERR_INVALID_USAGE &&
+                           std::strstr(plx_last_error(), naming) != nullptr;
+      _exit(refused && comm == nullptr ? 0 : 1);
+    }
+    pids.push_back(pid);
+  }
+  int refused = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    refused += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  plx_backend_close(parent);
+  return refused;
 }
 
 }  // namespace plexus::test

@@ -48,4 +48,10 @@ int run_ranks_on_backend(int nranks, const std::function<int(plx_backend_h, plx_
                          int timeout_ms = 10000, std::vector<pid_t> *pids_out = nullptr,
                          const std::function<void(int)> &before_init = {});
 
+// Forks `nranks` ranks that each run setup(rank), open their own backend
+// (so that parameters set in setup count) and join one communicator.
+// Returns how many ranks were refused with PLX_ERR_INVALID_USAGE, no
+// communicator and an error message containing `naming`.
+int ranks_refused_at_init(int nranks, const std::function<void(int)> &setup, const char *naming);
+
 }  // namespace plexus::test

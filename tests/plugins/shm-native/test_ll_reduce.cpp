@@ -7,7 +7,6 @@
 // lines exist only where LL_MAX_BYTES is set, the same on every rank.
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -157,37 +156,6 @@ TEST_CASE("ShmNative.LowLatency.without_ll_max_bytes_there_are_no_lines") {
     const int code = float_sum(c, r, 2, 1000, 1900, false, &opts, -1);
     return code != 0 ? code : last_algorithm(c) != PLX_ALGO_LOW_LATENCY ? 0 : 9;
   }) == 0);
-}
-
-// Rank 1 opens its backend with another LL_MAX_BYTES: both ranks' init
-// refuses the communicator (one would map lines the other has not).
-TEST_CASE("ShmNative.LowLatency.ranks_must_agree_on_ll_max_bytes") {
-  plx_backend_h parent = nullptr;
-  REQUIRE(plx_backend_open("shm-native", &parent) == PLX_OK);
-  plx_unique_id id;
-  REQUIRE(plx_get_unique_id(parent, &id) == PLX_OK);
-  std::vector<pid_t> pids;
-  for (int r = 0; r < 2; ++r) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      if (r == 1) setenv("PLEXUS_SHM_NATIVE_LL_MAX_BYTES", "4K", 1);
-      plx_backend_h backend = nullptr;
-      plx_comm_h comm = nullptr;
-      const plx_comm_config cfg = PLX_COMM_CONFIG_INIT;
-      const bool refused = plx_backend_open("shm-native", &backend) == PLX_OK &&
-                           plx_comm_init(backend, &id, 2, r, &cfg, &comm) == PLX_ERR_INVALID_USAGE;
-      _exit(refused && comm == nullptr ? 0 : 1);
-    }
-    pids.push_back(pid);
-  }
-  int refused = 0;
-  for (pid_t pid : pids) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    refused += WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }
-  plx_backend_close(parent);
-  CHECK(refused == 2);
 }
 
 TEST_CASE("ShmNative.LowLatency.ll_max_bytes_picks_it_by_size") {

@@ -1,7 +1,7 @@
 // shm-native's staging slots: they start at SLOT_MIN_BYTES, grow by 1.5x
 // up to SLOT_BYTES when a collective needs more (a reduction from 8 KiB: to
-// SLOT_BYTES at once), with every rank growing at
-// the same call; results stay exact across growth; a rank killed while its
+// SLOT_BYTES at once), with every rank growing at the same call; ranks that
+// disagree on a parameter that decides it are refused; results stay exact across growth; a rank killed while its
 // slots grow is noticed; nothing is left in /dev/shm. The size, growth count
 // and NUMA placement are read from the backend's topology JSON.
 #include <dirent.h>
@@ -263,6 +263,21 @@ TEST_CASE("plugins.shm_native.slots.bad_sizes_are_refused") {
     if (staging_number(b, "slot_bytes") != (1u << 20)) return 1;
     return all_reduce_exact(c, r, 2, four_mib_floats, 800) || staging_number(b, "growths") != 0 ? 2 : 0;
   }) == 0);
+}
+
+// One rank opens its backend with another value of a parameter that every
+// rank must share (each decides alone when slots grow, which algorithm and
+// slot region a call takes, whether LL lines are mapped): every rank's init
+// refuses the communicator and names the variable.
+TEST_CASE("plugins.shm_native.slots.ranks_that_disagree_on_a_shared_parameter_are_refused") {
+  for (const auto &[name, value] : {std::pair{"SLOT_MIN_BYTES", "128K"}, std::pair{"SLOT_BYTES", "2M"},
+                                     std::pair{"ONESHOT_MAX_BYTES", "16K"}, std::pair{"ROTATE_MIN_BYTES", "2K"},
+                                     std::pair{"LL_MAX_BYTES", "4K"}, std::pair{"READ_IN_PLACE", "0"}}) {
+    CAPTURE(name);
+    const std::string variable = std::string("PLEXUS_SHM_NATIVE_") + name;
+    auto setup = [&](int r) { if (r == 2) setenv(variable.c_str(), value, 1); };
+    CHECK(plexus::test::ranks_refused_at_init(3, setup, variable.c_str()) == 3);
+  }
 }
 
 std::string own_executable() {
