@@ -13,6 +13,7 @@
 // lines included.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "core/cpu_reduce.hpp"
@@ -71,14 +72,27 @@ void post(LowLatencyLine &line, const void *src, size_t bytes, uint64_t seq) {
 // Waits until lines [first, end) of rank r all carry `seq`: one pass reads
 // every sequence number with no early exit, so the loads are in flight
 // together (a wait per line, one after the other, took a line's latency
-// each); the lines still missing then get the ordinary wait.
-plx_status wait_lines(Op &op, int32_t r, const LowLatencyLine *lines, size_t first, size_t end, uint64_t seq) {
+// each); the lines still missing then get the ordinary wait (a timeout
+// naming late_rank() where given).
+plx_status wait_lines(Op &op, int32_t r, const LowLatencyLine *lines, size_t first, size_t end, uint64_t seq,
+                      const std::function<int32_t()> &late_rank = {}) {
   size_t missing = end;
   for (size_t j = end; j-- > first;)
     if (lines[j].seq.load(std::memory_order_acquire) != seq) missing = j;
   for (size_t j = missing; j < end; ++j)
-    if (plx_status s = wait_word(op.comm, r, lines[j].seq, seq, op.deadline, op.label)) return s;
+    if (plx_status s = wait_word(op.comm, r, lines[j].seq, seq, op.deadline, op.label, late_rank)) return s;
   return PLX_OK;
+}
+
+// The rank that keeps rank r's result lines from coming: the first peer
+// (from r + 1 on) that has not posted its input lines of r's share (every
+// rank but r posts them), or else r itself.
+int32_t late_for_results(Comm &c, const LlLayout &l, int32_t r) {
+  for (int32_t i = 1; i < c.nranks(); ++i) {
+    const int32_t p = (r + i) % c.nranks();
+    if (input_lines(c, p, l)[l.first(r)].seq.load(std::memory_order_acquire) != l.seq) return p;
+  }
+  return r;
 }
 
 // Posts this rank's input lines: all but its own share where only it reads
@@ -141,7 +155,8 @@ plx_status gather_results(Op &op, const LlLayout &l, uint64_t seq) {
   for (int32_t i = 1; i < c.nranks(); ++i) {
     const int32_t r = (c.rank() + i) % c.nranks();
     const LowLatencyLine *lines = result_lines(c, r, l);
-    if (plx_status s = wait_lines(op, r, lines, l.first(r), l.end(r), seq)) return s;
+    if (plx_status s = wait_lines(op, r, lines, l.first(r), l.end(r), seq, [&] { return late_for_results(c, l, r); }))
+      return s;
     for (size_t j = l.first(r); j < l.end(r); ++j)
       copy_payload(out + j * ll_payload_bytes, lines[j].data, l.bytes_of(j));
   }

@@ -32,9 +32,10 @@ void futex_wake(std::atomic<uint32_t> *word) {
 }
 
 // The slow path's checks: a failure posted by anyone, the peer's death, the
-// deadline.
+// deadline (naming late_rank() where given: the rank r itself waits for).
 plx_status check_progress(Comm &comm, int32_t r, const Deadline &deadline, const OpLabel &what,
-                          LivenessClock *liveness, const std::function<bool()> &arrived) {
+                          LivenessClock *liveness, const std::function<bool()> &arrived,
+                          const std::function<int32_t()> &late_rank = {}) {
   if (plx_status s = comm.posted_failure()) return s;
   // A peer may publish its last step, or a failure (abort), and leave
   // between our look at its counter and this check: gone but arrived is
@@ -47,7 +48,7 @@ plx_status check_progress(Comm &comm, int32_t r, const Deadline &deadline, const
   if (deadline.expired())
     return comm.fail_all(PLX_ERR_TIMEOUT, fmt::format("shm-native: rank {} waited {} ms in {} #{} "
                          "for rank {}, which never arrived", comm.rank(), deadline.timeout_ms(),
-                         what.coll, what.seq, r));
+                         what.coll, what.seq, late_rank ? late_rank() : r));
   return PLX_OK;
 }
 
@@ -98,7 +99,7 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
 }
 
 plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, uint64_t target,
-                     const Deadline &deadline, const OpLabel &what) {
+                     const Deadline &deadline, const OpLabel &what, const std::function<int32_t()> &late_rank) {
   const auto arrived = [&word, target] { return word.load(std::memory_order_acquire) == target; };
   if (arrived()) return PLX_OK;
   SpinBudget &budget = comm.spin_budget();
@@ -113,7 +114,7 @@ plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, u
   budget.waited(spins + 1, spins);
   LivenessClock liveness;
   for (int32_t yields = 0; !arrived(); ++yields) {
-    if (plx_status s = check_progress(comm, r, deadline, what, &liveness, arrived)) return s;
+    if (plx_status s = check_progress(comm, r, deadline, what, &liveness, arrived, late_rank)) return s;
     if (yields < comm.params().yield_iterations) sched_yield();
     else usleep(50);  // a long wait: a nap instead of a sleep on a futex it does not have
   }

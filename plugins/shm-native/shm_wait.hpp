@@ -9,6 +9,7 @@
 #include <sched.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "plugins/shm-native/shm_comm.hpp"
 
@@ -73,8 +74,11 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
 // sequence number): polls as the spin budget says, then yields YIELD times,
 // then naps 50 us at a time, checking for a posted failure, r's death and
 // the deadline; no futex (the word has no sleepers count to wake it by).
+// A timeout names late_rank() where given: when r is itself waiting for
+// another rank, the rank that never arrived.
 plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, uint64_t target,
-                     const Deadline &deadline, const OpLabel &what);
+                     const Deadline &deadline, const OpLabel &what,
+                     const std::function<int32_t()> &late_rank = {});
 
 // Waits for every rank but this one (on_each_arrival with nothing to do).
 plx_status wait_all(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,

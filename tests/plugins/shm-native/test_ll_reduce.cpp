@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "plexus/plexus.h"
@@ -182,13 +183,20 @@ TEST_CASE("ShmNative.LowLatency.missing_killed_or_aborting_ranks_end_the_waits")
     const plx_status s = plx_all_reduce(c, x.data(), x.data(), x.size(), PLX_FLOAT32, PLX_SUM, &opts, nullptr);
     return (s == PLX_ERR_PEER_LOST || s == PLX_ERR_TIMEOUT) ? 0 : 1;
   }) == 1);  // the killed rank itself counts as failed
-  CHECK(run_ranks(3, [](plx_comm_h c, int r) {
-    if (r == 2) return usleep(1000000), 0;  // calls nothing for a second: the others time out
-    std::vector<float> x(1000, 1.0f);
-    const plx_coll_options opts = forced_low_latency();
-    return plx_all_reduce(c, x.data(), x.data(), x.size(), PLX_FLOAT32, PLX_SUM, &opts, nullptr) == PLX_ERR_TIMEOUT
-               ? 0 : 1;
-  }, 300) == 0);
+  // The last rank calls nothing for a second: the others time out, naming
+  // it, also those that wait on a peer's result lines (of 28 floats, two
+  // lines, ranks 2 and 3 own none: rank 2 waits only on ranks 0 and 1).
+  for (const auto &[nranks, count] : {std::pair{3, 1000}, std::pair{4, 28}}) {
+    CAPTURE(nranks);
+    CHECK(run_ranks(nranks, [nranks, count](plx_comm_h c, int r) {
+      if (r == nranks - 1) return usleep(1000000), 0;
+      std::vector<float> x(count, 1.0f);
+      const plx_coll_options opts = forced_low_latency();
+      const plx_status s = plx_all_reduce(c, x.data(), x.data(), x.size(), PLX_FLOAT32, PLX_SUM, &opts, nullptr);
+      const std::string late = "for rank " + std::to_string(nranks - 1) + ",";
+      return s == PLX_ERR_TIMEOUT && std::strstr(plx_last_error(), late.c_str()) ? 0 : 1;
+    }, 300) == 0);
+  }
   CHECK(run_ranks(3, [](plx_comm_h c, int r) {
     if (r == 0) plx_comm_abort(c);
     std::vector<float> x(1000, 1.0f);
