@@ -49,6 +49,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
     if (plx_status status = size_param(s, name, value)) return status;
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
+  p->sleep_after_us = int_param(s, "SLEEP_AFTER_US", p->sleep_after_us);
   p->read_in_place = int_param(s, "READ_IN_PLACE", 1) != 0;
   p->threads = int_param(s, "THREADS", 0);
   p->threads_poll_us = int_param(s, "THREADS_POLL_US", p->threads_poll_us);

@@ -131,13 +131,13 @@ plx_status Comm::announce(int32_t init_timeout_ms, std::vector<SegmentAnnounceme
 }
 
 // With more ranks than CPUs to run them a polling rank burns the time slice
-// of the rank it waits for: then waits yield at once. Every rank sees the
-// same masks, so all decide alike.
+// of the rank it waits for: then waits yield at once and sleep after YIELD
+// yields. Every rank sees the same masks, so all decide alike.
 void Comm::decide_spinning(const std::vector<SegmentAnnouncement> &all) {
   std::vector<cpu_set_t> masks;
   for (const SegmentAnnouncement &a : all) masks.push_back(a.cpus);
   oversubscribed_ = outnumber_cpus(masks);
-  if (oversubscribed_) params_.spin_iterations = 0;
+  if (oversubscribed_) params_.spin_iterations = 0, params_.sleep_after_us = 0;
   spin_ = SpinBudget(params_.spin_iterations);
 }
 

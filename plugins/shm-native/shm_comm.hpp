@@ -34,6 +34,7 @@ struct Params {
   uint64_t stream_min_bytes = 12 << 20;
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
+  int32_t sleep_after_us = 1000;     // and time awake before it (SleepGate); 0 when outnumbered
   double defrag_threshold = 0.30;    // the loader's PLEXUS_DEFRAG_THRESHOLD
   bool read_in_place = true;         // peers read pool send buffers in place
   int32_t threads = 0;               // threads per rank for large steps; 0: from the CPUs

@@ -24,6 +24,10 @@ const plx_param_decl params[] = {
      "the ranks outnumber the CPUs they may run on."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "YIELD", "200",
      "sched_yield calls after spinning, before sleeping on a futex."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "SLEEP_AFTER_US", "1000",
+     "Microseconds a wait stays awake (polling, then yielding) before it sleeps on a futex, when "
+     "every rank has a CPU of its own (when they outnumber their CPUs: 0, after YIELD yields). "
+     "0: sleep after YIELD yields."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "12M",
      "Two-shot reductions whose messages, summed over the ranks, reach this size write the result "
      "with streaming (non-temporal) stores."},

@@ -86,7 +86,7 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
   const int32_t spins = polled ? 0 : budget.polls();
   int64_t looks = 0;
   const plx_status s = wait_on(
-      comm.control(r).*field, spins, comm.params().yield_iterations,
+      comm.control(r).*field, spins, comm.params(),
       [target](uint32_t v) { return reached(v, target); },
       [&] {
         return check_progress(comm, r, deadline, what, &liveness, [&] {
@@ -113,9 +113,10 @@ plx_status wait_word(Comm &comm, int32_t r, const std::atomic<uint64_t> &word, u
   }
   budget.waited(spins + 1, spins);
   LivenessClock liveness;
+  SleepGate awake(std::chrono::microseconds(comm.params().sleep_after_us));
   for (int32_t yields = 0; !arrived(); ++yields) {
     if (plx_status s = check_progress(comm, r, deadline, what, &liveness, arrived, late_rank)) return s;
-    if (yields < comm.params().yield_iterations) sched_yield();
+    if (yields < comm.params().yield_iterations || !awake.open()) sched_yield();
     else usleep(50);  // a long wait: a nap instead of a sleep on a futex it does not have
   }
   return PLX_OK;

@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "plugins/shm-native/shm_comm.hpp"
+#include "plugins/shm-native/spin_budget.hpp"
 
 namespace plexus::shm_native {
 
@@ -52,16 +53,17 @@ inline void publish(Comm &comm, CounterField field, uint32_t value) {
 }
 
 // The waiting loop every wait uses: polls `counter` until ready(value) holds,
-// `spins` times, then yields `yields` times, then sleeps on the counter's
+// `spins` times, then yields at least p.yield_iterations times and until it
+// has been awake p.sleep_after_us (SleepGate), then sleeps on the counter's
 // futex in short naps; check() runs on the slow path and ends the wait with
 // its status when that is not PLX_OK. *looks (when given) gets how many
 // looks at the counter failed before ready held.
 template <typename Ready, typename Check>
-plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check,
+plx_status wait_on(Counter &counter, int32_t spins, const Params &p, Ready ready, Check check,
                    int64_t *looks = nullptr);
 template <typename Ready, typename Check>
 plx_status wait_on(Counter &counter, const Params &p, Ready ready, Check check) {
-  return wait_on(counter, p.spin_iterations, p.yield_iterations, ready, check);
+  return wait_on(counter, p.spin_iterations, p, ready, check);
 }
 
 // Waits until rank r's counter has reached `target` (wrap-safe), polling
@@ -71,8 +73,8 @@ plx_status wait_rank(Comm &comm, int32_t r, CounterField field, uint32_t target,
                      const Deadline &deadline, const OpLabel &what, bool polled = false);
 
 // Waits until `word`, written by rank r, equals `target` (an LL line's
-// sequence number): polls as the spin budget says, then yields YIELD times,
-// then naps 50 us at a time, checking for a posted failure, r's death and
+// sequence number): polls as the spin budget says, then yields as wait_on
+// does, then naps 50 us at a time, checking for a posted failure, r's death and
 // the deadline; no futex (the word has no sleepers count to wake it by).
 // A timeout names late_rank() where given: when r is itself waiting for
 // another rank, the rank that never arrived.
@@ -113,7 +115,8 @@ inline int32_t spin_until(const std::atomic<uint32_t> &word, uint32_t target, in
 }
 
 template <typename Ready, typename Check>
-plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready, Check check, int64_t *looks) {
+plx_status wait_on(Counter &counter, int32_t spins, const Params &p, Ready ready, Check check, int64_t *looks) {
+  SleepGate awake(std::chrono::microseconds(p.sleep_after_us));
   for (int64_t i = 0;; ++i) {
     if (ready(counter.value.load(std::memory_order_acquire))) {
       if (looks) *looks = i;
@@ -124,7 +127,7 @@ plx_status wait_on(Counter &counter, int32_t spins, int32_t yields, Ready ready,
       if ((i & 1023) != 1023) continue;
     }
     if (plx_status s = check()) return s;
-    if (i < spins + yields) {
+    if (i < spins + p.yield_iterations || !awake.open()) {
       sched_yield();
       continue;
     }

@@ -1,6 +1,7 @@
 // shm-native's waiting policy (plugins/shm-native/spin_budget.hpp): the
 // adaptive number of polls before a wait yields, the oversubscription test
-// that turns polling off, and the pace of the liveness looks.
+// that turns polling off, the pace of the liveness looks, and how long a
+// wait stays awake before it sleeps.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -68,4 +69,15 @@ TEST_CASE("plugins.shm_native.spin_budget.liveness_is_looked_at_once_a_period_fr
   CHECK(clock.due(t0 + LivenessClock::period));
   CHECK_FALSE(clock.due(t0 + LivenessClock::period + std::chrono::milliseconds(1)));
   CHECK(clock.due(t0 + 3 * LivenessClock::period));
+}
+
+TEST_CASE("plugins.shm_native.spin_budget.a_wait_sleeps_only_after_its_time_awake") {
+  using Clock = plexus::shm_native::SleepGate::Clock;
+  const Clock::time_point t0 = Clock::now();
+  plexus::shm_native::SleepGate gate(std::chrono::microseconds(1000));
+  CHECK_FALSE(gate.open(t0));  // the first look starts the time awake
+  CHECK_FALSE(gate.open(t0 + std::chrono::microseconds(999)));
+  CHECK(gate.open(t0 + std::chrono::microseconds(1000)));
+  plexus::shm_native::SleepGate at_once(std::chrono::microseconds(0));
+  CHECK(at_once.open(t0));
 }
