@@ -114,7 +114,6 @@ struct LowLatencyArea {
   LowLatencyLine result[2][ll_area_lines];
 };
 
-
 struct SegmentAnnouncement;  // what ranks exchange at init (shm_comm.cpp)
 struct SlotName;
 

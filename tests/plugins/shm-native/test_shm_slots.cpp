@@ -1,9 +1,10 @@
 // shm-native's staging slots: they start at SLOT_MIN_BYTES, grow by 1.5x
 // up to SLOT_BYTES when a collective needs more (a reduction from 8 KiB: to
 // SLOT_BYTES at once), with every rank growing at the same call; ranks that
-// disagree on a parameter that decides it are refused; results stay exact across growth; a rank killed while its
-// slots grow is noticed; nothing is left in /dev/shm. The size, growth count
-// and NUMA placement are read from the backend's topology JSON.
+// disagree on a parameter that decides it are refused; results stay exact
+// across growth; a rank killed while its slots grow is noticed; nothing is
+// left in /dev/shm. The size, growth count and NUMA placement are read from
+// the backend's topology JSON.
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <signal.h>
