@@ -100,7 +100,13 @@ template <typename Arrived>
 plx_status on_each_arrival(Comm &comm, CounterField field, uint32_t target, const Deadline &deadline,
                            const OpLabel &what, Arrived arrived);
 
-void cpu_relax();
+// A poll's pause: frees the core's pipeline (and an SMT sibling) between
+// looks. Inline, as every poll loop calls it.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 void futex_nap(Counter &counter, uint32_t seen);
 
 // Polls `word` at most `spins` times until it reaches target; how many
