@@ -25,18 +25,20 @@ constexpr int32_t in_place_one_shot_max_ranks = 2;
 constexpr uint64_t two_rank_oneshot_factor = 2;
 
 // Up to this many ranks the one-shot limit is ONESHOT_MAX_BYTES x 2/n;
-// beyond, it falls with n^2 (8 ranks: 8 KiB, 16 ranks: 2 KiB), as the n
-// readers of every input contend for the same lines and two-shot's two
-// syncs cost less than that. 8 ranks on 32 cores, 16 KiB: one-shot 20.2-22.8
-// us in five runs against two-shot 7.1-8.7 (8 KiB: both 4.5-5.1); 16 ranks,
-// 4 KiB: 13.0/9.4 us one-shot against 6.2/5.4 two-shot.
+// beyond, it falls with n^2 as x 4/n^2 (8 ranks: 4 KiB, 16 ranks: 1 KiB),
+// as the n readers of every input contend for the same lines and two-shot's
+// two syncs cost less than that. On 32 cores: 8 ranks, 16 KiB: one-shot
+// 20.2-22.8 us in five runs against two-shot 7.1-8.7 (8 KiB: 4.5-5.1 both
+// ways, and 6.4-10.3 one-shot against 6.2-7.7 two-shot in session 15); 16
+// ranks, 2 KiB: 5.6-8.1 us one-shot against 4.0-4.8 two-shot in four runs
+// (4 KiB: 13.0/9.4 against 6.2/5.4).
 constexpr uint64_t oneshot_linear_max_ranks = 4;
 
 uint64_t oneshot_limit(uint64_t oneshot_max_bytes, int32_t nranks) {
   const uint64_t n = static_cast<uint64_t>(nranks), m = oneshot_linear_max_ranks;
   if (n == 2) return oneshot_max_bytes * two_rank_oneshot_factor;
   if (n <= m) return oneshot_max_bytes * 2 / n;
-  return oneshot_max_bytes * 2 * m / (n * n);
+  return oneshot_max_bytes * m / (n * n);
 }
 
 // Reductions that rotate through the slots (Params::rotate_min_bytes) take

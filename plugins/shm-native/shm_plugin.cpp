@@ -16,7 +16,7 @@ const plx_param_decl params[] = {
      "needs more (a reduction of ROTATE_MIN_BYTES or more: SLOT_BYTES, to rotate through them). "
      "Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ONESHOT_MAX_BYTES", "64K",
-     "Reductions up to this x 2/n for n ranks (2 ranks: x 2; beyond 4 ranks: x 8/n^2) run one-shot "
+     "Reductions up to this x 2/n for n ranks (2 ranks: x 2; beyond 4 ranks: x 4/n^2) run one-shot "
      "(every rank reduces all inputs); larger ones reduce-scatter then all-gather. Every rank must "
      "set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "SPIN", "2000",

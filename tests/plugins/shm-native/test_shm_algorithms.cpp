@@ -105,10 +105,10 @@ TEST_CASE("ShmNative.InPlace.two_shot_on_pool_buffers_matches_the_reference") {
 }
 
 // The one-shot limit with the default ONESHOT_MAX_BYTES (64 KiB): x 2 for 2
-// ranks, x 2/n up to 4 ranks, x 8/n^2 beyond (8 ranks: 8192 bytes, 12 ranks:
-// 3640).
+// ranks, x 2/n up to 4 ranks, x 4/n^2 beyond (8 ranks: 4096 bytes, 12 ranks:
+// 1820).
 TEST_CASE("ShmNative.Choice.one_shot_limit_falls_with_the_rank_count") {
-  const std::pair<int, size_t> limits[] = {{2, 131072}, {4, 32768}, {6, 14563}, {8, 8192}, {12, 3640}};
+  const std::pair<int, size_t> limits[] = {{2, 131072}, {4, 32768}, {6, 7281}, {8, 4096}, {12, 1820}};
   for (const auto &[nranks, limit] : limits) {
     CAPTURE(nranks);
     const size_t last_one_shot = limit / sizeof(float);
