@@ -155,8 +155,9 @@ plx_status gather_results(Op &op, const LlLayout &l, uint64_t seq) {
   for (int32_t i = 1; i < c.nranks(); ++i) {
     const int32_t r = (c.rank() + i) % c.nranks();
     const LowLatencyLine *lines = result_lines(c, r, l);
-    if (plx_status s = wait_lines(op, r, lines, l.first(r), l.end(r), seq, [&] { return late_for_results(c, l, r); }))
-      return s;
+    const auto late = [&] { return late_for_results(c, l, r); };
+    // By reference: a std::function holds that without allocating.
+    if (plx_status s = wait_lines(op, r, lines, l.first(r), l.end(r), seq, std::cref(late))) return s;
     for (size_t j = l.first(r); j < l.end(r); ++j)
       copy_payload(out + j * ll_payload_bytes, lines[j].data, l.bytes_of(j));
   }
