@@ -3,7 +3,7 @@
 //  - all-reduces up to PLEXUS_SHM_NATIVE_LL_MAX_BYTES (default none): the
 //    low-latency two-shot, whose lines carry their own signal (ll_reduce.cpp);
 //  - reductions up to PLEXUS_SHM_NATIVE_ONESHOT_MAX_BYTES x 2/n (2 ranks:
-//    x 2; beyond 4 ranks x 8/n^2): one-shot, every rank reduces all
+//    x 2; beyond 4 ranks x 4/n^2): one-shot, every rank reduces all
 //    inputs in rank order;
 //  - larger: reduce-scatter then all-gather (two-shot), a slot-sized chunk
 //    per step, each element reduced by one rank in rank order;

@@ -102,9 +102,9 @@ inline constexpr size_t ll_payload_bytes = sizeof(LowLatencyLine::data);
 inline constexpr size_t ll_max_lines = 600;  // 33600 bytes of payload: 32 KiB messages fit
 // Lines of each (kind, parity) through which calls rotate, as the slots do
 // (Params::rotate_min_bytes), so that a line a peer has just read is not
-// rewritten at once (the store waits for that copy's invalidation): calls of up to
-// 512 lines (28 KiB) take the lines after the previous call's. 256 KiB a
-// rank in all. On the 2-core dev machine, 2 ranks, rotating or not measured
+// rewritten at once (the store waits for that copy's invalidation): calls
+// of up to 512 lines (28 KiB) take the lines after the previous call's.
+// 256 KiB a rank in all. On the 2-core dev machine, 2 ranks, rotating or not measured
 // the same (16 KiB: 2.2-3.1 against 2.3-7.1 us); not yet measured on more.
 inline constexpr size_t ll_area_lines = 1024;
 // A rank's LL lines: its input and its reduced share, each double-buffered

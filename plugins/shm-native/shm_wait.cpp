@@ -16,10 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-}  // namespace
-
-namespace {
-
 // Shared (not private) futex: the word lives in a segment other processes map.
 void futex_wake(std::atomic<uint32_t> *word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
