@@ -1,6 +1,6 @@
 // Inputs read in place from pool blocks (see shm_coll.hpp and shm_pool.hpp).
+#include <array>
 #include <cstring>
-#include <vector>
 
 #include "core/cpu_reduce.hpp"
 #include "core/status.hpp"
@@ -49,26 +49,30 @@ plx_status Op::peer_input(int32_t r, uint32_t step, size_t bytes, const uint8_t 
 
 namespace {
 
-// Every rank's input of `step` as mapped here: this rank's send buffer and
-// the peers' published blocks (the caller knows that all published one).
-plx_status input_blocks(Op &op, uint32_t step, std::vector<const uint8_t *> *blocks) {
+// Every rank's input as mapped here, by rank (no allocation on the hot path).
+using Blocks = std::array<const uint8_t *, max_sources>;
+
+// Every rank's input of `step`: this rank's send buffer and the peers'
+// published blocks (the caller knows that all published one).
+plx_status input_blocks(Op &op, uint32_t step, Blocks *blocks) {
   Comm &c = op.comm;
-  blocks->assign(c.nranks(), static_cast<const uint8_t *>(op.desc.send));
-  for (int32_t r = 0; r < c.nranks(); ++r)
+  for (int32_t r = 0; r < c.nranks(); ++r) {
+    (*blocks)[r] = static_cast<const uint8_t *>(op.desc.send);
     if (r != c.rank())
       if (plx_status s = op.peer_input(r, step, op.desc.count * op.elem_bytes, &(*blocks)[r])) return s;
+  }
   return PLX_OK;
 }
 
 // Part `part` of this rank's share of the chunk at `first`, reduced in rank
 // order straight from every rank's block into its slot, and copied out.
-plx_status reduce_part_from_blocks(Op &op, const std::vector<const uint8_t *> &blocks, uint32_t step, size_t first,
-                                   const Share &part, uint8_t *out) {
+plx_status reduce_part_from_blocks(Op &op, const Blocks &blocks, uint32_t step, size_t first, const Share &part,
+                                   uint8_t *out) {
   const size_t es = op.elem_bytes;
-  std::vector<const void *> sources(blocks.size());
-  for (size_t r = 0; r < blocks.size(); ++r) sources[r] = blocks[r] + (first + part.first) * es;
+  const void *sources[max_sources];
+  for (int32_t r = 0; r < op.comm.nranks(); ++r) sources[r] = blocks[r] + (first + part.first) * es;
   uint8_t *reduced = op.comm.slot(op.comm.rank(), step) + part.first * es;
-  if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, reduced, sources.data(), op.comm.nranks(), part.length))
+  if (plx_status s = core::reduce_into(op.desc.dtype, op.desc.op, reduced, sources, op.comm.nranks(), part.length))
     return s;
   if (out) op.copy_result(out + part.first * es, reduced, part.length * es);
   return PLX_OK;
@@ -78,8 +82,7 @@ plx_status reduce_part_from_blocks(Op &op, const std::vector<const uint8_t *> &b
 // rank's block into its slot and copies it out; after `done`, the others'
 // shares come from their slots. Both halves split over the rank's helper
 // threads for large chunks (shm_helpers.hpp), a part of each range a thread.
-plx_status in_place_chunk(Op &op, const std::vector<const uint8_t *> &blocks, size_t first, size_t count,
-                          bool gets_result) {
+plx_status in_place_chunk(Op &op, const Blocks &blocks, size_t first, size_t count, bool gets_result) {
   Comm &c = op.comm;
   const size_t es = op.elem_bytes;
   const uint32_t step = c.next_step(count * es);
@@ -106,7 +109,7 @@ plx_status in_place_chunk(Op &op, const std::vector<const uint8_t *> &blocks, si
 // A slot is written again two chunks on, once every peer has published the
 // `done` that follows its copy out of it.
 plx_status in_place_two_shot(Op &op, uint32_t step, bool to_all) {
-  std::vector<const uint8_t *> blocks;
+  Blocks blocks;
   if (plx_status s = input_blocks(op, step, &blocks)) return s;
   const size_t chunk = op.comm.slot_bytes() / op.elem_bytes;
   const bool gets_result = to_all || op.comm.rank() == op.desc.root;

@@ -61,11 +61,12 @@ void HelperThreads::run_erased(Call call, void *task) {
   task_.store(task, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
   const uint32_t job = generation_.load(std::memory_order_relaxed) + 1;
-  generation_.store(job, std::memory_order_release);
   // Pairs with a helper's increment of sleepers_ before its last look at
-  // generation_: one side sees the other, so no wake-up is lost.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_relaxed) != 0) futex_wake_all(&generation_);
+  // generation_: both sides are sequentially consistent, so one sees the
+  // other and no wake-up is lost (an exchange, as publish_counter, rather
+  // than a store and a fence).
+  generation_.exchange(job, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) futex_wake_all(&generation_);
   run_part(0);
   for (int32_t p = 1; p < parts(); ++p)  // parts no helper took yet
     if (claimed_[static_cast<size_t>(p)].job.load(std::memory_order_relaxed) != job && claim(job, p)) run_part(p);
