@@ -88,17 +88,24 @@ struct TwoShotLayout {
 // Phase 2 signals its share in rounds (steps 1 .. rounds of the epoch).
 static_assert(1 + kMaxRounds <= kStepsPerEpoch, "phase 1 and every round have a step");
 
-// Worker block `worker` of `workers`: its share of every chunk, cut into as
-// many rounds (at most max_rounds) as block 0's share allows, so every rank
-// and every block counts the same rounds.
+// Phase 2's rounds with `workers` worker blocks: as many (at most
+// p.max_rounds) as block 0's share allows, so every rank and every block
+// counts the same rounds, and the launch picks its kernel from the same count.
 template <class S>
-__device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, unsigned worker, unsigned workers,
-                                         int32_t max_rounds) {
+__host__ __device__ uint32_t two_shot_round_count(const Peers &p, const ReduceArgs &a, unsigned workers) {
+  constexpr uint64_t V = 16 / sizeof(S);
+  return two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), p.nranks - 1, p.max_rounds);
+}
+
+// Worker block `worker` of `workers`: its share of every chunk, cut into
+// two_shot_round_count rounds.
+template <class S>
+__device__ TwoShotLayout two_shot_layout(const Peers &p, const ReduceArgs &a, unsigned worker, unsigned workers) {
   constexpr uint64_t V = 16 / sizeof(S);
   TwoShotLayout l;
   l.stride = (a.chunk + V - 1) / V * V;
   l.share = share_of(a.chunk, V, worker, workers);
-  l.rounds = two_shot_rounds(share_of(a.chunk, V, 0, workers).end * sizeof(S), p.nranks - 1, max_rounds);
+  l.rounds = two_shot_round_count<S>(p, a, workers);
   l.own_direct = (reinterpret_cast<uintptr_t>(static_cast<const S *>(a.in) + p.rank * a.in_stride) & 15) == 0;
   return l;
 }
@@ -302,10 +309,10 @@ template <class S>
 __device__ void copy_rounds(const Peers &p, const ReduceArgs &a, uint64_t epoch, unsigned first, unsigned step,
                             unsigned workers, int posting) {
   if (a.out == nullptr || a.scatter_only || posting < 0) return;
-  const uint32_t rounds = two_shot_layout<S>(p, a, 0, workers, p.max_rounds).rounds;
+  const uint32_t rounds = two_shot_round_count<S>(p, a, workers);
   for (uint32_t r = posting == 1 ? rounds - 1 : 0; r < rounds; ++r)
     for (unsigned w = first; w < workers; w += step)
-      if (!copy_round_apart<S>(p, a, epoch, two_shot_layout<S>(p, a, w, workers, p.max_rounds), w, r, posting == 1))
+      if (!copy_round_apart<S>(p, a, epoch, two_shot_layout<S>(p, a, w, workers), w, r, posting == 1))
         return;
 }
 
@@ -316,7 +323,7 @@ template <class E, int Op>
 __global__ void __launch_bounds__(kThreads, 2) two_shot_kernel(Peers p, ReduceArgs a) {
   using S = typename E::S;
   const uint64_t epoch = begin_epoch(p);
-  TwoShotLayout l = two_shot_layout<S>(p, a, blockIdx.x, gridDim.x, 1);
+  TwoShotLayout l = two_shot_layout<S>(p, a, blockIdx.x, gridDim.x);
   l.rounds = 1;  // a constant here, so that the round loop folds away
   __shared__ int posting;
   if (reduce_rounds<false, E, Op>(p, a, epoch, l, &posting) && a.out != nullptr && !a.scatter_only)
@@ -339,7 +346,7 @@ __global__ void __launch_bounds__(kThreads, 2) two_shot_rounds_kernel(Peers p, R
     if (threadIdx.x == 0) posting = follow_posting(p, a, epoch);
     __syncthreads();
     copy_rounds<S>(p, a, epoch, blockIdx.x - workers, gridDim.x - workers, workers, posting);
-  } else if (reduce_rounds<true, E, Op>(p, a, epoch, two_shot_layout<S>(p, a, blockIdx.x, workers, p.max_rounds),
+  } else if (reduce_rounds<true, E, Op>(p, a, epoch, two_shot_layout<S>(p, a, blockIdx.x, workers),
                                         &posting) &&
              gridDim.x == workers) {
     copy_rounds<S>(p, a, epoch, blockIdx.x, workers, workers, posting);
@@ -419,9 +426,7 @@ struct ReduceLaunch {
     if constexpr (K == Reduction::bulk_one_shot)
       return launch(bulk_one_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
     else {  // copy blocks only where there is a copy-out (kernels.hpp, Peers::copy_blocks)
-      constexpr uint64_t V = 16 / sizeof(typename E::S);
-      const uint32_t rounds =
-          two_shot_rounds(share_of(a.chunk, V, 0, blocks).end * sizeof(typename E::S), p.nranks - 1, p.max_rounds);
+      const uint32_t rounds = two_shot_round_count<typename E::S>(p, a, blocks);
       if (rounds < 2) return launch(two_shot_kernel<E, Op>, blocks, kThreads, p, stream, p, a);
       const bool gathers = a.out != nullptr && !a.scatter_only;
       const unsigned copiers = gathers ? copy_blocks_for(blocks, p.copy_blocks, rounds) : 0;
