@@ -1,7 +1,6 @@
 // Collectives that only move data: broadcast, all-gather, gather.
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "plugins/shm-native/shm_coll.hpp"
 
@@ -56,11 +55,13 @@ plx_status broadcast(Op &op) {
 
 namespace {
 
-// Where each rank's contribution goes, and which ranks published theirs as
-// a pool block in the first step (then read in place from it, all at once).
+// Where each rank's contribution goes (bytes[r] at byte offset displ[r] of
+// recv), and which ranks published theirs as a pool block in the first step
+// (then read in place from it, all at once). Arrays by rank, filled for the
+// communicator's ranks only: no allocation per call.
 struct Contributions {
-  const std::vector<size_t> &bytes, &displ;
-  std::vector<bool> published;
+  size_t bytes[max_sources], displ[max_sources];
+  bool published[max_sources];
 };
 
 // A rank's contribution may be read in place unless recv overlaps it other
@@ -106,46 +107,45 @@ plx_status gather_step(Op &op, Contributions &k, uint32_t step, size_t first, si
 
 }  // namespace
 
-// Steps of `chunk` bytes until the largest contribution is through; rank r
-// contributes bytes[r] starting at the byte offset displ[r] of the output.
-// A contribution that is a pool block is published in the first step and
-// read from it then; the steps go on for the largest of the others, and if
-// any was published, nobody returns before every rank has read it.
-static plx_status gather_bytes(Op &op, const std::vector<size_t> &bytes, const std::vector<size_t> &displ,
-                               bool to_all) {
+// Steps of `chunk` bytes until the largest contribution is through (k:
+// bytes and displ set, nothing published yet). A contribution that is a
+// pool block is published in the first step and read from it then; the
+// steps go on for the largest of the others, and if any was published,
+// nobody returns before every rank has read it.
+static plx_status gather_bytes(Op &op, Contributions &k, bool to_all) {
   Comm &c = op.comm;
-  if (plx_status s = c.stage(*std::max_element(bytes.begin(), bytes.end()))) return s;
-  Contributions k{bytes, displ, std::vector<bool>(bytes.size(), false)};
-  const size_t chunk = c.slot_bytes(), out_bytes = displ.back() + bytes.back();
+  const int32_t n = c.nranks();
+  if (plx_status s = c.stage(*std::max_element(k.bytes, k.bytes + n))) return s;
+  const size_t chunk = c.slot_bytes(), out_bytes = k.displ[n - 1] + k.bytes[n - 1];
   const bool receives = to_all || c.rank() == op.desc.root;
   uint32_t step = c.next_step();
-  k.published[c.rank()] = op.publish_input(step, op.desc.send, bytes[c.rank()], may_publish(op, k, out_bytes));
+  k.published[c.rank()] = op.publish_input(step, op.desc.send, k.bytes[c.rank()], may_publish(op, k, out_bytes));
   if (plx_status s = gather_step(op, k, step, 0, chunk, receives)) return s;
   size_t rest = 0;
-  for (size_t r = 0; r < bytes.size(); ++r) rest = k.published[r] ? rest : std::max(rest, bytes[r]);
+  for (int32_t r = 0; r < n; ++r) rest = k.published[r] ? rest : std::max(rest, k.bytes[r]);
   for (size_t first = chunk; first < rest; first += chunk)
     if (plx_status s = gather_step(op, k, step = c.next_step(), first, chunk, receives)) return s;
   op.record(PLX_ALGO_COPY);
-  const bool any = std::find(k.published.begin(), k.published.end(), true) != k.published.end();
-  return any ? op.finish_share(step) : PLX_OK;
+  return std::find(k.published, k.published + n, true) != k.published + n ? op.finish_share(step) : PLX_OK;
 }
 
 plx_status all_gather(Op &op) {
-  const size_t n = static_cast<size_t>(op.comm.nranks()), each = op.desc.count * op.elem_bytes;
-  std::vector<size_t> bytes(n, each), displ(n);
-  for (size_t r = 0; r < n; ++r) displ[r] = r * each;
-  return gather_bytes(op, bytes, displ, true);
+  const size_t each = op.desc.count * op.elem_bytes;
+  Contributions k;
+  for (int32_t r = 0; r < op.comm.nranks(); ++r)
+    k.bytes[r] = each, k.displ[r] = static_cast<size_t>(r) * each, k.published[r] = false;
+  return gather_bytes(op, k, true);
 }
 
 plx_status gather(Op &op) {
-  const size_t n = static_cast<size_t>(op.comm.nranks());
-  std::vector<size_t> bytes(n), displ(n);
-  for (size_t r = 0, at = 0; r < n; ++r) {
-    bytes[r] = (op.desc.counts ? op.desc.counts[r] : op.desc.count) * op.elem_bytes;
-    displ[r] = at;
-    at += bytes[r];
+  Contributions k;
+  size_t at = 0;
+  for (int32_t r = 0; r < op.comm.nranks(); ++r) {
+    k.bytes[r] = (op.desc.counts ? op.desc.counts[r] : op.desc.count) * op.elem_bytes;
+    k.displ[r] = at, k.published[r] = false;
+    at += k.bytes[r];
   }
-  return gather_bytes(op, bytes, displ, false);
+  return gather_bytes(op, k, false);
 }
 
 }  // namespace plexus::shm_native
