@@ -34,8 +34,9 @@
 #             PLEXUS_P2P_TUNE_SIZES (plexus-bench -b/-e/-f, default "-b 4K -e 4M -f 2"), then MAX_BLOCKS
 #             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
 #   p2psweep  p2p-tree under each PLEXUS_P2P_SWEEP configuration ("label:VAR=value,VAR=value ...", the
-#             variables without PLEXUS_P2P_TREE_), PLEXUS_P2P_SWEEP_SIZES (default "-b 8K -e 1M -f 2"),
-#             eager, and graph too when PLEXUS_P2P_SWEEP_GRAPH=1; the first configuration with raw NCCL;
+#             variables without PLEXUS_P2P_TREE_; default "def:", the defaults), PLEXUS_P2P_SWEEP_SIZES
+#             (default "-b 8K -e 1M -f 2"), eager, and graph too when PLEXUS_P2P_SWEEP_GRAPH=1; the first
+#             configuration with raw NCCL;
 #             --mem PLEXUS_P2P_SWEEP_MEM (default device; device_pool: p2p-tree's outputs written in place)
 #   memcheck  compute-sanitizer memcheck and racecheck over the GPU plugins' kernel tests, one and two ranks
 #             and synccheck (PLEXUS_SANITIZE_TOOLS; PLEXUS_SANITIZE_CASES: dir:name:case[:suffix] entries,
@@ -232,7 +233,7 @@ if has_step nvlink; then
 fi
 if has_step p2psweep; then
   peer=",raw-nccl"
-  for config in ${PLEXUS_P2P_SWEEP:-}; do
+  for config in ${PLEXUS_P2P_SWEEP:-def:}; do  # unset or empty: the defaults alone
     label=${config%%:*}; vars=()
     IFS=, read -ra settings <<< "${config#*:}"
     for setting in "${settings[@]}"; do [ -n "$setting" ] && vars+=("PLEXUS_P2P_TREE_$setting"); done
