@@ -44,12 +44,15 @@ __global__ void ping_kernel(volatile uint64_t *mine, volatile uint64_t *theirs, 
   }
 }
 
-struct PushTargets {
-  uint4 *dst[kMaxPushTargets];
+struct CopyPairs {
+  const uint4 *src[kMaxCopyPairs];
+  uint4 *dst[kMaxCopyPairs];
   int count;
 };
 
-__global__ void __launch_bounds__(512) push_kernel(const uint4 *src, PushTargets t, uint64_t vecs) {
+// Block b copies its share of every pair in turn, four 16-byte loads in
+// flight per thread before their stores.
+__global__ void __launch_bounds__(512) copy_kernel(CopyPairs t, uint64_t vecs) {
   const uint64_t per = (vecs + gridDim.x - 1) / gridDim.x, begin = min(vecs, per * blockIdx.x);
   const uint64_t end = min(vecs, begin + per), step = blockDim.x;
   for (int k = 0; k < t.count; ++k)
@@ -57,7 +60,7 @@ __global__ void __launch_bounds__(512) push_kernel(const uint4 *src, PushTargets
       uint4 v[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j)
-        if (i + j * step < end) v[j] = src[i + j * step];
+        if (i + j * step < end) v[j] = t.src[k][i + j * step];
 #pragma unroll
       for (int j = 0; j < 4; ++j)
         if (i + j * step < end) t.dst[k][i + j * step] = v[j];
@@ -66,13 +69,13 @@ __global__ void __launch_bounds__(512) push_kernel(const uint4 *src, PushTargets
 
 }  // namespace
 
-cudaError_t launch_push(const void *src, void *const *dsts, int count, uint64_t bytes, unsigned blocks,
-                        cudaStream_t stream) {
-  if (count < 1 || count > kMaxPushTargets || blocks < 1) return cudaErrorInvalidValue;
-  PushTargets t{};
-  for (int k = 0; k < count; ++k) t.dst[k] = static_cast<uint4 *>(dsts[k]);
+cudaError_t launch_copies(const void *const *srcs, void *const *dsts, int count, uint64_t bytes, unsigned blocks,
+                          cudaStream_t stream) {
+  if (count < 1 || count > kMaxCopyPairs || blocks < 1) return cudaErrorInvalidValue;
+  CopyPairs t{};
+  for (int k = 0; k < count; ++k) t.src[k] = static_cast<const uint4 *>(srcs[k]), t.dst[k] = static_cast<uint4 *>(dsts[k]);
   t.count = count;
-  push_kernel<<<blocks, 512, 0, stream>>>(static_cast<const uint4 *>(src), t, bytes / 16);
+  copy_kernel<<<blocks, 512, 0, stream>>>(t, bytes / 16);
   return cudaGetLastError();
 }
 

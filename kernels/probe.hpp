@@ -23,12 +23,14 @@ cudaError_t launch_empty(unsigned blocks, unsigned threads, bool dependent, cuda
 cudaError_t launch_ping(volatile uint64_t *mine, volatile uint64_t *theirs, int rounds, bool serves,
                         cudaStream_t stream);
 
-// Pushes `bytes` of src into each of dsts[0 .. count) (peer-mapped) with
-// `blocks` blocks of 512 threads, 16-byte stores, four loads in flight per
-// thread: block b copies its share of src to every target in turn, as the
-// two-shot's phase 1 does. src, every dst and bytes 16-byte aligned.
-constexpr int kMaxPushTargets = 8;
-cudaError_t launch_push(const void *src, void *const *dsts, int count, uint64_t bytes, unsigned blocks,
-                        cudaStream_t stream);
+// Copies `bytes` from srcs[k] to dsts[k] for k in [0, count) with `blocks`
+// blocks of 512 threads, 16-byte loads and stores, four loads in flight
+// per thread; block b copies its share of every pair in turn, as the
+// two-shot's phase 1 does. A peer-mapped dst makes it a push over NVLink
+// (stores), a peer-mapped src a pull (loads). Every pointer and bytes
+// 16-byte aligned.
+constexpr int kMaxCopyPairs = 8;
+cudaError_t launch_copies(const void *const *srcs, void *const *dsts, int count, uint64_t bytes, unsigned blocks,
+                          cudaStream_t stream);
 
 }  // namespace plexus::kernels::probe

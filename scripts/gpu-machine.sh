@@ -28,8 +28,8 @@
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
 #             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
 #             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
-#   nvlink    plexus-bench-launch --push: NVLink write bandwidth, every GPU storing into every other at
-#             once and GPU 0 alone into GPU 1, by SM stores (32 to 256 blocks) and by copy engines
+#   nvlink    plexus-bench-launch --push: NVLink bandwidth, 2 and all GPUs each sending to every other at
+#             once and GPU 0 alone to GPU 1, by SM stores or loads, copy engines, and both splitting each transfer
 #   p2ptune   p2p-tree alone: each of PLEXUS_P2P_TUNE_ALGOS (default one_shot two_shot) forced over
 #             PLEXUS_P2P_TUNE_SIZES (plexus-bench -b/-e/-f, default "-b 4K -e 4M -f 2"), then MAX_BLOCKS
 #             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
@@ -229,7 +229,7 @@ if has_step p2ptune; then
 fi
 if has_step nvlink; then
   "$bin/plexus-bench-launch/plexus-bench-launch" --push --csv "$out/nvlink.csv" > "$out/nvlink.txt" 2>&1
-  echo "plexus-bench-launch --push: exit $?"; grep -E "push|one_way" "$out/nvlink.txt"
+  echo "plexus-bench-launch --push: exit $?"; grep -E "push|pull|one_way|all_to_all" "$out/nvlink.txt"
 fi
 if has_step p2psweep; then
   peer=",raw-nccl"

@@ -5,9 +5,8 @@
 // other GPU (a flag ping-pong over peer access). A one-shot all-reduce
 // cannot beat one launch period plus one crossing; docs/performance.md
 // puts p2p-tree's small-message times against these. With --push, also
-// the NVLink write bandwidth: every GPU storing into every other at once
-// (what a two-shot phase does), by SM stores and by copy engines, the
-// ceiling of every push-based all-reduce's bus bandwidth. Exits 77
+// the NVLink bandwidth of every way to move a two-shot phase's traffic
+// (nvlink.hpp), the ceiling of an all-reduce's bus bandwidth. Exits 77
 // (skipped) without a CUDA device.
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
@@ -21,21 +20,14 @@
 #include <vector>
 
 #include "kernels/probe.hpp"
+#include "tools/plexus-bench-launch/common.hpp"
+#include "tools/plexus-bench-launch/nvlink.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace probe = plexus::kernels::probe;
+using namespace plexus::bench_launch;
 
-bool ok(cudaError_t err, const char *what) {
-  if (err == cudaSuccess) return true;
-  std::fprintf(stderr, "plexus-bench-launch: %s: %s\n", what, cudaGetErrorString(err));
-  return false;
-}
-
-double us_since(Clock::time_point start, int per) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - start).count() / per;
-}
 
 struct Shape {
   unsigned blocks, threads;
@@ -47,14 +39,6 @@ bool enqueue(const Shape &s, int n, cudaStream_t stream) {
   for (int i = 0; i < n; ++i)
     if (!ok(probe::launch_empty(s.blocks, s.threads, s.dependent, stream), "launching the empty kernel")) return false;
   return true;
-}
-
-// The median of `samples` runs of `once` (µs per kernel).
-double median_of(int samples, const std::function<double()> &once) {
-  std::vector<double> v;
-  for (int i = 0; i < samples; ++i) v.push_back(once());
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Host time to enqueue n kernels, and the time until they all ran.
@@ -155,84 +139,6 @@ void ping(std::FILE *csv) {
   for (int d = 0; d < 2; ++d) cudaSetDevice(d), cudaFree(p.flag[d]), cudaStreamDestroy(p.stream[d]);
 }
 
-// Every GPU's source and receive buffers (n slots of `bytes`: slot g is
-// what GPU g stores here), and one stream per target for the copy engines.
-struct PushRig {
-  int n = 0;
-  uint64_t bytes = 0;
-  std::vector<char *> src, recv;
-  std::vector<std::vector<cudaStream_t>> streams;
-};
-
-bool make_rig(PushRig &r) {
-  r.src.assign(r.n, nullptr), r.recv.assign(r.n, nullptr), r.streams.assign(r.n, {});
-  for (int d = 0; d < r.n; ++d) {
-    if (!ok(cudaSetDevice(d), "cudaSetDevice")) return false;
-    for (int q = 0; q < r.n; ++q) {
-      const cudaError_t peer = q == d ? cudaSuccess : cudaDeviceEnablePeerAccess(q, 0);
-      if (peer != cudaErrorPeerAccessAlreadyEnabled && !ok(peer, "cudaDeviceEnablePeerAccess")) return false;
-    }
-    (void)cudaGetLastError();
-    r.streams[d].assign(r.n, nullptr);
-    for (auto &s : r.streams[d])
-      if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate")) return false;
-    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes), "cudaMalloc") ||
-        !ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc") ||
-        !ok(cudaMemset(r.src[d], d + 1, r.bytes), "cudaMemset"))
-      return false;
-  }
-  return true;
-}
-
-// Also after a failed make_rig: what it did not create is null.
-void free_rig(PushRig &r) {
-  for (int d = 0; d < r.n; ++d) {
-    cudaSetDevice(d), cudaFree(r.src[d]), cudaFree(r.recv[d]);
-    for (auto s : r.streams[d])
-      if (s != nullptr) cudaStreamDestroy(s);
-  }
-}
-
-// GPUs [0, senders) each store r.bytes into each of its next `targets`
-// GPUs, `iters` times; blocks 0 means copy engines (one copy per target,
-// each on its own stream). The egress of one sender in GB/s.
-double push_rate(PushRig &r, int senders, int targets, unsigned blocks, int iters) {
-  const auto start = Clock::now();
-  for (int it = 0; it < iters; ++it)
-    for (int g = 0; g < senders; ++g) {
-      cudaSetDevice(g);
-      void *dsts[probe::kMaxPushTargets];
-      for (int k = 1; k <= targets; ++k) dsts[k - 1] = r.recv[(g + k) % r.n] + g * r.bytes;
-      if (blocks > 0) ok(probe::launch_push(r.src[g], dsts, targets, r.bytes, blocks, r.streams[g][0]), "launch_push");
-      for (int k = 1; blocks == 0 && k <= targets; ++k)
-        ok(cudaMemcpyPeerAsync(dsts[k - 1], (g + k) % r.n, r.src[g], g, r.bytes, r.streams[g][k - 1]), "cudaMemcpyPeerAsync");
-    }
-  for (int g = 0; g < senders; ++g) cudaSetDevice(g), ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return static_cast<double>(r.bytes) * targets * iters / seconds / 1e9;
-}
-
-void push_row(std::FILE *csv, const char *what, unsigned blocks, double gbs) {
-  fmt::print("{:<22} {:>4} x {:<4} {:<6} {:8.1f} GB/s per sending GPU\n", what, blocks, blocks ? 512 : 0,
-             blocks ? "sm" : "ce", gbs);
-  if (csv) std::fprintf(csv, "%s,%u,%u,%s,%.2f\n", what, blocks, blocks ? 512 : 0, blocks ? "sm" : "ce", gbs);
-}
-
-void push(std::FILE *csv) {
-  PushRig r;
-  cudaGetDeviceCount(&r.n);
-  r.n = std::min(r.n, probe::kMaxPushTargets);
-  r.bytes = uint64_t{32} << 20;
-  if (r.n < 2) return (void)fmt::print("push: skipped (needs 2 GPUs)\n");
-  if (!make_rig(r)) return free_rig(r), (void)fmt::print("push: skipped (no peer access or memory)\n");
-  for (unsigned blocks : {0u, 32u, 64u, 128u, 256u}) {
-    push_rate(r, r.n, r.n - 1, blocks, 2);  // warm-up
-    push_row(csv, "push_all_to_all_gbs", blocks, median_of(5, [&] { return push_rate(r, r.n, r.n - 1, blocks, 10); }));
-    push_row(csv, "push_gpu0_to_gpu1_gbs", blocks, median_of(5, [&] { return push_rate(r, 1, 1, blocks, 10); }));
-  }
-  free_rig(r);
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -254,7 +160,7 @@ int main(int argc, char **argv) {
   launches(stream, csv);
   cudaStreamDestroy(stream);
   ping(csv);
-  if (with_push) push(csv);
+  if (with_push) nvlink_rates(csv);
   if (csv) std::fclose(csv);
   return 0;
 }

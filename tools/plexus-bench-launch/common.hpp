@@ -1,0 +1,36 @@
+// What plexus-bench-launch's probes share: error reporting, the clock and
+// the median of repeated runs.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+namespace plexus::bench_launch {
+
+using Clock = std::chrono::steady_clock;
+
+// False, with a line on stderr naming `what`, when err is not cudaSuccess.
+inline bool ok(cudaError_t err, const char *what) {
+  if (err == cudaSuccess) return true;
+  std::fprintf(stderr, "plexus-bench-launch: %s: %s\n", what, cudaGetErrorString(err));
+  return false;
+}
+
+inline double us_since(Clock::time_point start, int per) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count() / per;
+}
+
+// The median of `samples` runs of `once`.
+inline double median_of(int samples, const std::function<double()> &once) {
+  std::vector<double> v;
+  for (int i = 0; i < samples; ++i) v.push_back(once());
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace plexus::bench_launch

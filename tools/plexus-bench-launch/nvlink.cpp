@@ -1,0 +1,161 @@
+// The NVLink bandwidth a collective can use (nvlink.hpp). A two-shot or
+// ring all-reduce's bus bandwidth is the rate at which each GPU moves data
+// to its peers; this measures that rate for every way a kernel or the copy
+// engines can move it, so that the plugins' numbers have a ceiling beside
+// them in docs/performance.md.
+#include "tools/plexus-bench-launch/nvlink.hpp"
+
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/probe.hpp"
+#include "tools/plexus-bench-launch/common.hpp"
+
+namespace plexus::bench_launch {
+namespace {
+
+namespace probe = kernels::probe;
+
+// Every GPU's source and receive buffers (n slots of `bytes`: slot g is
+// what GPU g sends here), stream 0 for the SM kernel and one stream per
+// copy for the copy engines.
+struct Rig {
+  int n = 0;
+  uint64_t bytes = 0;
+  std::vector<char *> src, recv;
+  std::vector<std::vector<cudaStream_t>> streams;
+};
+
+bool enable_peers(int d, int n) {
+  for (int q = 0; q < n; ++q) {
+    const cudaError_t peer = q == d ? cudaSuccess : cudaDeviceEnablePeerAccess(q, 0);
+    if (peer != cudaErrorPeerAccessAlreadyEnabled && !ok(peer, "cudaDeviceEnablePeerAccess")) return false;
+  }
+  (void)cudaGetLastError();
+  return true;
+}
+
+bool make_rig(Rig &r) {
+  r.src.assign(r.n, nullptr), r.recv.assign(r.n, nullptr), r.streams.assign(r.n, {});
+  for (int d = 0; d < r.n; ++d) {
+    if (!ok(cudaSetDevice(d), "cudaSetDevice") || !enable_peers(d, r.n)) return false;
+    r.streams[d].assign(r.n + 1, nullptr);
+    for (auto &s : r.streams[d])
+      if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate")) return false;
+    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes), "cudaMalloc") ||
+        !ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc") ||
+        !ok(cudaMemset(r.src[d], d + 1, r.bytes), "cudaMemset"))
+      return false;
+  }
+  return true;
+}
+
+// Also after a failed make_rig: what it did not create is null.
+void free_rig(Rig &r) {
+  for (int d = 0; d < r.n; ++d) {
+    cudaSetDevice(d), cudaFree(r.src[d]), cudaFree(r.recv[d]);
+    for (auto s : r.streams[d])
+      if (s != nullptr) cudaStreamDestroy(s);
+  }
+}
+
+// How a measurement moves each transfer: `blocks` SM blocks of 512
+// threads (0: none) move the first (1 - ce_share) of its bytes, the copy
+// engines the rest; each part issued by the sender (stores or a copy
+// pushed over NVLink) or by the receiver (`*_pull`: loads, or a copy
+// reading the peer).
+struct Plan {
+  const char *name;
+  unsigned blocks;
+  double ce_share;
+  bool sm_pull, ce_pull;
+};
+
+// Who sends to whom: GPUs [0, senders) each to the next `targets` of the
+// first `ranks` GPUs.
+struct Traffic {
+  const char *name;
+  int ranks, senders, targets;
+};
+
+struct Transfer {
+  int from, to;
+  const char *src;
+  char *dst;
+};
+
+std::vector<Transfer> transfers(const Rig &r, const Traffic &t) {
+  std::vector<Transfer> v;
+  for (int g = 0; g < t.senders; ++g)
+    for (int k = 1; k <= t.targets; ++k) {
+      const int to = (g + k) % t.ranks;
+      v.push_back({g, to, r.src[g], r.recv[to] + g * r.bytes});
+    }
+  return v;
+}
+
+// Enqueues device d's share of one round: one kernel for its SM parts,
+// one copy per transfer on its own stream for the copy-engine parts.
+void enqueue_on(const Rig &r, int d, const std::vector<Transfer> &all, const Plan &p, uint64_t sm_bytes) {
+  const void *srcs[probe::kMaxCopyPairs];
+  void *dsts[probe::kMaxCopyPairs];
+  int sm = 0, ce = 0;
+  for (const Transfer &x : all) {
+    if (p.blocks > 0 && sm_bytes > 0 && (p.sm_pull ? x.to : x.from) == d && sm < probe::kMaxCopyPairs)
+      srcs[sm] = x.src, dsts[sm++] = x.dst;
+    if (sm_bytes < r.bytes && (p.ce_pull ? x.to : x.from) == d)
+      ok(cudaMemcpyPeerAsync(x.dst + sm_bytes, x.to, x.src + sm_bytes, x.from, r.bytes - sm_bytes, r.streams[d][1 + ce++]),
+         "cudaMemcpyPeerAsync");
+  }
+  if (sm > 0) ok(probe::launch_copies(srcs, dsts, sm, sm_bytes, p.blocks, r.streams[d][0]), "launch_copies");
+}
+
+// `iters` rounds of t's transfers moved by p; one sender's egress in GB/s.
+double rate(Rig &r, const Traffic &t, const Plan &p, int iters) {
+  const std::vector<Transfer> all = transfers(r, t);
+  const uint64_t sm_bytes = p.blocks == 0 ? 0 : static_cast<uint64_t>(r.bytes * (1.0 - p.ce_share)) / 16 * 16;
+  const auto start = Clock::now();
+  for (int it = 0; it < iters; ++it)
+    for (int d = 0; d < t.ranks; ++d) cudaSetDevice(d), enqueue_on(r, d, all, p, sm_bytes);
+  for (int d = 0; d < t.ranks; ++d) cudaSetDevice(d), ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(r.bytes) * t.targets * iters / seconds / 1e9;
+}
+
+void report(std::FILE *csv, const Traffic &t, const Plan &p, double gbs) {
+  fmt::print("{:<16} {:<24} {:>4} x 512 {:8.1f} GB/s per sending GPU\n", t.name, p.name, p.blocks, gbs);
+  if (csv) std::fprintf(csv, "nvlink_%s_gbs,%u,512,%s,%.2f\n", t.name, p.blocks, p.name, gbs);
+}
+
+constexpr Plan plans[] = {
+    {"ce_push", 0, 1.0, false, false},         {"ce_pull", 0, 1.0, false, true},
+    {"sm_push", 128, 0.0, false, false},       {"sm_push", 256, 0.0, false, false},
+    {"sm_pull", 128, 0.0, true, false},        {"sm_pull", 256, 0.0, true, false},
+    {"sm_push+ce_push_25", 128, 0.25, false, false}, {"sm_push+ce_push_50", 128, 0.5, false, false},
+    {"sm_push+ce_pull_50", 128, 0.5, false, true},  {"sm_pull+ce_push_50", 128, 0.5, true, false},
+};
+
+}  // namespace
+
+void nvlink_rates(std::FILE *csv) {
+  Rig r;
+  cudaGetDeviceCount(&r.n);
+  r.n = std::min(r.n, probe::kMaxCopyPairs);
+  r.bytes = uint64_t{32} << 20;
+  if (r.n < 2) return (void)fmt::print("push: skipped (needs 2 GPUs)\n");
+  if (!make_rig(r)) return free_rig(r), (void)fmt::print("push: skipped (no peer access or memory)\n");
+  std::vector<Traffic> traffic{{"one_way", 2, 1, 1}, {"all_to_all_2", 2, 2, 1}};
+  if (r.n > 2) traffic.push_back({"all_to_all_all", r.n, r.n, r.n - 1});
+  for (const Traffic &t : traffic)
+    for (const Plan &p : plans) {
+      rate(r, t, p, 2);  // warm-up
+      report(csv, t, p, median_of(5, [&] { return rate(r, t, p, 10); }));
+    }
+  free_rig(r);
+}
+
+}  // namespace plexus::bench_launch
