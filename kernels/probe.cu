@@ -1,6 +1,9 @@
 // Probe kernels (probe.hpp): an empty kernel, with and without programmatic
-// dependent launch, and a two-GPU ping-pong of flags over peer access.
+// dependent launch, a two-GPU ping-pong of flags over peer access, copies
+// over NVLink and a bfloat16 sum.
 #include "kernels/probe.hpp"
+
+#include <cuda_bf16.h>
 
 #include "kernels/launch.cuh"
 
@@ -67,6 +70,33 @@ __global__ void __launch_bounds__(512) copy_kernel(CopyPairs t, uint64_t vecs) {
     }
 }
 
+struct SumSources {
+  const uint4 *src[kMaxCopyPairs];
+  int count;
+};
+
+// Eight bfloat16 per 16-byte vector, summed in float32 in source order and
+// rounded once.
+__global__ void __launch_bounds__(512) sum_bf16_kernel(SumSources s, uint4 *dst, uint64_t vecs) {
+  for (uint64_t i = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; i < vecs; i += uint64_t{gridDim.x} * blockDim.x) {
+    float2 acc[4] = {};
+    for (int k = 0; k < s.count; ++k) {
+      const uint4 v = s.src[k][i];
+      const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&v);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __bfloat1622float2(h[j]);
+        acc[j].x += f.x, acc[j].y += f.y;
+      }
+    }
+    uint4 out;
+    __nv_bfloat162 *o = reinterpret_cast<__nv_bfloat162 *>(&out);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) o[j] = __float22bfloat162_rn(acc[j]);
+    dst[i] = out;
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_copies(const void *const *srcs, void *const *dsts, int count, uint64_t bytes, unsigned blocks,
@@ -76,6 +106,16 @@ cudaError_t launch_copies(const void *const *srcs, void *const *dsts, int count,
   for (int k = 0; k < count; ++k) t.src[k] = static_cast<const uint4 *>(srcs[k]), t.dst[k] = static_cast<uint4 *>(dsts[k]);
   t.count = count;
   copy_kernel<<<blocks, 512, 0, stream>>>(t, bytes / 16);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_sum_bf16(const void *const *srcs, int count, void *dst, uint64_t bytes, unsigned blocks,
+                            cudaStream_t stream) {
+  if (count < 1 || count > kMaxCopyPairs || blocks < 1) return cudaErrorInvalidValue;
+  SumSources s{};
+  for (int k = 0; k < count; ++k) s.src[k] = static_cast<const uint4 *>(srcs[k]);
+  s.count = count;
+  sum_bf16_kernel<<<blocks, 512, 0, stream>>>(s, static_cast<uint4 *>(dst), bytes / 16);
   return cudaGetLastError();
 }
 

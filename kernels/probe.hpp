@@ -33,4 +33,10 @@ constexpr int kMaxCopyPairs = 8;
 cudaError_t launch_copies(const void *const *srcs, void *const *dsts, int count, uint64_t bytes, unsigned blocks,
                           cudaStream_t stream);
 
+// dst = srcs[0] + ... + srcs[count - 1], `bytes` of bfloat16 each, summed
+// in float32 in that order and rounded once, by `blocks` blocks of 512
+// threads over 16-byte vectors. Every pointer and bytes 16-byte aligned.
+cudaError_t launch_sum_bf16(const void *const *srcs, int count, void *dst, uint64_t bytes, unsigned blocks,
+                            cudaStream_t stream);
+
 }  // namespace plexus::kernels::probe

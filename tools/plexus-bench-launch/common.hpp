@@ -25,6 +25,16 @@ inline double us_since(Clock::time_point start, int per) {
   return std::chrono::duration<double, std::micro>(Clock::now() - start).count() / per;
 }
 
+// Device d (current) may access the first n GPUs' memory.
+inline bool enable_peers(int d, int n) {
+  for (int q = 0; q < n; ++q) {
+    const cudaError_t peer = q == d ? cudaSuccess : cudaDeviceEnablePeerAccess(q, 0);
+    if (peer != cudaErrorPeerAccessAlreadyEnabled && !ok(peer, "cudaDeviceEnablePeerAccess")) return false;
+  }
+  (void)cudaGetLastError();
+  return true;
+}
+
 // The median of `samples` runs of `once`.
 inline double median_of(int samples, const std::function<double()> &once) {
   std::vector<double> v;

@@ -6,7 +6,9 @@
 // cannot beat one launch period plus one crossing; docs/performance.md
 // puts p2p-tree's small-message times against these. With --push, also
 // the NVLink bandwidth of every way to move a two-shot phase's traffic
-// (nvlink.hpp), the ceiling of an all-reduce's bus bandwidth. Exits 77
+// (nvlink.hpp), the ceiling of an all-reduce's bus bandwidth; with
+// --ce-model, an all-reduce whose NVLink traffic all goes by copy engines
+// (ce_model.hpp). Exits 77
 // (skipped) without a CUDA device.
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "kernels/probe.hpp"
+#include "tools/plexus-bench-launch/ce_model.hpp"
 #include "tools/plexus-bench-launch/common.hpp"
 #include "tools/plexus-bench-launch/nvlink.hpp"
 
@@ -143,11 +146,12 @@ void ping(std::FILE *csv) {
 
 int main(int argc, char **argv) {
   const char *csv_path = nullptr;
-  bool with_push = false;
+  bool with_push = false, with_ce_model = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) csv_path = argv[++i];
     else if (std::strcmp(argv[i], "--push") == 0) with_push = true;
-    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE] [--push]\n"), 2;
+    else if (std::strcmp(argv[i], "--ce-model") == 0) with_ce_model = true;
+    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE] [--push] [--ce-model]\n"), 2;
   }
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) return std::printf("SKIP: no CUDA device\n"), 77;
@@ -161,6 +165,7 @@ int main(int argc, char **argv) {
   cudaStreamDestroy(stream);
   ping(csv);
   if (with_push) nvlink_rates(csv);
+  if (with_ce_model) ce_all_reduce_model(csv);
   if (csv) std::fclose(csv);
   return 0;
 }

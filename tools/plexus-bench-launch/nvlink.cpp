@@ -30,15 +30,6 @@ struct Rig {
   std::vector<std::vector<cudaStream_t>> streams;
 };
 
-bool enable_peers(int d, int n) {
-  for (int q = 0; q < n; ++q) {
-    const cudaError_t peer = q == d ? cudaSuccess : cudaDeviceEnablePeerAccess(q, 0);
-    if (peer != cudaErrorPeerAccessAlreadyEnabled && !ok(peer, "cudaDeviceEnablePeerAccess")) return false;
-  }
-  (void)cudaGetLastError();
-  return true;
-}
-
 bool make_rig(Rig &r) {
   r.src.assign(r.n, nullptr), r.recv.assign(r.n, nullptr), r.streams.assign(r.n, {});
   for (int d = 0; d < r.n; ++d) {

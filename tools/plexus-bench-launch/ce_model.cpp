@@ -1,0 +1,272 @@
+// The copy-engine all-reduce model (ce_model.hpp). Every GPU of one
+// process; the whole all-reduce is one multi-GPU CUDA graph, so neither
+// the host nor any flag protocol stands between the steps: what it
+// measures is the ceiling of a two-shot whose NVLink traffic all goes by
+// copy engines (the fastest way to move it, --push) with the reduction on
+// the SMs, pipelined over chunks.
+//
+// Per chunk: every GPU g copies share p of its input into GPU p's scratch
+// (reduce-scatter), GPU p sums its own share and the n - 1 received ones
+// in rank order into its output, then copies that share into every other
+// GPU's output (all-gather, outputs as a registered buffer).
+#include "tools/plexus-bench-launch/ce_model.hpp"
+
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/probe.hpp"
+#include "tools/plexus-bench-launch/common.hpp"
+
+namespace plexus::bench_launch {
+namespace {
+
+namespace probe = kernels::probe;
+
+constexpr unsigned sum_blocks = 264;  // two per SM of an H100
+
+struct Model {
+  int n = 0;
+  uint64_t bytes = 0;
+  int chunks = 1;
+  std::vector<char *> in, out, scratch;  // scratch: chunk c, source q at (c n + q) share
+  std::vector<cudaStream_t> compute;
+  std::vector<std::vector<cudaStream_t>> rs, ag;  // one per peer: reduce-scatter, all-gather
+  std::vector<cudaEvent_t> events;                // every event made, destroyed at the end
+
+  uint64_t chunk() const { return bytes / chunks; }
+  uint64_t share() const { return chunk() / n; }
+};
+
+bool make_streams(Model &m, int d) {
+  m.rs[d].assign(m.n - 1, nullptr), m.ag[d].assign(m.n - 1, nullptr);
+  bool good = ok(cudaStreamCreateWithFlags(&m.compute[d], cudaStreamNonBlocking), "cudaStreamCreate");
+  for (int k = 0; good && k < m.n - 1; ++k)
+    good = ok(cudaStreamCreateWithFlags(&m.rs[d][k], cudaStreamNonBlocking), "cudaStreamCreate") &&
+           ok(cudaStreamCreateWithFlags(&m.ag[d][k], cudaStreamNonBlocking), "cudaStreamCreate");
+  return good;
+}
+
+bool make_model(Model &m) {
+  m.in.assign(m.n, nullptr), m.out.assign(m.n, nullptr), m.scratch.assign(m.n, nullptr);
+  m.compute.assign(m.n, nullptr), m.rs.assign(m.n, {}), m.ag.assign(m.n, {});
+  for (int d = 0; d < m.n; ++d) {
+    if (!ok(cudaSetDevice(d), "cudaSetDevice") || !enable_peers(d, m.n) || !make_streams(m, d)) return false;
+    for (char **p : {&m.in[d], &m.out[d], &m.scratch[d]})
+      if (!ok(cudaMalloc(reinterpret_cast<void **>(p), m.bytes), "cudaMalloc")) return false;
+  }
+  return true;
+}
+
+void free_model(Model &m) {
+  for (cudaEvent_t e : m.events) cudaEventDestroy(e);
+  for (int d = 0; d < m.n; ++d) {
+    cudaSetDevice(d), cudaFree(m.in[d]), cudaFree(m.out[d]), cudaFree(m.scratch[d]);
+    for (auto *streams : {&m.rs[d], &m.ag[d]})
+      for (cudaStream_t s : *streams)
+        if (s != nullptr) cudaStreamDestroy(s);
+    if (m.compute[d] != nullptr) cudaStreamDestroy(m.compute[d]);
+  }
+}
+
+// Records an event of device d on s (d current) and returns it.
+cudaEvent_t mark(Model &m, cudaStream_t s) {
+  cudaEvent_t e = nullptr;
+  ok(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+  m.events.push_back(e);
+  ok(cudaEventRecord(e, s), "cudaEventRecord");
+  return e;
+}
+
+// Chunk c's reduce-scatter copies; done[g][k]: g's copy to its k-th next peer.
+void scatter(Model &m, int c, std::vector<std::vector<cudaEvent_t>> &done) {
+  for (int g = 0; g < m.n; ++g) {
+    cudaSetDevice(g);
+    for (int k = 1; k < m.n; ++k) {
+      const int p = (g + k) % m.n;
+      char *dst = m.scratch[p] + (uint64_t(c) * m.n + g) * m.share();
+      const char *src = m.in[g] + c * m.chunk() + p * m.share();
+      ok(cudaMemcpyPeerAsync(dst, p, src, g, m.share(), m.rs[g][k - 1]), "cudaMemcpyPeerAsync");
+      done[g][k - 1] = mark(m, m.rs[g][k - 1]);
+    }
+  }
+}
+
+// Chunk c's sums, each after the n - 1 copies into its GPU.
+void sum(Model &m, int c, const std::vector<std::vector<cudaEvent_t>> &arrived, std::vector<cudaEvent_t> &summed) {
+  for (int p = 0; p < m.n; ++p) {
+    cudaSetDevice(p);
+    const void *srcs[probe::kMaxCopyPairs];
+    for (int q = 0; q < m.n; ++q) {
+      srcs[q] = q == p ? m.in[p] + c * m.chunk() + p * m.share() : m.scratch[p] + (uint64_t(c) * m.n + q) * m.share();
+      if (q != p) ok(cudaStreamWaitEvent(m.compute[p], arrived[q][(p - q + m.n) % m.n - 1], 0), "cudaStreamWaitEvent");
+    }
+    ok(probe::launch_sum_bf16(srcs, m.n, m.out[p] + c * m.chunk() + p * m.share(), m.share(), sum_blocks, m.compute[p]),
+       "launch_sum_bf16");
+    summed[p] = mark(m, m.compute[p]);
+  }
+}
+
+// Chunk c's all-gather copies, each after its GPU's sum.
+void gather(Model &m, int c, const std::vector<cudaEvent_t> &summed) {
+  for (int g = 0; g < m.n; ++g) {
+    cudaSetDevice(g);
+    const uint64_t at = c * m.chunk() + g * m.share();
+    for (int k = 1; k < m.n; ++k) {
+      const int t = (g + k) % m.n;
+      ok(cudaStreamWaitEvent(m.ag[g][k - 1], summed[g], 0), "cudaStreamWaitEvent");
+      ok(cudaMemcpyPeerAsync(m.out[t] + at, t, m.out[g] + at, g, m.share(), m.ag[g][k - 1]), "cudaMemcpyPeerAsync");
+    }
+  }
+}
+
+// Every stream but compute[0] (where the capture starts), every GPU's.
+std::vector<std::pair<int, cudaStream_t>> side_streams(const Model &m) {
+  std::vector<std::pair<int, cudaStream_t>> all;
+  for (int d = 0; d < m.n; ++d) {
+    for (const auto *streams : {&m.rs[d], &m.ag[d]})
+      for (cudaStream_t s : *streams) all.emplace_back(d, s);
+    if (d != 0) all.emplace_back(d, m.compute[d]);
+  }
+  return all;
+}
+
+// Brings every side stream into the capture begun on compute[0].
+void fork(Model &m) {
+  cudaSetDevice(0);
+  cudaEvent_t start = mark(m, m.compute[0]);
+  for (auto [d, s] : side_streams(m)) cudaSetDevice(d), ok(cudaStreamWaitEvent(s, start, 0), "cudaStreamWaitEvent");
+}
+
+// Makes compute[0] wait for every side stream, ending their part of it.
+void join(Model &m) {
+  for (auto [d, s] : side_streams(m)) {
+    cudaSetDevice(d);
+    cudaEvent_t done = mark(m, s);
+    cudaSetDevice(0), ok(cudaStreamWaitEvent(m.compute[0], done, 0), "cudaStreamWaitEvent");
+  }
+}
+
+cudaGraphExec_t capture(Model &m) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaSetDevice(0);
+  if (!ok(cudaStreamBeginCapture(m.compute[0], cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture")) return nullptr;
+  fork(m);
+  std::vector<std::vector<cudaEvent_t>> arrived(m.n, std::vector<cudaEvent_t>(m.n - 1));
+  std::vector<cudaEvent_t> summed(m.n);
+  for (int c = 0; c < m.chunks; ++c) scatter(m, c, arrived), sum(m, c, arrived, summed), gather(m, c, summed);
+  join(m);
+  cudaSetDevice(0);
+  const bool captured = ok(cudaStreamEndCapture(m.compute[0], &graph), "cudaStreamEndCapture");
+  if (captured && !ok(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate")) exec = nullptr;
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  return exec;
+}
+
+// bfloat16 of small integers (exact in every sum): GPU g's element i.
+uint16_t input_value(int g, uint64_t i) {
+  const float v = static_cast<float>(static_cast<int>((i * 7 + g * 13) % 17) - 8);
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float as_float(uint16_t h) {
+  const uint32_t bits = uint32_t{h} << 16;
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// Every element's exact sum over the n inputs, as bfloat16 bits (integers
+// of at most 8 n in magnitude: exact).
+std::vector<uint16_t> expected_sums(const Model &m) {
+  std::vector<uint16_t> sums(m.bytes / 2);
+  for (uint64_t i = 0; i < sums.size(); ++i) {
+    float total = 0;
+    for (int q = 0; q < m.n; ++q) total += as_float(input_value(q, i));
+    uint32_t bits;
+    std::memcpy(&bits, &total, 4);
+    sums[i] = static_cast<uint16_t>(bits >> 16);
+  }
+  return sums;
+}
+
+bool fill_inputs(Model &m) {
+  std::vector<uint16_t> host(m.bytes / 2);
+  for (int g = 0; g < m.n; ++g) {
+    for (uint64_t i = 0; i < host.size(); ++i) host[i] = input_value(g, i);
+    cudaSetDevice(g);
+    if (!ok(cudaMemcpy(m.in[g], host.data(), m.bytes, cudaMemcpyHostToDevice), "cudaMemcpy")) return false;
+  }
+  return true;
+}
+
+// Poisons outputs and scratch, runs the graph once, compares every element
+// of every output with the exact sum: the number of wrong ones.
+uint64_t wrong_after_one_run(Model &m, cudaGraphExec_t exec) {
+  for (int g = 0; g < m.n; ++g)
+    cudaSetDevice(g), cudaMemset(m.out[g], 0xff, m.bytes), cudaMemset(m.scratch[g], 0xff, m.bytes), cudaDeviceSynchronize();
+  cudaSetDevice(0), ok(cudaGraphLaunch(exec, m.compute[0]), "cudaGraphLaunch");
+  const std::vector<uint16_t> expected = expected_sums(m);
+  std::vector<uint16_t> host(m.bytes / 2);
+  uint64_t wrong = 0;
+  for (int g = 0; g < m.n; ++g) {
+    cudaSetDevice(g), cudaDeviceSynchronize();
+    if (!ok(cudaMemcpy(host.data(), m.out[g], m.bytes, cudaMemcpyDeviceToHost), "cudaMemcpy")) return host.size();
+    for (uint64_t i = 0; i < host.size(); ++i) wrong += host[i] != expected[i];
+  }
+  return wrong;
+}
+
+// Median over 5 runs of 10 graph launches: bus bandwidth in GB/s.
+double bus_gbs(Model &m, cudaGraphExec_t exec) {
+  const double us = median_of(5, [&] {
+    const auto start = Clock::now();
+    cudaSetDevice(0);
+    for (int i = 0; i < 10; ++i) ok(cudaGraphLaunch(exec, m.compute[0]), "cudaGraphLaunch");
+    for (int d = 0; d < m.n; ++d) cudaSetDevice(d), cudaDeviceSynchronize();
+    return us_since(start, 10);
+  });
+  return static_cast<double>(m.bytes) / us / 1e3 * 2.0 * (m.n - 1) / m.n;
+}
+
+void model_row(std::FILE *csv, int n, int chunks, uint64_t wrong, double gbs) {
+  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  128 MiB bf16  {:8.1f} GB/s bus  wrong {}\n", n, chunks, gbs,
+             wrong);
+  if (csv) std::fprintf(csv, "ce_all_reduce_model_%dgpu_gbs,%d,%d,ce,%.2f\n", n, chunks, static_cast<int>(wrong), gbs);
+}
+
+void run_model(std::FILE *csv, int n, int chunks) {
+  Model m;
+  m.n = n, m.chunks = chunks, m.bytes = uint64_t{128} << 20;
+  cudaGraphExec_t exec = nullptr;
+  if (make_model(m) && fill_inputs(m) && (exec = capture(m)) != nullptr) {
+    const uint64_t wrong = wrong_after_one_run(m, exec);
+    bus_gbs(m, exec);  // warm-up
+    model_row(csv, n, chunks, wrong, bus_gbs(m, exec));
+  }
+  if (exec != nullptr) cudaGraphExecDestroy(exec);
+  free_model(m);
+}
+
+}  // namespace
+
+void ce_all_reduce_model(std::FILE *csv) {
+  int count = 0;
+  cudaGetDeviceCount(&count);
+  if (count < 2) return (void)fmt::print("ce_all_reduce_model: skipped (needs 2 GPUs)\n");
+  int all = 2;  // a power of two: every share 16-byte aligned
+  while (all * 2 <= std::min(count, probe::kMaxCopyPairs)) all *= 2;
+  std::vector<int> sizes{2};
+  if (all > 2) sizes.push_back(all);
+  for (int n : sizes)
+    for (int chunks : {1, 4, 8, 16, 32}) run_model(csv, n, chunks);
+}
+
+}  // namespace plexus::bench_launch
