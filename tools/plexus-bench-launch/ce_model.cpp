@@ -5,7 +5,8 @@
 // copy engines (the fastest way to move it, --push) with the reduction on
 // the SMs, pipelined over chunks.
 //
-// Per chunk: every GPU g copies share p of its input into GPU p's scratch
+// (cudaMemcpyAsync between peer-accessible pointers, as cudaMemcpyPeerAsync
+// cannot be captured.) Per chunk: every GPU g copies share p of its input into GPU p's scratch
 // (reduce-scatter), GPU p sums its own share and the n - 1 received ones
 // in rank order into its output, then copies that share into every other
 // GPU's output (all-gather, outputs as a registered buffer).
@@ -90,7 +91,7 @@ void scatter(Model &m, int c, std::vector<std::vector<cudaEvent_t>> &done) {
       const int p = (g + k) % m.n;
       char *dst = m.scratch[p] + (uint64_t(c) * m.n + g) * m.share();
       const char *src = m.in[g] + c * m.chunk() + p * m.share();
-      ok(cudaMemcpyPeerAsync(dst, p, src, g, m.share(), m.rs[g][k - 1]), "cudaMemcpyPeerAsync");
+      ok(cudaMemcpyAsync(dst, src, m.share(), cudaMemcpyDeviceToDevice, m.rs[g][k - 1]), "cudaMemcpyAsync");
       done[g][k - 1] = mark(m, m.rs[g][k - 1]);
     }
   }
@@ -119,7 +120,8 @@ void gather(Model &m, int c, const std::vector<cudaEvent_t> &summed) {
     for (int k = 1; k < m.n; ++k) {
       const int t = (g + k) % m.n;
       ok(cudaStreamWaitEvent(m.ag[g][k - 1], summed[g], 0), "cudaStreamWaitEvent");
-      ok(cudaMemcpyPeerAsync(m.out[t] + at, t, m.out[g] + at, g, m.share(), m.ag[g][k - 1]), "cudaMemcpyPeerAsync");
+      ok(cudaMemcpyAsync(m.out[t] + at, m.out[g] + at, m.share(), cudaMemcpyDeviceToDevice, m.ag[g][k - 1]),
+         "cudaMemcpyAsync");
     }
   }
 }
