@@ -5,8 +5,11 @@
 // copy engines (the fastest way to move it, --push) with the reduction on
 // the SMs, pipelined over chunks.
 //
-// (cudaMemcpyAsync between peer-accessible pointers, as cudaMemcpyPeerAsync
-// cannot be captured.) Per chunk: every GPU g copies share p of its input into GPU p's scratch
+// The same steps are also enqueued call by call (eager), which moves the
+// copies by cudaMemcpyPeerAsync on the sender's stream: captured, they are
+// cudaMemcpyAsync between peer-accessible pointers (cudaMemcpyPeerAsync
+// cannot be captured), which the two may run differently. Per chunk:
+// every GPU g copies share p of its input into GPU p's scratch
 // (reduce-scatter), GPU p sums its own share and the n - 1 received ones
 // in rank order into its output, then copies that share into every other
 // GPU's output (all-gather, outputs as a registered buffer).
@@ -34,6 +37,7 @@ struct Model {
   int n = 0;
   uint64_t bytes = 0;
   int chunks = 1;
+  bool captured = true;  // one graph, or enqueued call by call
   std::vector<char *> in, out, scratch;  // scratch: chunk c, source q at (c n + q) share
   std::vector<cudaStream_t> compute;
   std::vector<std::vector<cudaStream_t>> rs, ag;  // one per peer: reduce-scatter, all-gather
@@ -83,6 +87,12 @@ cudaEvent_t mark(Model &m, cudaStream_t s) {
   return e;
 }
 
+// Copies bytes from GPU `from` to GPU `to` on s.
+void copy(const Model &m, char *dst, int to, const char *src, int from, uint64_t bytes, cudaStream_t s) {
+  if (m.captured) ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync");
+  else ok(cudaMemcpyPeerAsync(dst, to, src, from, bytes, s), "cudaMemcpyPeerAsync");
+}
+
 // Chunk c's reduce-scatter copies; done[g][k]: g's copy to its k-th next peer.
 void scatter(Model &m, int c, std::vector<std::vector<cudaEvent_t>> &done) {
   for (int g = 0; g < m.n; ++g) {
@@ -91,7 +101,7 @@ void scatter(Model &m, int c, std::vector<std::vector<cudaEvent_t>> &done) {
       const int p = (g + k) % m.n;
       char *dst = m.scratch[p] + (uint64_t(c) * m.n + g) * m.share();
       const char *src = m.in[g] + c * m.chunk() + p * m.share();
-      ok(cudaMemcpyAsync(dst, src, m.share(), cudaMemcpyDeviceToDevice, m.rs[g][k - 1]), "cudaMemcpyAsync");
+      copy(m, dst, p, src, g, m.share(), m.rs[g][k - 1]);
       done[g][k - 1] = mark(m, m.rs[g][k - 1]);
     }
   }
@@ -120,8 +130,7 @@ void gather(Model &m, int c, const std::vector<cudaEvent_t> &summed) {
     for (int k = 1; k < m.n; ++k) {
       const int t = (g + k) % m.n;
       ok(cudaStreamWaitEvent(m.ag[g][k - 1], summed[g], 0), "cudaStreamWaitEvent");
-      ok(cudaMemcpyAsync(m.out[t] + at, m.out[g] + at, m.share(), cudaMemcpyDeviceToDevice, m.ag[g][k - 1]),
-         "cudaMemcpyAsync");
+      copy(m, m.out[t] + at, t, m.out[g] + at, g, m.share(), m.ag[g][k - 1]);
     }
   }
 }
@@ -153,21 +162,32 @@ void join(Model &m) {
   }
 }
 
-cudaGraphExec_t capture(Model &m) {
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  cudaSetDevice(0);
-  if (!ok(cudaStreamBeginCapture(m.compute[0], cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture")) return nullptr;
+// One all-reduce, from compute[0] back to compute[0].
+void all_reduce(Model &m) {
   fork(m);
   std::vector<std::vector<cudaEvent_t>> arrived(m.n, std::vector<cudaEvent_t>(m.n - 1));
   std::vector<cudaEvent_t> summed(m.n);
   for (int c = 0; c < m.chunks; ++c) scatter(m, c, arrived), sum(m, c, arrived, summed), gather(m, c, summed);
   join(m);
+}
+
+cudaGraphExec_t capture(Model &m) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaSetDevice(0);
+  if (!ok(cudaStreamBeginCapture(m.compute[0], cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture")) return nullptr;
+  all_reduce(m);
   cudaSetDevice(0);
   const bool captured = ok(cudaStreamEndCapture(m.compute[0], &graph), "cudaStreamEndCapture");
   if (captured && !ok(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate")) exec = nullptr;
   if (graph != nullptr) cudaGraphDestroy(graph);
   return exec;
+}
+
+// One all-reduce enqueued: the graph's launch, or every step.
+void run_once(Model &m, cudaGraphExec_t exec) {
+  if (!m.captured) return all_reduce(m);
+  cudaSetDevice(0), ok(cudaGraphLaunch(exec, m.compute[0]), "cudaGraphLaunch");
 }
 
 // bfloat16 of small integers (exact in every sum): GPU g's element i.
@@ -214,7 +234,7 @@ bool fill_inputs(Model &m) {
 uint64_t wrong_after_one_run(Model &m, cudaGraphExec_t exec) {
   for (int g = 0; g < m.n; ++g)
     cudaSetDevice(g), cudaMemset(m.out[g], 0xff, m.bytes), cudaMemset(m.scratch[g], 0xff, m.bytes), cudaDeviceSynchronize();
-  cudaSetDevice(0), ok(cudaGraphLaunch(exec, m.compute[0]), "cudaGraphLaunch");
+  run_once(m, exec);
   const std::vector<uint16_t> expected = expected_sums(m);
   std::vector<uint16_t> host(m.bytes / 2);
   uint64_t wrong = 0;
@@ -226,32 +246,37 @@ uint64_t wrong_after_one_run(Model &m, cudaGraphExec_t exec) {
   return wrong;
 }
 
-// Median over 5 runs of 10 graph launches: bus bandwidth in GB/s.
-double bus_gbs(Model &m, cudaGraphExec_t exec) {
+// Median over 5 runs of 10 all-reduces: bus bandwidth in GB/s, and in
+// *enqueue_us the host's time to enqueue one (the bound where it is longer
+// than the GPUs' time).
+double bus_gbs(Model &m, cudaGraphExec_t exec, double *enqueue_us) {
   const double us = median_of(5, [&] {
     const auto start = Clock::now();
-    cudaSetDevice(0);
-    for (int i = 0; i < 10; ++i) ok(cudaGraphLaunch(exec, m.compute[0]), "cudaGraphLaunch");
+    for (int i = 0; i < 10; ++i) run_once(m, exec);
+    *enqueue_us = us_since(start, 10);
     for (int d = 0; d < m.n; ++d) cudaSetDevice(d), cudaDeviceSynchronize();
     return us_since(start, 10);
   });
   return static_cast<double>(m.bytes) / us / 1e3 * 2.0 * (m.n - 1) / m.n;
 }
 
-void model_row(std::FILE *csv, int n, int chunks, uint64_t wrong, double gbs) {
-  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  128 MiB bf16  {:8.1f} GB/s bus  wrong {}\n", n, chunks, gbs,
-             wrong);
-  if (csv) std::fprintf(csv, "ce_all_reduce_model_%dgpu_gbs,%d,%d,ce,%.2f\n", n, chunks, static_cast<int>(wrong), gbs);
+void model_row(std::FILE *csv, const Model &m, uint64_t wrong, double gbs, double enqueue_us) {
+  const char *how = m.captured ? "graph" : "eager";
+  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  {}  128 MiB bf16  {:8.1f} GB/s bus  enqueue {:7.1f} us  wrong {}\n",
+             m.n, m.chunks, how, gbs, enqueue_us, wrong);
+  if (csv) std::fprintf(csv, "ce_all_reduce_model_%dgpu_%s_gbs,%d,%d,ce,%.2f\n", m.n, how, m.chunks, static_cast<int>(wrong), gbs);
 }
 
-void run_model(std::FILE *csv, int n, int chunks) {
+void run_model(std::FILE *csv, int n, int chunks, bool captured) {
   Model m;
-  m.n = n, m.chunks = chunks, m.bytes = uint64_t{128} << 20;
+  m.n = n, m.chunks = chunks, m.captured = captured, m.bytes = uint64_t{128} << 20;
   cudaGraphExec_t exec = nullptr;
-  if (make_model(m) && fill_inputs(m) && (exec = capture(m)) != nullptr) {
+  if (make_model(m) && fill_inputs(m) && (!captured || (exec = capture(m)) != nullptr)) {
     const uint64_t wrong = wrong_after_one_run(m, exec);
-    bus_gbs(m, exec);  // warm-up
-    model_row(csv, n, chunks, wrong, bus_gbs(m, exec));
+    double enqueue_us = 0;
+    bus_gbs(m, exec, &enqueue_us);  // warm-up
+    const double gbs = bus_gbs(m, exec, &enqueue_us);
+    model_row(csv, m, wrong, gbs, enqueue_us);
   }
   if (exec != nullptr) cudaGraphExecDestroy(exec);
   free_model(m);
@@ -268,7 +293,8 @@ void ce_all_reduce_model(std::FILE *csv) {
   std::vector<int> sizes{2};
   if (all > 2) sizes.push_back(all);
   for (int n : sizes)
-    for (int chunks : {1, 4, 8, 16, 32}) run_model(csv, n, chunks);
+    for (bool captured : {false, true})
+      for (int chunks : {1, 2, 4, 8, 16}) run_model(csv, n, chunks, captured);
 }
 
 }  // namespace plexus::bench_launch
