@@ -20,8 +20,9 @@ namespace {
 
 namespace probe = kernels::probe;
 
-// Every GPU's source and receive buffers (n slots of `bytes`: slot g is
-// what GPU g sends here), stream 0 for the SM kernel and one stream per
+// Every GPU's source and receive buffers (n slots of `bytes` each: source
+// slot t is what it sends GPU t where the sources are distinct, receive
+// slot g what GPU g sends here), stream 0 for the SM kernel and one stream per
 // copy for the copy engines.
 struct Rig {
   int n = 0;
@@ -39,7 +40,7 @@ bool make_rig(Rig &r) {
       if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate")) return false;
     if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes), "cudaMalloc") ||
         !ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc") ||
-        !ok(cudaMemset(r.src[d], d + 1, r.bytes), "cudaMemset"))
+        !ok(cudaMemset(r.src[d], d + 1, r.bytes * r.n), "cudaMemset"))
       return false;
   }
   return true;
@@ -67,10 +68,12 @@ struct Plan {
 };
 
 // Who sends to whom: GPUs [0, senders) each to the next `targets` of the
-// first `ranks` GPUs.
+// first `ranks` GPUs; the same 32 MiB to each (which the L2 may hold), or
+// distinct ones (as a two-shot sends).
 struct Traffic {
   const char *name;
   int ranks, senders, targets;
+  bool distinct;
 };
 
 struct Transfer {
@@ -84,7 +87,7 @@ std::vector<Transfer> transfers(const Rig &r, const Traffic &t) {
   for (int g = 0; g < t.senders; ++g)
     for (int k = 1; k <= t.targets; ++k) {
       const int to = (g + k) % t.ranks;
-      v.push_back({g, to, r.src[g], r.recv[to] + g * r.bytes});
+      v.push_back({g, to, r.src[g] + (t.distinct ? to * r.bytes : 0), r.recv[to] + g * r.bytes});
     }
   return v;
 }
@@ -118,7 +121,7 @@ double rate(Rig &r, const Traffic &t, const Plan &p, int iters) {
 }
 
 void report(std::FILE *csv, const Traffic &t, const Plan &p, double gbs) {
-  fmt::print("{:<16} {:<24} {:>4} x 512 {:8.1f} GB/s per sending GPU\n", t.name, p.name, p.blocks, gbs);
+  fmt::print("{:<20} {:<24} {:>4} x 512 {:8.1f} GB/s per sending GPU\n", t.name, p.name, p.blocks, gbs);
   if (csv) std::fprintf(csv, "nvlink_%s_gbs,%u,512,%s,%.2f\n", t.name, p.blocks, p.name, gbs);
 }
 
@@ -139,8 +142,10 @@ void nvlink_rates(std::FILE *csv) {
   r.bytes = uint64_t{32} << 20;
   if (r.n < 2) return (void)fmt::print("push: skipped (needs 2 GPUs)\n");
   if (!make_rig(r)) return free_rig(r), (void)fmt::print("push: skipped (no peer access or memory)\n");
-  std::vector<Traffic> traffic{{"one_way", 2, 1, 1}, {"all_to_all_2", 2, 2, 1}};
-  if (r.n > 2) traffic.push_back({"all_to_all_all", r.n, r.n, r.n - 1});
+  std::vector<Traffic> traffic{{"one_way", 2, 1, 1, false}, {"all_to_all_2", 2, 2, 1, false},
+                               {"all_to_all_2_dist", 2, 2, 1, true}};
+  if (r.n > 2) traffic.push_back({"all_to_all_all", r.n, r.n, r.n - 1, false});
+  if (r.n > 2) traffic.push_back({"all_to_all_all_dist", r.n, r.n, r.n - 1, true});
   for (const Traffic &t : traffic)
     for (const Plan &p : plans) {
       rate(r, t, p, 2);  // warm-up
