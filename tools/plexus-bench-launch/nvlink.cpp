@@ -38,7 +38,7 @@ bool make_rig(Rig &r) {
     r.streams[d].assign(r.n + 1, nullptr);
     for (auto &s : r.streams[d])
       if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate")) return false;
-    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes), "cudaMalloc") ||
+    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes * r.n), "cudaMalloc") ||
         !ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc") ||
         !ok(cudaMemset(r.src[d], d + 1, r.bytes * r.n), "cudaMemset"))
       return false;
