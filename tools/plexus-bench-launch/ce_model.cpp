@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/probe.hpp"
@@ -38,6 +39,7 @@ struct Model {
   uint64_t bytes = 0;
   int chunks = 1;
   bool captured = true;  // one graph, or enqueued call by call
+  int steps = 3;         // where the time goes: 1 the scatter alone, 2 and the sums, 3 all
   std::vector<char *> in, out, scratch;  // scratch: chunk c, source q at (c n + q) share
   std::vector<cudaStream_t> compute;
   std::vector<std::vector<cudaStream_t>> rs, ag;  // one per peer: reduce-scatter, all-gather
@@ -167,7 +169,11 @@ void all_reduce(Model &m) {
   fork(m);
   std::vector<std::vector<cudaEvent_t>> arrived(m.n, std::vector<cudaEvent_t>(m.n - 1));
   std::vector<cudaEvent_t> summed(m.n);
-  for (int c = 0; c < m.chunks; ++c) scatter(m, c, arrived), sum(m, c, arrived, summed), gather(m, c, summed);
+  for (int c = 0; c < m.chunks; ++c) {
+    scatter(m, c, arrived);
+    if (m.steps >= 2) sum(m, c, arrived, summed);
+    if (m.steps >= 3) gather(m, c, summed);
+  }
   join(m);
 }
 
@@ -246,37 +252,38 @@ uint64_t wrong_after_one_run(Model &m, cudaGraphExec_t exec) {
   return wrong;
 }
 
-// Median over 5 runs of 10 all-reduces: bus bandwidth in GB/s, and in
+// Median over 5 runs of 10 all-reduces: µs per all-reduce, and in
 // *enqueue_us the host's time to enqueue one (the bound where it is longer
 // than the GPUs' time).
-double bus_gbs(Model &m, cudaGraphExec_t exec, double *enqueue_us) {
-  const double us = median_of(5, [&] {
+double time_us(Model &m, cudaGraphExec_t exec, double *enqueue_us) {
+  return median_of(5, [&] {
     const auto start = Clock::now();
     for (int i = 0; i < 10; ++i) run_once(m, exec);
     *enqueue_us = us_since(start, 10);
     for (int d = 0; d < m.n; ++d) cudaSetDevice(d), cudaDeviceSynchronize();
     return us_since(start, 10);
   });
-  return static_cast<double>(m.bytes) / us / 1e3 * 2.0 * (m.n - 1) / m.n;
 }
 
-void model_row(std::FILE *csv, const Model &m, uint64_t wrong, double gbs, double enqueue_us) {
-  const char *how = m.captured ? "graph" : "eager";
-  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  {}  128 MiB bf16  {:8.1f} GB/s bus  enqueue {:7.1f} us  wrong {}\n",
-             m.n, m.chunks, how, gbs, enqueue_us, wrong);
-  if (csv) std::fprintf(csv, "ce_all_reduce_model_%dgpu_%s_gbs,%d,%d,ce,%.2f\n", m.n, how, m.chunks, static_cast<int>(wrong), gbs);
+void model_row(std::FILE *csv, const Model &m, const char *wrong, double us, double enqueue_us) {
+  const char *how = m.captured ? "graph" : "eager", *steps[] = {"", "scatter", "scatter+sum", "all"};
+  const double bus_gbs = static_cast<double>(m.bytes) / us / 1e3 * 2.0 * (m.n - 1) / m.n;
+  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  {}  {:<11}  {:8.1f} us  {:6.1f} GB/s bus  enqueue {:7.1f} us  wrong {}\n",
+             m.n, m.chunks, how, steps[m.steps], us, bus_gbs, enqueue_us, wrong);
+  if (csv)
+    std::fprintf(csv, "ce_all_reduce_model_%dgpu_%s_%s_us,%d,%s,ce,%.2f\n", m.n, how, steps[m.steps], m.chunks, wrong, us);
 }
 
-void run_model(std::FILE *csv, int n, int chunks, bool captured) {
+void run_model(std::FILE *csv, int n, int chunks, bool captured, int steps) {
   Model m;
-  m.n = n, m.chunks = chunks, m.captured = captured, m.bytes = uint64_t{128} << 20;
+  m.n = n, m.chunks = chunks, m.captured = captured, m.steps = steps, m.bytes = uint64_t{128} << 20;
   cudaGraphExec_t exec = nullptr;
   if (make_model(m) && fill_inputs(m) && (!captured || (exec = capture(m)) != nullptr)) {
-    const uint64_t wrong = wrong_after_one_run(m, exec);
+    const std::string wrong = steps == 3 ? std::to_string(wrong_after_one_run(m, exec)) : "-";
     double enqueue_us = 0;
-    bus_gbs(m, exec, &enqueue_us);  // warm-up
-    const double gbs = bus_gbs(m, exec, &enqueue_us);
-    model_row(csv, m, wrong, gbs, enqueue_us);
+    time_us(m, exec, &enqueue_us);  // warm-up
+    const double us = time_us(m, exec, &enqueue_us);
+    model_row(csv, m, wrong.c_str(), us, enqueue_us);
   }
   if (exec != nullptr) cudaGraphExecDestroy(exec);
   free_model(m);
@@ -292,9 +299,11 @@ void ce_all_reduce_model(std::FILE *csv) {
   while (all * 2 <= std::min(count, probe::kMaxCopyPairs)) all *= 2;
   std::vector<int> sizes{2};
   if (all > 2) sizes.push_back(all);
-  for (int n : sizes)
+  for (int n : sizes) {
+    for (int steps : {1, 2}) run_model(csv, n, 1, false, steps);
     for (bool captured : {false, true})
-      for (int chunks : {1, 2, 4, 8, 16}) run_model(csv, n, chunks, captured);
+      for (int chunks : {1, 2, 4, 8, 16}) run_model(csv, n, chunks, captured, 3);
+  }
 }
 
 }  // namespace plexus::bench_launch
