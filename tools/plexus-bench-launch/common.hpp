@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <vector>
@@ -23,6 +24,15 @@ inline bool ok(cudaError_t err, const char *what) {
 
 inline double us_since(Clock::time_point start, int per) {
   return std::chrono::duration<double, std::micro>(Clock::now() - start).count() / per;
+}
+
+// A well-mixed 64-bit value of x (splitmix64's finalizer): benchmark data
+// that no link or engine can compress.
+inline uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
 // Device d (current) may access the first n GPUs' memory.
