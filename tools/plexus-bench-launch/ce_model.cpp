@@ -216,10 +216,10 @@ uint16_t to_bf16(float v) {
   return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
 }
 
-// GPU g's element i: random in [-1, 1) with every mantissa bit in use.
-// Random, not a pattern: on 4 H100 a copy engine moves constant or
-// periodic data over NVLink faster than random data (this model's
-// scatter: 274 against 423 us).
+// GPU g's element i: random in [-1, 1) with every mantissa bit in use, as
+// real data (on 4 H100 this model's scatter ran in 274 us on constant
+// data against 422-425 on periodic or random data; not understood, as
+// --push moves constant and random data alike).
 uint16_t input_value(int g, uint64_t i) {
   const uint64_t r = mix64((uint64_t(g) << 40) ^ i);
   return to_bf16(static_cast<float>(r >> 40) / float(1 << 23) - 1.0f);

@@ -79,7 +79,7 @@ struct Plan {
 // Who sends to whom: GPUs [0, senders) each to the next `targets` of the
 // first `ranks` GPUs; the same 32 MiB to each (which the L2 may hold), or
 // distinct ones (as a two-shot sends); constant bytes, or random ones (as
-// real data: on 4 H100 copy engines move constant data faster).
+// real data; the copy-engine model (ce_model.cpp) saw them differ).
 struct Traffic {
   const char *name;
   int ranks, senders, targets;
