@@ -156,7 +156,9 @@ int main(int argc, char **argv) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) return std::printf("SKIP: no CUDA device\n"), 77;
   std::FILE *csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
-  if (csv) std::fprintf(csv, "what,blocks,threads,launch,value\n");  // value: µs, or GB/s for *_gbs
+  // value: µs, or GB/s for *_gbs; ce_all_reduce_model_* rows put the chunk
+  // count under blocks and the wrong elements ("-": not checked) under threads
+  if (csv) std::fprintf(csv, "what,blocks,threads,launch,value\n");
   cudaStream_t stream = nullptr;
   if (!ok(cudaSetDevice(0), "cudaSetDevice") ||
       !ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"))
