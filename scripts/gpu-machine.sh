@@ -28,8 +28,9 @@
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
 #             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
 #             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
-#   nvlink    plexus-bench-launch --push: NVLink bandwidth, 2 and all GPUs each sending to every other at
-#             once and GPU 0 alone to GPU 1, by SM stores or loads, copy engines, and both splitting each transfer
+#   nvlink    plexus-bench-launch --push --ce-model: NVLink bandwidth, 2 and all GPUs each sending to every other
+#             at once and GPU 0 alone to GPU 1, by SM stores or loads, copy engines, and both splitting each
+#             transfer; then a 128 MiB all-reduce whose NVLink traffic goes by copy engines (one process)
 #   p2ptune   p2p-tree alone: each of PLEXUS_P2P_TUNE_ALGOS (default one_shot two_shot) forced over
 #             PLEXUS_P2P_TUNE_SIZES (plexus-bench -b/-e/-f, default "-b 4K -e 4M -f 2"), then MAX_BLOCKS
 #             (PLEXUS_P2P_TUNE_BLOCKS) x SLOT_BYTES (PLEXUS_P2P_TUNE_SLOTS) sweeps from 512 KiB to 128 MiB
@@ -228,8 +229,8 @@ if has_step p2ptune; then
   done
 fi
 if has_step nvlink; then
-  "$bin/plexus-bench-launch/plexus-bench-launch" --push --csv "$out/nvlink.csv" > "$out/nvlink.txt" 2>&1
-  echo "plexus-bench-launch --push: exit $?"; grep -E "push|pull|one_way|all_to_all" "$out/nvlink.txt"
+  "$bin/plexus-bench-launch/plexus-bench-launch" --push --ce-model --csv "$out/nvlink.csv" > "$out/nvlink.txt" 2>&1
+  echo "plexus-bench-launch --push --ce-model: exit $?"; grep -E "push|pull|one_way|all_to_all|ce_all" "$out/nvlink.txt"
 fi
 if has_step p2psweep; then
   peer=",raw-nccl"
