@@ -286,39 +286,45 @@ void model_row(std::FILE *csv, const Model &m, const char *wrong, double us, dou
     std::fprintf(csv, "ce_all_reduce_model_%dgpu_%s_%s_us,%d,%s,ce,%.2f\n", m.n, how, steps[m.steps], m.chunks, wrong, us);
 }
 
-void run_model(std::FILE *csv, int n, int chunks, bool captured, int steps) {
+// False where the model could not be set up or an output was wrong.
+bool run_model(std::FILE *csv, int n, int chunks, bool captured, int steps) {
   Model m;
   m.n = n, m.chunks = chunks, m.captured = captured, m.steps = steps, m.bytes = uint64_t{128} << 20;
   cudaGraphExec_t exec = nullptr;
-  if (make_model(m) && fill_inputs(m) && (!captured || (exec = capture(m)) != nullptr)) {
-    const std::string wrong = steps == 3 ? std::to_string(wrong_after_one_run(m, exec)) : "-";
+  bool good = make_model(m) && fill_inputs(m) && (!captured || (exec = capture(m)) != nullptr);
+  if (good) {
+    const uint64_t wrong = steps == 3 ? wrong_after_one_run(m, exec) : 0;
     double enqueue_us = 0;
     // Warm up for half a second: the GPUs idled while the host made and
     // checked the data, and their clocks come back slower than 50 calls.
     for (const auto start = Clock::now(); Clock::now() - start < std::chrono::milliseconds(500);)
       time_us(m, exec, &enqueue_us);
     const double us = time_us(m, exec, &enqueue_us);
-    model_row(csv, m, wrong.c_str(), us, enqueue_us);
+    model_row(csv, m, steps == 3 ? std::to_string(wrong).c_str() : "-", us, enqueue_us);
+    good = wrong == 0;
   }
   if (exec != nullptr) cudaGraphExecDestroy(exec);
   free_model(m);
+  return good;
 }
 
 }  // namespace
 
-void ce_all_reduce_model(std::FILE *csv) {
+bool ce_all_reduce_model(std::FILE *csv) {
   int count = 0;
   cudaGetDeviceCount(&count);
-  if (count < 2) return (void)fmt::print("ce_all_reduce_model: skipped (needs 2 GPUs)\n");
+  if (count < 2) return fmt::print("ce_all_reduce_model: skipped (needs 2 GPUs)\n"), true;
   int all = 2;  // a power of two: every share 16-byte aligned
   while (all * 2 <= std::min(count, probe::kMaxCopyPairs)) all *= 2;
   std::vector<int> sizes{2};
   if (all > 2) sizes.push_back(all);
+  bool good = true;
   for (int n : sizes) {
-    for (int steps : {0, 1, 2}) run_model(csv, n, 1, false, steps);
+    for (int steps : {0, 1, 2}) good = run_model(csv, n, 1, false, steps) && good;
     for (bool captured : {false, true})
-      for (int chunks : {1, 2, 4, 8, 16}) run_model(csv, n, chunks, captured, 3);
+      for (int chunks : {1, 2, 4, 8, 16}) good = run_model(csv, n, chunks, captured, 3) && good;
   }
+  return good;
 }
 
 }  // namespace plexus::bench_launch

@@ -11,7 +11,9 @@ namespace plexus::bench_launch {
 // multi-GPU CUDA graph: copy-engine reduce-scatter into scratch, SM sums,
 // copy-engine all-gather into the outputs, pipelined over 1 to 16 chunks. Checks every element of every
 // output against the exact sum once, then prints (and writes to csv, when
-// not null) the bus bandwidth. Prints a skipped line with fewer than 2 GPUs.
-void ce_all_reduce_model(std::FILE *csv);
+// not null) the bus bandwidth. Prints a skipped line with fewer than 2 GPUs
+// (and returns true). False where a run could not be set up (a CUDA error
+// on stderr) or any output element was wrong.
+bool ce_all_reduce_model(std::FILE *csv);
 
 }  // namespace plexus::bench_launch

@@ -156,6 +156,7 @@ int main(int argc, char **argv) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) return std::printf("SKIP: no CUDA device\n"), 77;
   std::FILE *csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
+  if (csv_path && !csv) return std::fprintf(stderr, "plexus-bench-launch: cannot write %s\n", csv_path), 1;
   // value: µs, or GB/s for *_gbs; ce_all_reduce_model_* rows put the chunk
   // count under blocks and the wrong elements ("-": not checked) under threads
   if (csv) std::fprintf(csv, "what,blocks,threads,launch,value\n");
@@ -167,7 +168,8 @@ int main(int argc, char **argv) {
   cudaStreamDestroy(stream);
   ping(csv);
   if (with_push) nvlink_rates(csv);
-  if (with_ce_model) ce_all_reduce_model(csv);
+  const bool model_good = !with_ce_model || ce_all_reduce_model(csv);
   if (csv) std::fclose(csv);
+  if (!model_good) return std::fprintf(stderr, "plexus-bench-launch: the copy-engine model failed (above)\n"), 1;
   return 0;
 }
