@@ -19,8 +19,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -201,18 +201,12 @@ void run_once(Model &m, cudaGraphExec_t exec) {
   cudaSetDevice(0), ok(cudaGraphLaunch(exec, m.compute[0]), "cudaGraphLaunch");
 }
 
-float as_float(uint16_t h) {
-  const uint32_t bits = uint32_t{h} << 16;
-  float v;
-  std::memcpy(&v, &bits, 4);
-  return v;
-}
+float as_float(uint16_t h) { return std::bit_cast<float>(uint32_t{h} << 16); }
 
 // float to bfloat16, rounded to nearest even (finite values), as the sum
 // kernel's __float22bfloat162_rn.
 uint16_t to_bf16(float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, 4);
+  const uint32_t bits = std::bit_cast<uint32_t>(v);
   return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
 }
 
