@@ -44,7 +44,8 @@ struct Model {
   std::vector<char *> in, out, scratch;  // scratch: chunk c, source q at (c n + q) share
   std::vector<cudaStream_t> compute;
   std::vector<std::vector<cudaStream_t>> rs, ag;  // one per peer: reduce-scatter, all-gather
-  std::vector<cudaEvent_t> events;                // every event made, destroyed at the end
+  std::vector<cudaEvent_t> events;                // made once, reused by every all-reduce
+  size_t next_event = 0;                          // the next one this all-reduce takes
 
   uint64_t chunk() const { return bytes / chunks; }
   uint64_t share() const { return chunk() / n; }
@@ -81,11 +82,18 @@ void free_model(Model &m) {
   }
 }
 
-// Records an event of device d on s (d current) and returns it.
+// Records an event on s (its device current) and returns it. Every
+// all-reduce takes the events in the same order, on the same devices, so
+// the n-th is made by the first one and re-recorded by the next, after
+// the first's waits on it were enqueued (a wait keeps the record it was
+// enqueued after): no event is made in the timed loop.
 cudaEvent_t mark(Model &m, cudaStream_t s) {
-  cudaEvent_t e = nullptr;
-  ok(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
-  m.events.push_back(e);
+  if (m.next_event == m.events.size()) {
+    cudaEvent_t e = nullptr;
+    ok(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    m.events.push_back(e);
+  }
+  cudaEvent_t e = m.events[m.next_event++];
   ok(cudaEventRecord(e, s), "cudaEventRecord");
   return e;
 }
@@ -167,6 +175,7 @@ void join(Model &m) {
 
 // One all-reduce, from compute[0] back to compute[0].
 void all_reduce(Model &m) {
+  m.next_event = 0;
   if (m.steps == 0) {
     std::vector<std::vector<cudaEvent_t>> arrived(m.n, std::vector<cudaEvent_t>(m.n - 1));
     return scatter(m, 0, arrived);
@@ -241,7 +250,7 @@ bool fill_inputs(Model &m) {
   return true;
 }
 
-// Poisons outputs and scratch, runs the graph once, compares every element
+// Poisons outputs and scratch, runs one all-reduce, compares every element
 // of every output with the exact sum: the number of wrong ones.
 uint64_t wrong_after_one_run(Model &m, cudaGraphExec_t exec) {
   for (int g = 0; g < m.n; ++g)
