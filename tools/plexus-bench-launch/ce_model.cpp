@@ -212,21 +212,10 @@ void run_once(Model &m, cudaGraphExec_t exec) {
 
 float as_float(uint16_t h) { return std::bit_cast<float>(uint32_t{h} << 16); }
 
-// float to bfloat16, rounded to nearest even (finite values), as the sum
-// kernel's __float22bfloat162_rn.
-uint16_t to_bf16(float v) {
-  const uint32_t bits = std::bit_cast<uint32_t>(v);
-  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-}
-
-// GPU g's element i: random in [-1, 1) with every mantissa bit in use, as
-// real data (on 4 H100 this model's scatter ran in 274 us on constant
-// data against 422-425 on periodic or random data; not understood, as
-// --push moves constant and random data alike).
-uint16_t input_value(int g, uint64_t i) {
-  const uint64_t r = mix64((uint64_t(g) << 40) ^ i);
-  return to_bf16(static_cast<float>(r >> 40) / float(1 << 23) - 1.0f);
-}
+// GPU g's element i (on 4 H100 this model's scatter ran in 274 us on
+// constant data against 422-425 on periodic or random bfloat16; not
+// understood, as --push moved constant and random bytes alike).
+uint16_t input_value(int g, uint64_t i) { return random_bf16(static_cast<uint64_t>(g), i); }
 
 // Every element's sum over the n inputs in rank order in float32, rounded
 // once: what the sum kernel computes, bit for bit.
@@ -254,7 +243,8 @@ bool fill_inputs(Model &m) {
 // of every output with the exact sum: the number of wrong ones.
 uint64_t wrong_after_one_run(Model &m, cudaGraphExec_t exec) {
   for (int g = 0; g < m.n; ++g)
-    cudaSetDevice(g), cudaMemset(m.out[g], 0xff, m.bytes), cudaMemset(m.scratch[g], 0xff, m.bytes), cudaDeviceSynchronize();
+    cudaSetDevice(g), cudaMemset(m.out[g], 0xff, m.bytes), cudaMemset(m.scratch[g], 0xff, m.bytes),
+        cudaDeviceSynchronize();
   run_once(m, exec);
   const std::vector<uint16_t> expected = expected_sums(m);
   std::vector<uint16_t> host(m.bytes / 2);
@@ -283,7 +273,8 @@ double time_us(Model &m, cudaGraphExec_t exec, double *enqueue_us) {
 void model_row(std::FILE *csv, const Model &m, const char *wrong, double us, double enqueue_us) {
   const char *how = m.captured ? "graph" : "eager", *steps[] = {"scatter-free", "scatter", "scatter+sum", "all"};
   const double bus_gbs = static_cast<double>(m.bytes) / us / 1e3 * 2.0 * (m.n - 1) / m.n;
-  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  {}  {:<11}  {:8.1f} us  {:6.1f} GB/s bus  enqueue {:7.1f} us  wrong {}\n",
+  fmt::print("ce_all_reduce_model  {} GPUs  {:>2} chunks  {}  {:<11}  {:8.1f} us  {:6.1f} GB/s bus  "
+             "enqueue {:7.1f} us  wrong {}\n",
              m.n, m.chunks, how, steps[m.steps], us, bus_gbs, enqueue_us, wrong);
   if (csv)
     std::fprintf(csv, "ce_all_reduce_model_%dgpu_%s_%s_us,%d,%s,ce,%.2f\n", m.n, how, steps[m.steps], m.chunks, wrong, us);

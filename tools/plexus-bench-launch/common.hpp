@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -33,6 +34,20 @@ inline uint64_t mix64(uint64_t x) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
+}
+
+// float to bfloat16 bits, rounded to nearest even (finite values), as the
+// kernels' __float22bfloat162_rn.
+inline uint16_t to_bf16(float v) {
+  const uint32_t bits = std::bit_cast<uint32_t>(v);
+  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
+// Element i of stream `seed`: a bfloat16 random in [-1, 1) with every
+// mantissa bit in use, as real data.
+inline uint16_t random_bf16(uint64_t seed, uint64_t i) {
+  const uint64_t r = mix64((seed << 40) ^ i);
+  return to_bf16(static_cast<float>(r >> 40) / float(1 << 23) - 1.0f);
 }
 
 // Device d (current) may access the first n GPUs' memory.

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -20,37 +21,49 @@ namespace {
 
 namespace probe = kernels::probe;
 
-// Every GPU's source and receive buffers (n slots of `bytes` each: source
-// slot t is what it sends GPU t where the sources are distinct, receive
-// slot g what GPU g sends here); src holds constant bytes, random random
-// ones, stream 0 for the SM kernel and one stream per
-// copy for the copy engines.
+// What a transfer carries: one constant byte, random bytes, or random
+// bfloat16 values in [-1, 1) (the copy-engine model's data, which it moved
+// slower than constant data on 4 H100).
+enum class Data { constant, random, bf16 };
+constexpr int kinds_of_data = 3;
+
+// Every GPU's receive buffer and a source buffer per kind of data (n slots
+// of `bytes` each: source slot t is what it sends GPU t where the sources
+// are distinct, receive slot g what GPU g sends here); stream 0 for the SM
+// kernel and one stream per copy for the copy engines.
 struct Rig {
   int n = 0;
   uint64_t bytes = 0;
-  std::vector<char *> src, random, recv;
+  std::vector<char *> recv;
+  std::array<std::vector<char *>, kinds_of_data> sources;
   std::vector<std::vector<cudaStream_t>> streams;
 };
 
-bool fill_random(char *dst, uint64_t bytes, int d) {
+bool fill(Data kind, char *dst, uint64_t bytes, int d) {
+  if (kind == Data::constant) return ok(cudaMemset(dst, d + 1, bytes), "cudaMemset");
   std::vector<uint64_t> host(bytes / 8);
-  for (uint64_t i = 0; i < host.size(); ++i) host[i] = mix64((uint64_t(d) << 40) ^ i);
+  for (uint64_t i = 0; i < host.size(); ++i) {
+    uint64_t four = 0;  // bfloat16 elements 4i .. 4i + 3
+    for (uint64_t j = 0; kind == Data::bf16 && j < 4; ++j)
+      four |= uint64_t{random_bf16(uint64_t(d), 4 * i + j)} << (16 * j);
+    host[i] = kind == Data::bf16 ? four : mix64((uint64_t(d) << 40) ^ i);
+  }
   return ok(cudaMemcpy(dst, host.data(), bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
 }
 
 bool make_rig(Rig &r) {
-  r.src.assign(r.n, nullptr), r.random.assign(r.n, nullptr), r.recv.assign(r.n, nullptr), r.streams.assign(r.n, {});
+  r.recv.assign(r.n, nullptr), r.streams.assign(r.n, {});
+  for (auto &kind : r.sources) kind.assign(r.n, nullptr);
   for (int d = 0; d < r.n; ++d) {
     if (!ok(cudaSetDevice(d), "cudaSetDevice") || !enable_peers(d, r.n)) return false;
     r.streams[d].assign(r.n + 1, nullptr);
     for (auto &s : r.streams[d])
       if (!ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate")) return false;
-    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.src[d]), r.bytes * r.n), "cudaMalloc") ||
-        !ok(cudaMalloc(reinterpret_cast<void **>(&r.random[d]), r.bytes * r.n), "cudaMalloc") ||
-        !fill_random(r.random[d], r.bytes * r.n, d) ||
-        !ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc") ||
-        !ok(cudaMemset(r.src[d], d + 1, r.bytes * r.n), "cudaMemset"))
-      return false;
+    if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.recv[d]), r.bytes * r.n), "cudaMalloc")) return false;
+    for (int k = 0; k < kinds_of_data; ++k)
+      if (!ok(cudaMalloc(reinterpret_cast<void **>(&r.sources[k][d]), r.bytes * r.n), "cudaMalloc") ||
+          !fill(static_cast<Data>(k), r.sources[k][d], r.bytes * r.n, d))
+        return false;
   }
   return true;
 }
@@ -58,7 +71,8 @@ bool make_rig(Rig &r) {
 // Also after a failed make_rig: what it did not create is null.
 void free_rig(Rig &r) {
   for (int d = 0; d < r.n; ++d) {
-    cudaSetDevice(d), cudaFree(r.src[d]), cudaFree(r.random[d]), cudaFree(r.recv[d]);
+    cudaSetDevice(d), cudaFree(r.recv[d]);
+    for (auto &kind : r.sources) cudaFree(kind[d]);
     for (auto s : r.streams[d])
       if (s != nullptr) cudaStreamDestroy(s);
   }
@@ -78,12 +92,12 @@ struct Plan {
 
 // Who sends to whom: GPUs [0, senders) each to the next `targets` of the
 // first `ranks` GPUs; the same 32 MiB to each (which the L2 may hold), or
-// distinct ones (as a two-shot sends); constant bytes, or random ones (as
-// real data; the copy-engine model (ce_model.cpp) saw them differ).
+// distinct ones (as a two-shot sends); and what.
 struct Traffic {
   const char *name;
   int ranks, senders, targets;
-  bool distinct, random;
+  bool distinct;
+  Data data;
 };
 
 struct Transfer {
@@ -97,7 +111,7 @@ std::vector<Transfer> transfers(const Rig &r, const Traffic &t) {
   for (int g = 0; g < t.senders; ++g)
     for (int k = 1; k <= t.targets; ++k) {
       const int to = (g + k) % t.ranks;
-      const char *base = t.random ? r.random[g] : r.src[g];
+      const char *base = r.sources[static_cast<int>(t.data)][g];
       v.push_back({g, to, base + (t.distinct ? to * r.bytes : 0), r.recv[to] + g * r.bytes});
     }
   return v;
@@ -153,13 +167,15 @@ void nvlink_rates(std::FILE *csv) {
   r.bytes = uint64_t{32} << 20;
   if (r.n < 2) return (void)fmt::print("push: skipped (needs 2 GPUs)\n");
   if (!make_rig(r)) return free_rig(r), (void)fmt::print("push: skipped (no peer access or memory)\n");
-  std::vector<Traffic> traffic{{"one_way", 2, 1, 1, false, false},          {"one_way_rand", 2, 1, 1, false, true},
-                               {"all_to_all_2", 2, 2, 1, false, false},     {"all_to_all_2_dist", 2, 2, 1, true, false},
-                               {"all_to_all_2_rand", 2, 2, 1, true, true}};
+  const Data c = Data::constant, x = Data::random, h = Data::bf16;
+  std::vector<Traffic> traffic{{"one_way", 2, 1, 1, false, c},         {"one_way_rand", 2, 1, 1, false, x},
+                               {"all_to_all_2", 2, 2, 1, false, c},    {"all_to_all_2_dist", 2, 2, 1, true, c},
+                               {"all_to_all_2_rand", 2, 2, 1, true, x}, {"all_to_all_2_bf16", 2, 2, 1, true, h}};
   if (r.n > 2)
-    for (const Traffic &t : {Traffic{"all_to_all_all", r.n, r.n, r.n - 1, false, false},
-                             Traffic{"all_to_all_all_dist", r.n, r.n, r.n - 1, true, false},
-                             Traffic{"all_to_all_all_rand", r.n, r.n, r.n - 1, true, true}})
+    for (const Traffic &t : {Traffic{"all_to_all_all", r.n, r.n, r.n - 1, false, c},
+                             Traffic{"all_to_all_all_dist", r.n, r.n, r.n - 1, true, c},
+                             Traffic{"all_to_all_all_rand", r.n, r.n, r.n - 1, true, x},
+                             Traffic{"all_to_all_all_bf16", r.n, r.n, r.n - 1, true, h}})
       traffic.push_back(t);
   for (const Traffic &t : traffic)
     for (const Plan &p : plans) {
