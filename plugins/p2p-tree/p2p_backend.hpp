@@ -41,6 +41,10 @@ plx_status read_params(const plx_host_services &services, Params *params);
 // p2p_coll.cpp
 plx_status collective(void *comm, const plx_coll_desc *desc);
 
+// p2p_copy_engine.cpp: an all-reduce by the copy engines (kernels/ce.hpp),
+// enqueued on `stream` and side streams that join it again.
+cudaError_t copy_engine_all_reduce(Comm &c, const plx_coll_desc &d, cudaStream_t stream);
+
 // p2p_memory.cpp
 plx_status mem_alloc(void *comm, const plx_mem_alloc_params *params, void **ptr);
 plx_status mem_free(void *comm, void *ptr);

@@ -77,15 +77,19 @@ bool options_supported(const plx_coll_desc &d) {
 int32_t wanted_algo(const Comm &c, const plx_coll_desc &d) {
   if (c.params().forced_algo != PLX_ALGO_AUTO) return c.params().forced_algo;
   const int32_t hint = d.options->algorithm;
-  return hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT ? hint : PLX_ALGO_AUTO;
+  return hint == PLX_ALGO_ONE_SHOT || hint == PLX_ALGO_TWO_SHOT || hint == kAlgoCopy ? hint : PLX_ALGO_AUTO;
 }
 
-// One-shot (LL or LL128 lines), bulk one-shot, LL128 two-shot or two-shot.
-// A one-shot asked for runs as lines when one launch's LL slot holds it,
-// else bulk.
+// One-shot (LL or LL128 lines), bulk one-shot, LL128 two-shot, two-shot or
+// the copy engines (all-reduce only: reduce takes the two-shot). A one-shot
+// asked for runs as lines when one launch's LL slot holds it, else bulk.
 int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
   const int32_t wanted = wanted_algo(c, d);
+  const bool all_reduce = d.coll == PLX_COLL_ALL_REDUCE;
+  if (all_reduce && (wanted == kAlgoCopy || (wanted == PLX_ALGO_AUTO && bytes >= c.params().copy_min_bytes)))
+    return kAlgoCopy;
+  if (wanted == kAlgoCopy) return PLX_ALGO_TWO_SHOT;
   if (wanted == PLX_ALGO_ONE_SHOT) return bytes <= c.peers().ll_slot_bytes / 2 ? PLX_ALGO_ONE_SHOT : kAlgoOneShotBulk;
   if (wanted == kAlgoLL128TwoShot) return c.ll128() ? kAlgoLL128TwoShot : PLX_ALGO_TWO_SHOT;
   if (wanted != PLX_ALGO_AUTO) return wanted;
@@ -135,6 +139,11 @@ plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cuda
                 err = launch_reduce(c, algo, a, stream);
               });
   return err == cudaSuccess ? PLX_OK : launch_failed(c, err, algo_kernel_name(algo));
+}
+
+plx_status copy_engines(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const cudaError_t err = copy_engine_all_reduce(c, d, stream);
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, "copy-engine all-reduce");
 }
 
 plx_status reduce_scatter(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
@@ -224,8 +233,9 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
     case PLX_COLL_REDUCE: {
       const int32_t algo = choose_algo(c, d, bytes);
       c.count_call(d.coll, algo == kAlgoOneShotBulk ? PLX_ALGO_ONE_SHOT : algo == kAlgoLL128TwoShot ? PLX_ALGO_TWO_SHOT : algo);
-      void *out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
-      return d.count == 0 ? PLX_OK : reduce(c, d, out, algo, stream);
+      if (d.count == 0) return PLX_OK;
+      if (algo == kAlgoCopy) return copy_engines(c, d, stream);
+      return reduce(c, d, d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv, algo, stream);
     }
     case PLX_COLL_REDUCE_SCATTER:
       c.count_call(d.coll, PLX_ALGO_TWO_SHOT);

@@ -56,6 +56,7 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
   if (plx_status s = c->make_block()) return fail_all(s);
   if (plx_status s = c->make_control()) return fail_all(s);
   if (plx_status s = c->make_registry()) return fail_all(s);
+  if (plx_status s = c->make_copy_engines()) return fail_all(s);
   std::vector<PeerCard> cards;
   core::log_debug("{}: exchanging IPC handles", who);
   if (plx_status s = c->exchange_cards(&cards)) return fail_all(s);
@@ -134,6 +135,36 @@ plx_status Comm::make_registry() {
   return registry_.create(r);
 }
 
+// The copy-engine two-shot's streams and events, for every communicator
+// of more than one rank (a few of each; the path may be asked for by any call).
+plx_status Comm::make_copy_engines() {
+  if (setup_.nranks < 2) return PLX_OK;
+  CopyEngines &ce = copy_engines_;
+  for (int32_t j = 0; j < setup_.nranks - 1; ++j) {
+    PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&ce.scatter[j], cudaStreamNonBlocking));
+    PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&ce.gather[j], cudaStreamNonBlocking));
+  }
+  PLX_CUDA_CHECK(cudaEventCreateWithFlags(&ce.forked, cudaEventDisableTiming));
+  for (cudaEvent_t &e : ce.summed) PLX_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  for (int32_t j = 0; j < 2 * (setup_.nranks - 1); ++j)
+    PLX_CUDA_CHECK(cudaEventCreateWithFlags(&ce.joined[j], cudaEventDisableTiming));
+  return PLX_OK;
+}
+
+// After the device is drained; nulls are skipped (a failed init).
+void Comm::release_copy_engines() {
+  CopyEngines &ce = copy_engines_;
+  for (cudaStream_t *streams : {ce.scatter, ce.gather})
+    for (int32_t j = 0; j < kernels::kMaxRanks - 1; ++j)
+      if (streams[j] != nullptr) (void)cudaStreamDestroy(streams[j]);
+  for (cudaEvent_t e : ce.summed)
+    if (e != nullptr) (void)cudaEventDestroy(e);
+  for (cudaEvent_t e : ce.joined)
+    if (e != nullptr) (void)cudaEventDestroy(e);
+  if (ce.forked != nullptr) (void)cudaEventDestroy(ce.forked);
+  ce = CopyEngines{};
+}
+
 // MAX_BLOCKS=0 (the default): one block per SM, which measured best on
 // H100/H200 (128 blocks: 275 GB/s at 128 MiB against 239 with 48), and
 // on a smaller GPU still leaves room for a second communicator's grid.
@@ -176,6 +207,8 @@ plx_status Comm::exchange_cards(std::vector<PeerCard> *cards) {
   mine.unlinked = params_.unlinked;
   mine.ll128_min_bytes = params_.ll128_from();
   mine.ll128_two_shot_max_bytes = params_.ll128_two_shot_max_bytes;
+  mine.copy_min_bytes = params_.copy_min_bytes;
+  mine.copy_pieces = params_.copy_pieces;
   PLX_CUDA_CHECK(cudaDeviceGetPCIBusId(mine.pci_bus_id, sizeof(mine.pci_bus_id), setup_.device));
   if (plx_status s = exchange_pool_->export_segment(block_, &mine.segment)) return s;
   mine.process = this_process_token();
@@ -201,6 +234,8 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
   else if (card.unlinked != params_.unlinked) name = "UNLINK";
   else if (card.ll128_min_bytes != params_.ll128_from()) name = "LL128(_MIN_BYTES)";
   else if (card.ll128_two_shot_max_bytes != params_.ll128_two_shot_max_bytes) name = "LL128_TWO_SHOT_MAX_BYTES";
+  else if (card.copy_min_bytes != params_.copy_min_bytes) name = "COPY_MIN_BYTES";
+  else if (card.copy_pieces != params_.copy_pieces) name = "COPY_PIECES";
   if (name == nullptr) return PLX_OK;
   return core::fail(PLX_ERR_INVALID_USAGE, "p2p-tree: ranks {} and {} set PLEXUS_P2P_TREE_{} differently: "
                     "every rank must set the same", setup_.rank, q, name);
@@ -342,6 +377,7 @@ void Comm::drain_and_release() {
   block_ = nullptr;
   exchange_pool_.reset();
   user_pool_.reset();
+  release_copy_engines();
   if (control_host_ != nullptr) (void)cudaFreeHost(control_host_);
   control_host_ = nullptr;
   (void)cudaGetLastError();

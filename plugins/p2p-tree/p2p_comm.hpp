@@ -32,6 +32,7 @@
 
 #include "core/comm_device_pool.hpp"
 #include "core/rendezvous.hpp"
+#include "kernels/ce.hpp"
 #include "kernels/kernels.hpp"
 #include "plexus/plugin.h"
 #include "plugins/p2p-tree/p2p_registry.hpp"
@@ -45,6 +46,9 @@ constexpr int32_t kAlgoOneShotBulk = 100;
 // Above the one-shot's limit, up to Params::ll128_two_shot_max_bytes: the
 // LL128 two-shot (counted as PLX_ALGO_TWO_SHOT).
 constexpr int32_t kAlgoLL128TwoShot = 101;
+// All-reduces from Params::copy_min_bytes up: the copy-engine two-shot
+// (kernels/ce.hpp; counted as PLX_ALGO_COPY, and PLX_ALGO_COPY asks for it).
+constexpr int32_t kAlgoCopy = PLX_ALGO_COPY;
 
 struct Params {
   // Measured on 2 H100 (docs/performance.md): one-shot wins up to 512 KiB.
@@ -81,6 +85,11 @@ struct Params {
   // -> 15.0, 4 MiB 33.9 -> 30.6 against bulk and two-shot; 8 MiB 55.4
   // against two-shot's 52.5. On 2 ranks it sends what the one-shot sends.
   uint64_t ll128_two_shot_max_bytes = uint64_t{4} << 20;  // PLEXUS_P2P_TREE_LL128_TWO_SHOT_MAX_BYTES
+  // All-reduces of at least this many bytes go by the copy engines
+  // (kAlgoCopy; UINT64_MAX: never), each launch's chunks in copy_pieces
+  // pieces (PLEXUS_P2P_TREE_COPY_MIN_BYTES, PLEXUS_P2P_TREE_COPY_PIECES).
+  uint64_t copy_min_bytes = UINT64_MAX;
+  int32_t copy_pieces = 2;  // the model's best on 2 H100 (plexus-bench-launch --ce-model)
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 
@@ -149,6 +158,8 @@ struct PeerCard {
   uint64_t unlinked;        // the same everywhere (PLEXUS_P2P_TREE_UNLINK)
   uint64_t ll128_min_bytes; // the same everywhere (LL128, LL128_MIN_BYTES; UINT64_MAX: off)
   uint64_t ll128_two_shot_max_bytes;  // the same everywhere
+  uint64_t copy_min_bytes;  // the same everywhere (COPY_MIN_BYTES)
+  int32_t copy_pieces;      // the same everywhere (COPY_PIECES)
   char pci_bus_id[32];      // cudaDeviceGetPCIBusId of its device
   core::DeviceSegmentExport segment;  // its exchange block (cuda_malloc: IPC handle)
   uint64_t process;         // this_process_token(): equal for ranks that are threads of one process
@@ -157,6 +168,19 @@ struct PeerCard {
 };
 static_assert(std::is_trivially_copyable_v<PeerCard>);
 static_assert(sizeof(PeerCard) <= core::Rendezvous::kMaxAllgatherBytes);
+
+// The copy-engine two-shot's streams and events (p2p_copy_engine.cpp): a
+// scatter and a gather stream per peer, forked from the caller's stream
+// and joined back within each launch. Made at init (a call must not
+// allocate) and reused by every launch: a wait keeps the record it was
+// enqueued after, so recording an event again is safe.
+struct CopyEngines {
+  cudaStream_t scatter[kernels::kMaxRanks - 1] = {};
+  cudaStream_t gather[kernels::kMaxRanks - 1] = {};
+  cudaEvent_t forked = nullptr;
+  cudaEvent_t summed[kernels::kCopyMaxPieces] = {};
+  cudaEvent_t joined[2 * (kernels::kMaxRanks - 1)] = {};
+};
 
 // Device pointers this communicator has already checked (as in the nccl
 // plugin): inference reuses its buffers, so a hit is a few compares.
@@ -217,6 +241,7 @@ class Comm {
   plx_status set_failure(plx_status status, const std::string &message);
 
   PointerCache &pointer_cache() { return pointer_cache_; }
+  CopyEngines &copy_engines() { return copy_engines_; }
   void count_call(int32_t coll, int32_t algo);
   void stats(int32_t coll, plx_op_stats *out) const;
 
@@ -237,6 +262,8 @@ class Comm {
   plx_status make_block();
   plx_status make_control();
   plx_status make_registry();
+  plx_status make_copy_engines();
+  void release_copy_engines();
   plx_status resolve_max_blocks();
   plx_status resolve_dependent_launch();
   void agree_max_blocks(const std::vector<PeerCard> &cards);
@@ -279,6 +306,7 @@ class Comm {
   kernels::Control *control_host_ = nullptr;
 
   PointerCache pointer_cache_;
+  CopyEngines copy_engines_;
   std::atomic<uint64_t> algo_calls_[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
   std::atomic<int32_t> last_algo_[PLX_COLL_KIND_COUNT] = {};
 

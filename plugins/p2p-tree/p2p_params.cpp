@@ -52,12 +52,13 @@ plx_status algo_param(const plx_host_services &s, int32_t *out) {
   else if (v == "one_shot_bulk") *out = kAlgoOneShotBulk;
   else if (v == "two_shot") *out = PLX_ALGO_TWO_SHOT;
   else if (v == "ll128_two_shot") *out = kAlgoLL128TwoShot;
+  else if (v == "copy") *out = kAlgoCopy;
   else if (v == "ring") *out = PLX_ALGO_RING;
   else if (v == "tree") *out = PLX_ALGO_TREE;
   else if (v == "kary_tree") *out = PLX_ALGO_KARY_TREE;
   else
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_ALGO={} must be auto, "
-                      "one_shot, one_shot_bulk, two_shot, ll128_two_shot, ring, tree or kary_tree", text);
+                      "one_shot, one_shot_bulk, two_shot, ll128_two_shot, copy, ring, tree or kary_tree", text);
   return PLX_OK;
 }
 
@@ -66,6 +67,13 @@ plx_status unlink_param(const plx_host_services &s, uint64_t *out) {
   if (text == nullptr || parse_unlink(text, out)) return PLX_OK;
   return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_UNLINK={} must be a comma list "
                     "of rank pairs a-b (distinct ranks 0 to 7), e.g. 0-1,2-3", text);
+}
+
+// COPY_MIN_BYTES: a size, or "off" (the default: never by size).
+plx_status copy_min_param(const plx_host_services &s, uint64_t *out) {
+  const char *text = s.param_get(kPlugin, "COPY_MIN_BYTES");
+  if (text == nullptr || std::string_view(text) == "off") return PLX_OK;
+  return size_param(s, "COPY_MIN_BYTES", 0, UINT64_MAX, out);
 }
 
 }  // namespace
@@ -95,6 +103,8 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = size_param(s, "LL128_MIN_BYTES", 0, uint64_t{1} << 40, &p->ll128_min_bytes)) return st;
   if (plx_status st = size_param(s, "LL128_TWO_SHOT_MAX_BYTES", 0, uint64_t{1} << 40, &p->ll128_two_shot_max_bytes))
     return st;
+  if (plx_status st = copy_min_param(s, &p->copy_min_bytes)) return st;
+  if (plx_status st = int_param(s, "COPY_PIECES", 1, kernels::kCopyMaxPieces, &p->copy_pieces)) return st;
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

@@ -26,6 +26,7 @@ const char *algo_name(int32_t algo) {
     case PLX_ALGO_KARY_TREE: return "kary_tree";
     case PLX_ALGO_TWO_SHOT: return "two_shot";
     case kAlgoOneShotBulk: return "one_shot_bulk";
+    case kAlgoCopy: return "copy";
     default: return "one_shot";
   }
 }

@@ -22,7 +22,7 @@ const plx_param_decl params[] = {
      "larger ones two-shot. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_STRING, "ALGO", "auto",
      "auto, one_shot (LL lines where they fit, else bulk), one_shot_bulk, two_shot, ll128_two_shot (two-shot "
-     "otherwise where LL128 is off), ring, tree (binary) or kary_tree: force the all-reduce algorithm whatever the size; ring and the trees also serve "
+     "otherwise where LL128 is off), copy (the copy-engine two-shot; all-reduce only), ring, tree (binary) or kary_tree: force the all-reduce algorithm whatever the size; ring and the trees also serve "
      "reduce, the trees broadcast (every rank must set the same)."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "TREE_ARITY", "4",
      "Children per rank of the k-ary tree (kary_tree, and the tree small messages take on a partly "
@@ -68,6 +68,13 @@ const plx_param_decl params[] = {
      "On 3 ranks and more, all-reduces above the one-shot's limit and up to this many bytes run the "
      "LL128 two-shot (reduce-scatter and all-gather as LL128 lines) where LL128 is on; 0: never. Also "
      "sizes the LL slots. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "COPY_MIN_BYTES", "off",
+     "All-reduces of at least this many bytes go by the copy engines (PLX_ALGO_COPY: cudaMemcpyAsync "
+     "pushes each chunk to its reducer and each reduced chunk back, kernels reduce and copy out); "
+     "off: never unless ALGO=copy or the call's hint (PLX_ALGO_COPY) asks. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_PIECES", "2",
+     "Pieces, 1 to 7, each launch of the copy-engine all-reduce is cut into, so that one piece's "
+     "reduction overlaps the next one's copies. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/ce.hpp"
 #include "kernels/kernels.hpp"
 #include "plugins/p2p-tree/p2p_plan.hpp"
 
@@ -349,4 +350,46 @@ TEST_CASE("plugins.p2p_tree.plan.ll128_pieces_tile_the_data") {
     CHECK(ll128_tiles(ll128_capacity(slot)) * plexus::kernels::kLL128TileBytes <= slot);
   // The one-shot's launches carry half an LL slot, which LL128 lines fit.
   CHECK(ll128_capacity(uint64_t{1} << 20) >= (uint64_t{1} << 20) / 2);
+}
+
+// The copy-engine two-shot (kernels/ce.hpp): launches of up to two areas;
+// every chunk's pieces cover its elements once, in order, on vector
+// boundaries, and every slot of the scatter and gather areas stays inside
+// them; each piece's sum shares (share_of in vectors) cover it once.
+TEST_CASE("plugins.p2p_tree.plan.copy_engine_pieces_cover_and_fit") {
+  using plexus::kernels::ce_piece;
+  for (uint64_t es : {1u, 2u, 4u, 8u})
+    for (uint64_t n : {2u, 3u, 4u, 8u})
+      for (uint32_t pieces : {1u, 2u, 3u, 7u})
+        for (uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1001}, 2 * kSlot / es + 13, 5 * kSlot / es + 1}) {
+          CAPTURE(es);
+          CAPTURE(n);
+          CAPTURE(pieces);
+          CAPTURE(count);
+          const uint64_t vec = 16 / es;
+          std::vector<int> seen(count, 0);
+          plexus::p2p_tree::plan_reduce(count, es, n, 2 * kSlot, false, [&](const ReducePiece &p) {
+            REQUIRE(p.chunk % vec == 0);
+            REQUIRE(n * p.chunk * es <= 2 * kSlot);
+            for (uint64_t q = 0; q < n; ++q) {
+              uint64_t next = 0;
+              for (uint32_t k = 0; k < pieces; ++k) {
+                const Range r = ce_piece(p.chunk, p.total, q, k, pieces, vec);
+                REQUIRE(r.begin == next);
+                REQUIRE((r.begin % vec == 0 || r.begin == r.end));
+                for (const unsigned blocks : {1u, 5u, 128u})
+                  for (unsigned b = 0, at = 0; b < blocks; ++b) {
+                    const Range s = share_of(r.end - r.begin, vec, b, blocks);
+                    REQUIRE(s.begin == at);
+                    at = static_cast<unsigned>(s.end);
+                  }
+                for (uint64_t i = r.begin; i < r.end; ++i) ++seen[p.offset + q * p.chunk + i];
+                next = r.end;
+              }
+              REQUIRE(next == chunk_len(p.chunk, p.total, q));
+            }
+          });
+          REQUIRE(std::all_of(seen.begin(), seen.end(), [](int v) { return v == 1; }));
+        }
+  REQUIRE(plexus::kernels::ce_exit_row(plexus::kernels::kCopyMaxPieces) < 16);
 }
