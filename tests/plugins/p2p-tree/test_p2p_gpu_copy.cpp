@@ -60,6 +60,20 @@ void on_ranks(const char *name, int nranks, int32_t timeout_ms, Body body) {
   });
 }
 
+// Pieces as set: a bfloat16 sum over 1 to several launches, in place and
+// not, and an int64 max (every rank of a case runs it from the start, so
+// one setting per case).
+void check_pieces(const char *name, const char *pieces) {
+  const ScopedEnv slots = small_slots();
+  const ScopedEnv env("PLEXUS_P2P_TREE_COPY_PIECES", pieces);
+  const int n = copy_ranks();
+  on_ranks(name, n, 60000, [n](plx_comm_h comm, int rank) {
+    for (uint64_t count : {uint64_t{5}, uint64_t{100003}, uint64_t{2500001}})
+      for (bool in_place : {false, true}) check_copy_all_reduce(comm, rank, n, PLX_BFLOAT16, PLX_SUM, count, in_place, 4);
+    check_copy_all_reduce(comm, rank, n, PLX_INT64, PLX_MAX, 1200007, false, 5);
+  });
+}
+
 }  // namespace
 
 TEST_CASE("plugins.p2p_tree.gpu.copy_engines_every_type") {
@@ -78,19 +92,12 @@ TEST_CASE("plugins.p2p_tree.gpu.copy_engines_every_type") {
   });
 }
 
-TEST_CASE("plugins.p2p_tree.gpu.copy_engines_pieces") {
-  if (!two_gpus()) return;
-  const ScopedEnv slots = small_slots();
-  const int n = copy_ranks();
-  for (const char *pieces : {"1", "7"}) {
-    const ScopedEnv env("PLEXUS_P2P_TREE_COPY_PIECES", pieces);
-    on_ranks("plugins.p2p_tree.gpu.copy_engines_pieces", n, 60000, [n](plx_comm_h comm, int rank) {
-      for (uint64_t count : {uint64_t{5}, uint64_t{100003}, uint64_t{2500001}})
-        for (bool in_place : {false, true})
-          check_copy_all_reduce(comm, rank, n, PLX_BFLOAT16, PLX_SUM, count, in_place, 4);
-      check_copy_all_reduce(comm, rank, n, PLX_INT64, PLX_MAX, 1200007, false, 5);
-    });
-  }
+TEST_CASE("plugins.p2p_tree.gpu.copy_engines_one_piece") {
+  if (two_gpus()) check_pieces("plugins.p2p_tree.gpu.copy_engines_one_piece", "1");
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.copy_engines_seven_pieces") {
+  if (two_gpus()) check_pieces("plugins.p2p_tree.gpu.copy_engines_seven_pieces", "7");
 }
 
 // COPY_MIN_BYTES=1M: auto takes the copy engines from 1 MiB, not below,
