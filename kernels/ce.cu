@@ -1,5 +1,5 @@
-// The copy-engine two-shot's kernels (ce.hpp): bounded waits, signals
-// after the copies of a stream, the reduction in rank order, the copy-out.
+// The copy-engine two-shot's kernels (ce.hpp): enter and exit (full
+// exchanges), the reduction in rank order, the copy-out.
 #include "kernels/ce.hpp"
 #include "kernels/device_common.cuh"
 #include "kernels/reduce_ops.cuh"
@@ -11,30 +11,26 @@ namespace {
 
 constexpr uint64_t kDtypeBytes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};  // PLX_INT8 .. PLX_FLOAT64
 
-// Thread t < nranks stores `value` into row `row` of peer t's flags (only
-// `peer` when it is not -1); the copies ordered before this kernel have
-// completed, and the fence keeps this rank's earlier stores ahead too.
-__device__ __forceinline__ void signal_row(const Peers &p, uint32_t row, uint64_t value, int peer) {
+// Thread t < nranks stores `value` into row `row` of peer t's flags; the
+// fence keeps this rank's earlier stores ahead of it.
+__device__ __forceinline__ void signal_row(const Peers &p, uint32_t row, uint64_t value) {
   const int t = threadIdx.x;
-  if (t >= p.nranks || t == p.rank || (peer >= 0 && t != peer)) return;
+  if (t >= p.nranks || t == p.rank) return;
   __threadfence_system();
   st_release_sys(flags_of(p.block[t]) + row * kMaxRanks + p.rank, value);
 }
 
 __global__ void ce_enter_kernel(Peers p, int32_t coll) {
   const uint64_t epoch = begin_epoch(p);
-  signal_row(p, 0, signal_value(epoch, 0), -1);
+  if (threadIdx.x < kCeRows)  // read by the copy engines after this kernel
+    reinterpret_cast<uint64_t *>(p.block[p.rank] + kCeValuesOffset)[threadIdx.x] = signal_value(epoch, threadIdx.x);
+  signal_row(p, 0, signal_value(epoch, 0));
   (void)wait_peers_of(p, 0, signal_value(epoch, 0), coll, epoch);
-}
-
-__global__ void ce_signal_kernel(Peers p, int32_t peer, uint32_t row) {
-  const uint64_t epoch = begin_epoch(p);
-  signal_row(p, row, signal_value(epoch, row), peer);
 }
 
 __global__ void ce_exit_kernel(Peers p, uint32_t row, int32_t coll) {
   const uint64_t epoch = begin_epoch(p);
-  signal_row(p, row, signal_value(epoch, row), -1);
+  signal_row(p, row, signal_value(epoch, row));
   (void)wait_peers_of(p, row, signal_value(epoch, row), coll, epoch);
   end_epoch(p, epoch);
 }
@@ -106,11 +102,6 @@ struct SumLaunch {
 cudaError_t launch_ce_enter(const Peers &peers, int32_t coll, cudaStream_t stream) {
   const Peers p = device::plain(peers);
   return device::launch(device::ce_enter_kernel, 1, 32, p, stream, p, coll);
-}
-
-cudaError_t launch_ce_signal(const Peers &peers, int32_t peer, uint32_t row, cudaStream_t stream) {
-  const Peers p = device::plain(peers);
-  return device::launch(device::ce_signal_kernel, 1, 32, p, stream, p, peer, row);
 }
 
 cudaError_t launch_ce_sum(const Peers &peers, const CeArgs &args, cudaStream_t stream) {

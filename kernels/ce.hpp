@@ -7,10 +7,14 @@
 //
 //   caller's stream   enter; sum(k) for each piece k; copy_out(k); exit
 //   scatter stream j  piece k of chunk q (q = rank + 1 + j) -> slot `rank`
-//                     of q's scatter area; signal(q, scatter row k)
+//                     of q's scatter area, then the flag of scatter row k
 //   gather stream j   after sum(k): my reduced piece k -> slot `rank` of
-//                     q's gather area; signal(q, gather row k)
+//                     q's gather area, then the flag of gather row k
 //
+// The side streams carry copies only: a flag is an 8-byte copy, behind
+// the data on the same stream, of the value enter stored for its row in
+// this rank's block (ce_values_offset), so no kernel sits between two
+// copies (on 2 H100 a kernel after each copy cost about 15 us a piece).
 // The scatter area is the input and result areas of half 0 of q's
 // exchange block, the gather area those of half 1 (2 x slot_bytes each,
 // kernels.hpp), so one launch carries up to 2 x slot_bytes. Chunk q holds
@@ -43,6 +47,15 @@ constexpr uint32_t kCopyMaxPieces = 7;
 constexpr uint32_t ce_scatter_row(uint32_t k) { return 1 + k; }
 constexpr uint32_t ce_gather_row(uint32_t pieces, uint32_t k) { return 1 + pieces + k; }
 constexpr uint32_t ce_exit_row(uint32_t pieces) { return 1 + 2 * pieces; }
+constexpr uint32_t kCeRows = 16;  // signal_value's steps per epoch
+
+// Where enter stores each row's value for this launch (uint64 values[kCeRows],
+// in the header's free space; peers never touch it), and where row `row`
+// of rank `src`'s flags sits in a block.
+constexpr uint64_t kCeValuesOffset = kFlagsBytes + 640;
+static_assert(kRegAckedOffset + kRegSlots * sizeof(uint64_t) <= kCeValuesOffset);
+static_assert(kCeValuesOffset + kCeRows * sizeof(uint64_t) <= kPostsOffset);
+constexpr uint64_t ce_flag_offset(uint32_t row, int32_t src) { return (uint64_t(row) * kMaxRanks + src) * sizeof(uint64_t); }
 
 // Elements [begin, end) of chunk q's piece k, counted from the chunk's
 // start: pieces of round_up(chunk / pieces, vector) elements, cut at the
@@ -75,11 +88,9 @@ struct CeArgs {
   uint32_t piece = 0;
 };
 
-// Enter: signals row 0 to every peer and waits for every peer's.
+// Enter: stores the launch's row values (kCeValuesOffset), signals row 0
+// to every peer and waits for every peer's.
 cudaError_t launch_ce_enter(const Peers &peers, int32_t coll, cudaStream_t stream);
-// After the copies before it on `stream`: tells `peer` (flag row `row`)
-// that they landed.
-cudaError_t launch_ce_signal(const Peers &peers, int32_t peer, uint32_t row, cudaStream_t stream);
 // Waits for every peer's scatter of a.piece, then reduces this rank's
 // chunk's piece in rank order (its own input and the peers' slots) into
 // out: every rank adds alike, so all get the same bits.

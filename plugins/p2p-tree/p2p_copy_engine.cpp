@@ -6,9 +6,9 @@
 //   last, the joins, the last copy-out and exit;
 //   scatter stream j: per piece, my input's piece of chunk q (q the j-th
 //   rank after mine, so every GPU sends to a different one at a time)
-//   into q's scatter area, then a signal to q;
+//   into q's scatter area, then the row's flag at q (an 8-byte copy);
 //   gather stream j: per piece, after its sum, my reduced piece into q's
-//   gather area, then a signal to q.
+//   gather area, then the row's flag at q.
 //
 // The copies read the caller's buffers directly (any device pointer: the
 // copy engine pushes from local memory), so nothing is staged on the way
@@ -39,12 +39,17 @@ struct Launch {
   }
 };
 
-// cudaMemcpyAsync of `bytes` (none: nothing enqueued), then the signal to `to`.
+// cudaMemcpyAsync of `bytes` (none: nothing enqueued), then, behind it on
+// the same stream, row's value (stored by enter) into my flag of that row
+// at `to`.
 cudaError_t push(const Launch &l, char *dst, const char *src, uint64_t bytes, int32_t to, uint32_t row,
                  cudaStream_t s) {
   if (bytes > 0)
     if (cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s); err != cudaSuccess) return err;
-  return kernels::launch_ce_signal(l.c.peers(), to, row, s);
+  const kernels::Peers &p = l.c.peers();
+  return cudaMemcpyAsync(p.block[to] + kernels::ce_flag_offset(row, p.rank),
+                         p.block[p.rank] + kernels::kCeValuesOffset + row * sizeof(uint64_t), sizeof(uint64_t),
+                         cudaMemcpyDefault, s);
 }
 
 // Piece k of chunk q of my input into my slot of q's scatter area.
