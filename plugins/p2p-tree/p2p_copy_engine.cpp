@@ -2,8 +2,8 @@
 // kernels are kernels/ce.hpp). Each launch of up to 2 x SLOT_BYTES:
 //
 //   caller's stream: enter, fork, then per piece k the sum (which waits
-//   for every peer's scatter of k), the copy-out of every piece but the
-//   last, the joins, the last copy-out and exit;
+//   for every peer's scatter of k), the copy-outs (each waits for every
+//   peer's gather of its piece), the joins and exit;
 //   scatter stream j: per piece, my input's piece of chunk q (q the j-th
 //   rank after mine, so every GPU sends to a different one at a time)
 //   into q's scatter area, then the row's flag at q (an 8-byte copy);
@@ -121,9 +121,8 @@ cudaError_t run(Launch &l) {
     if (err == cudaSuccess) err = kernels::launch_ce_sum(l.c.peers(), l.a, l.stream);
     if (err == cudaSuccess) err = gather(l, k);
   }
-  for (uint32_t k = 0; err == cudaSuccess && k + 1 < l.a.pieces; ++k) err = copy_out(l, k);
+  for (uint32_t k = 0; err == cudaSuccess && k < l.a.pieces; ++k) err = copy_out(l, k);
   if (err == cudaSuccess) err = join(l);
-  if (err == cudaSuccess) err = copy_out(l, l.a.pieces - 1);
   if (err == cudaSuccess) err = kernels::launch_ce_exit(l.c.peers(), l.a.pieces, l.a.coll, l.stream);
   return err;
 }
