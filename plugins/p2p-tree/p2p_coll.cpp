@@ -81,13 +81,14 @@ int32_t wanted_algo(const Comm &c, const plx_coll_desc &d) {
 }
 
 // One-shot (LL or LL128 lines), bulk one-shot, LL128 two-shot, two-shot or
-// the copy engines (all-reduce only: reduce takes the two-shot). A one-shot
+// the copy engines (all-reduce only, by size on 2 ranks: reduce takes the
+// two-shot). A one-shot
 // asked for runs as lines when one launch's LL slot holds it, else bulk.
 int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
   const int32_t wanted = wanted_algo(c, d);
   const bool all_reduce = d.coll == PLX_COLL_ALL_REDUCE;
-  if (all_reduce && (wanted == kAlgoCopy || (wanted == PLX_ALGO_AUTO && bytes >= c.params().copy_min_bytes)))
+  if (all_reduce && (wanted == kAlgoCopy || (wanted == PLX_ALGO_AUTO && c.params().copy_by_size(bytes, c.nranks()))))
     return kAlgoCopy;
   if (wanted == kAlgoCopy) return PLX_ALGO_TWO_SHOT;
   if (wanted == PLX_ALGO_ONE_SHOT) return bytes <= c.peers().ll_slot_bytes / 2 ? PLX_ALGO_ONE_SHOT : kAlgoOneShotBulk;

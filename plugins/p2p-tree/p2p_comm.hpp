@@ -85,11 +85,17 @@ struct Params {
   // -> 15.0, 4 MiB 33.9 -> 30.6 against bulk and two-shot; 8 MiB 55.4
   // against two-shot's 52.5. On 2 ranks it sends what the one-shot sends.
   uint64_t ll128_two_shot_max_bytes = uint64_t{4} << 20;  // PLEXUS_P2P_TREE_LL128_TWO_SHOT_MAX_BYTES
-  // All-reduces of at least this many bytes go by the copy engines
-  // (kAlgoCopy; UINT64_MAX: never), each launch's chunks in copy_pieces
-  // pieces (PLEXUS_P2P_TREE_COPY_MIN_BYTES, PLEXUS_P2P_TREE_COPY_PIECES).
-  uint64_t copy_min_bytes = UINT64_MAX;
-  int32_t copy_pieces = 2;  // the model's best on 2 H100 (plexus-bench-launch --ce-model)
+  // On 2 ranks, all-reduces of at least this many bytes go by the copy
+  // engines (kAlgoCopy; UINT64_MAX: never), each launch's chunks in
+  // copy_pieces pieces (PLEXUS_P2P_TREE_COPY_MIN_BYTES, _COPY_PIECES).
+  // 2 H100, bfloat16, same calls: 128 MiB 422-424 us against the SM
+  // two-shot's 434-435 (1.11-1.12x raw NCCL against 1.09x), 256 MiB 845-847
+  // against 865-868, 96 MiB 329 against 333, 64 MiB 229 against 218. On 4
+  // H100 the copy engines ran 2.3x slower (1441 against 633 us at 128 MiB),
+  // so auto takes them on 2 ranks only.
+  uint64_t copy_min_bytes = uint64_t{128} << 20;
+  int32_t copy_pieces = 2;  // 2 H100: 128 MiB 432 us with 2, 439 with 4, 470 with 7, 541 with 1
+  bool copy_by_size(uint64_t bytes, int32_t nranks) const { return nranks == 2 && bytes >= copy_min_bytes; }
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;
 

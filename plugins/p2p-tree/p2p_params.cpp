@@ -69,11 +69,13 @@ plx_status unlink_param(const plx_host_services &s, uint64_t *out) {
                     "of rank pairs a-b (distinct ranks 0 to 7), e.g. 0-1,2-3", text);
 }
 
-// COPY_MIN_BYTES: a size, or "off" (the default: never by size).
+// COPY_MIN_BYTES: a size, or "off" (never by size).
 plx_status copy_min_param(const plx_host_services &s, uint64_t *out) {
   const char *text = s.param_get(kPlugin, "COPY_MIN_BYTES");
-  if (text == nullptr || std::string_view(text) == "off") return PLX_OK;
-  return size_param(s, "COPY_MIN_BYTES", 0, UINT64_MAX, out);
+  if (text == nullptr) return PLX_OK;
+  if (std::string_view(text) != "off") return size_param(s, "COPY_MIN_BYTES", 0, UINT64_MAX - 1, out);
+  *out = UINT64_MAX;
+  return PLX_OK;
 }
 
 }  // namespace

@@ -68,10 +68,11 @@ const plx_param_decl params[] = {
      "On 3 ranks and more, all-reduces above the one-shot's limit and up to this many bytes run the "
      "LL128 two-shot (reduce-scatter and all-gather as LL128 lines) where LL128 is on; 0: never. Also "
      "sizes the LL slots. Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "COPY_MIN_BYTES", "off",
-     "All-reduces of at least this many bytes go by the copy engines (PLX_ALGO_COPY: cudaMemcpyAsync "
-     "pushes each chunk to its reducer and each reduced chunk back, kernels reduce and copy out); "
-     "off: never unless ALGO=copy or the call's hint (PLX_ALGO_COPY) asks. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "COPY_MIN_BYTES", "128M",
+     "On 2 ranks, all-reduces of at least this many bytes go by the copy engines (PLX_ALGO_COPY: "
+     "cudaMemcpyAsync pushes each chunk to its reducer and each reduced chunk back, kernels reduce and "
+     "copy out); off: never by size. ALGO=copy or the call's hint PLX_ALGO_COPY asks for them at any "
+     "size and rank count. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_PIECES", "2",
      "Pieces, 1 to 7, each launch of the copy-engine all-reduce is cut into, so that one piece's "
      "reduction overlaps the next one's copies. Every rank must set the same."},

@@ -2,7 +2,7 @@
 // every GPU up to 4 (skipped with fewer than two): every dtype x op x size
 // (odd, unaligned, in place, several launches with 4 MiB areas) bit for bit
 // against core's CPU reduction, outputs poisoned first; one and seven
-// pieces; the auto choice from COPY_MIN_BYTES and the statistics; graph
+// pieces; the auto choice from COPY_MIN_BYTES on 2 ranks and the statistics; graph
 // replays; a timeout when a rank skips the call; a killed rank.
 #include <doctest/doctest.h>
 
@@ -100,12 +100,12 @@ TEST_CASE("plugins.p2p_tree.gpu.copy_engines_seven_pieces") {
   if (two_gpus()) check_pieces("plugins.p2p_tree.gpu.copy_engines_seven_pieces", "7");
 }
 
-// COPY_MIN_BYTES=1M: auto takes the copy engines from 1 MiB, not below,
-// and never for reduce.
+// COPY_MIN_BYTES=1M on 2 ranks: auto takes the copy engines from 1 MiB,
+// not below, and never for reduce.
 TEST_CASE("plugins.p2p_tree.gpu.copy_engines_chosen_by_size") {
   if (!two_gpus()) return;
   const ScopedEnv min_bytes("PLEXUS_P2P_TREE_COPY_MIN_BYTES", "1M");
-  const int n = copy_ranks();
+  const int n = 2;
   on_ranks("plugins.p2p_tree.gpu.copy_engines_chosen_by_size", n, 60000, [n](plx_comm_h comm, int rank) {
     check_copy_all_reduce(comm, rank, n, PLX_FLOAT32, PLX_SUM, (1 << 18) - 1, false, 6, PLX_ALGO_AUTO);
     CHECK(copy_calls(comm) == 0);

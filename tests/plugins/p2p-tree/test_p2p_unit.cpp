@@ -106,6 +106,29 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   REQUIRE(parse({{"p2p-tree/ALGO", "ll128_two_shot"}, {"p2p-tree/LL128_TWO_SHOT_MAX_BYTES", "2M"}}, &forced) == PLX_OK);
   CHECK(forced.forced_algo == plexus::p2p_tree::kAlgoLL128TwoShot);
   CHECK(forced.ll128_two_shot_max_bytes == 2u << 20);
+  CHECK(automatic.copy_min_bytes == 128u << 20);
+  CHECK(automatic.copy_pieces == 2);
+  Params copy;
+  REQUIRE(parse({{"p2p-tree/ALGO", "copy"}, {"p2p-tree/COPY_MIN_BYTES", "64M"}, {"p2p-tree/COPY_PIECES", "7"}},
+                &copy) == PLX_OK);
+  CHECK(copy.forced_algo == PLX_ALGO_COPY);
+  CHECK(copy.copy_min_bytes == 64u << 20);
+  CHECK(copy.copy_pieces == 7);
+  Params never;
+  REQUIRE(parse({{"p2p-tree/COPY_MIN_BYTES", "off"}}, &never) == PLX_OK);
+  CHECK_FALSE(never.copy_by_size(UINT64_MAX - 1, 2));
+}
+
+// The copy engines by size: on 2 ranks only (4 H100 ran them 2.3x slower).
+TEST_CASE("plugins.p2p_tree.copy_engines_by_size_on_two_ranks") {
+  const plexus::p2p_tree::Params p;
+  constexpr uint64_t M = 1024 * 1024;
+  CHECK_FALSE(p.copy_by_size(128 * M - 1, 2));
+  CHECK(p.copy_by_size(128 * M, 2));
+  CHECK(p.copy_by_size(1024 * M, 2));
+  CHECK_FALSE(p.copy_by_size(1024 * M, 3));
+  CHECK_FALSE(p.copy_by_size(1024 * M, 4));
+  CHECK_FALSE(p.copy_by_size(1024 * M, 8));
 }
 
 // The sizes at which auto changes algorithm, with the defaults, on 2, 4 and
@@ -142,7 +165,8 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"ENABLE", "2"},         {"PDL", "on2"},
       {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"},
       {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"},     {"COPY_BLOCKS", "129"},
-      {"COPY_BLOCKS", "-1"},    {"ROUNDS", "0"},              {"ROUNDS", "9"}};
+      {"COPY_BLOCKS", "-1"},    {"ROUNDS", "0"},              {"ROUNDS", "9"},
+      {"COPY_MIN_BYTES", "never"}, {"COPY_PIECES", "0"},      {"COPY_PIECES", "8"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
