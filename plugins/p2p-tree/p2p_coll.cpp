@@ -81,9 +81,9 @@ int32_t wanted_algo(const Comm &c, const plx_coll_desc &d) {
 }
 
 // One-shot (LL or LL128 lines), bulk one-shot, LL128 two-shot, two-shot or
-// the copy engines (all-reduce only, by size on 2 ranks: reduce takes the
-// two-shot). A one-shot
-// asked for runs as lines when one launch's LL slot holds it, else bulk.
+// the copy engines (all-reduce only, by size on 2 ranks; a reduce asking
+// for them takes the two-shot). A one-shot asked for runs as lines when one
+// launch's LL slot holds it, else bulk.
 int32_t choose_algo(const Comm &c, const plx_coll_desc &d, uint64_t bytes) {
   if (c.nranks() == 1) return PLX_ALGO_ONE_SHOT;
   const int32_t wanted = wanted_algo(c, d);

@@ -60,6 +60,20 @@ void on_ranks(const char *name, int nranks, int32_t timeout_ms, Body body) {
   });
 }
 
+// An 8 MiB all-reduce by the copy engines that the peer never joins: the
+// copies go ahead, every kernel of the sequence gives up by itself (the
+// deadline, or the abort the watchdog sets), and the stream comes back.
+void copy_all_reduce_alone(plx_comm_h comm) {
+  Stream stream;
+  Device buf(8 << 20);
+  plx_coll_options copy = PLX_COLL_OPTIONS_INIT;
+  copy.algorithm = PLX_ALGO_COPY;
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 2 << 20, PLX_FLOAT32, PLX_SUM, &copy, stream.s));
+  const auto start = std::chrono::steady_clock::now();
+  stream.sync();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
 // Pieces as set: a bfloat16 sum over 1 to several launches, in place and
 // not, and an int64 max (every rank of a case runs it from the start, so
 // one setting per case).
@@ -164,16 +178,12 @@ TEST_CASE("plugins.p2p_tree.gpu.copy_engines_timeout_when_a_rank_skips") {
       CHECK(wait_for_failure(comm, std::chrono::seconds(15)) == PLX_ERR_TIMEOUT);  // rank 0's, adopted
       return;
     }
-    Stream stream;
-    Device buf(8 << 20);
+    copy_all_reduce_alone(comm);
+    CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_TIMEOUT);
+    Device buf(4096);
     plx_coll_options copy = PLX_COLL_OPTIONS_INIT;
     copy.algorithm = PLX_ALGO_COPY;
-    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 2 << 20, PLX_FLOAT32, PLX_SUM, &copy, stream.s));
-    const auto start = std::chrono::steady_clock::now();
-    stream.sync();  // every kernel of the sequence gives up by itself
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-    CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_TIMEOUT);
-    CHECK(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, &copy, stream.s) == PLX_ERR_TIMEOUT);
+    CHECK(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, &copy, nullptr) == PLX_ERR_TIMEOUT);
     CHECK(std::string(plx_last_error()).find("rank 1") != std::string::npos);
   });
 }
@@ -184,14 +194,7 @@ TEST_CASE("plugins.p2p_tree.gpu.copy_engines_killed_rank") {
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
     if (rank == 1) raise(SIGKILL);
-    Stream stream;
-    Device buf(8 << 20);
-    plx_coll_options copy = PLX_COLL_OPTIONS_INIT;
-    copy.algorithm = PLX_ALGO_COPY;
-    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 2 << 20, PLX_FLOAT32, PLX_SUM, &copy, stream.s));
-    const auto start = std::chrono::steady_clock::now();
-    stream.sync();
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    copy_all_reduce_alone(comm);
     CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_PEER_LOST);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   }, /*killed_rank=*/1);
