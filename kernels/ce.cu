@@ -9,8 +9,6 @@ namespace plexus::kernels {
 namespace device {
 namespace {
 
-constexpr uint64_t kDtypeBytes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};  // PLX_INT8 .. PLX_FLOAT64
-
 // Thread t < nranks stores `value` into row `row` of peer t's flags; the
 // fence keeps this rank's earlier stores ahead of it.
 __device__ __forceinline__ void signal_row(const Peers &p, uint32_t row, uint64_t value) {
@@ -63,7 +61,8 @@ __global__ void __launch_bounds__(kThreads, 2) ce_sum_kernel(Peers p, CeArgs a) 
 
 // Block b's share of every peer's reduced piece, from this rank's gather
 // area to out (the gather area's slot q holds rank q's chunk).
-__global__ void __launch_bounds__(kThreads, 2) ce_copy_out_kernel(Peers p, CeArgs a, uint64_t esize) {
+__global__ void __launch_bounds__(kThreads, 2) ce_copy_out_kernel(Peers p, CeArgs a) {
+  const uint64_t esize = a.esize;
   const uint64_t epoch = begin_epoch(p);
   const uint32_t row = ce_gather_row(a.pieces, a.piece);
   if (!wait_peers_of(p, row, signal_value(epoch, row), a.coll, epoch)) return;
@@ -110,12 +109,10 @@ cudaError_t launch_ce_sum(const Peers &peers, const CeArgs &args, cudaStream_t s
 }
 
 cudaError_t launch_ce_copy_out(const Peers &peers, const CeArgs &args, cudaStream_t stream) {
-  if (args.dtype < 0 || args.dtype >= static_cast<int32_t>(sizeof(device::kDtypeBytes) / sizeof(uint64_t)))
-    return cudaErrorInvalidValue;
+  if (args.esize == 0 || 16 % args.esize != 0) return cudaErrorInvalidValue;
   const Peers p = device::plain(peers);
-  const uint64_t esize = device::kDtypeBytes[args.dtype];
-  const unsigned blocks = blocks_for(args.chunk * esize * (p.nranks - 1) / args.pieces, p.max_blocks);
-  return device::launch(device::ce_copy_out_kernel, blocks, kThreads, p, stream, p, args, esize);
+  const unsigned blocks = blocks_for(args.chunk * args.esize * (p.nranks - 1) / args.pieces, p.max_blocks);
+  return device::launch(device::ce_copy_out_kernel, blocks, kThreads, p, stream, p, args);
 }
 
 cudaError_t launch_ce_exit(const Peers &peers, uint32_t pieces, int32_t coll, cudaStream_t stream) {

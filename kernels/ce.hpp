@@ -84,6 +84,7 @@ struct CeArgs {
   int32_t dtype = 0;
   int32_t op = 0;
   int32_t coll = 0;
+  uint32_t esize = 1;  // bytes of one element of dtype
   uint32_t pieces = 1;
   uint32_t piece = 0;
 };

@@ -134,7 +134,7 @@ cudaError_t run(Launch &l) {
 cudaError_t copy_engine_all_reduce(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   const uint64_t es = dtype_bytes[d.dtype];
   Launch l{c, {}, es, stream};
-  l.a.dtype = d.dtype, l.a.op = d.op, l.a.coll = d.coll;
+  l.a.dtype = d.dtype, l.a.op = d.op, l.a.coll = d.coll, l.a.esize = static_cast<uint32_t>(es);
   l.a.pieces = static_cast<uint32_t>(c.params().copy_pieces);
   cudaError_t err = cudaSuccess;
   plan_reduce(d.count, es, static_cast<uint64_t>(c.nranks()), 2 * c.params().slot_bytes, false,
