@@ -20,6 +20,7 @@
 // Every call checks the local word and the posted one first (two loads).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -95,6 +96,13 @@ struct Params {
   // so auto takes them on 2 ranks only.
   uint64_t copy_min_bytes = uint64_t{128} << 20;
   int32_t copy_pieces = 2;  // 2 H100: 128 MiB 432 us with 2, 439 with 4, 470 with 7, 541 with 1
+  // Scatter (and gather) streams the peers share, peer j on stream j mod
+  // this; 0: one per peer (PLEXUS_P2P_TREE_COPY_STREAMS). Local only: the
+  // ranks need not agree.
+  int32_t copy_streams = 0;
+  int32_t copy_lanes(int32_t nranks) const {
+    return copy_streams == 0 ? nranks - 1 : std::min(copy_streams, nranks - 1);
+  }
   bool copy_by_size(uint64_t bytes, int32_t nranks) const { return nranks == 2 && bytes >= copy_min_bytes; }
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
   double defrag_threshold = 0.30;

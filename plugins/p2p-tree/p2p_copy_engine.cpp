@@ -9,6 +9,8 @@
 //   into q's scatter area, then the row's flag at q (an 8-byte copy);
 //   gather stream j: per piece, after its sum, my reduced piece into q's
 //   gather area, then the row's flag at q.
+// With COPY_STREAMS=s < nranks - 1, peer j's copies go on stream j mod s
+// (s = 1: one scatter and one gather stream, the peers in turn).
 //
 // The copies read the caller's buffers directly (any device pointer: the
 // copy engine pushes from local memory), so nothing is staged on the way
@@ -33,6 +35,8 @@ struct Launch {
   cudaStream_t stream;
 
   int32_t peer(int32_t j) const { return (c.rank() + 1 + j) % c.nranks(); }
+  int32_t lanes() const { return c.params().copy_lanes(c.nranks()); }
+  int32_t lane(int32_t j) const { return j % lanes(); }
   uint64_t vec() const { return 16 / es; }
   kernels::Range piece_of(int32_t q, uint32_t k) const {
     return kernels::ce_piece(a.chunk, a.total, static_cast<uint64_t>(q), k, a.pieces, vec());
@@ -61,7 +65,7 @@ cudaError_t scatter(const Launch &l, uint32_t k) {
     const kernels::Range r = l.piece_of(q, k);
     char *dst = kernels::ce_area(l.c.peers(), q, false) + (l.c.rank() * l.a.chunk + r.begin) * l.es;
     const char *src = static_cast<const char *>(l.a.in) + (q * l.a.chunk + r.begin) * l.es;
-    err = push(l, dst, src, (r.end - r.begin) * l.es, q, kernels::ce_scatter_row(k), ce.scatter[j]);
+    err = push(l, dst, src, (r.end - r.begin) * l.es, q, kernels::ce_scatter_row(k), ce.scatter[l.lane(j)]);
   }
   return err;
 }
@@ -74,10 +78,10 @@ cudaError_t gather(const Launch &l, uint32_t k) {
   cudaError_t err = cudaEventRecord(ce.summed[k], l.stream);
   for (int32_t j = 0; err == cudaSuccess && j < l.c.nranks() - 1; ++j) {
     const int32_t q = l.peer(j);
-    err = cudaStreamWaitEvent(ce.gather[j], ce.summed[k], 0);
+    if (l.lane(j) == j) err = cudaStreamWaitEvent(ce.gather[j], ce.summed[k], 0);
     if (err == cudaSuccess)
       err = push(l, kernels::ce_area(l.c.peers(), q, true) + at, static_cast<const char *>(l.a.out) + at,
-                 (r.end - r.begin) * l.es, q, kernels::ce_gather_row(l.a.pieces, k), ce.gather[j]);
+                 (r.end - r.begin) * l.es, q, kernels::ce_gather_row(l.a.pieces, k), ce.gather[l.lane(j)]);
   }
   return err;
 }
@@ -86,7 +90,7 @@ cudaError_t gather(const Launch &l, uint32_t k) {
 cudaError_t fork(const Launch &l) {
   CopyEngines &ce = l.c.copy_engines();
   cudaError_t err = cudaEventRecord(ce.forked, l.stream);
-  for (int32_t j = 0; err == cudaSuccess && j < l.c.nranks() - 1; ++j) {
+  for (int32_t j = 0; err == cudaSuccess && j < l.lanes(); ++j) {
     err = cudaStreamWaitEvent(ce.scatter[j], ce.forked, 0);
     if (err == cudaSuccess) err = cudaStreamWaitEvent(ce.gather[j], ce.forked, 0);
   }
@@ -96,7 +100,7 @@ cudaError_t fork(const Launch &l) {
 cudaError_t join(const Launch &l) {
   CopyEngines &ce = l.c.copy_engines();
   cudaError_t err = cudaSuccess;
-  for (int32_t j = 0; err == cudaSuccess && j < l.c.nranks() - 1; ++j) {
+  for (int32_t j = 0; err == cudaSuccess && j < l.lanes(); ++j) {
     cudaEvent_t *done = &ce.joined[2 * j];
     err = cudaEventRecord(done[0], ce.scatter[j]);
     if (err == cudaSuccess) err = cudaEventRecord(done[1], ce.gather[j]);

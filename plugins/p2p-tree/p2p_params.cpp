@@ -107,6 +107,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
     return st;
   if (plx_status st = copy_min_param(s, &p->copy_min_bytes)) return st;
   if (plx_status st = int_param(s, "COPY_PIECES", 1, kernels::kCopyMaxPieces, &p->copy_pieces)) return st;
+  if (plx_status st = int_param(s, "COPY_STREAMS", 0, kernels::kMaxRanks - 1, &p->copy_streams)) return st;
   if (const char *text = s.param_get(nullptr, "DEFRAG_THRESHOLD")) {
     const auto v = core::parse_double(text);
     if (!v || !(*v >= 0.0 && *v <= 1.0))

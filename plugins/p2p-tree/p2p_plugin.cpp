@@ -76,6 +76,9 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_PIECES", "2",
      "Pieces, 1 to 7, each launch of the copy-engine all-reduce is cut into, so that one piece's "
      "reduction overlaps the next one's copies. Every rank must set the same."},
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_STREAMS", "0",
+     "Scatter streams, and as many gather streams, that the copy-engine all-reduce's copies to "
+     "the peers share (peer j on stream j mod this), 0 to 7; 0: one of each per peer."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",
      "How often (ms) each communicator's watchdog reads its kernels' timeout record, the peers' "
      "posted failures and (every 50 ms) whether the peers' processes live."},

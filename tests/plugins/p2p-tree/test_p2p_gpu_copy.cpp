@@ -74,12 +74,12 @@ void copy_all_reduce_alone(plx_comm_h comm) {
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
 }
 
-// Pieces as set: a bfloat16 sum over 1 to several launches, in place and
-// not, and an int64 max (every rank of a case runs it from the start, so
-// one setting per case).
-void check_pieces(const char *name, const char *pieces) {
+// With one parameter set (COPY_PIECES, COPY_STREAMS): a bfloat16 sum over
+// 1 to several launches, in place and not, and an int64 max (every rank of
+// a case runs it from the start, so one setting per case).
+void check_setting(const char *name, const char *variable, const char *value) {
   const ScopedEnv slots = small_slots();
-  const ScopedEnv env("PLEXUS_P2P_TREE_COPY_PIECES", pieces);
+  const ScopedEnv env(variable, value);
   const int n = copy_ranks();
   on_ranks(name, n, 60000, [n](plx_comm_h comm, int rank) {
     for (uint64_t count : {uint64_t{5}, uint64_t{100003}, uint64_t{2500001}})
@@ -107,11 +107,17 @@ TEST_CASE("plugins.p2p_tree.gpu.copy_engines_every_type") {
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.copy_engines_one_piece") {
-  if (two_gpus()) check_pieces("plugins.p2p_tree.gpu.copy_engines_one_piece", "1");
+  if (two_gpus()) check_setting("plugins.p2p_tree.gpu.copy_engines_one_piece", "PLEXUS_P2P_TREE_COPY_PIECES", "1");
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.copy_engines_seven_pieces") {
-  if (two_gpus()) check_pieces("plugins.p2p_tree.gpu.copy_engines_seven_pieces", "7");
+  if (two_gpus()) check_setting("plugins.p2p_tree.gpu.copy_engines_seven_pieces", "PLEXUS_P2P_TREE_COPY_PIECES", "7");
+}
+
+// One scatter and one gather stream for every peer (on 3 ranks and more
+// the peers' copies then take turns on it).
+TEST_CASE("plugins.p2p_tree.gpu.copy_engines_one_stream") {
+  if (two_gpus()) check_setting("plugins.p2p_tree.gpu.copy_engines_one_stream", "PLEXUS_P2P_TREE_COPY_STREAMS", "1");
 }
 
 // COPY_MIN_BYTES=1M on 2 ranks: auto takes the copy engines from 1 MiB,

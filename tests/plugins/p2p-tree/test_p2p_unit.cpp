@@ -109,11 +109,15 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.copy_min_bytes == 128u << 20);
   CHECK(automatic.copy_pieces == 2);
   Params copy;
-  REQUIRE(parse({{"p2p-tree/ALGO", "copy"}, {"p2p-tree/COPY_MIN_BYTES", "64M"}, {"p2p-tree/COPY_PIECES", "7"}},
+  CHECK(automatic.copy_lanes(4) == 3);
+  REQUIRE(parse({{"p2p-tree/ALGO", "copy"}, {"p2p-tree/COPY_MIN_BYTES", "64M"}, {"p2p-tree/COPY_PIECES", "7"},
+                 {"p2p-tree/COPY_STREAMS", "2"}},
                 &copy) == PLX_OK);
   CHECK(copy.forced_algo == PLX_ALGO_COPY);
   CHECK(copy.copy_min_bytes == 64u << 20);
   CHECK(copy.copy_pieces == 7);
+  CHECK(copy.copy_lanes(4) == 2);
+  CHECK(copy.copy_lanes(2) == 1);
   Params never;
   REQUIRE(parse({{"p2p-tree/COPY_MIN_BYTES", "off"}}, &never) == PLX_OK);
   CHECK_FALSE(never.copy_by_size(UINT64_MAX - 1, 2));
@@ -166,7 +170,8 @@ TEST_CASE("plugins.p2p_tree.params_reject_bad_values") {
       {"LL_THREADS", "100"},   {"LL_THREADS", "16"},         {"LL_THREADS", "1024"},
       {"LL128", "sometimes"},  {"LL128_MIN_BYTES", "-1"},     {"COPY_BLOCKS", "129"},
       {"COPY_BLOCKS", "-1"},    {"ROUNDS", "0"},              {"ROUNDS", "9"},
-      {"COPY_MIN_BYTES", "never"}, {"COPY_PIECES", "0"},      {"COPY_PIECES", "8"}};
+      {"COPY_MIN_BYTES", "never"}, {"COPY_PIECES", "0"},      {"COPY_PIECES", "8"},
+      {"COPY_STREAMS", "-1"},  {"COPY_STREAMS", "8"}};
   for (const auto &[name, value] : bad) {
     CAPTURE(name);
     CAPTURE(value);
