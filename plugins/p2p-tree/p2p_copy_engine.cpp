@@ -9,8 +9,8 @@
 //   into q's scatter area, then the row's flag at q (an 8-byte copy);
 //   gather stream j: per piece, after its sum, my reduced piece into q's
 //   gather area, then the row's flag at q.
-// With COPY_STREAMS=s < nranks - 1, peer j's copies go on stream j mod s
-// (s = 1: one scatter and one gather stream, the peers in turn).
+// Peer j's copies go on streams j mod COPY_STREAMS (default 1: one
+// scatter and one gather stream, the peers in turn; 0: one per peer).
 //
 // The copies read the caller's buffers directly (any device pointer: the
 // copy engine pushes from local memory), so nothing is staged on the way

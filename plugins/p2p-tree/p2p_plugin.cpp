@@ -76,7 +76,7 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_PIECES", "2",
      "Pieces, 1 to 7, each launch of the copy-engine all-reduce is cut into, so that one piece's "
      "reduction overlaps the next one's copies. Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_STREAMS", "0",
+    {sizeof(plx_param_decl), PLX_PARAM_INT, "COPY_STREAMS", "1",
      "Scatter streams, and as many gather streams, that the copy-engine all-reduce's copies to "
      "the peers share (peer j on stream j mod this), 0 to 7; 0: one of each per peer."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "WATCHDOG_POLL_MS", "5",

@@ -114,10 +114,10 @@ TEST_CASE("plugins.p2p_tree.gpu.copy_engines_seven_pieces") {
   if (two_gpus()) check_setting("plugins.p2p_tree.gpu.copy_engines_seven_pieces", "PLEXUS_P2P_TREE_COPY_PIECES", "7");
 }
 
-// One scatter and one gather stream for every peer (on 3 ranks and more
-// the peers' copies then take turns on it).
-TEST_CASE("plugins.p2p_tree.gpu.copy_engines_one_stream") {
-  if (two_gpus()) check_setting("plugins.p2p_tree.gpu.copy_engines_one_stream", "PLEXUS_P2P_TREE_COPY_STREAMS", "1");
+// A scatter and a gather stream per peer (the default shares one of each;
+// on 3 ranks and more the copies to the peers then run at once).
+TEST_CASE("plugins.p2p_tree.gpu.copy_engines_stream_per_peer") {
+  if (two_gpus()) check_setting("plugins.p2p_tree.gpu.copy_engines_stream_per_peer", "PLEXUS_P2P_TREE_COPY_STREAMS", "0");
 }
 
 // COPY_MIN_BYTES=1M on 2 ranks: auto takes the copy engines from 1 MiB,

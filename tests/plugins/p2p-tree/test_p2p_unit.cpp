@@ -109,15 +109,19 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(automatic.copy_min_bytes == 128u << 20);
   CHECK(automatic.copy_pieces == 2);
   Params copy;
-  CHECK(automatic.copy_lanes(4) == 3);
+  CHECK(automatic.copy_lanes(4) == 1);
   REQUIRE(parse({{"p2p-tree/ALGO", "copy"}, {"p2p-tree/COPY_MIN_BYTES", "64M"}, {"p2p-tree/COPY_PIECES", "7"},
-                 {"p2p-tree/COPY_STREAMS", "2"}},
+                 {"p2p-tree/COPY_STREAMS", "0"}},
                 &copy) == PLX_OK);
   CHECK(copy.forced_algo == PLX_ALGO_COPY);
   CHECK(copy.copy_min_bytes == 64u << 20);
   CHECK(copy.copy_pieces == 7);
-  CHECK(copy.copy_lanes(4) == 2);
+  CHECK(copy.copy_lanes(4) == 3);
   CHECK(copy.copy_lanes(2) == 1);
+  Params two;
+  REQUIRE(parse({{"p2p-tree/COPY_STREAMS", "2"}}, &two) == PLX_OK);
+  CHECK(two.copy_lanes(8) == 2);
+  CHECK(two.copy_lanes(2) == 1);
   Params never;
   REQUIRE(parse({{"p2p-tree/COPY_MIN_BYTES", "off"}}, &never) == PLX_OK);
   CHECK_FALSE(never.copy_by_size(UINT64_MAX - 1, 2));
