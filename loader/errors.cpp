@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 #include "plexus/plexus.h"
 #include "plexus/plugin.h"
@@ -74,10 +75,7 @@ const char *plx_dtype_string(plx_dtype dtype) {
   return name ? name : "<unknown dtype>";
 }
 
-size_t plx_dtype_size(plx_dtype dtype) {
-  static const size_t sizes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
-  return dtype >= 0 && dtype < PLX_DTYPE_COUNT ? sizes[dtype] : 0;
-}
+size_t plx_dtype_size(plx_dtype dtype) { return plexus::core::dtype_bytes(dtype); }
 
 const char *plx_reduce_op_string(plx_reduce_op op) {
   const char *name = reduce_op_name(op);

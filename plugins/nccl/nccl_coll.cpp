@@ -8,6 +8,7 @@
 #include <nccl.h>
 
 #include "core/cuda_status.hpp"
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 #include "plugins/nccl/nccl_backend.hpp"
 
@@ -17,7 +18,6 @@ namespace {
 constexpr ncclDataType_t nccl_dtypes[PLX_DTYPE_COUNT] = {
     ncclInt8, ncclUint8, ncclInt32, ncclUint32, ncclInt64,
     ncclUint64, ncclFloat16, ncclBfloat16, ncclFloat32, ncclFloat64};
-constexpr size_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 constexpr ncclRedOp_t nccl_ops[PLX_REDUCE_OP_COUNT] = {ncclSum, ncclProd, ncclMin, ncclMax, ncclAvg};
 static_assert(PLX_SUM == 0 && PLX_PROD == 1 && PLX_MIN == 2 && PLX_MAX == 3 && PLX_AVG == 4);
 static_assert(PLX_INT8 == 0 && PLX_FLOAT64 == 9 && PLX_DTYPE_COUNT == 10);
@@ -74,7 +74,7 @@ bool options_supported(const plx_coll_desc &d) {
 // copy leaves no half-issued group behind; then one receive per rank with
 // data, or one send to root.
 plx_status gather(Comm &c, const plx_coll_desc &d, cudaStream_t stream, ncclResult_t *result) {
-  const size_t esize = dtype_bytes[d.dtype];
+  const size_t esize = core::kDtypeBytes[d.dtype];
   const ncclDataType_t dt = nccl_dtypes[d.dtype];
   const bool is_root = c.rank() == d.root;
   if (d.count > 0)

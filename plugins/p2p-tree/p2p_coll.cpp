@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include "core/cuda_status.hpp"
+#include "core/dtype.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
 #include "kernels/kernels.hpp"
@@ -17,8 +18,6 @@
 
 namespace plexus::p2p_tree {
 namespace {
-
-constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 
 [[gnu::cold]] plx_status reject_kind(Comm &c, const void *p, const char *arg, plx_mem_kind kind, int device) {
   if (kind != PLX_MEM_DEVICE)
@@ -110,7 +109,7 @@ uint64_t launch_capacity(const Comm &c, int32_t algo) {
 // A one-shot launch goes as LL128 lines from the agreed size up (half the
 // bytes of LL lines), as LL lines below it.
 cudaError_t launch_reduce(const Comm &c, int32_t algo, const kernels::ReduceArgs &a, cudaStream_t stream) {
-  if (algo == PLX_ALGO_ONE_SHOT && a.total * dtype_bytes[a.dtype] >= c.ll128_min_bytes())
+  if (algo == PLX_ALGO_ONE_SHOT && a.total * core::kDtypeBytes[a.dtype] >= c.ll128_min_bytes())
     return kernels::launch_one_shot_ll128(c.peers(), a, stream);
   if (algo == PLX_ALGO_ONE_SHOT) return kernels::launch_one_shot(c.peers(), a, stream);
   if (algo == kAlgoOneShotBulk) return kernels::launch_one_shot_bulk(c.peers(), a, stream);
@@ -125,7 +124,7 @@ const char *algo_kernel_name(int32_t algo) {
 
 // All-reduce, and reduce with out NULL on the non-roots.
 plx_status reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cudaStream_t stream) {
-  const uint64_t es = dtype_bytes[d.dtype];
+  const uint64_t es = core::kDtypeBytes[d.dtype];
   const bool one_shot = algo != PLX_ALGO_TWO_SHOT;
   kernels::ReduceArgs a;
   a.dtype = d.dtype, a.op = d.op, a.coll = d.coll;
@@ -148,7 +147,7 @@ plx_status copy_engines(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
 }
 
 plx_status reduce_scatter(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
-  const uint64_t es = dtype_bytes[d.dtype];
+  const uint64_t es = core::kDtypeBytes[d.dtype];
   kernels::ReduceArgs a;
   a.dtype = d.dtype, a.op = d.op, a.coll = d.coll, a.scatter_only = 1;
   cudaError_t err = cudaSuccess;
@@ -164,7 +163,7 @@ plx_status reduce_scatter(Comm &c, const plx_coll_desc &d, cudaStream_t stream) 
 }
 
 plx_status copies(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
-  const uint64_t bytes = d.count * dtype_bytes[d.dtype];
+  const uint64_t bytes = d.count * core::kDtypeBytes[d.dtype];
   const bool gather = d.coll == PLX_COLL_ALL_GATHER;
   kernels::CopyArgs a;
   a.root = d.root, a.coll = d.coll, a.out_stride = bytes;
@@ -193,7 +192,7 @@ plx_status check_gather_buffers(Comm &c, const plx_coll_desc &d) {
 // Gather: each launch carries a slice of every rank's part (p2p_plan.hpp);
 // every rank computes the same parts from counts, so all launch alike.
 plx_status gather(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
-  const uint64_t es = dtype_bytes[d.dtype], n = static_cast<uint64_t>(c.nranks());
+  const uint64_t es = core::kDtypeBytes[d.dtype], n = static_cast<uint64_t>(c.nranks());
   uint64_t bytes[kernels::kMaxRanks] = {}, displ[kernels::kMaxRanks] = {};
   for (uint64_t q = 0, at = 0; q < n; ++q) {
     bytes[q] = gather_count(d, static_cast<int32_t>(q)) * es;
@@ -228,7 +227,7 @@ plx_status check_buffers(Comm &c, const plx_coll_desc &d) {
 }
 
 plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
-  const uint64_t bytes = d.count * (d.dtype >= 0 ? dtype_bytes[d.dtype] : 0);
+  const uint64_t bytes = d.count * core::dtype_bytes(d.dtype);
   switch (d.coll) {
     case PLX_COLL_ALL_REDUCE:
     case PLX_COLL_REDUCE: {
@@ -263,7 +262,7 @@ plx_status issue(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
 // The ring and tree routes first (p2p_pipe.hpp): forced, hinted, or the
 // only ones a partly connected machine has; else issue's algorithms.
 plx_status route(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
-  const uint64_t bytes = d.count * (d.dtype >= 0 ? dtype_bytes[d.dtype] : 0);
+  const uint64_t bytes = d.count * core::dtype_bytes(d.dtype);
   int32_t algo = PLX_ALGO_AUTO;
   switch (d.coll) {
     case PLX_COLL_ALL_REDUCE:

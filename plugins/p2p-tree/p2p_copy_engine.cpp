@@ -20,13 +20,12 @@
 // fork event and leave it through the joins).
 #include <algorithm>
 
+#include "core/dtype.hpp"
 #include "plugins/p2p-tree/p2p_backend.hpp"
 #include "plugins/p2p-tree/p2p_plan.hpp"
 
 namespace plexus::p2p_tree {
 namespace {
-
-constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 
 struct Launch {
   Comm &c;
@@ -136,7 +135,7 @@ cudaError_t run(Launch &l) {
 // Launches of up to the scatter area (2 x SLOT_BYTES), cut as the
 // two-shot's (plan_reduce: chunks of whole vectors).
 cudaError_t copy_engine_all_reduce(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
-  const uint64_t es = dtype_bytes[d.dtype];
+  const uint64_t es = core::kDtypeBytes[d.dtype];
   Launch l{c, {}, es, stream};
   l.a.dtype = d.dtype, l.a.op = d.op, l.a.coll = d.coll, l.a.esize = static_cast<uint32_t>(es);
   l.a.pieces = static_cast<uint32_t>(c.params().copy_pieces);

@@ -2,6 +2,7 @@
 // launches. A pipelined kernel streams the whole message through the FIFOs
 // of the epoch's input area, so a launch is limited only by the slices its
 // message counters hold (pipe_piece_elems: gigabytes), not by SLOT_BYTES.
+#include "core/dtype.hpp"
 #include "plugins/p2p-tree/p2p_pipe.hpp"
 
 #include "core/cuda_status.hpp"
@@ -11,12 +12,10 @@
 namespace plexus::p2p_tree {
 namespace {
 
-constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
-
 // Bytes of an element in the kernels' accumulator (float for float16 and
 // bfloat16): partials travel in it, and a FIFO slot holds a slice of them.
 uint64_t wide_bytes(int32_t dtype) {
-  return dtype == PLX_FLOAT16 || dtype == PLX_BFLOAT16 ? 4 : dtype_bytes[dtype];
+  return dtype == PLX_FLOAT16 || dtype == PLX_BFLOAT16 ? 4 : core::kDtypeBytes[dtype];
 }
 
 const char *algo_name(int32_t algo) {
@@ -112,7 +111,7 @@ int32_t pipe_broadcast_algo(const Comm &c, const plx_coll_desc &d) {
 }
 
 plx_status pipe_reduce(Comm &c, const plx_coll_desc &d, void *out, int32_t algo, cudaStream_t stream) {
-  const uint64_t es = dtype_bytes[d.dtype], wide = wide_bytes(d.dtype);
+  const uint64_t es = core::kDtypeBytes[d.dtype], wide = wide_bytes(d.dtype);
   kernels::PipeArgs a = pipe_args(c, d);
   const bool ring = algo == PLX_ALGO_RING;
   if (ring) a.ring = ring_view(c.routes().ring, c.nranks(), c.rank());
@@ -130,7 +129,7 @@ plx_status pipe_broadcast(Comm &c, const plx_coll_desc &d, int32_t algo, cudaStr
   a.tree = tree_view(tree_of(c, algo, d.root), c.rank());
   a.mode = kernels::kTreeBroadcast;
   const void *in = c.rank() == d.root ? d.send : nullptr;
-  const cudaError_t err = launch_pieces(c, d.count * dtype_bytes[d.dtype], 1, 1, a, in, d.recv, 1,
+  const cudaError_t err = launch_pieces(c, d.count * core::kDtypeBytes[d.dtype], 1, 1, a, in, d.recv, 1,
                                         [&](const kernels::PipeArgs &p) { return kernels::launch_tree(c.peers(), p, stream); });
   return err == cudaSuccess ? PLX_OK : pipe_launch_failed(c, err, "tree broadcast");
 }

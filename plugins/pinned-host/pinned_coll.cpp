@@ -8,14 +8,13 @@
 #include <algorithm>
 
 #include "core/cuda_status.hpp"
+#include "core/dtype.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
 #include "plugins/pinned-host/pinned_backend.hpp"
 
 namespace plexus::pinned_host {
 namespace {
-
-constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 
 bool contributes(const plx_coll_desc &d) { return !(d.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION); }
 
@@ -131,7 +130,7 @@ cudaError_t launch_reduction(const Comm &c, int32_t algo, uint64_t ws, kp::Reduc
 }
 
 plx_status reduction(Comm &c, const plx_coll_desc &d, int32_t wire, cudaStream_t stream) {
-  const uint64_t ws = dtype_bytes[wire];
+  const uint64_t ws = core::kDtypeBytes[wire];
   const int32_t algo = choose_reduction(c.params(), d.coll, d.count, ws, c.nranks(), d.options->algorithm,
                                         copy_bars(c, d.dtype, wire, stream));
   c.count_call(d.coll, algo);
@@ -151,7 +150,7 @@ plx_status reduction(Comm &c, const plx_coll_desc &d, int32_t wire, cudaStream_t
 // Each rank's part and where it lands: broadcast the root's count, gather
 // per-rank counts (or count each), all-gather count each.
 uint64_t fill_parts(const Comm &c, const plx_coll_desc &d, kp::CopyArgs *a) {
-  const uint64_t es = dtype_bytes[d.dtype];
+  const uint64_t es = core::kDtypeBytes[d.dtype];
   uint64_t largest = 0, offset = 0;
   for (int32_t q = 0; q < c.nranks(); ++q) {
     uint64_t n = d.count;

@@ -8,13 +8,12 @@
 #include <algorithm>
 
 #include "core/cuda_status.hpp"
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 #include "plugins/pinned-host/pinned_backend.hpp"
 
 namespace plexus::pinned_host {
 namespace {
-
-constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 
 uint32_t peers_of(const Comm &c) { return ((1u << c.nranks()) - 1u) & ~(1u << c.rank()); }
 
@@ -46,7 +45,7 @@ cudaError_t upload(Comm &c, const Chunk &k, uint64_t bytes, int32_t coll) {
 // the peers', reduce (whose last block publishes ce_done).
 cudaError_t download(Comm &c, const Chunk &k, const plx_coll_desc &d, cudaStream_t stream) {
   const kp::Layout &l = c.layout();
-  const uint64_t bytes = k.count * dtype_bytes[d.dtype];
+  const uint64_t bytes = k.count * core::kDtypeBytes[d.dtype];
   const uint32_t everyone = peers_of(c) | (1u << c.rank());
   cudaError_t err = kp::launch_ce_wait(c.channel(), kp::ce_posted_offset(l, k.slot), everyone, k.number + 1, d.coll, stream);
   for (int32_t q = 0; err == cudaSuccess && k.out != nullptr && q < c.nranks(); ++q)
@@ -62,7 +61,7 @@ cudaError_t download(Comm &c, const Chunk &k, const plx_coll_desc &d, cudaStream
 
 cudaError_t chunks(Comm &c, const plx_coll_desc &d, const char *in, char *out, cudaStream_t stream) {
   const kp::Layout &l = c.layout();
-  const uint64_t es = dtype_bytes[d.dtype], per = l.ce_bytes / es;
+  const uint64_t es = core::kDtypeBytes[d.dtype], per = l.ce_bytes / es;
   CopyEngines &ce = c.copy_engines();
   cudaError_t err = cudaEventRecord(ce.fork, stream);
   if (err == cudaSuccess) err = cudaStreamWaitEvent(ce.stream, ce.fork, 0);

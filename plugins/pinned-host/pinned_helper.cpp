@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/cpu_reduce.hpp"
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 
 namespace plexus::pinned_host {
@@ -17,7 +18,6 @@ namespace {
 constexpr uint64_t kSpins = 4000;   // polls before yielding: a step's data is microseconds away
 constexpr uint64_t kYields = 200;   // then yields, then naps of kNapNs
 constexpr long kNapNs = 20000;
-constexpr uint64_t dtype_bytes[PLX_DTYPE_COUNT] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,7 +118,7 @@ bool CpuHelper::wait_staged(uint64_t n, uint32_t s, int32_t coll) {
 // Part `rank` of the step, in the wire dtype, into this rank's stage (which
 // is also one of the sources: reduce_into allows that).
 bool CpuHelper::reduce_part(const kp::CpuJob &job, uint32_t s, uint64_t len) {
-  const uint64_t ws = dtype_bytes[job.wire];
+  const uint64_t ws = core::kDtypeBytes[job.wire];
   const kp::Range r = kp::part_of(len, kp::part_elems(len, setup_.nranks, ws), setup_.rank);
   if (r.end == r.begin) return true;
   std::vector<const void *> srcs(setup_.nranks);

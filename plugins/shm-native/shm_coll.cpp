@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 #include "plugins/shm-native/stream_copy.hpp"
 
@@ -10,11 +11,6 @@ namespace {
 
 const char *const coll_labels[] = {"all_reduce", "reduce",  "broadcast", "all_gather", "gather",
                                    "reduce_scatter", "barrier", "send", "recv"};
-
-size_t dtype_bytes(int32_t dtype) {
-  static const size_t sizes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
-  return sizes[dtype];
-}
 
 }  // namespace
 
@@ -54,7 +50,7 @@ void copy_peer_parts(Op &op, uint32_t step, size_t count, uint8_t *out, int32_t 
 plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
   if (plx_status s = comm.posted_failure()) return s;
   comm.count_collective();
-  Op op{comm, desc, desc.dtype >= 0 ? dtype_bytes(desc.dtype) : 1, Deadline(comm.timeout_ms()),
+  Op op{comm, desc, desc.dtype >= 0 ? core::dtype_bytes(desc.dtype) : 1, Deadline(comm.timeout_ms()),
         {coll_labels[desc.coll], comm.collectives()}};
   switch (desc.coll) {
     case PLX_COLL_ALL_REDUCE: return all_reduce(op);
