@@ -54,10 +54,10 @@ class Parser {
     ++pos_;
     if (eat('}')) return true;
     do {
-      std::pair<std::string, JsonValue> f;
+      JsonField f;
       skip_space();
-      if (pos_ >= s_.size() || s_[pos_] != '"' || !string(&f.first)) return false;
-      if (!eat(':') || !value(&f.second, depth + 1)) return false;
+      if (pos_ >= s_.size() || s_[pos_] != '"' || !string(&f.key)) return false;
+      if (!eat(':') || !value(&f.value, depth + 1)) return false;
       out->fields.push_back(std::move(f));
     } while (eat(','));
     return eat('}');

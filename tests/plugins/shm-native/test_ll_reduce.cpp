@@ -186,7 +186,8 @@ TEST_CASE("ShmNative.LowLatency.missing_killed_or_aborting_ranks_end_the_waits")
   // The last rank calls nothing for a second: the others time out, naming
   // it, also those that wait on a peer's result lines (of 28 floats, two
   // lines, ranks 2 and 3 own none: rank 2 waits only on ranks 0 and 1).
-  for (const auto &[nranks, count] : {std::pair{3, 1000}, std::pair{4, 28}}) {
+  for (const auto &ranks_count : {std::pair{3, 1000}, std::pair{4, 28}}) {
+    const int nranks = ranks_count.first, count = ranks_count.second;  // no bindings: lambdas capture them
     CAPTURE(nranks);
     CHECK(run_ranks(nranks, [nranks, count](plx_comm_h c, int r) {
       if (r == nranks - 1) return usleep(1000000), 0;

@@ -109,7 +109,9 @@ TEST_CASE("ShmNative.InPlace.two_shot_on_pool_buffers_matches_the_reference") {
 // 1820).
 TEST_CASE("ShmNative.Choice.one_shot_limit_falls_with_the_rank_count") {
   const std::pair<int, size_t> limits[] = {{2, 131072}, {4, 32768}, {6, 7281}, {8, 4096}, {12, 1820}};
-  for (const auto &[nranks, limit] : limits) {
+  for (const auto &ranks_limit : limits) {
+    const int nranks = ranks_limit.first;  // not a binding: the lambda and CAPTURE take it
+    const size_t limit = ranks_limit.second;
     CAPTURE(nranks);
     const size_t last_one_shot = limit / sizeof(float);
     CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
