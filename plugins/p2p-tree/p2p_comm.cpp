@@ -136,17 +136,19 @@ plx_status Comm::make_registry() {
 }
 
 // The copy-engine two-shot's streams and events, for every communicator
-// of more than one rank (a few of each; the path may be asked for by any call).
+// of more than one rank (a few of each; the path may be asked for by any
+// call): a scatter and a gather stream per lane (COPY_STREAMS).
 plx_status Comm::make_copy_engines() {
   if (setup_.nranks < 2) return PLX_OK;
   CopyEngines &ce = copy_engines_;
-  for (int32_t j = 0; j < setup_.nranks - 1; ++j) {
+  const int32_t lanes = params_.copy_lanes(setup_.nranks);
+  for (int32_t j = 0; j < lanes; ++j) {
     PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&ce.scatter[j], cudaStreamNonBlocking));
     PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&ce.gather[j], cudaStreamNonBlocking));
   }
   PLX_CUDA_CHECK(cudaEventCreateWithFlags(&ce.forked, cudaEventDisableTiming));
   for (cudaEvent_t &e : ce.summed) PLX_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  for (int32_t j = 0; j < 2 * (setup_.nranks - 1); ++j)
+  for (int32_t j = 0; j < 2 * lanes; ++j)
     PLX_CUDA_CHECK(cudaEventCreateWithFlags(&ce.joined[j], cudaEventDisableTiming));
   return PLX_OK;
 }

@@ -185,7 +185,7 @@ static_assert(std::is_trivially_copyable_v<PeerCard>);
 static_assert(sizeof(PeerCard) <= core::Rendezvous::kMaxAllgatherBytes);
 
 // The copy-engine two-shot's streams and events (p2p_copy_engine.cpp): a
-// scatter and a gather stream per peer, forked from the caller's stream
+// scatter and a gather stream per lane (Params::copy_lanes), forked from the caller's stream
 // and joined back within each launch. Made at init (a call must not
 // allocate) and reused by every launch: a wait keeps the record it was
 // enqueued after, so recording an event again is safe.

@@ -77,7 +77,7 @@ cudaError_t gather(const Launch &l, uint32_t k) {
   cudaError_t err = cudaEventRecord(ce.summed[k], l.stream);
   for (int32_t j = 0; err == cudaSuccess && j < l.c.nranks() - 1; ++j) {
     const int32_t q = l.peer(j);
-    if (l.lane(j) == j) err = cudaStreamWaitEvent(ce.gather[j], ce.summed[k], 0);
+    if (l.lane(j) == j) err = cudaStreamWaitEvent(ce.gather[j], ce.summed[k], 0);  // once per lane
     if (err == cudaSuccess)
       err = push(l, kernels::ce_area(l.c.peers(), q, true) + at, static_cast<const char *>(l.a.out) + at,
                  (r.end - r.begin) * l.es, q, kernels::ce_gather_row(l.a.pieces, k), ce.gather[l.lane(j)]);

@@ -2,10 +2,10 @@
 // launches. A pipelined kernel streams the whole message through the FIFOs
 // of the epoch's input area, so a launch is limited only by the slices its
 // message counters hold (pipe_piece_elems: gigabytes), not by SLOT_BYTES.
-#include "core/dtype.hpp"
 #include "plugins/p2p-tree/p2p_pipe.hpp"
 
 #include "core/cuda_status.hpp"
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 #include "kernels/pipe.hpp"
 

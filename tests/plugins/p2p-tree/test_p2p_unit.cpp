@@ -108,8 +108,8 @@ TEST_CASE("plugins.p2p_tree.params_parse_strictly") {
   CHECK(forced.ll128_two_shot_max_bytes == 2u << 20);
   CHECK(automatic.copy_min_bytes == 128u << 20);
   CHECK(automatic.copy_pieces == 2);
-  Params copy;
   CHECK(automatic.copy_lanes(4) == 1);
+  Params copy;
   REQUIRE(parse({{"p2p-tree/ALGO", "copy"}, {"p2p-tree/COPY_MIN_BYTES", "64M"}, {"p2p-tree/COPY_PIECES", "7"},
                  {"p2p-tree/COPY_STREAMS", "0"}},
                 &copy) == PLX_OK);

@@ -272,8 +272,8 @@ TEST_CASE("plugins.shm_native.slots.bad_sizes_are_refused") {
 // refuses the communicator and names the variable.
 TEST_CASE("plugins.shm_native.slots.ranks_that_disagree_on_a_shared_parameter_are_refused") {
   for (const auto &entry : {std::pair{"SLOT_MIN_BYTES", "128K"}, std::pair{"SLOT_BYTES", "2M"},
-                                     std::pair{"ONESHOT_MAX_BYTES", "16K"}, std::pair{"ROTATE_MIN_BYTES", "2K"},
-                                     std::pair{"LL_MAX_BYTES", "4K"}, std::pair{"READ_IN_PLACE", "0"}}) {
+                            std::pair{"ONESHOT_MAX_BYTES", "16K"}, std::pair{"ROTATE_MIN_BYTES", "2K"},
+                            std::pair{"LL_MAX_BYTES", "4K"}, std::pair{"READ_IN_PLACE", "0"}}) {
     const char *name = entry.first, *value = entry.second;  // not bindings: CAPTURE and the lambda take them
     CAPTURE(name);
     const std::string variable = std::string("PLEXUS_SHM_NATIVE_") + name;
