@@ -4,13 +4,13 @@
 //   caller's stream: enter, fork, then per piece k the sum (which waits
 //   for every peer's scatter of k), the copy-outs (each waits for every
 //   peer's gather of its piece), the joins and exit;
-//   scatter stream j: per piece, my input's piece of chunk q (q the j-th
-//   rank after mine, so every GPU sends to a different one at a time)
-//   into q's scatter area, then the row's flag at q (an 8-byte copy);
-//   gather stream j: per piece, after its sum, my reduced piece into q's
-//   gather area, then the row's flag at q.
-// Peer j's copies go on streams j mod COPY_STREAMS (default 1: one
-// scatter and one gather stream, the peers in turn; 0: one per peer).
+//   for j = 0, 1, ..., on the scatter stream of lane j mod COPY_STREAMS
+//   (default 1: the peers take turns; 0: a lane per peer): per piece, my
+//   input's piece of chunk q (q the j-th rank after mine, so every GPU
+//   sends to a different one at a time) into q's scatter area, then the
+//   row's flag at q (an 8-byte copy); on the lane's gather stream, after
+//   the piece's sum, my reduced piece into q's gather area, then the
+//   row's flag at q.
 //
 // The copies read the caller's buffers directly (any device pointer: the
 // copy engine pushes from local memory), so nothing is staged on the way
@@ -30,13 +30,13 @@ namespace {
 struct Launch {
   Comm &c;
   kernels::CeArgs a;  // a.piece set per piece
-  uint64_t es;
   cudaStream_t stream;
 
   int32_t peer(int32_t j) const { return (c.rank() + 1 + j) % c.nranks(); }
   int32_t lanes() const { return c.params().copy_lanes(c.nranks()); }
   int32_t lane(int32_t j) const { return j % lanes(); }
-  uint64_t vec() const { return 16 / es; }
+  uint64_t es() const { return a.esize; }
+  uint64_t vec() const { return 16 / es(); }
   kernels::Range piece_of(int32_t q, uint32_t k) const {
     return kernels::ce_piece(a.chunk, a.total, static_cast<uint64_t>(q), k, a.pieces, vec());
   }
@@ -62,9 +62,9 @@ cudaError_t scatter(const Launch &l, uint32_t k) {
   for (int32_t j = 0; err == cudaSuccess && j < l.c.nranks() - 1; ++j) {
     const int32_t q = l.peer(j);
     const kernels::Range r = l.piece_of(q, k);
-    char *dst = kernels::ce_area(l.c.peers(), q, false) + (l.c.rank() * l.a.chunk + r.begin) * l.es;
-    const char *src = static_cast<const char *>(l.a.in) + (q * l.a.chunk + r.begin) * l.es;
-    err = push(l, dst, src, (r.end - r.begin) * l.es, q, kernels::ce_scatter_row(k), ce.scatter[l.lane(j)]);
+    char *dst = kernels::ce_area(l.c.peers(), q, false) + (l.c.rank() * l.a.chunk + r.begin) * l.es();
+    const char *src = static_cast<const char *>(l.a.in) + (q * l.a.chunk + r.begin) * l.es();
+    err = push(l, dst, src, (r.end - r.begin) * l.es(), q, kernels::ce_scatter_row(k), ce.scatter[l.lane(j)]);
   }
   return err;
 }
@@ -73,14 +73,14 @@ cudaError_t scatter(const Launch &l, uint32_t k) {
 cudaError_t gather(const Launch &l, uint32_t k) {
   const CopyEngines &ce = l.c.copy_engines();
   const kernels::Range r = l.piece_of(l.c.rank(), k);
-  const uint64_t at = (l.c.rank() * l.a.chunk + r.begin) * l.es;
+  const uint64_t at = (l.c.rank() * l.a.chunk + r.begin) * l.es();
   cudaError_t err = cudaEventRecord(ce.summed[k], l.stream);
   for (int32_t j = 0; err == cudaSuccess && j < l.c.nranks() - 1; ++j) {
     const int32_t q = l.peer(j);
     if (l.lane(j) == j) err = cudaStreamWaitEvent(ce.gather[j], ce.summed[k], 0);  // once per lane
     if (err == cudaSuccess)
       err = push(l, kernels::ce_area(l.c.peers(), q, true) + at, static_cast<const char *>(l.a.out) + at,
-                 (r.end - r.begin) * l.es, q, kernels::ce_gather_row(l.a.pieces, k), ce.gather[l.lane(j)]);
+                 (r.end - r.begin) * l.es(), q, kernels::ce_gather_row(l.a.pieces, k), ce.gather[l.lane(j)]);
   }
   return err;
 }
@@ -136,7 +136,7 @@ cudaError_t run(Launch &l) {
 // two-shot's (plan_reduce: chunks of whole vectors).
 cudaError_t copy_engine_all_reduce(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   const uint64_t es = core::kDtypeBytes[d.dtype];
-  Launch l{c, {}, es, stream};
+  Launch l{c, {}, stream};
   l.a.dtype = d.dtype, l.a.op = d.op, l.a.coll = d.coll, l.a.esize = static_cast<uint32_t>(es);
   l.a.pieces = static_cast<uint32_t>(c.params().copy_pieces);
   cudaError_t err = cudaSuccess;
