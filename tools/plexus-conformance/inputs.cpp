@@ -30,19 +30,26 @@ Int product_bound(Int max, int32_t n) {
 InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed, int32_t absent,
                           int32_t wire) {
   InputRule rule{dtype, op, nranks, mix(seed), 1, absent, wire};
-  if (!is_float(dtype)) {
-    const Int max = int_max(dtype);
-    const Int bound = op == PLX_PROD ? product_bound(max, nranks) : max / nranks;
-    rule.int_bound = bound < 1 ? 1 : static_cast<uint64_t>(bound);
+  if (is_float(dtype)) {
+    rule.float_low = op == PLX_PROD ? 0.875 : 1.0 / 64;
+    rule.float_span = op == PLX_PROD ? 0.25 : 1.0 - 1.0 / 64;
+    rule.sign_mask = op == PLX_PROD ? 0 : uint64_t{1} << 63;
+    return rule;
   }
+  const Int max = int_max(dtype);
+  const Int bound = op == PLX_PROD ? product_bound(max, nranks) : max / nranks;
+  // 1 + (h >> 1 >> shift) with h >> 1 < 2^63 spans 1 .. 2^(63 - shift).
+  const auto bits = static_cast<uint32_t>(std::bit_width(static_cast<uint64_t>(bound < 1 ? 1 : bound)) - 1);
+  rule.int_bound = uint64_t{1} << bits, rule.int_shift = 63 - bits;
   return rule;
 }
 
 void fill_input(const InputRule &rule, int32_t rank, uint64_t first, uint64_t count, void *dst) {
   const uint64_t key = rank_key(rule, rank);
+  const InputRule local = rule;  // a copy dst cannot alias: the loop vectorises
   with_dtype(rule.dtype, [&]<typename T>(T) {
     auto *out = static_cast<T *>(dst);
-    for (uint64_t j = 0; j < count; ++j) out[j] = input_value<T>(rule, key, first + j);
+    for (uint64_t j = 0; j < count; ++j) out[j] = input_value<T>(local, key, first + j);
   });
 }
 

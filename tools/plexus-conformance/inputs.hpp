@@ -6,12 +6,16 @@
 //  - floats: +-[1/64, 1) for SUM, AVG, MIN, MAX and data movement;
 //    [7/8, 9/8] for PROD, so products of many ranks neither overflow nor
 //    underflow;
-//  - integers: magnitudes 1 .. max/nranks (SUM, AVG, MIN, MAX), or
-//    1 .. floor(max^(1/nranks)) for PROD, with a random sign for signed
-//    types. The contract does not say what overflow does, so no case
-//    overflows and integer results are exact.
+//  - integers: magnitudes 1 .. 2^k for the largest 2^k <= max/nranks (SUM,
+//    AVG, MIN, MAX) or <= floor(max^(1/nranks)) (PROD), with a random sign
+//    for signed types. The contract does not say what overflow does, so no
+//    case overflows and integer results are exact.
+// The generator has no data-dependent branch (a random sign as a branch
+// cost more than the rest of an element), so the loops that call it
+// vectorise: the data session generates every rank's input at every check.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 
 #include "dtypes.hpp"
@@ -23,9 +27,15 @@ struct InputRule {
   plx_reduce_op op;  // -1 for data movement
   int32_t nranks;
   uint64_t seed;
-  uint64_t int_bound;  // integer magnitudes are 1 .. int_bound
+  uint64_t int_bound;  // integer magnitudes are 1 .. int_bound (a power of two)
   int32_t absent;  // the rank that contributes nothing (PLX_COLL_FLAG_NO_CONTRIBUTION), or -1
   int32_t wire = -1;  // opts->wire_dtype of the call: its rounding widens the float tolerance
+  // Derived by make_input_rule: float magnitudes are float_low + u *
+  // float_span; sign_mask selects the hash bit that negates (0: none);
+  // integer magnitudes are 1 + (hash >> int_shift).
+  double float_low = 0, float_span = 0;
+  uint64_t sign_mask = 0;
+  uint32_t int_shift = 63;
 };
 
 InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed,
@@ -55,15 +65,15 @@ inline T input_value(const InputRule &rule, uint64_t key, uint64_t i) {
   h *= 0xd6e8feb86659fd93ull;
   h ^= h >> 32;
   if constexpr (is_float_type<T>) {
-    const double u = static_cast<double>(h >> 11) * 0x1.0p-53;  // [0, 1)
-    if (rule.op == PLX_PROD) return narrow<T>(0.875 + 0.25 * u);
-    const double magnitude = 1.0 / 64 + u * (1.0 - 1.0 / 64);
-    return narrow<T>((h & 1) ? -magnitude : magnitude);
+    // 52 hash bits as the mantissa of a double in [1, 2), less 1: u in [0, 1).
+    const double u = std::bit_cast<double>((h >> 12) | 0x3ff0000000000000ull) - 1.0;
+    const double magnitude = rule.float_low + u * rule.float_span;
+    return narrow<T>(std::bit_cast<double>(std::bit_cast<uint64_t>(magnitude) ^ ((h << 63) & rule.sign_mask)));
   } else {
-    // 1 + floor(h * bound / 2^64): uniform enough, and no division.
-    const auto magnitude = static_cast<T>(
-        1 + static_cast<uint64_t>((static_cast<unsigned __int128>(h >> 1) * rule.int_bound) >> 63));
-    return (std::is_signed_v<T> && (h & 1)) ? static_cast<T>(-magnitude) : magnitude;
+    const auto magnitude = static_cast<T>(1 + ((h >> 1) >> rule.int_shift));
+    if constexpr (!std::is_signed_v<T>) return magnitude;
+    const auto negative = static_cast<T>(h & 1);  // two's complement: (m ^ -1) + 1 = -m
+    return static_cast<T>((magnitude ^ static_cast<T>(-negative)) + negative);
   }
 }
 
