@@ -10,9 +10,9 @@
 //    AVG, MIN, MAX) or <= floor(max^(1/nranks)) (PROD), with a random sign
 //    for signed types. The contract does not say what overflow does, so no
 //    case overflows and integer results are exact.
-// The generator has no data-dependent branch (a random sign as a branch
-// cost more than the rest of an element), so the loops that call it
-// vectorise: the data session generates every rank's input at every check.
+// The generator has no data-dependent branch: a random sign as a branch
+// mispredicted half the time and cost more than the rest of an element,
+// and the data session generates every rank's input at every check.
 #pragma once
 
 #include <bit>
