@@ -8,6 +8,8 @@
 #include <optional>
 #include <string_view>
 
+#include "core/dtype.hpp"
+
 namespace plexus::bench {
 namespace {
 
@@ -65,7 +67,6 @@ const char *const coll_names[] = {"all_reduce", "reduce", "broadcast", "all_gath
                                    "queue"};
 const char *const dtype_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
                                    "float16", "bfloat16", "float32", "float64"};
-const size_t dtype_sizes[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
 const char *const redop_names[] = {"sum", "prod", "min", "max", "avg"};
 const char *const mem_names[] = {"host", "shared_host", "device", "device_pool"};
 
@@ -282,7 +283,7 @@ double bus_factor(Coll c, int32_t nranks) {
 
 const char *coll_name(Coll c) { return coll_names[static_cast<int>(c)]; }
 const char *dtype_name(plx_dtype dtype) { return dtype_names[dtype]; }
-size_t dtype_bytes(plx_dtype dtype) { return dtype_sizes[dtype]; }
+size_t dtype_bytes(plx_dtype dtype) { return core::kDtypeBytes[dtype]; }
 const char *redop_name(plx_reduce_op op) { return redop_names[op]; }
 const char *mem_name(Mem m) { return mem_names[static_cast<int>(m)]; }
 
