@@ -29,7 +29,7 @@ Int product_bound(Int max, int32_t n) {
 
 InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed, int32_t absent,
                           int32_t wire) {
-  InputRule rule{dtype, op, nranks, mix(seed), 1, absent, wire};
+  InputRule rule{dtype, op, nranks, mix(seed), absent, wire};
   if (is_float(dtype)) {
     rule.float_low = op == PLX_PROD ? 0.875 : 1.0 / 64;
     rule.float_span = op == PLX_PROD ? 0.25 : 1.0 - 1.0 / 64;
@@ -40,7 +40,7 @@ InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uin
   const Int bound = op == PLX_PROD ? product_bound(max, nranks) : max / nranks;
   // 1 + (h >> 1 >> shift) with h >> 1 < 2^63 spans 1 .. 2^(63 - shift).
   const auto bits = static_cast<uint32_t>(std::bit_width(static_cast<uint64_t>(bound < 1 ? 1 : bound)) - 1);
-  rule.int_bound = uint64_t{1} << bits, rule.int_shift = 63 - bits;
+  rule.int_shift = 63 - bits;
   return rule;
 }
 

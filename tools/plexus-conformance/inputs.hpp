@@ -27,16 +27,18 @@ struct InputRule {
   plx_reduce_op op;  // -1 for data movement
   int32_t nranks;
   uint64_t seed;
-  uint64_t int_bound;  // integer magnitudes are 1 .. int_bound (a power of two)
   int32_t absent;  // the rank that contributes nothing (PLX_COLL_FLAG_NO_CONTRIBUTION), or -1
   int32_t wire = -1;  // opts->wire_dtype of the call: its rounding widens the float tolerance
   // Derived by make_input_rule: float magnitudes are float_low + u *
   // float_span; sign_mask selects the hash bit that negates (0: none);
-  // integer magnitudes are 1 + (hash >> int_shift).
+  // integer magnitudes are 1 + (hash >> 1 >> int_shift), 1 .. int_bound(rule).
   double float_low = 0, float_span = 0;
   uint64_t sign_mask = 0;
   uint32_t int_shift = 63;
 };
+
+// The largest integer magnitude of the rule (a power of two).
+inline uint64_t int_bound(const InputRule &rule) { return uint64_t{1} << (63 - rule.int_shift); }
 
 InputRule make_input_rule(plx_dtype dtype, plx_reduce_op op, int32_t nranks, uint64_t seed,
                           int32_t absent = -1, int32_t wire = -1);

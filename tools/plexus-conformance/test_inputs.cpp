@@ -62,7 +62,7 @@ void check_int_stream(const pc::InputRule &rule, int32_t rank, pc::Int limit, Se
     const pc::Int magnitude = v < 0 ? -v : v;
     CAPTURE(i);
     REQUIRE(magnitude >= 1);
-    REQUIRE(magnitude <= static_cast<pc::Int>(rule.int_bound));
+    REQUIRE(magnitude <= static_cast<pc::Int>(pc::int_bound(rule)));
     REQUIRE(magnitude <= limit);
     (v < 0 ? seen->negative : seen->positive) = true;
   }
@@ -101,7 +101,7 @@ TEST_CASE("Conformance.Inputs.integer_bound_is_the_largest_power_of_two_under_th
         CAPTURE(op);
         CAPTURE(nranks);
         const pc::Int limit = magnitude_limit(dtype, op, nranks);
-        const pc::Int bound = pc::make_input_rule(dtype, op, nranks, 1).int_bound;
+        const pc::Int bound = pc::int_bound(pc::make_input_rule(dtype, op, nranks, 1));
         CHECK(bound <= (limit < 1 ? 1 : limit));
         CHECK((limit < 2 || 2 * bound > limit));
         CHECK((bound & (bound - 1)) == 0);
