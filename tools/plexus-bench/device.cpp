@@ -116,12 +116,20 @@ bool enqueue_sample(Sweep &x, const SizePoint &p, const Graph &g) {
   return enqueue_calls(x, p, p.iters);
 }
 
-bool time_sample(Sweep &x, const SizePoint &p, const Graph &g, int64_t *ns) {
+int64_t ns_per_call(std::chrono::steady_clock::duration elapsed, const SizePoint &p) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count() / p.iters;
+}
+
+// *ns: the sample's time per call, enqueue to completion; *host_ns: the
+// host's time per call to enqueue them (eager calls return before their
+// kernels run, so this is what a call costs the caller's thread).
+bool time_sample(Sweep &x, const SizePoint &p, const Graph &g, int64_t *ns, int64_t *host_ns) {
   const auto start = std::chrono::steady_clock::now();
-  if (!enqueue_sample(x, p, g) || !x.cuda(cudaStreamSynchronize(x.stream()), "cudaStreamSynchronize after a sample"))
-    return false;
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  *ns = std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count() / p.iters;
+  if (!enqueue_sample(x, p, g)) return false;
+  const auto enqueued = std::chrono::steady_clock::now();
+  if (!x.cuda(cudaStreamSynchronize(x.stream()), "cudaStreamSynchronize after a sample")) return false;
+  *ns = ns_per_call(std::chrono::steady_clock::now() - start, p);
+  *host_ns = ns_per_call(enqueued - start, p);
   return true;
 }
 
@@ -146,8 +154,10 @@ bool measure(Sweep &x, const SizePoint &p, RankResult *r) {
     return false;
   if (!barrier(x)) return false;
   r->ns.resize(static_cast<size_t>(p.samples));
-  for (int64_t &ns : r->ns)
-    if (!time_sample(x, p, g, &ns)) return false;
+  r->host_ns.resize(static_cast<size_t>(p.samples));
+  for (size_t i = 0; i < r->ns.size(); ++i)
+    if (!time_sample(x, p, g, &r->ns[i], &r->host_ns[i])) return false;
+  if (g.exec) r->host_ns.clear();  // one graph launch per sample: no per-call host time
   return x.c.healthy() && check(x, p, seed, g, r);
 }
 

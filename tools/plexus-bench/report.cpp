@@ -33,6 +33,11 @@ double ratio(const Row &r, size_t col) {
 }
 
 constexpr int group_width = 10 + 18 + 8 + 8 + 8 + 9;
+constexpr int host_width = 9;
+
+// Eager calls on device buffers return before they run: their host time
+// per call is measured apart (device.hpp) and shown as its own cell.
+bool shows_host(const Options &o) { return on_device(o) && !o.graph; }
 
 const char *buffers_text(Mem m) {
   switch (m) {
@@ -64,6 +69,9 @@ void print_method(std::FILE *out, const Options &o) {
     fmt::print(out, "# mode eager: a sample is n calls one after the other\n");
   fmt::print(out, "# time: per call, median over samples of the slowest rank's sample time / n, in us; "
                   "p10-p90: its spread\n");
+  if (shows_host(o))
+    fmt::print(out, "# host(us): per call, median over samples of the slowest rank's time to enqueue the n "
+                    "calls / n (before the synchronisation): what a call costs the calling thread\n");
 }
 
 void print_header(std::FILE *out, const RunInfo &info) {
@@ -93,20 +101,23 @@ void print_header(std::FILE *out, const RunInfo &info) {
 void print_column_names(std::FILE *out, const RunInfo &info) {
   std::string groups = fmt::format("#{:>29}", ""), names = fmt::format("#{:>11} {:>12} {:>4}", "size", "count", "n");
   const std::string mode = info.options->graph ? " [graph]" : "";
+  const bool host = shows_host(*info.options);
   for (const std::string &label : info.labels) {
-    groups += fmt::format("  {:-^{}}", " " + label + mode + " ", group_width);
+    groups += fmt::format("  {:-^{}}", " " + label + mode + " ", group_width + (host ? host_width : 0));
     names += fmt::format("  {:>10}{:>18}{:>8}{:>8}{:>8}{:>9}", "time(us)", "p10-p90", "algbw", "busbw", "bus/mcp",
                          "check");
+    if (host) names += fmt::format("{:>{}}", "host(us)", host_width);
   }
   for (size_t i = 1; i < info.labels.size(); ++i) names += fmt::format(" {:>14}", "ratio(" + info.labels[i] + ")");
   fmt::print(out, "{}\n{}\n", groups, names);
 }
 
-std::string stat_cells(const Stat &s, double memcpy) {
-  if (!s.present) return fmt::format("  {:>10}{:>18}{:>8}{:>8}{:>8}{:>9}", "-", "-", "-", "-", "-", "-");
+std::string stat_cells(const Stat &s, double memcpy, bool host) {
+  const std::string host_cell = !host ? "" : fmt::format("{:>{}}", s.present ? num(s.host_us) : "-", host_width);
+  if (!s.present) return fmt::format("  {:>10}{:>18}{:>8}{:>8}{:>8}{:>9}", "-", "-", "-", "-", "-", "-") + host_cell;
   return fmt::format("  {:>10}{:>18}{:>8.2f}{:>8.2f}{:>8.2f}{:>9}", num(s.median_us),
                      num(s.p10_us) + "-" + num(s.p90_us), s.algbw_gbs, s.busbw_gbs,
-                     memcpy > 0 ? s.busbw_gbs / memcpy : 0.0, check_text(s));
+                     memcpy > 0 ? s.busbw_gbs / memcpy : 0.0, check_text(s)) + host_cell;
 }
 
 // The queue mode's table (queue_sweep.hpp): the method in the header, then
@@ -181,6 +192,7 @@ void json_result(core::JsonWriter &w, const RunInfo &info, size_t col, const Fie
   w.field("min_us", f.s.min_us).field("max_us", f.s.max_us).field("algbw_gbs", f.s.algbw_gbs);
   w.field("busbw_gbs", f.s.busbw_gbs).field("busbw_over_memcpy", f.s.busbw_gbs / info.memcpy_gbs);
   w.field("ratio_vs_first", f.ratio).field("wrong_elements", f.s.wrong).field("check", f.s.wrong == 0);
+  if (shows_host(o)) w.field("host_us", f.s.host_us);
   if (is_queue(*info.options))
     w.field("burst_msgs", f.s.burst_msgs).field("burst_us", f.s.burst_us)
         .field("burst_msgs_per_s", f.s.burst_msgs_per_s).field("burst_gbs", f.s.burst_gbs);
@@ -231,7 +243,7 @@ void print_table(std::FILE *out, const RunInfo &info, const std::vector<Row> &ro
   print_column_names(out, info);
   for (const Row &r : rows) {
     std::string line = fmt::format("{:>12} {:>12} {:>4}", r.point.bytes, r.point.count, r.point.iters);
-    for (const Stat &s : r.cols) line += stat_cells(s, info.memcpy_gbs);
+    for (const Stat &s : r.cols) line += stat_cells(s, info.memcpy_gbs, shows_host(*info.options));
     for (size_t i = 1; i < r.cols.size(); ++i)
       line += ratio(r, i) > 0 ? fmt::format(" {:>14.2f}", ratio(r, i)) : fmt::format(" {:>14}", "-");
     fmt::print(out, "{}\n", line);
@@ -243,7 +255,7 @@ bool write_csv(const std::string &path, const RunInfo &info, const std::vector<R
   std::string text = "op,dtype,redop,ranks,backend,mem,mode,size_bytes,count,iters,samples,warmup,median_us,"
                      "p10_us,p90_us,min_us,max_us,algbw_gbs,busbw_gbs,busbw_over_memcpy,memcpy_gbs,ratio_vs_first,"
                      "wrong_elements";
-  text += is_queue(o) ? ",burst_msgs,burst_us,burst_msgs_per_s,burst_gbs\n" : "\n";
+  text += is_queue(o) ? ",burst_msgs,burst_us,burst_msgs_per_s,burst_gbs\n" : ",host_us\n";
   for (const Row &r : rows)
     for (size_t c = 0; c < r.cols.size(); ++c) {
       const Stat &s = r.cols[c];
@@ -257,6 +269,8 @@ bool write_csv(const std::string &path, const RunInfo &info, const std::vector<R
       if (is_queue(o))  // the burst, after the columns every op has
         text.insert(text.size() - 1, fmt::format(",{},{},{},{}", s.burst_msgs, s.burst_us, s.burst_msgs_per_s,
                                                  s.burst_gbs));
+      else  // empty where not measured (host buffers, graphs)
+        text.insert(text.size() - 1, shows_host(o) ? fmt::format(",{}", s.host_us) : ",");
     }
   return write_file(path, text);
 }

@@ -18,17 +18,25 @@ void merge_burst(const SizePoint &p, const std::vector<RankResult> &ranks, Stat 
   s->burst_gbs = msgs * static_cast<double>(p.bytes) / ns;
 }
 
+// Per sample the slowest rank's value of `field`, in us, sorted.
+std::vector<double> slowest_per_sample(const std::vector<RankResult> &ranks,
+                                       std::vector<int64_t> RankResult::*field) {
+  std::vector<double> slowest((ranks.front().*field).size(), 0.0);
+  for (const RankResult &r : ranks)
+    for (size_t i = 0; i < slowest.size() && i < (r.*field).size(); ++i)
+      slowest[i] = std::max(slowest[i], static_cast<double>((r.*field)[i]) / 1e3);
+  std::sort(slowest.begin(), slowest.end());
+  return slowest;
+}
+
 Stat merge(const Options &o, const SizePoint &p, const std::vector<RankResult> &ranks) {
   Stat s;
   s.present = true;
   s.samples = static_cast<int32_t>(ranks.front().ns.size());
-  std::vector<double> slowest(ranks.front().ns.size(), 0.0);
-  for (const RankResult &r : ranks) {
-    s.wrong += r.wrong;
-    for (size_t i = 0; i < slowest.size() && i < r.ns.size(); ++i)
-      slowest[i] = std::max(slowest[i], static_cast<double>(r.ns[i]) / 1e3);
-  }
-  std::sort(slowest.begin(), slowest.end());
+  for (const RankResult &r : ranks) s.wrong += r.wrong;
+  const std::vector<double> host = slowest_per_sample(ranks, &RankResult::host_ns);
+  s.host_us = quantile(host, 0.5);
+  const std::vector<double> slowest = slowest_per_sample(ranks, &RankResult::ns);
   if (slowest.empty()) return s;
   s.median_us = quantile(slowest, 0.5), s.p10_us = quantile(slowest, 0.1), s.p90_us = quantile(slowest, 0.9);
   s.min_us = slowest.front(), s.max_us = slowest.back();
@@ -54,7 +62,8 @@ Collector::Collector(const Options &o, size_t columns) : o_(o), columns_(columns
 const Stat *Collector::add(const RankResult &r, std::string *error) {
   const auto row = std::find_if(rows_.begin(), rows_.end(), [&](const Row &x) { return x.point.bytes == r.bytes; });
   if (row == rows_.end() || r.column < 0 || static_cast<size_t>(r.column) >= columns_ || r.rank < 0 ||
-      r.rank >= o_.ranks || r.ns.size() != static_cast<size_t>(row->point.samples)) {
+      r.rank >= o_.ranks || r.ns.size() != static_cast<size_t>(row->point.samples) ||
+      (!r.host_ns.empty() && r.host_ns.size() != r.ns.size())) {
     *error = fmt::format("unexpected result: column {}, rank {}, {} bytes, {} times", r.column, r.rank, r.bytes,
                          r.ns.size());
     return nullptr;

@@ -24,6 +24,9 @@ struct Stat {
   double median_us = 0, p10_us = 0, p90_us = 0, min_us = 0, max_us = 0;
   uint64_t wrong = 0;  // summed over ranks
   double algbw_gbs = 0, busbw_gbs = 0;  // from the median; GB = 1e9 bytes
+  // Device buffers, eager: the host's time to enqueue one call, median over
+  // samples of the slowest rank's (0: not measured).
+  double host_us = 0;
   // Queue only: the burst, timed until the slowest reader had it all.
   int64_t burst_msgs = 0;
   double burst_us = 0, burst_msgs_per_s = 0, burst_gbs = 0;

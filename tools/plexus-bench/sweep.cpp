@@ -49,6 +49,18 @@ bool measure(const Options &o, const SizePoint &p, Transport &t, uint8_t *send, 
   return true;
 }
 
+// The numbers from `at` up to the first thing that is not one; *at moves
+// past them.
+std::vector<int64_t> parse_numbers(const char **at) {
+  std::vector<int64_t> values;
+  char *end = nullptr;
+  for (int64_t v = std::strtoll(*at, &end, 10); end != *at; v = std::strtoll(*at, &end, 10)) {
+    values.push_back(v);
+    *at = end;
+  }
+  return values;
+}
+
 }  // namespace
 
 std::string result_line(const RankResult &r) {
@@ -56,6 +68,8 @@ std::string result_line(const RankResult &r) {
                                  r.count, r.wrong);
   if (r.burst_msgs > 0) fmt::format_to(std::back_inserter(line), " {} {}", r.burst_msgs, r.burst_ns);
   for (int64_t ns : r.ns) fmt::format_to(std::back_inserter(line), " {}", ns);
+  if (!r.host_ns.empty()) line += " h";
+  for (int64_t ns : r.host_ns) fmt::format_to(std::back_inserter(line), " {}", ns);
   line += '\n';
   return line;
 }
@@ -74,9 +88,10 @@ bool parse_result_line(std::string_view line, RankResult *out) {
   *out = RankResult{static_cast<int32_t>(fields[0]), static_cast<int32_t>(fields[1]),
                     static_cast<uint64_t>(fields[2]), static_cast<uint64_t>(fields[3]),
                     static_cast<uint64_t>(fields[4]), {}, fields[5], fields[6]};
-  for (int64_t v = std::strtoll(at, &end, 10); end != at; v = std::strtoll(at, &end, 10)) {
-    out->ns.push_back(v);
-    at = end;
+  out->ns = parse_numbers(&at);
+  if (std::strncmp(at, " h", 2) == 0) {
+    at += 2;
+    out->host_ns = parse_numbers(&at);
   }
   return true;
 }

@@ -19,7 +19,8 @@
 namespace plexus::bench {
 
 // What one rank measured at one size. Travels to the launcher as a line:
-// "R <column> <rank> <bytes> <count> <wrong> <ns> <ns> ...", or for a
+// "R <column> <rank> <bytes> <count> <wrong> <ns> <ns> ...", followed on
+// device buffers in eager mode by " h <host_ns> <host_ns> ...", or for a
 // queue "Q <column> <rank> <bytes> <count> <wrong> <burst_msgs> <burst_ns>
 // <ns> ...", so the collectives' line stays as it was.
 struct RankResult {
@@ -31,6 +32,9 @@ struct RankResult {
   std::vector<int64_t> ns;
   int64_t burst_msgs = 0;  // queue only: messages in the burst, and the
   int64_t burst_ns = 0;    // time until this rank had them all (0: writer)
+  // Device buffers, eager mode: per sample, the host time of its calls
+  // (enqueued, not yet run) divided by their number; empty elsewhere.
+  std::vector<int64_t> host_ns = {};
 };
 
 std::string result_line(const RankResult &r);

@@ -11,6 +11,7 @@
 
 #include "core/cpu_reduce.hpp"
 #include "tools/plexus-bench/data.hpp"
+#include "tools/plexus-bench/results.hpp"
 
 namespace pb = plexus::bench;
 
@@ -136,4 +137,42 @@ TEST_CASE("Bench.Sweep.sizes_follow_nccl_tests") {
   CHECK(points[0].iters == 200);
   CHECK(points[0].warmup == 20);
   CHECK(pb::bus_factor(pb::Coll::all_reduce, 4) == doctest::Approx(1.5));
+}
+
+TEST_CASE("Bench.Results.result_lines_carry_the_host_times") {
+  pb::RankResult r{2, 1, 4096, 1024, 3, {5000, 6000, 7000}};
+  pb::RankResult back;
+  REQUIRE(pb::parse_result_line(pb::result_line(r), &back));
+  CHECK(back.ns == r.ns);
+  CHECK(back.host_ns.empty());
+  r.host_ns = {1500, 1700, 1600};
+  REQUIRE(pb::parse_result_line(pb::result_line(r), &back));
+  CHECK(back.column == 2);
+  CHECK(back.wrong == 3);
+  CHECK(back.ns == r.ns);
+  CHECK(back.host_ns == r.host_ns);
+}
+
+// Per sample the slowest rank counts, for the host time as for the time.
+TEST_CASE("Bench.Results.host_time_is_the_median_of_the_slowest_rank") {
+  pb::Options o;
+  o.ranks = 2, o.min_bytes = 4096, o.max_bytes = 4096, o.mem = pb::Mem::device, o.samples = 3;
+  const std::vector<pb::SizePoint> points = pb::sweep_points(o);
+  REQUIRE(points.size() == 1);
+  REQUIRE(points[0].samples == 3);
+  pb::Collector collector(o, 1);
+  std::string error;
+  const pb::RankResult r0{0, 0, 4096, points[0].count, 0, {9000, 8000, 7000}, 0, 0, {1000, 4000, 1000}};
+  const pb::RankResult r1{0, 1, 4096, points[0].count, 0, {8000, 9000, 7000}, 0, 0, {2000, 1000, 6000}};
+  CHECK(collector.add(r0, &error) == nullptr);
+  const pb::Stat *s = collector.add(r1, &error);
+  REQUIRE(s != nullptr);
+  CHECK(error.empty());
+  CHECK(s->median_us == doctest::Approx(9.0));  // per sample 9, 9, 7
+  CHECK(s->host_us == doctest::Approx(4.0));    // per sample 2, 4, 6
+  pb::RankResult short_host = r0;
+  short_host.host_ns.pop_back();
+  pb::Collector other(o, 1);
+  CHECK(other.add(short_host, &error) == nullptr);
+  CHECK(error.find("unexpected result") != std::string::npos);
 }
