@@ -86,7 +86,12 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
 // The exchange block, from a private pool (plx_mem_stats shows the
 // caller's blocks only); zeroed before any peer can see it: a block of a
 // destroyed communicator may come back with LL lines whose flags a new
-// epoch would match.
+// epoch would match. cudaMalloc segments, because the block's export
+// travels in the card through the rendezvous' shared memory: a legacy IPC
+// handle is plain bytes, a VMM export is a file descriptor, whose number
+// means nothing in another process (tried: the ranks waited at their
+// first barrier, likely each with its own block, exported under the same
+// number, imported as its peer's).
 plx_status Comm::make_block() {
   core::DevicePoolConfig config;
   config.device = setup_.device;
