@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cuda_runtime_api.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <bit>
@@ -11,6 +12,8 @@
 #include <cstdio>
 #include <functional>
 #include <vector>
+
+#include "kernels/probe.hpp"
 
 namespace plexus::bench_launch {
 
@@ -66,6 +69,38 @@ inline double median_of(int samples, const std::function<double()> &once) {
   for (int i = 0; i < samples; ++i) v.push_back(once());
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// An empty kernel's launch: its grid, and whether it goes with programmatic
+// dependent launch.
+struct Shape {
+  unsigned blocks, threads;
+  bool dependent;
+  const char *name() const { return dependent ? "pdl" : "plain"; }
+};
+
+inline bool enqueue(const Shape &s, int n, cudaStream_t stream) {
+  for (int i = 0; i < n; ++i)
+    if (!ok(kernels::probe::launch_empty(s.blocks, s.threads, s.dependent, stream), "launching the empty kernel"))
+      return false;
+  return true;
+}
+
+// Host time to enqueue n kernels (median of 9 runs, each waited for).
+inline double enqueue_us(const Shape &s, int n, cudaStream_t stream) {
+  return median_of(9, [&] {
+    const auto start = Clock::now();
+    enqueue(s, n, stream);
+    const double us = us_since(start, n);
+    ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return us;
+  });
+}
+
+// One result: printed, and a CSV row when csv is open.
+inline void row(std::FILE *csv, const char *what, const Shape &s, double us) {
+  fmt::print("{:<22} {:>4} x {:<4} {:<6} {:8.3f} us\n", what, s.blocks, s.threads, s.name(), us);
+  if (csv) std::fprintf(csv, "%s,%u,%u,%s,%.4f\n", what, s.blocks, s.threads, s.name(), us);
 }
 
 }  // namespace plexus::bench_launch

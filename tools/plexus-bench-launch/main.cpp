@@ -8,8 +8,9 @@
 // the NVLink bandwidth of every way to move a two-shot phase's traffic
 // (nvlink.hpp), the ceiling of an all-reduce's bus bandwidth; with
 // --ce-model, an all-reduce whose NVLink traffic all goes by copy engines
-// (ce_model.hpp). Exits 77
-// (skipped) without a CUDA device.
+// (ce_model.hpp). With --contexts (alone), the host's cost of a launch as
+// the process takes on peers (contexts.hpp). Exits 77 (skipped) without a
+// CUDA device.
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
@@ -24,6 +25,7 @@
 #include "kernels/probe.hpp"
 #include "tools/plexus-bench-launch/ce_model.hpp"
 #include "tools/plexus-bench-launch/common.hpp"
+#include "tools/plexus-bench-launch/contexts.hpp"
 #include "tools/plexus-bench-launch/nvlink.hpp"
 
 namespace {
@@ -31,29 +33,9 @@ namespace {
 namespace probe = plexus::kernels::probe;
 using namespace plexus::bench_launch;
 
-
-struct Shape {
-  unsigned blocks, threads;
-  bool dependent;
-  const char *name() const { return dependent ? "pdl" : "plain"; }
-};
-
-bool enqueue(const Shape &s, int n, cudaStream_t stream) {
-  for (int i = 0; i < n; ++i)
-    if (!ok(probe::launch_empty(s.blocks, s.threads, s.dependent, stream), "launching the empty kernel")) return false;
-  return true;
-}
-
-// Host time to enqueue n kernels, and the time until they all ran.
-void eager(const Shape &s, int n, cudaStream_t stream, double *enqueue_us, double *period_us) {
-  *enqueue_us = median_of(9, [&] {
-    const auto start = Clock::now();
-    enqueue(s, n, stream);
-    const double us = us_since(start, n);
-    ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    return us;
-  });
-  *period_us = median_of(9, [&] {
+// The time from the first enqueue until n kernels all ran.
+double eager_period_us(const Shape &s, int n, cudaStream_t stream) {
+  return median_of(9, [&] {
     const auto start = Clock::now();
     enqueue(s, n, stream);
     ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
@@ -80,21 +62,14 @@ double graph(const Shape &s, int n, cudaStream_t stream) {
   return us;
 }
 
-void row(std::FILE *csv, const char *what, const Shape &s, double us) {
-  fmt::print("{:<22} {:>4} x {:<4} {:<6} {:8.3f} us\n", what, s.blocks, s.threads, s.name(), us);
-  if (csv) std::fprintf(csv, "%s,%u,%u,%s,%.4f\n", what, s.blocks, s.threads, s.name(), us);
-}
-
 void launches(cudaStream_t stream, std::FILE *csv) {
   const int n = 2000;
   for (unsigned blocks : {1u, 128u})
     for (bool dependent : {false, true}) {
       const Shape s{blocks, 512, dependent};
       enqueue(s, 100, stream), cudaStreamSynchronize(stream);
-      double enqueue_us = 0, period_us = 0;
-      eager(s, n, stream, &enqueue_us, &period_us);
-      row(csv, "host_enqueue", s, enqueue_us);
-      row(csv, "eager_period", s, period_us);
+      row(csv, "host_enqueue", s, enqueue_us(s, n, stream));
+      row(csv, "eager_period", s, eager_period_us(s, n, stream));
       row(csv, "graph_period", s, graph(s, 200, stream));
     }
 }
@@ -146,13 +121,16 @@ void ping(std::FILE *csv) {
 
 int main(int argc, char **argv) {
   const char *csv_path = nullptr;
-  bool with_push = false, with_ce_model = false;
+  bool with_push = false, with_ce_model = false, contexts = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) csv_path = argv[++i];
     else if (std::strcmp(argv[i], "--push") == 0) with_push = true;
     else if (std::strcmp(argv[i], "--ce-model") == 0) with_ce_model = true;
-    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE] [--push] [--ce-model]\n"), 2;
+    else if (std::strcmp(argv[i], "--contexts") == 0) contexts = true;
+    else return std::fprintf(stderr, "usage: plexus-bench-launch [--csv FILE] [--push] [--ce-model] | --contexts\n"), 2;
   }
+  // the helper is forked before this process touches CUDA
+  if (contexts && !start_context_helper()) return 1;
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count < 1) return std::printf("SKIP: no CUDA device\n"), 77;
   std::FILE *csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
@@ -160,6 +138,11 @@ int main(int argc, char **argv) {
   // value: µs, or GB/s for *_gbs; ce_all_reduce_model_* rows put the chunk
   // count under blocks and the wrong elements ("-": not checked) under threads
   if (csv) std::fprintf(csv, "what,blocks,threads,launch,value\n");
+  if (contexts) {  // alone: the other probes would change the state it starts from
+    const bool good = launch_contexts(csv);
+    if (csv) std::fclose(csv);
+    return good ? 0 : 1;
+  }
   cudaStream_t stream = nullptr;
   if (!ok(cudaSetDevice(0), "cudaSetDevice") ||
       !ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"))
