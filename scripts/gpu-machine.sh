@@ -24,7 +24,8 @@
 #             --mem device_pool (p2p-tree's outputs registered: written in place) eager and graph; then
 #             reduce-scatter and all-gather against raw NCCL (PLEXUS_P2P_PHASE_OPS; empty: neither)
 #   p2plat    the launch floor (plexus-bench-launch: enqueue cost, back-to-back kernel period eager and
-#             in a graph, with and without programmatic dependent launch, NVLink one-way latency), then
+#             in a graph, with and without programmatic dependent launch, NVLink one-way latency; with
+#             --contexts the enqueue cost as the process takes on peer access and IPC mappings), then
 #             p2p-tree against raw NCCL from 8 B to 1 MiB, eager and graph, per PLEXUS_P2P_LAT_CONFIGS entry
 #             pdl<0|1>-t<LL_THREADS> (default pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128), PLEXUS_P2P_LAT_ROUNDS
 #             times (default 2), sizes a factor PLEXUS_P2P_LAT_FACTOR apart (default 4)
@@ -202,6 +203,9 @@ fi
 if has_step p2plat; then
   "$bin/plexus-bench-launch/plexus-bench-launch" --csv "$out/launch.csv" > "$out/launch.txt" 2>&1
   echo "plexus-bench-launch: exit $?"; cat "$out/launch.txt"
+  # a launch's host cost as the process takes on peers (needs 2 GPUs)
+  "$bin/plexus-bench-launch/plexus-bench-launch" --contexts --csv "$out/contexts.csv" > "$out/contexts.txt" 2>&1
+  echo "plexus-bench-launch --contexts: exit $?"; cat "$out/contexts.txt"
   for round in $(seq "${PLEXUS_P2P_LAT_ROUNDS:-2}"); do
     for config in ${PLEXUS_P2P_LAT_CONFIGS:-pdl0-t512 pdl1-t512 pdl1-t256 pdl1-t128}; do  # PDL and LL_THREADS
       pdl=${config%%-*}; pdl=${pdl#pdl}; threads=${config##*-t}
