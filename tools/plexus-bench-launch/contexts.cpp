@@ -150,27 +150,32 @@ bool time_beside_launches(std::FILE *csv, cudaStream_t stream) {
   return write_all(helper.to, &kStop, 1) && read_all(helper.from, &ack, 1) && ack == kAck;
 }
 
-// The host's cost of a launch that has work to do: a copy on GPU 0 of
-// `bytes` (16 KiB: done before the next launch arrives; 8 MiB: about 6 us,
-// so the stream holds launches not yet run, as when a collective's kernel
-// waits for its peers), 200 at a time as plexus-bench's samples.
+// Host time per launch of 200 copies of `bytes` from buffers[0] to
+// buffers[1] (median of 9 runs, each waited for); negative on an error.
+double copies_enqueue_us(void *const *buffers, uint64_t bytes, cudaStream_t stream) {
+  bool good = true;
+  const double us = median_of(9, [&] {
+    const auto start = Clock::now();
+    for (int i = 0; good && i < 200; ++i)
+      good = ok(kernels::probe::launch_copies(&buffers[0], &buffers[1], 1, bytes, 128, stream), "launch_copies");
+    const double enqueue = us_since(start, 200);
+    (void)cudaStreamSynchronize(stream);
+    return enqueue;
+  });
+  return good ? us : -1;
+}
+
+// The host's cost of a launch that has work to do: a copy on GPU 0 of 16
+// KiB (done before the next launch arrives) or 8 MiB (about 6 us, so the
+// stream holds launches not yet run, as when a collective's kernel waits
+// for its peers), 200 at a time as plexus-bench's samples.
 bool time_pending(std::FILE *csv, cudaStream_t stream) {
   void *buffers[2] = {};
   bool good = ok(cudaMalloc(&buffers[0], 8 << 20), "cudaMalloc") && ok(cudaMalloc(&buffers[1], 8 << 20), "cudaMalloc");
   for (uint64_t bytes : {uint64_t{16} << 10, uint64_t{8} << 20}) {
-    const auto copies = [&](int n) {
-      for (int i = 0; good && i < n; ++i)
-        good = ok(kernels::probe::launch_copies(&buffers[0], &buffers[1], 1, bytes, 128, stream), "launch_copies");
-    };
-    const double us = median_of(9, [&] {
-      const auto start = Clock::now();
-      copies(200);
-      const double enqueue = us_since(start, 200);
-      (void)cudaStreamSynchronize(stream);
-      return enqueue;
-    });
-    const std::string what = fmt::format("host_enqueue_copy_{}k", bytes >> 10);
-    if (good) row(csv, what.c_str(), Shape{128, 512, false}, us);
+    const double us = good ? copies_enqueue_us(buffers, bytes, stream) : -1;
+    good = us >= 0;
+    if (good) row(csv, fmt::format("host_enqueue_copy_{}k", bytes >> 10).c_str(), Shape{128, 512, false}, us);
   }
   for (void *b : buffers) (void)cudaFree(b);
   return good;
