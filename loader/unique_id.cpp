@@ -9,6 +9,18 @@ namespace {
 
 constexpr const char (&id_magic)[8] = unique_id_magic;
 
+// What seal_unique_id leaves zero: the plugin name's padding after its NUL
+// and the reserved bytes. A newer plexus may give them a meaning; this one
+// must not take such an id for its own.
+bool zero_padded(const UniqueIdHeader &header) {
+  const size_t name = strnlen(header.plugin, sizeof(header.plugin));
+  for (size_t i = name; i < sizeof(header.plugin); ++i)
+    if (header.plugin[i] != '\0') return false;
+  for (const uint8_t b : header.reserved)
+    if (b != 0) return false;
+  return true;
+}
+
 }  // namespace
 
 uint32_t unique_id_checksum(const plx_unique_id &id) {
@@ -45,6 +57,9 @@ plx_status check_unique_id(const char *fn, const plx_unique_id *id, const char *
       std::strcmp(header.plugin, plugin) != 0)
     return core::fail(PLX_ERR_INVALID_ARGUMENT,
                       "{}: id was made by backend '{:.31s}', not by '{}'", fn, header.plugin, plugin);
+  if (!zero_padded(header))
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: id's reserved header bytes are not zero (made by "
+                      "a newer plexus, or altered and resealed): pass the id of plx_get_unique_id", fn);
   return PLX_OK;
 }
 

@@ -279,3 +279,24 @@ TEST_CASE("Loader.CompositeId.copies") {
   // A short match is cheaper as literals: 5 shared bytes stay plain.
   CHECK(encode_payload(earlier, earlier.data() + 2, 5) == std::vector<uint8_t>{'/', 'p', 'l', 'e', 'x'});
 }
+
+// The plugin-id check takes only what seal_unique_id writes: bytes it
+// leaves zero (the name's padding, the reserved field) that are not, under
+// a checksum made to match, are refused (found by fuzz.unique_id).
+TEST_CASE("Loader.UniqueId.only_bytes_as_sealed_pass") {
+  plx_unique_id sealed{};
+  for (size_t i = sizeof(UniqueIdHeader); i < PLX_UNIQUE_ID_BYTES; ++i) sealed.bytes[i] = static_cast<uint8_t>(i * 7);
+  seal_unique_id(&sealed, "shm-native");
+  REQUIRE(check_unique_id("plx_comm_init", &sealed, "shm-native") == PLX_OK);
+  const size_t padding = offsetof(UniqueIdHeader, plugin) + std::strlen("shm-native") + 1;
+  for (const size_t at : {padding, offsetof(UniqueIdHeader, plugin) + 31, offsetof(UniqueIdHeader, reserved),
+                          offsetof(UniqueIdHeader, reserved) + 15}) {
+    CAPTURE(at);
+    plx_unique_id id = sealed;
+    id.bytes[at] = 'n';
+    const uint32_t sum = unique_id_checksum(id);
+    std::memcpy(id.bytes + offsetof(UniqueIdHeader, checksum), &sum, sizeof(sum));
+    CHECK(check_unique_id("plx_comm_init", &id, "shm-native") == PLX_ERR_INVALID_ARGUMENT);
+    CHECK(plexus::core::last_message().find("reserved header bytes are not zero") != std::string::npos);
+  }
+}
