@@ -16,8 +16,9 @@
 #   shm     shm-native against Open MPI at PLEXUS_GPU_RANKS ranks (unset: "8 16"; empty: no bench), once per entry of
 #           PLEXUS_SHM_SWEEP ("label:VAR=value,VAR=value ...", the variables without PLEXUS_SHM_NATIVE_;
 #           default "auto:", the defaults), each PLEXUS_SHM_ROUNDS times (default 1), sizes PLEXUS_SHM_SIZES
-#           (default "-b 8 -e 32M -f 4"); then its conformance at PLEXUS_SHM_CONF_RANKS ranks (default 8;
-#           empty: none)
+#           (default "-b 8 -e 32M -f 4"), for each buffer kind of PLEXUS_SHM_MEMS (default host; also
+#           shared_host, and either with "+rewrite": --rewrite-input); then its conformance at
+#           PLEXUS_SHM_CONF_RANKS ranks (default 8; empty: none)
 #   p2pcases  p2p-tree's GPU test cases one at a time (debug log, 120 s each; PLEXUS_P2P_CASES picks them)
 #   p2pconf   plexus-conformance --backend p2p-tree (then per PLEXUS_P2P_CONF_BLOCKS and PLEXUS_P2P_CONF_ALGOS)
 #   p2pbench  plexus-bench --mem device: p2p-tree, nccl and raw NCCL, bfloat16, eager and graph; then
@@ -154,10 +155,15 @@ if has_step shm; then
         label=${config%%:*}; vars=()
         IFS=, read -ra settings <<< "${config#*:}"
         for setting in "${settings[@]}"; do [ -n "$setting" ] && vars+=("PLEXUS_SHM_NATIVE_$setting"); done
-        name="shm-$n"; [ "$label" = auto ] || name+="-$label"; [ "$round" = 1 ] || name+="-r$round"
-        echo "shm $name: ${vars[*]}"
-        (for setting in "${vars[@]}"; do export "$setting"; done
-         run_bench "$name" --backends "shm-native$peer" --ranks "$n" ${PLEXUS_SHM_SIZES:--b 8 -e 32M -f 4})
+        for mem in ${PLEXUS_SHM_MEMS:-host}; do
+          mem_args=(--mem "${mem%+rewrite}"); [ "$mem" = "${mem%+rewrite}" ] || mem_args+=(--rewrite-input)
+          name="shm-$n"; [ "$label" = auto ] || name+="-$label"; [ "$mem" = host ] || name+="-${mem/+/-}"
+          [ "$round" = 1 ] || name+="-r$round"
+          echo "shm $name: ${vars[*]} ${mem_args[*]}"
+          (for setting in "${vars[@]}"; do export "$setting"; done
+           run_bench "$name" --backends "shm-native$peer" --ranks "$n" "${mem_args[@]}" \
+             ${PLEXUS_SHM_SIZES:--b 8 -e 32M -f 4})
+        done
       done
     done
   done

@@ -45,6 +45,11 @@ constexpr const char *usage_text =
     "                      show host(us), the host's time per call to enqueue them);\n"
     "                      device_pool: the plexus columns allocate from the backend's\n"
     "                      device pool (raw-nccl keeps cudaMalloc buffers)\n"
+    "  --rewrite-input     host buffers: before every call each rank writes its whole\n"
+    "                      input again (a copy of it, outside the timed part), as a\n"
+    "                      program that has just computed it; without it the peers\n"
+    "                      read lines the call before left clean in their caches\n"
+    "                      (mode 'rewrite'; the last call's result is checked too)\n"
     "  --graph             device: capture the -n calls of a sample once per size in a\n"
     "                      CUDA graph and time its launches (mode 'graph', else 'eager')\n"
     "  --samples N         device: timed samples per size (default 20)\n"
@@ -187,6 +192,7 @@ bool apply_switch(std::string_view flag, Options *o) {
   if (flag == "--graph") o->graph = true;
   else if (flag == "--allow-shared-gpu") o->allow_shared_gpu = true;
   else if (flag == "--skip-without-gpu") o->skip_without_gpu = true;
+  else if (flag == "--rewrite-input") o->rewrite_input = true;
   else return false;
   return true;
 }
@@ -207,6 +213,8 @@ std::string validate(const Options &o) {
   if (is_queue(o) && o.min_bytes < 8) return "--op queue needs -b 8 or more: a message carries an 8-byte time stamp";
   if (is_queue(o) && on_device(o)) return "--op queue works on host memory only: drop --mem device";
   if (o.samples > 0 && !on_device(o)) return "--samples needs --mem device or device_pool: host buffers time every call";
+  if (o.rewrite_input && (on_device(o) || is_queue(o)))
+    return "--rewrite-input works on host collectives only: drop --mem device and --op queue";
   if (o.graph && !on_device(o)) return "--graph needs --mem device or device_pool: only stream-ordered calls are captured";
   if (o.wire >= 0 && o.dtype < PLX_FLOAT16) return "--wire needs a float dtype (-d): integers travel as themselves";
   for (const std::string &b : o.backends)

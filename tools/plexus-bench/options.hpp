@@ -43,6 +43,7 @@ struct Options {
   int32_t samples = 0;            // device: timed samples per size; 0: 20
   bool allow_shared_gpu = false;  // device: more ranks than GPUs is allowed
   bool skip_without_gpu = false;  // device: exit 77 (a skipped test) without a CUDA device
+  bool rewrite_input = false;     // host: each rank writes its input again before every call
   std::string csv, json, plot;
 };
 
@@ -78,8 +79,9 @@ bool is_reduction(Coll c);
 inline bool is_queue(const Options &o) { return o.coll == Coll::queue; }
 inline bool on_device(const Options &o) { return o.mem == Mem::device || o.mem == Mem::device_pool; }
 const char *mem_name(Mem m);
-// "eager" (one call after the other) or "graph" (--graph).
-inline const char *mode_name(const Options &o) { return o.graph ? "graph" : "eager"; }
+// "eager" (one call after the other), "graph" (--graph) or "rewrite" (host
+// buffers, each call after its input was written again: --rewrite-input).
+inline const char *mode_name(const Options &o) { return o.graph ? "graph" : o.rewrite_input ? "rewrite" : "eager"; }
 // The memory a column's buffers really are: the peers keep ordinary
 // buffers where the plexus columns use a backend's pool.
 const char *column_mem(const Options &o, const std::string &label);

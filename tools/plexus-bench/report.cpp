@@ -78,7 +78,10 @@ void print_header(std::FILE *out, const RunInfo &info) {
   const Options &o = *info.options;
   fmt::print(out, "# plexus-bench: {}, {}, {}, {} ranks, root 0, {}{}\n", coll_name(o.coll), dtype_name(o.dtype),
              is_reduction(o.coll) ? redop_name(o.redop) : "-", o.ranks, buffers_text(o.mem),
-             on_device(o) ? fmt::format(", mode {}", mode_name(o)) : "");
+             on_device(o) || o.rewrite_input ? fmt::format(", mode {}", mode_name(o)) : "");
+  if (o.rewrite_input)
+    fmt::print(out, "# mode rewrite: before every call each rank copies its input over its send buffer again "
+                    "(not timed), as a program that has just written it\n");
   if (o.wire >= 0)
     fmt::print(out, "# wire: the plexus columns' reductions travel as {} (opts->wire_dtype), checked to its "
                     "rounding; raw-nccl and mpi send {}\n", dtype_name(o.wire), dtype_name(o.dtype));

@@ -20,33 +20,60 @@ struct BufferDeleter {
 };
 using Buffer = std::unique_ptr<uint8_t, BufferDeleter>;
 
-// Page-aligned (or pool-aligned) and touched once, so page faults stay out
-// of the timings.
-Buffer make_buffer(Transport &t, uint64_t bytes) {
+// From pool, or page-aligned from aligned_alloc without one; touched once,
+// so page faults stay out of the timings.
+Buffer make_buffer(Transport *pool, uint64_t bytes) {
   const uint64_t rounded = (std::max<uint64_t>(bytes, 1) + 4095) / 4096 * 4096;
-  Buffer b(static_cast<uint8_t *>(t.pooled() ? t.allocate(rounded) : std::aligned_alloc(4096, rounded)),
-           BufferDeleter{t.pooled() ? &t : nullptr});
+  Buffer b(static_cast<uint8_t *>(pool ? pool->allocate(rounded) : std::aligned_alloc(4096, rounded)),
+           BufferDeleter{pool});
   if (b) std::memset(b.get(), 0, rounded);
   return b;
 }
 
-bool measure(const Options &o, const SizePoint &p, Transport &t, uint8_t *send, uint8_t *recv, RankResult *r) {
-  const uint64_t seed = size_seed(p.bytes);
-  fill_input(o.dtype, seed, t.rank(), 0, send_count(o, p), send);
-  poison(o.dtype, recv, recv_count(o, p));
-  if (!t.run(p, send, recv)) return false;
-  r->wrong = count_wrong(o, p, t.rank(), seed, recv);
-  if (!t.barrier()) return false;
-  for (int32_t i = 0; i < p.warmup; ++i)
-    if (!t.run(p, send, recv)) return false;
-  if (!t.barrier()) return false;
+// A rank's buffers for a sweep. fresh (--rewrite-input only) keeps the
+// input as first written, copied over send before every call.
+struct Buffers {
+  Buffer send, recv, fresh;
+};
+
+// With --rewrite-input, send is written again from fresh, so the call
+// finds its input's lines modified in this rank's cache, as after the
+// computation that produced it, not clean in the peers' caches.
+void rewrite_input(const Options &o, const SizePoint &p, const Buffers &b) {
+  if (o.rewrite_input) std::memcpy(b.send.get(), b.fresh.get(), send_count(o, p) * dtype_bytes(o.dtype));
+}
+
+// One call on fresh input into a poisoned output; the wrong elements.
+bool checked_call(const Options &o, const SizePoint &p, Transport &t, const Buffers &b, uint64_t *wrong) {
+  rewrite_input(o, p, b);
+  poison(o.dtype, b.recv.get(), recv_count(o, p));
+  if (!t.run(p, b.send.get(), b.recv.get())) return false;
+  *wrong += count_wrong(o, p, t.rank(), size_seed(p.bytes), b.recv.get());
+  return true;
+}
+
+bool timed_calls(const Options &o, const SizePoint &p, Transport &t, const Buffers &b, RankResult *r) {
   r->ns.resize(static_cast<size_t>(p.iters));
   for (int64_t &ns : r->ns) {
+    rewrite_input(o, p, b);
     const auto start = std::chrono::steady_clock::now();
-    if (!t.run(p, send, recv)) return false;
+    if (!t.run(p, b.send.get(), b.recv.get())) return false;
     ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
   }
   return true;
+}
+
+bool measure(const Options &o, const SizePoint &p, Transport &t, const Buffers &b, RankResult *r) {
+  fill_input(o.dtype, size_seed(p.bytes), t.rank(), 0, send_count(o, p), b.send.get());
+  if (o.rewrite_input) std::memcpy(b.fresh.get(), b.send.get(), send_count(o, p) * dtype_bytes(o.dtype));
+  if (!checked_call(o, p, t, b, &r->wrong) || !t.barrier()) return false;
+  for (int32_t i = 0; i < p.warmup; ++i) {
+    rewrite_input(o, p, b);
+    if (!t.run(p, b.send.get(), b.recv.get())) return false;
+  }
+  if (!t.barrier() || !timed_calls(o, p, t, b, r)) return false;
+  // Rewritten inputs: the calls after the first are checked once more.
+  return !o.rewrite_input || checked_call(o, p, t, b, &r->wrong);
 }
 
 // The numbers from `at` up to the first thing that is not one; *at moves
@@ -108,15 +135,17 @@ bool run_sweep(const Options &o, int32_t column, Transport &t) {
   const std::vector<SizePoint> points = sweep_points(o);
   uint64_t send_max = 0, recv_max = 0;
   largest_buffers(o, &send_max, &recv_max);
-  const Buffer send = make_buffer(t, send_max), recv = make_buffer(t, recv_max);
-  if (!send || !recv) {
+  Transport *pool = t.pooled() ? &t : nullptr;
+  Buffers b{make_buffer(pool, send_max), make_buffer(pool, recv_max), nullptr};
+  if (o.rewrite_input) b.fresh = make_buffer(nullptr, send_max);  // private memory, never the pool
+  if (!b.send || !b.recv || (o.rewrite_input && !b.fresh)) {
     std::fprintf(stderr, "plexus-bench: rank %d: cannot allocate %llu + %llu bytes\n", t.rank(),
                  static_cast<unsigned long long>(send_max), static_cast<unsigned long long>(recv_max));
     return false;
   }
   for (const SizePoint &p : points) {
     RankResult r{column, t.rank(), p.bytes, p.count, 0, {}};
-    if (!measure(o, p, t, send.get(), recv.get(), &r) || !t.report(r)) return false;
+    if (!measure(o, p, t, b, &r) || !t.report(r)) return false;
   }
   return true;
 }

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <bit>
+#include <string>
 #include <cstring>
 #include <vector>
 
 #include "core/cpu_reduce.hpp"
 #include "tools/plexus-bench/data.hpp"
 #include "tools/plexus-bench/results.hpp"
+#include "tools/plexus-bench/sweep.hpp"
 
 namespace pb = plexus::bench;
 
@@ -175,4 +177,85 @@ TEST_CASE("Bench.Results.host_time_is_the_median_of_the_slowest_rank") {
   pb::Collector other(o, 1);
   CHECK(other.add(short_host, &error) == nullptr);
   CHECK(error.find("unexpected result") != std::string::npos);
+}
+
+namespace {
+
+// One rank whose all-reduce copies send to recv (the sum of one input), with
+// faults to inject: a call that writes over its input afterwards, outputs
+// wrong from some call on. It counts the calls that found the input as the
+// first call did.
+class OneRankCopy : public pb::Transport {
+ public:
+  bool scribble_on_send = false;
+  int32_t corrupt_from_call = -1;
+  int32_t calls = 0, intact_inputs = 0;
+  std::vector<pb::RankResult> reports;
+
+  int32_t rank() const override { return 0; }
+  int32_t nranks() const override { return 1; }
+  bool barrier() override { return true; }
+  bool report(const pb::RankResult &r) override { return reports.push_back(r), true; }
+  bool run(const pb::SizePoint &p, const void *send, void *recv) override {
+    const size_t bytes = p.count * sizeof(float);
+    if (first_input_.empty()) first_input_.assign(static_cast<const uint8_t *>(send), static_cast<const uint8_t *>(send) + bytes);
+    intact_inputs += std::memcmp(send, first_input_.data(), bytes) == 0;
+    std::memcpy(recv, send, bytes);
+    if (corrupt_from_call >= 0 && calls >= corrupt_from_call) static_cast<float *>(recv)[0] += 1.0f;
+    if (scribble_on_send) std::memset(const_cast<void *>(send), 0x7f, bytes);
+    return ++calls, true;
+  }
+
+ private:
+  std::vector<uint8_t> first_input_;
+};
+
+pb::Options one_size_on_one_rank(bool rewrite_input) {
+  pb::Options o;
+  o.ranks = 1, o.min_bytes = o.max_bytes = 4096, o.iters = 5, o.warmup = 1, o.rewrite_input = rewrite_input;
+  return o;
+}
+
+}  // namespace
+
+// Without --rewrite-input only the first call is checked; with it the
+// last one too, so outputs that go wrong after the first call are caught.
+TEST_CASE("Bench.Sweep.rewritten_inputs_check_the_last_call") {
+  for (const bool rewrite : {false, true}) {
+    CAPTURE(rewrite);
+    OneRankCopy t;
+    t.corrupt_from_call = 1;
+    REQUIRE(pb::run_sweep(one_size_on_one_rank(rewrite), 0, t));
+    REQUIRE(t.reports.size() == 1);
+    CHECK(t.calls == (rewrite ? 8 : 7));  // checked, warm-up, 5 timed (, checked)
+    CHECK(t.reports[0].ns.size() == 5);
+    CHECK(t.reports[0].wrong == (rewrite ? 1u : 0u));
+  }
+}
+
+// Every call finds its input as first written, even after a call wrote
+// over it; without the option the calls after such a call do not.
+TEST_CASE("Bench.Sweep.rewrite_restores_the_input_before_every_call") {
+  for (const bool rewrite : {false, true}) {
+    CAPTURE(rewrite);
+    OneRankCopy t;
+    t.scribble_on_send = true;
+    REQUIRE(pb::run_sweep(one_size_on_one_rank(rewrite), 0, t));
+    CHECK(t.intact_inputs == (rewrite ? t.calls : 1));
+    CHECK(t.reports[0].wrong == 0);
+  }
+}
+
+TEST_CASE("Bench.Options.rewrite_input_takes_host_collectives_only") {
+  const auto parse = [](std::vector<const char *> args, pb::Options *o) {
+    args.insert(args.begin(), "plexus-bench");
+    return pb::parse_options(static_cast<int>(args.size()), const_cast<char **>(args.data()), o);
+  };
+  pb::Options o;
+  CHECK(parse({"--rewrite-input", "--mem", "shared_host"}, &o) == -1);
+  CHECK(o.rewrite_input);
+  CHECK(std::string(pb::mode_name(o)) == "rewrite");
+  pb::Options device, queue;
+  CHECK(parse({"--rewrite-input", "--mem", "device"}, &device) == 2);
+  CHECK(parse({"--rewrite-input", "--op", "queue"}, &queue) == 2);
 }
