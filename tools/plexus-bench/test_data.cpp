@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <string>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/cpu_reduce.hpp"
@@ -198,7 +198,8 @@ class OneRankCopy : public pb::Transport {
   bool report(const pb::RankResult &r) override { return reports.push_back(r), true; }
   bool run(const pb::SizePoint &p, const void *send, void *recv) override {
     const size_t bytes = p.count * sizeof(float);
-    if (first_input_.empty()) first_input_.assign(static_cast<const uint8_t *>(send), static_cast<const uint8_t *>(send) + bytes);
+    const auto *in = static_cast<const uint8_t *>(send);
+    if (first_input_.empty()) first_input_.assign(in, in + bytes);
     intact_inputs += std::memcmp(send, first_input_.data(), bytes) == 0;
     std::memcpy(recv, send, bytes);
     if (corrupt_from_call >= 0 && calls >= corrupt_from_call) static_cast<float *>(recv)[0] += 1.0f;
