@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/gpu_skip.hpp"
+
 extern char **environ;
 
 namespace plexus::test {
@@ -101,7 +103,7 @@ void run_gpu_ranks(const char *backend_spec, const char *test_case, int nranks,
   plx_backend_h backend = nullptr;
   const plx_status opened = plx_backend_open(backend_spec, &backend);
   if (opened == PLX_ERR_UNSUPPORTED && skip_when_declined) {  // e.g. GPUs without peer access
-    MESSAGE(backend_spec, " declined this machine: ", plx_last_error());
+    skip_case(std::string(backend_spec) + " declined this machine: " + plx_last_error());
     return;
   }
   INFO("plx_backend_open(", backend_spec, "): ", plx_last_error());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/gpu_skip.hpp"
 #include "tests/plugins/gpu_ranks.hpp"
 
 namespace {
@@ -237,7 +238,7 @@ TEST_CASE("plugins.nccl.gpu.abort_is_sticky") {
 
 TEST_CASE("plugins.nccl.gpu.two_ranks_collectives") {
   if (plexus::test::cuda_devices() < 2) {
-    MESSAGE("one GPU: the two-rank tests are skipped");
+    plexus::test::skip_case("one GPU: the two-rank tests need two");
     return;
   }
   run_nccl_ranks("plugins.nccl.gpu.two_ranks_collectives", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {
@@ -261,7 +262,7 @@ TEST_CASE("plugins.nccl.gpu.two_ranks_collectives") {
 
 TEST_CASE("plugins.nccl.gpu.two_ranks_split") {
   if (plexus::test::cuda_devices() < 2) {
-    MESSAGE("one GPU: the two-rank tests are skipped");
+    plexus::test::skip_case("one GPU: the two-rank tests need two");
     return;
   }
   run_nccl_ranks("plugins.nccl.gpu.two_ranks_split", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {
@@ -290,7 +291,7 @@ TEST_CASE("plugins.nccl.gpu.two_ranks_split") {
 
 TEST_CASE("plugins.nccl.gpu.two_ranks_missing_peer_times_out") {
   if (plexus::test::cuda_devices() < 2) {
-    MESSAGE("one GPU: the two-rank tests are skipped");
+    plexus::test::skip_case("one GPU: the two-rank tests need two");
     return;
   }
   run_nccl_ranks("plugins.nccl.gpu.two_ranks_missing_peer_times_out", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {
@@ -362,7 +363,7 @@ void destroy_within(plx_comm_h comm, std::chrono::seconds bound) {
 // NCCL does not tell the other ranks of an abort: the failure domain does.
 TEST_CASE("plugins.nccl.gpu.two_ranks_abort_reaches_peer") {
   if (plexus::test::cuda_devices() < 2) {
-    MESSAGE("one GPU: the two-rank tests are skipped");
+    plexus::test::skip_case("one GPU: the two-rank tests need two");
     return;
   }
   run_nccl_ranks("plugins.nccl.gpu.two_ranks_abort_reaches_peer", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {
@@ -398,7 +399,7 @@ TEST_CASE("plugins.nccl.gpu.two_ranks_abort_reaches_peer") {
 // failure domain's liveness check, long before the 20 s timeout.
 TEST_CASE("plugins.nccl.gpu.two_ranks_killed_peer_is_peer_lost") {
   if (plexus::test::cuda_devices() < 2) {
-    MESSAGE("one GPU: the two-rank tests are skipped");
+    plexus::test::skip_case("one GPU: the two-rank tests need two");
     return;
   }
   run_nccl_ranks("plugins.nccl.gpu.two_ranks_killed_peer_is_peer_lost", 2, [](plx_backend_h b, const plx_unique_id &id, int rank) {

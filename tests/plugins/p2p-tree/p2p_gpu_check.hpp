@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/gpu_skip.hpp"
 #include "tests/plugins/gpu_data.hpp"
 #include "tests/plugins/p2p-tree/p2p_ranks.hpp"
 
@@ -69,7 +70,7 @@ inline plx_status wait_for_failure(plx_comm_h comm, std::chrono::seconds bound) 
 
 inline bool two_gpus() {
   if (cuda_devices() >= 2) return true;
-  MESSAGE("fewer than two GPUs: the two-rank test is skipped");
+  skip_case("fewer than two GPUs for a two-rank test");
   return false;
 }
 

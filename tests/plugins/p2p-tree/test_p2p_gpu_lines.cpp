@@ -69,7 +69,7 @@ using Settings = std::vector<std::pair<const char *, const char *>>;
 void run_lines(const char *test_case, const Settings &settings, int32_t algo, const Sizes &sizes = kLineSizes) {
   const int nranks = ranks_for_lines();
   if (nranks < 2) {
-    MESSAGE("fewer than two GPUs: ", test_case, " is skipped");
+    plexus::test::skip_case(std::string("fewer than two GPUs for ") + test_case);
     return;
   }
   for (const auto &[name, value] : settings) setenv(name, value, 1);

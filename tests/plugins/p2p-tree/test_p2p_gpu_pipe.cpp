@@ -344,7 +344,7 @@ TEST_CASE("plugins.p2p_tree.gpu.unlink_splitting_two_ranks_is_refused") {
 // 1-3 unlinked: the ring 0 1 2 3 takes large messages.
 static void partly_connected(const char *test_case, int nranks) {
   if (cuda_devices() < nranks) {
-    MESSAGE("fewer than ", nranks, " GPUs: the partly connected case is skipped");
+    plexus::test::skip_case("fewer than " + std::to_string(nranks) + " GPUs for the partly connected case");
     return;
   }
   ScopedEnv unlink("PLEXUS_P2P_TREE_UNLINK", nranks == 3 ? "0-2" : "0-2,1-3");

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/cpu_reduce.hpp"
+#include "tests/gpu_skip.hpp"
 
 namespace plexus::test::pinned {
 
@@ -21,7 +22,7 @@ void run_pinned_ranks(const char *test_case, int nranks,
 
 bool two_gpus() {
   if (cuda_devices() >= 2) return true;
-  MESSAGE("fewer than two GPUs: the multi-rank test is skipped");
+  plexus::test::skip_case("fewer than two GPUs for a multi-rank test");
   return false;
 }
 
