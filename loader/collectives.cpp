@@ -1,11 +1,11 @@
 // The collectives of plexus.h: every argument is checked here, before the
 // plugin runs (PLX-L-20 .. PLX-L-26), then one descriptor goes to the
 // plugin's `collective` slot.
-#include <chrono>
 #include <cstring>
 
 #include "loader/errors.hpp"
 #include "loader/objects.hpp"
+#include "loader/tick_clock.hpp"
 
 using namespace plexus;
 using namespace plexus::loader;
@@ -103,15 +103,14 @@ plx_status check_buffer(const Call &c, const char *arg, const void *p, bool need
 bool contributes(const Call &c) { return !(c.options.flags & PLX_COLL_FLAG_NO_CONTRIBUTION); }
 
 plx_status dispatch(Call *c, uint64_t bytes) {
-  const auto start = std::chrono::steady_clock::now();
+  const uint64_t start = ticks_now();
   plx_comm *comm = c->comm;
   const plx_status s = note_result(comm, PLX_CALL_SLOT(c->fn, comm->backend, collective, comm->state, &c->desc));
   if (s != PLX_OK) return s;
   OpCounters &counters = comm->counters[c->desc.coll];
-  counters.calls.fetch_add(1, std::memory_order_relaxed);
-  counters.bytes.fetch_add(bytes, std::memory_order_relaxed);
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
-  counters.time_ns.fetch_add(static_cast<uint64_t>(ns.count()), std::memory_order_relaxed);
+  add_relaxed(counters.calls, 1);
+  add_relaxed(counters.bytes, bytes);
+  add_relaxed(counters.time_ticks, ticks_now() - start);
   return PLX_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "loader/objects.hpp"
 #include "loader/retired.hpp"
 #include "loader/services.hpp"
+#include "loader/tick_clock.hpp"
 #include "loader/unique_id.hpp"
 
 using namespace plexus;
@@ -219,7 +220,7 @@ plx_status plx_comm_stats(plx_comm_h comm, plx_coll_kind coll, plx_op_stats *sta
   full.coll = coll;
   full.calls = comm->counters[coll].calls.load();
   full.bytes = comm->counters[coll].bytes.load();
-  full.time_ns = comm->counters[coll].time_ns.load();
+  full.time_ns = ticks_to_ns(comm->counters[coll].time_ticks.load());
   *stats = full;
   return PLX_OK;
 }

@@ -86,8 +86,8 @@ size_t pick(const CompositeComm &c, const plx_coll_desc &d, MemClass kind, uint6
 
 void count(CompositeComm &c, size_t r, const plx_coll_desc &d, MemClass kind, uint64_t bytes) {
   RouteCounter &counter = c.counters[r];
-  counter.calls.fetch_add(1, std::memory_order_relaxed);
-  counter.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  add_relaxed(counter.calls, 1);  // one thread at a time per communicator (objects.hpp)
+  add_relaxed(counter.bytes, bytes);
   c.last_member[d.coll].store(static_cast<int32_t>(c.routes[r].member), std::memory_order_relaxed);
   // A load first: the exchange is a locked RMW, paid only on a route's first call.
   if (!counter.logged.load(std::memory_order_relaxed) && !counter.logged.exchange(true, std::memory_order_relaxed))

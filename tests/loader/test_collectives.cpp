@@ -1,6 +1,7 @@
 // Every collective through the loader on fixture-good (1 rank, host
 // memory), on random data: the descriptor the loader builds reaches the
 // plugin intact, and the statistics count calls and bytes.
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -112,6 +113,22 @@ TEST_CASE("Loader.Collectives.statistics_count_calls_and_bytes") {
   CHECK(s.last_algorithm == PLX_ALGO_COPY);  // from the plugin's comm_stats slot
   CHECK(s.algorithm_calls[PLX_ALGO_COPY] == 5);
   CHECK_FAILS(plx_comm_stats(f.comm.handle, 11, &s), PLX_ERR_INVALID_ARGUMENT, "coll 11");
+}
+
+// time_ns is the host time inside the calls: some, and no more than the
+// time around them.
+TEST_CASE("Loader.Collectives.statistics_time_the_calls") {
+  Fixture f;
+  REQUIRE_MESSAGE(f.comm.status == PLX_OK, f.comm.error);
+  std::vector<float> a(1 << 16, 1.0f), b(a.size(), 0.0f);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i)
+    CHECK_OK(plx_all_reduce(f.comm.handle, a.data(), b.data(), a.size(), PLX_FLOAT32, PLX_SUM, nullptr, nullptr));
+  const auto around = std::chrono::steady_clock::now() - start;
+  const uint64_t inside = stat(f.comm.handle, PLX_COLL_ALL_REDUCE, &plx_op_stats::time_ns);
+  CHECK(inside > 0);
+  CHECK(inside <= static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(around).count()));
+  CHECK(stat(f.comm.handle, PLX_COLL_BROADCAST, &plx_op_stats::time_ns) == 0);
 }
 
 TEST_CASE("Loader.Collectives.host_plugin_rejects_a_stream") {
