@@ -26,7 +26,10 @@ SkipRecord record;
 // Counts the test cases that run and remembers which one is running.
 struct CaseCounter : doctest::IReporter {
   explicit CaseCounter(const doctest::ContextOptions &) {}
-  void test_case_start(const doctest::TestCaseData &tc) override { ++record.cases_run, record.current_case = tc.m_name; }
+  void test_case_start(const doctest::TestCaseData &tc) override {
+    ++record.cases_run;
+    record.current_case = tc.m_name;
+  }
   void report_query(const doctest::QueryData &) override {}
   void test_run_start() override {}
   void test_run_end(const doctest::TestRunStats &) override {}
