@@ -45,7 +45,7 @@ uint64_t oneshot_limit(uint64_t oneshot_max_bytes, int32_t nranks) {
 // them at the cap, to have room to rotate.
 plx_status stage_reduction(Op &op, uint64_t bytes) {
   const Params &p = op.comm.params();
-  return op.comm.stage(bytes >= p.rotate_min_bytes ? p.slot_bytes : bytes);
+  return op.comm.stage(bytes >= op.comm.rotate_min_bytes() ? p.slot_bytes : bytes);
 }
 
 // Reduces `length` elements at byte offset `offset` of every rank's slot

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,16 @@ plx_status size_param(const plx_host_services &s, const char *name, uint64_t *va
   return PLX_OK;
 }
 
+// ROTATE_MIN_BYTES: a size, or "auto" for the one by rank count.
+plx_status rotate_param(const plx_host_services &s, uint64_t *value) {
+  const char *text = s.param_get("shm-native", "ROTATE_MIN_BYTES");
+  if (text != nullptr && std::string_view(text) == "auto") {
+    *value = rotate_min_by_ranks;
+    return PLX_OK;
+  }
+  return size_param(s, "ROTATE_MIN_BYTES", value);
+}
+
 int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback) {
   const char *text = s.param_get("shm-native", name);
   const auto v = text ? core::parse_int(text) : std::nullopt;
@@ -44,9 +55,9 @@ plx_status read_params(const plx_host_services &s, Params *p) {
                               std::pair{"ONESHOT_MAX_BYTES", &p->oneshot_max_bytes},
                               std::pair{"STREAM_MIN_BYTES", &p->stream_min_bytes},
                               std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes},
-                              std::pair{"LL_MAX_BYTES", &p->ll_max_bytes},
-                              std::pair{"ROTATE_MIN_BYTES", &p->rotate_min_bytes}})
+                              std::pair{"LL_MAX_BYTES", &p->ll_max_bytes}})
     if (plx_status status = size_param(s, name, value)) return status;
+  if (plx_status status = rotate_param(s, &p->rotate_min_bytes)) return status;
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
   p->sleep_after_us = int_param(s, "SLEEP_AFTER_US", p->sleep_after_us);

@@ -55,6 +55,11 @@ cpu_set_t own_cpus() {
 
 }  // namespace
 
+uint64_t rotate_min_bytes_for_ranks(uint64_t configured, int32_t nranks) {
+  if (configured != rotate_min_by_ranks) return configured;
+  return nranks > 4 ? uint64_t{16} << 10 : uint64_t{8} << 10;
+}
+
 // The name of a rank's fixed-size slots in the fallback without /proc.
 struct SlotName {
   char name[128];
@@ -64,6 +69,7 @@ Comm::Comm(int32_t nranks, int32_t rank, const Params &params, int32_t timeout_m
            std::shared_ptr<StagingReport> report)
     : rank_(rank), nranks_(nranks), params_(params), timeout_ms_(timeout_ms), report_(std::move(report)) {
   params_.slot_min_bytes = std::min(params.slot_min_bytes, params.slot_bytes);
+  rotate_min_bytes_ = rotate_min_bytes_for_ranks(params.rotate_min_bytes, nranks);
 }
 
 Comm::~Comm() = default;
@@ -323,7 +329,7 @@ uint32_t Comm::next_step(uint64_t bytes) {
   const uint32_t p = step_ & 1u;
   const uint64_t span = (bytes + page - 1) / page * page;
   region_[p] = 0;
-  if (bytes >= params_.rotate_min_bytes && span <= slot_bytes_) {
+  if (bytes >= rotate_min_bytes_ && span <= slot_bytes_) {
     if (cursor_[p] + span > slot_bytes_) cursor_[p] = 0;
     region_[p] = cursor_[p];
     cursor_[p] += span;

@@ -25,6 +25,17 @@
 
 namespace plexus::shm_native {
 
+// Params::rotate_min_bytes when it is left to the rank count.
+inline constexpr uint64_t rotate_min_by_ranks = UINT64_MAX;
+
+// ROTATE_MIN_BYTES "auto": 8 KiB up to 4 ranks, 16 KiB beyond. On the 32-core
+// GPU host (session 23, five alternating rounds) an 8 KiB all-reduce took
+// 6.0-8.0 us without rotating against 7.5-10.1 rotating at 16 ranks, 4.8-6.0
+// against 5.5-9.6 at 8 ranks (two-shot, 512 B and 1 KiB shares); from 16 KiB
+// neither way won at 16 ranks and rotating won at 8 (32 KiB: 10.3 against
+// 11.4-12.4 us). Up to 4 ranks 8 KiB stays (Params::rotate_min_bytes says why).
+uint64_t rotate_min_bytes_for_ranks(uint64_t configured, int32_t nranks);
+
 struct Params {
   uint64_t slot_bytes = 1 << 20;     // the largest data slot; two per rank
   uint64_t slot_min_bytes = 64 << 10;  // the first size of a slot
@@ -50,8 +61,9 @@ struct Params {
   // into a region last read 2 MiB before in 0.9 us (all-reduce of 8 KiB: 1.05
   // against 1.40 us; of 2 and 4 KiB rotating cost more than it saved).
   // Reductions this large grow the slots to the cap at once, so that there is
-  // room to rotate.
-  uint64_t rotate_min_bytes = 8 << 10;
+  // room to rotate. rotate_min_by_ranks (the default, "auto"): see
+  // rotate_min_bytes_for_ranks.
+  uint64_t rotate_min_bytes = rotate_min_by_ranks;
 };
 
 // One rank's control words, each on its own 128-byte line so that ranks
@@ -127,6 +139,8 @@ class Comm {
   int32_t rank() const { return rank_; }
   int32_t nranks() const { return nranks_; }
   const Params &params() const { return params_; }
+  // Params::rotate_min_bytes resolved for this communicator's rank count.
+  uint64_t rotate_min_bytes() const { return rotate_min_bytes_; }
   // The polls of this communicator's collective waits (spin_budget.hpp).
   SpinBudget &spin_budget() { return spin_; }
   // Whether the ranks outnumber the CPUs they may run on (decided at init).
@@ -157,7 +171,7 @@ class Comm {
 
   // The next step number; every rank takes the same sequence, so every rank
   // computes the same region for every rank's slot.
-  // A step that writes at least rotate_min_bytes into the slots takes the
+  // A step that writes at least rotate_min_bytes() into the slots takes the
   // region after the last one taken in slot step % 2 (wrapping at its end);
   // other steps write at the slot's start.
   uint32_t next_step(uint64_t bytes = 0);
@@ -238,6 +252,7 @@ class Comm {
   std::vector<uint8_t> ll_staging_;
   uint64_t region_[2] = {0, 0};  // where in slot p the current step p's data is
   uint64_t cursor_[2] = {0, 0};  // where the next rotating step's region in slot p starts
+  uint64_t rotate_min_bytes_ = 0;  // Params::rotate_min_bytes for nranks_
   uint64_t collectives_ = 0;
   std::unique_ptr<core::Rendezvous> rendezvous_;
   std::shared_ptr<StagingReport> report_;

@@ -1,6 +1,6 @@
 // shm-native's staging slots: they start at SLOT_MIN_BYTES, grow by 1.5x
-// up to SLOT_BYTES when a collective needs more (a reduction from 8 KiB: to
-// SLOT_BYTES at once), with every rank growing at the same call; ranks that
+// up to SLOT_BYTES when a collective needs more (a reduction from 8 KiB, 16
+// KiB beyond 4 ranks: to SLOT_BYTES at once), with every rank growing at the same call; ranks that
 // disagree on a parameter that decides it are refused; results stay exact
 // across growth; a rank killed while its slots grow is noticed; nothing is
 // left in /dev/shm. The size, growth count and NUMA placement are read from
@@ -128,6 +128,31 @@ TEST_CASE("plugins.shm_native.slots.start_small_and_grow_by_1_5_to_the_cap") {
       return staging_number(b, "slot_bytes") == (1u << 20) && staging_number(b, "growths") == 2 ? 0 : 80;
     }) == 0);
   }
+}
+
+// ROTATE_MIN_BYTES "auto" (the default) rotates from 8 KiB up to 4 ranks
+// (the case above) and from 16 KiB beyond: at 5 ranks an 8 KiB reduction
+// leaves the slots small and a 16 KiB one takes them to the cap at once; a
+// size set by hand holds at any rank count; a word that is neither is refused.
+TEST_CASE("plugins.shm_native.slots.rotation_starts_by_rank_count") {
+  const int nranks = 5;
+  for (const char *value : {"", "auto", "8K"}) {
+    const std::string shown = value;
+    CAPTURE(shown);
+    ScopedParam rotate("ROTATE_MIN_BYTES", value);
+    if (*value == '\0') unsetenv(rotate.name.c_str());
+    const uint64_t after_8k = std::strcmp(value, "8K") == 0 ? (1u << 20) : 65536;
+    CHECK(run_ranks_on_backend(nranks, [&](plx_backend_h b, plx_comm_h c, int r) {
+      if (int e = all_reduce_exact(c, r, nranks, 2048, 900)) return 10 + e;
+      if (staging_number(b, "slot_bytes") != after_8k) return 20;
+      if (int e = all_reduce_exact(c, r, nranks, 4096, 910)) return 30 + e;
+      return staging_number(b, "slot_bytes") == (1u << 20) ? 0 : 40;
+    }) == 0);
+  }
+  ScopedParam rotate("ROTATE_MIN_BYTES", "soon");
+  plx_backend_h backend = nullptr;
+  CHECK(plx_backend_open("shm-native", &backend) != PLX_OK);
+  CHECK(std::strstr(plx_last_error(), "ROTATE_MIN_BYTES=soon") != nullptr);
 }
 
 TEST_CASE("plugins.shm_native.slots.every_collective_grows_its_slots") {
