@@ -70,8 +70,7 @@ struct Planner {
             if (!varied || c.coll == PLX_COLL_GATHER)
               add({c.coll, c.dtype, c.op, count, in_place, aligned, varied, 0, c.mem, 0});
         }
-    if (is_reduction(c.coll) && c.op != PLX_AVG && nranks > 1 &&
-        (props.capabilities & PLX_CAP_NO_CONTRIBUTION))
+    if (is_reduction(c.coll) && nranks > 1 && (props.capabilities & PLX_CAP_NO_CONTRIBUTION))
       no_contribution(c);
     if (is_reduction(c.coll) && is_float_dtype(c.dtype) && (props.capabilities & PLX_CAP_WIRE_PRECISION))
       wire_precision(c);
@@ -159,10 +158,6 @@ std::vector<std::string> plan_notes(const plx_backend_props &props) {
   for (plx_coll_kind coll = 0; coll < PLX_COLL_KIND_COUNT; ++coll)
     if (!(props.capabilities & PLX_CAP_COLL(coll))) missing += fmt::format(" {}", plx_coll_string(coll));
   if (!missing.empty()) notes.push_back("not advertised, not tested:" + missing);
-  if (props.capabilities & PLX_CAP_NO_CONTRIBUTION)
-    notes.push_back(
-        "PLX_COLL_FLAG_NO_CONTRIBUTION is not tested with avg: plexus.h does not say whether avg "
-        "then divides by every rank or by the contributing ones");
   const uint64_t send_recv = PLX_CAP_COLL(PLX_COLL_SEND) | PLX_CAP_COLL(PLX_COLL_RECV);
   if ((props.capabilities & send_recv) == send_recv && (props.capabilities & PLX_CAP_GROUP))
     notes.push_back("send/recv are tested only as a ring inside a group (session groups)");
