@@ -84,8 +84,10 @@ struct SegmentHeader {
   uint32_t reserved0;
 };
 
-// A rank's record of its kernels' first failed wait; only its own watchdog
-// reads it. error is written last.
+// A rank's record of its kernels' first failed wait, read by its own
+// watchdog and, once the abort word is set, by the peers' (a peer whose
+// kernels stopped may look before this rank has posted the failure). error
+// is written last.
 struct ErrorRecord {
   uint32_t error;       // kErrorNone or kErrorTimeout
   int32_t waited_rank;  // the peer the wait was for

@@ -208,9 +208,9 @@ uint64_t *Comm::abort_word() const {
   return reinterpret_cast<uint64_t *>(static_cast<char *>(segment_.data()) + kp::kAbortOffset);
 }
 
-const kp::ErrorRecord *Comm::error_record() const {
+const kp::ErrorRecord *Comm::error_record(int32_t rank) const {
   const char *base = static_cast<const char *>(segment_.data()) + kp::kHeaderBytes;
-  return reinterpret_cast<const kp::ErrorRecord *>(base + setup_.rank * channel_.rank_bytes + kp::kErrorOffset);
+  return reinterpret_cast<const kp::ErrorRecord *>(base + rank * channel_.rank_bytes + kp::kErrorOffset);
 }
 
 plx_status Comm::report_failure() {

@@ -178,10 +178,11 @@ class Comm {
   void drain();
   void release();
   uint64_t *abort_word() const;
-  const kp::ErrorRecord *error_record() const;
+  const kp::ErrorRecord *error_record(int32_t rank) const;
   // pinned_watchdog.cpp
   void watchdog_main();
   void watch_device_error();
+  bool adopt_device_error(int32_t rank);
   void watch_posted();
   void watch_peers();
   void stop_watchdog();

@@ -32,15 +32,28 @@ void Comm::watchdog_main() {
   }
 }
 
+// This rank's kernels' timeout record; once the abort word is set, a peer's
+// too: a kernel that timed out stops every rank's kernels before its own
+// host posts the failure, so a peer's stream can finish (its kernels gave
+// up) while nothing is posted yet, and that call must not look successful.
+// (4 H200, session 23: plx_comm_async_status said PLX_OK there.)
 void Comm::watch_device_error() {
-  const kp::ErrorRecord *e = error_record();
-  if (__atomic_load_n(&e->error, __ATOMIC_ACQUIRE) == kp::kErrorNone) return;
+  if (adopt_device_error(setup_.rank) || __atomic_load_n(abort_word(), __ATOMIC_ACQUIRE) == 0) return;
+  for (int32_t r = 0; r < setup_.nranks; ++r)
+    if (r != setup_.rank && adopt_device_error(r)) return;
+}
+
+bool Comm::adopt_device_error(int32_t rank) {
+  const kp::ErrorRecord *e = error_record(rank);
+  if (__atomic_load_n(&e->error, __ATOMIC_ACQUIRE) == kp::kErrorNone) return false;
   const int32_t waited = __atomic_load_n(&e->waited_rank, __ATOMIC_RELAXED);
   const int32_t coll = __atomic_load_n(&e->coll, __ATOMIC_RELAXED);
   const uint64_t tag = __atomic_load_n(&e->tag, __ATOMIC_RELAXED);
+  const std::string whose = rank == setup_.rank ? std::string() : fmt::format(" rank {}'s", rank);
   set_failure(PLX_ERR_TIMEOUT, fmt::format(
-      "{}: {} (step or epoch {}) waited more than {} ms for rank {}: it did not join the collective, died, "
-      "or is stuck (the communicator's timeout)", who(), coll_name(coll), tag, setup_.timeout_ms, waited));
+      "{}:{} {} (step or epoch {}) waited more than {} ms for rank {}: it did not join the collective, died, "
+      "or is stuck (the communicator's timeout)", who(), whose, coll_name(coll), tag, setup_.timeout_ms, waited));
+  return true;
 }
 
 void Comm::poll_failures() {
