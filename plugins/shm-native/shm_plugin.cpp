@@ -44,10 +44,11 @@ const plx_param_decl params[] = {
      "All-reduces from 57 bytes up to this (at most 33600) run the low-latency two-shot, whose "
      "cache lines carry their own signal (no arrive/done waits), as PLX_ALGO_LOW_LATENCY asks; 0: "
      "none, and the ranks map no LL lines. Every rank must set the same."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "ROTATE_MIN_BYTES", "auto",
-     "Reduction steps that write at least this into the slots take the region after the previous "
-     "step's, so that peers' caches no longer hold the lines they overwrite; auto: 8K up to 4 "
-     "ranks, 16K beyond. Every rank must set the same."},
+    // A size or "auto", so a string: PLX_PARAM_SIZE promises a size.
+    {sizeof(plx_param_decl), PLX_PARAM_STRING, "ROTATE_MIN_BYTES", "auto",
+     "A size (bytes, K, M or G) or auto: reduction steps that write at least this into the slots "
+     "take the region after the previous step's, so that peers' caches no longer hold the lines "
+     "they overwrite; auto: 8K up to 4 ranks, 16K beyond. Every rank must set the same."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "READ_IN_PLACE", "1",
      "1: peers read a PLX_MEM_SHARED_HOST send buffer in place (one-shot all-reduce, broadcast); "
      "0: it is copied through the slots like any host buffer. Every rank must set the same."},
