@@ -39,6 +39,17 @@ void skipped_call(plx_backend_h b, const plx_unique_id &id, int rank, uint64_t c
   CHECK(plx_comm_destroy(comm) == PLX_OK);
 }
 
+// A 4 KiB all-reduce that a peer never completes: its kernel must still end
+// (time out, or be stopped by the abort word) well within 10 s.
+void all_reduce_that_ends(plx_comm_h comm) {
+  Stream stream;
+  Device buf(4096);
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+  const auto start = std::chrono::steady_clock::now();
+  stream.sync();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
 }  // namespace
 
 TEST_CASE("plugins.pinned_host.gpu.timeout_when_a_rank_skips_ll") {
@@ -65,14 +76,7 @@ TEST_CASE("plugins.pinned_host.gpu.a_peers_timeout_is_seen_before_it_is_posted")
   run_pinned_ranks("plugins.pinned_host.gpu.a_peers_timeout_is_seen_before_it_is_posted", 3,
                    [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 3, rank, /*timeout_ms=*/rank == 1 ? 500 : 30000);
-    if (rank < 2) {
-      Stream stream;
-      Device buf(4096);
-      PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
-      const auto start = std::chrono::steady_clock::now();
-      stream.sync();
-      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-    }
+    if (rank < 2) all_reduce_that_ends(comm);
     if (rank == 0) {
       plx_status state = PLX_OK;
       CHECK(plx_comm_async_status(comm, &state) == PLX_OK);
@@ -116,12 +120,7 @@ TEST_CASE("plugins.pinned_host.gpu.killed_rank_is_noticed") {
                    [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
     if (rank == 1) raise(SIGKILL);
-    Stream stream;
-    Device buf(4096);
-    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
-    const auto start = std::chrono::steady_clock::now();
-    stream.sync();
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    all_reduce_that_ends(comm);
     CHECK(wait_for_failure(comm, 5) == PLX_ERR_PEER_LOST);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
     CHECK(leftover_segments() == 0);
