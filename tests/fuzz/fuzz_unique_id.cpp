@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -57,6 +58,27 @@ bool segment_exists(const std::string &name) {
   return ::stat(("/dev/shm" + name).c_str(), &st) == 0;
 }
 
+// The child's copies of both names' paths, for its signal handler.
+char leftover_paths[2][160];
+
+void unlink_leftovers_and_exit(int) {
+  for (const char *path : leftover_paths) ::unlink(path);  // async-signal-safe
+  ::_exit(0);
+}
+
+// libFuzzer leaves by _Exit on a finding or a timeout, so clean_up (atexit)
+// does not run and nothing would unlink the two names: the child does it
+// when its parent-death signal comes.
+void unlink_when_the_fuzzer_dies(pid_t fuzzer) {
+  std::snprintf(leftover_paths[0], sizeof(leftover_paths[0]), "/dev/shm%s", world.job_segment.c_str());
+  std::snprintf(leftover_paths[1], sizeof(leftover_paths[1]), "/dev/shm%s", world.user_segment.c_str());
+  struct sigaction action {};
+  action.sa_handler = unlink_leftovers_and_exit;
+  ::sigaction(SIGTERM, &action, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != fuzzer) unlink_leftovers_and_exit(0);  // it died before prctl
+}
+
 // A child joins a 2-rank communicator as rank 0 and waits for rank 1 forever.
 void start_other_job() {
   plx_unique_id id;
@@ -64,9 +86,10 @@ void start_other_job() {
   plexus::core::RendezvousId rid;
   std::memcpy(&rid, plexus::loader::unique_id_payload(&id), sizeof(rid));
   world.job_segment = rid.name;
+  const pid_t fuzzer = ::getpid();
   world.job_pid = ::fork();
   if (world.job_pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    unlink_when_the_fuzzer_dies(fuzzer);
     plx_comm_config config = PLX_COMM_CONFIG_INIT;
     config.init_timeout_ms = -1;
     plx_comm_h comm = nullptr;
@@ -172,8 +195,8 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     std::fprintf(stderr, "fuzz: cannot open %s: %s\n", kPlugin, plx_last_error());
     std::abort();
   }
+  make_user_segment();  // first: the job's child must know its name
   start_other_job();
-  make_user_segment();
   std::atexit(clean_up);
   return 0;
 }
