@@ -274,7 +274,7 @@ if has_step memcheck && command -v compute-sanitizer >/dev/null; then
       log="$out/sanitizer-$tool-$name-$case.log"
       # libnccl probes its kernels for other architectures (cudaFuncGetAttributes answers
       # "no kernel image"): NCCL's own API errors, not ours, so not counted for nccl's cases
-      api_errors=explicit; [ "$dir" = nccl ] && api_errors=none
+      api_errors=explicit; [ "$dir" = nccl ] && api_errors=no
       PLEXUS_P2P_TREE_ENABLE=1 PLEXUS_PINNED_HOST_ENABLE=1 timeout -k 5 "${PLEXUS_SANITIZE_TIMEOUT:-150}" \
         compute-sanitizer --tool "$tool" --target-processes all --report-api-errors "$api_errors" --error-exitcode 9 \
         "$exe" --test-case="plugins.$name.gpu.$case" > "$log" 2>&1
