@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/cpu_reduce.hpp"
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 
 namespace plexus::core {
@@ -51,13 +52,21 @@ bool identity_element(plx_dtype dtype, plx_reduce_op op, void *out) {
 
 }  // namespace
 
+bool identity_pattern(plx_dtype dtype, plx_reduce_op op, uint64_t *pattern) {
+  uint8_t element[8];
+  if (op < 0 || op >= PLX_REDUCE_OP_COUNT || !identity_element(dtype, op, element)) return false;
+  const size_t size = kDtypeBytes[dtype];
+  uint8_t bytes[8];
+  for (size_t i = 0; i < sizeof(bytes); ++i) bytes[i] = element[i % size];
+  std::memcpy(pattern, bytes, sizeof(bytes));
+  return true;
+}
+
 plx_status fill_identity(plx_dtype dtype, plx_reduce_op op, void *dst, size_t count) {
   uint8_t element[8];
   if (op < 0 || op >= PLX_REDUCE_OP_COUNT || !identity_element(dtype, op, element))
     return fail(PLX_ERR_INVALID_ARGUMENT, "fill_identity: dtype {} or op {} is unknown", dtype, op);
-  const size_t size = dtype == PLX_INT8 || dtype == PLX_UINT8 ? 1
-                      : dtype == PLX_FLOAT16 || dtype == PLX_BFLOAT16 ? 2
-                      : dtype == PLX_INT32 || dtype == PLX_UINT32 || dtype == PLX_FLOAT32 ? 4 : 8;
+  const size_t size = kDtypeBytes[dtype];
   auto *out = static_cast<uint8_t *>(dst);
   if (count == 0) return PLX_OK;
   std::memcpy(out, element, size);

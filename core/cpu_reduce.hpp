@@ -63,6 +63,11 @@ plx_status reduce_into_both(plx_dtype dtype, plx_reduce_op op, void *dst, void *
 // smallest or -inf for max): reducing with it changes no value's bits.
 plx_status fill_identity(plx_dtype dtype, plx_reduce_op op, void *dst, size_t count);
 
+// The same identity element repeated over 8 bytes (every dtype's size divides
+// 8), as the byte pattern that fills a buffer of any dtype's identity; false
+// for an unknown dtype or op.
+bool identity_pattern(plx_dtype dtype, plx_reduce_op op, uint64_t *pattern);
+
 namespace detail {
 
 // One validated call, as the per-ISA kernels receive it.

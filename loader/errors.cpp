@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/dtype.hpp"
+#include "core/names.hpp"
 #include "core/status.hpp"
 #include "plexus/plexus.h"
 #include "plexus/plugin.h"
@@ -13,23 +14,6 @@ namespace plexus::loader {
 namespace {
 
 thread_local std::string last_error;
-
-template <size_t N>
-const char *lookup(const char *const (&names)[N], int32_t value) {
-  return value >= 0 && static_cast<size_t>(value) < N ? names[value] : nullptr;
-}
-
-const char *const dtype_names[] = {"int8",    "uint8",    "int32",    "uint32",  "int64",
-                                   "uint64",  "float16",  "bfloat16", "float32", "float64"};
-const char *const op_names[] = {"sum", "prod", "min", "max", "avg"};
-const char *const coll_names[] = {"all_reduce", "reduce",  "broadcast", "all_gather", "gather",
-                                  "reduce_scatter", "barrier", "send",  "recv"};
-const char *const algo_names[] = {"auto", "one_shot", "two_shot",  "ring",        "tree",
-                                  "kary_tree", "copy", "cpu_star", "low_latency", "library"};
-static_assert(sizeof(dtype_names) / sizeof(*dtype_names) == PLX_DTYPE_COUNT);
-static_assert(sizeof(op_names) / sizeof(*op_names) == PLX_REDUCE_OP_COUNT);
-static_assert(sizeof(coll_names) / sizeof(*coll_names) == PLX_COLL_KIND_COUNT);
-static_assert(sizeof(algo_names) / sizeof(*algo_names) == PLX_ALGO_COUNT);
 
 }  // namespace
 
@@ -43,10 +27,10 @@ plx_status name_failure(const char *fn, const char *arg, plx_status status) {
   return set_last_error(status, fmt::format("{}: {}: {}", fn, arg, last_error).c_str());
 }
 
-const char *dtype_name(plx_dtype dtype) { return lookup(dtype_names, dtype); }
-const char *reduce_op_name(plx_reduce_op op) { return lookup(op_names, op); }
-const char *coll_name(plx_coll_kind coll) { return lookup(coll_names, coll); }
-const char *algorithm_name(plx_algorithm a) { return lookup(algo_names, a); }
+const char *dtype_name(plx_dtype dtype) { return core::name_in(core::kDtypeNames, dtype); }
+const char *reduce_op_name(plx_reduce_op op) { return core::name_in(core::kReduceOpNames, op); }
+const char *coll_name(plx_coll_kind coll) { return core::name_in(core::kCollNames, coll); }
+const char *algorithm_name(plx_algorithm a) { return core::name_in(core::kAlgoNames, a); }
 
 }  // namespace plexus::loader
 

@@ -56,10 +56,7 @@ inline plx_status check_pair(Comm &c, const void *send, void *recv) {
 
 [[gnu::cold]] plx_status reject_options(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
-  if (o.flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
-    return core::fail(PLX_ERR_UNSUPPORTED, "nccl: PLX_COLL_FLAG_NO_CONTRIBUTION is not supported "
-                      "(NCCL has no identity input); pass zeros (sum) instead");
-  if (o.flags != 0)
+  if (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION)
     return core::fail(PLX_ERR_UNSUPPORTED, "nccl: option flags {:#x} are not supported", o.flags);
   return core::fail(PLX_ERR_UNSUPPORTED, "nccl: opts->wire_dtype {} is not supported: NCCL sends "
                     "the buffer's own dtype ({})", o.wire_dtype, d.dtype);
@@ -67,7 +64,8 @@ inline plx_status check_pair(Comm &c, const void *send, void *recv) {
 
 bool options_supported(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
-  return o.flags == 0 && (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
+  return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 &&
+         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
 }
 
 // Root copies its own part (unless in place) before the group, so a failed
@@ -152,14 +150,9 @@ plx_status issue(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
   }
 }
 
-}  // namespace
-
-plx_status collective(void *comm, const plx_coll_desc *desc) {
-  Comm &c = *static_cast<Comm *>(comm);
-  const plx_coll_desc &d = *desc;
-  GateHold hold(c.gate());
-  if (c.failure() != PLX_OK) [[unlikely]] return c.report_failure();
-  if (!options_supported(d)) [[unlikely]] return reject_options(d);
+// Under the gate, healthy, options checked: one collective, as called or
+// as its stand-in for a rank that contributes nothing.
+plx_status run(Comm &c, const plx_coll_desc &d) {
   c.count_call(d.coll);
   // A zero count is a no-op that every rank skips alike (gather's counts
   // differ per rank, so it always goes through).
@@ -178,6 +171,27 @@ plx_status collective(void *comm, const plx_coll_desc *desc) {
   }
   c.track(d.stream, d.coll);
   return PLX_OK;
+}
+
+// NCCL has no identity input: a rank that contributes nothing passes a
+// buffer of the operator's identity as its input (core/identity_buffers.hpp).
+[[gnu::cold]] plx_status run_without_contribution(Comm &c, const plx_coll_desc &d) {
+  plx_coll_options options;
+  plx_coll_desc stand_in;
+  if (plx_status s = core::stand_in_for_absent_rank(c.identity_buffers(), d, c.nranks(), "nccl", &options, &stand_in))
+    return s;
+  return run(c, stand_in);
+}
+
+}  // namespace
+
+plx_status collective(void *comm, const plx_coll_desc *desc) {
+  Comm &c = *static_cast<Comm *>(comm);
+  GateHold hold(c.gate());
+  if (c.failure() != PLX_OK) [[unlikely]] return c.report_failure();
+  if (!options_supported(*desc)) [[unlikely]] return reject_options(*desc);
+  if (desc->options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) [[unlikely]] return run_without_contribution(c, *desc);
+  return run(c, *desc);
 }
 
 plx_status group_start(void *comm) {

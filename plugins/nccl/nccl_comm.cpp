@@ -31,7 +31,7 @@ void back_off(int round) {
 }  // namespace
 
 Comm::Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params)
-    : setup_(setup), params_(params), nccl_(nccl), control_(nccl),
+    : setup_(setup), params_(params), nccl_(nccl), control_(nccl), identity_buffers_(setup.device),
       user_pool_("nccl", setup.device, params.defrag_threshold) {
   tracking_ = setup.timeout_ms >= 0;
 }

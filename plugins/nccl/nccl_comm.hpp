@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/comm_device_pool.hpp"
+#include "core/identity_buffers.hpp"
 #include "core/rendezvous.hpp"
 #include "plexus/plugin.h"
 #include "plugins/nccl/nccl_domain.hpp"
@@ -166,6 +167,8 @@ class Comm {
                            ncclComm_t *out);
   Gate &gate() { return gate_; }
   void *scratch() const { return scratch_; }
+  // What this rank sends when it contributes nothing (nccl_coll.cpp).
+  core::IdentityBuffers &identity_buffers() { return identity_buffers_; }
 
   // The sticky failure, this rank's own or one a rank of this host posted
   // (PLX_OK while healthy): two loads on the hot path. The posted word is
@@ -284,6 +287,7 @@ class Comm {
 
   cudaStream_t internal_stream_ = nullptr;
   void *scratch_ = nullptr;
+  core::IdentityBuffers identity_buffers_;
   PointerCache pointer_cache_;
 
   // Progress events: the user records slots [completed_, recorded_), the

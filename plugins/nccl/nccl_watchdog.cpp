@@ -10,21 +10,13 @@
 
 #include "core/cuda_status.hpp"
 #include "core/log.hpp"
+#include "core/names.hpp"
 #include "core/status.hpp"
 #include "plexus/plexus.h"
 #include "plugins/nccl/nccl_comm.hpp"
 
 namespace plexus::nccl {
-namespace {
-
-const char *const coll_names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "gather",
-                                  "reduce_scatter", "barrier", "send", "recv"};
-
-const char *coll_name(int32_t coll) {
-  return coll >= 0 && coll < PLX_COLL_KIND_COUNT ? coll_names[coll] : "collective";
-}
-
-}  // namespace
+using core::coll_name;
 
 void Comm::watchdog_main() {
   // A host thread that captures a CUDA graph in the global mode forbids

@@ -49,10 +49,7 @@ inline plx_status check_pair(Comm &c, const void *send, const void *recv) {
 
 [[gnu::cold]] plx_status reject_options(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
-  if (o.flags & PLX_COLL_FLAG_NO_CONTRIBUTION)
-    return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: PLX_COLL_FLAG_NO_CONTRIBUTION is not supported "
-                      "(v1); pass the operator's identity instead");
-  if (o.flags != 0)
+  if (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION)
     return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: option flags {:#x} are not supported", o.flags);
   return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: opts->wire_dtype {} is not supported (v1 sends "
                     "the buffer's own dtype, {})", o.wire_dtype, d.dtype);
@@ -60,7 +57,8 @@ inline plx_status check_pair(Comm &c, const void *send, const void *recv) {
 
 bool options_supported(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
-  return o.flags == 0 && (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
+  return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 &&
+         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
 }
 
 // A failed launch leaves the peers waiting for this rank: sticky, so they
@@ -291,13 +289,7 @@ plx_status route(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   return issue(c, d, stream);
 }
 
-}  // namespace
-
-plx_status collective(void *comm, const plx_coll_desc *desc) {
-  Comm &c = *static_cast<Comm *>(comm);
-  const plx_coll_desc &d = *desc;
-  if (c.failure() != PLX_OK) [[unlikely]] return c.report_failure();
-  if (!options_supported(d)) [[unlikely]] return reject_options(d);
+plx_status run(Comm &c, const plx_coll_desc &d) {
   if (d.count > 0 || d.coll == PLX_COLL_GATHER)  // gather's counts may be set where count is 0
     if (plx_status s = check_buffers(c, d)) return s;
   // Kernels launch on the caller's stream, which belongs to our device.
@@ -306,6 +298,28 @@ plx_status collective(void *comm, const plx_coll_desc *desc) {
   core::log_trace("p2p-tree: rank {}: {} count {} dtype {} op {} root {} on stream {}", c.rank(),
                   coll_name(d.coll), d.count, d.dtype, d.op, d.root, d.stream);
   return route(c, d, static_cast<cudaStream_t>(d.stream));
+}
+
+// A rank that contributes nothing sends a buffer of the operator's identity
+// in place of its input, and the kernels run unchanged: every rank still
+// reduces every rank's values in rank order (core/identity_buffers.hpp).
+[[gnu::cold]] plx_status run_without_contribution(Comm &c, const plx_coll_desc &d) {
+  plx_coll_options options;
+  plx_coll_desc stand_in;
+  if (plx_status s = core::stand_in_for_absent_rank(c.identity_buffers(), d, c.nranks(), "p2p-tree", &options,
+                                                    &stand_in))
+    return s;
+  return run(c, stand_in);
+}
+
+}  // namespace
+
+plx_status collective(void *comm, const plx_coll_desc *desc) {
+  Comm &c = *static_cast<Comm *>(comm);
+  if (c.failure() != PLX_OK) [[unlikely]] return c.report_failure();
+  if (!options_supported(*desc)) [[unlikely]] return reject_options(*desc);
+  if (desc->options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION) [[unlikely]] return run_without_contribution(c, *desc);
+  return run(c, *desc);
 }
 
 }  // namespace plexus::p2p_tree

@@ -17,14 +17,9 @@ int64_t now_ns() {
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-const char *coll_name(int32_t coll) {
-  static const char *const names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "gather",
-                                      "reduce_scatter", "barrier", "send", "recv"};
-  return coll >= 0 && coll < PLX_COLL_KIND_COUNT ? names[coll] : "collective";
-}
-
 Comm::Comm(const CommSetup &setup, const Params &params)
-    : setup_(setup), params_(params), user_pool_("p2p-tree", setup.device, params.defrag_threshold) {
+    : setup_(setup), params_(params), identity_buffers_(setup.device),
+      user_pool_("p2p-tree", setup.device, params.defrag_threshold) {
   peers_.rank = setup.rank;
   peers_.nranks = setup.nranks;
   peers_.slot_bytes = params.slot_bytes;

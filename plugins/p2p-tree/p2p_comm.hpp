@@ -32,6 +32,8 @@
 #include <vector>
 
 #include "core/comm_device_pool.hpp"
+#include "core/identity_buffers.hpp"
+#include "core/names.hpp"
 #include "core/rendezvous.hpp"
 #include "kernels/ce.hpp"
 #include "kernels/kernels.hpp"
@@ -257,6 +259,8 @@ class Comm {
 
   PointerCache &pointer_cache() { return pointer_cache_; }
   CopyEngines &copy_engines() { return copy_engines_; }
+  // What this rank sends when it contributes nothing (p2p_coll.cpp).
+  core::IdentityBuffers &identity_buffers() { return identity_buffers_; }
   void count_call(int32_t coll, int32_t algo);
   void stats(int32_t coll, plx_op_stats *out) const;
 
@@ -322,6 +326,7 @@ class Comm {
 
   PointerCache pointer_cache_;
   CopyEngines copy_engines_;
+  core::IdentityBuffers identity_buffers_;
   std::atomic<uint64_t> algo_calls_[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
   std::atomic<int32_t> last_algo_[PLX_COLL_KIND_COUNT] = {};
 
@@ -336,6 +341,6 @@ class Comm {
 };
 
 int64_t now_ns();
-const char *coll_name(int32_t coll);
+using core::coll_name;
 
 }  // namespace plexus::p2p_tree

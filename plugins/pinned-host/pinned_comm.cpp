@@ -18,12 +18,6 @@ int64_t now_ns() {
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-const char *coll_name(int32_t coll) {
-  static const char *const names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "gather",
-                                      "reduce_scatter", "barrier", "send", "recv"};
-  return coll >= 0 && coll < PLX_COLL_KIND_COUNT ? names[coll] : "collective";
-}
-
 Comm::Comm(const CommSetup &setup, const Params &params)
     : setup_(setup), params_(params), user_pool_("pinned-host", setup.device, params.defrag_threshold) {
   channel_.layout = layout_of(params, setup.nranks);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/comm_device_pool.hpp"
+#include "core/names.hpp"
 #include "core/rendezvous.hpp"
 #include "core/shm_segment.hpp"
 #include "kernels/pinned.hpp"
@@ -219,6 +220,6 @@ class Comm {
 };
 
 int64_t now_ns();
-const char *coll_name(int32_t coll);
+using core::coll_name;
 
 }  // namespace plexus::pinned_host

@@ -3,17 +3,11 @@
 #include <cstring>
 
 #include "core/dtype.hpp"
+#include "core/names.hpp"
 #include "core/status.hpp"
 #include "plugins/shm-native/stream_copy.hpp"
 
 namespace plexus::shm_native {
-namespace {
-
-const char *const coll_labels[] = {"all_reduce", "reduce",  "broadcast", "all_gather", "gather",
-                                   "reduce_scatter", "barrier", "send", "recv"};
-
-}  // namespace
-
 plx_status Op::sync(CounterField field, uint32_t step) {
   publish(comm, field, step + 1);
   return wait_all(comm, field, step + 1, deadline, label);
@@ -51,7 +45,7 @@ plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
   if (plx_status s = comm.posted_failure()) return s;
   comm.count_collective();
   Op op{comm, desc, desc.dtype >= 0 ? core::dtype_bytes(desc.dtype) : 1, Deadline(comm.timeout_ms()),
-        {coll_labels[desc.coll], comm.collectives()}};
+        {core::coll_name(desc.coll), comm.collectives()}};
   switch (desc.coll) {
     case PLX_COLL_ALL_REDUCE: return all_reduce(op);
     case PLX_COLL_REDUCE: return reduce(op);
@@ -61,7 +55,7 @@ plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
     case PLX_COLL_GATHER: return gather(op);
     case PLX_COLL_BARRIER: return barrier(op);
     default:
-      return core::fail(PLX_ERR_UNSUPPORTED, "shm-native: {} is not implemented", coll_labels[desc.coll]);
+      return core::fail(PLX_ERR_UNSUPPORTED, "shm-native: {} is not implemented", core::coll_name(desc.coll));
   }
 }
 

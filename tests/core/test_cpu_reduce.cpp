@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/cpu_reduce.hpp"
+#include "core/dtype.hpp"
 #include "core/status.hpp"
 
 using namespace plexus::core;
@@ -402,4 +403,25 @@ TEST_CASE("Core.CpuReduce.identity_leaves_every_value_unchanged") {
   REQUIRE(plexus::core::fill_identity(PLX_INT8, PLX_MAX, ints.data(), ints.size()) == PLX_OK);
   CHECK(std::all_of(ints.begin(), ints.end(), [](int8_t v) { return v == -128; }));
   CHECK(plexus::core::fill_identity(PLX_INT8, 9, ints.data(), 1) == PLX_ERR_INVALID_ARGUMENT);
+}
+
+// The 8-byte pattern the GPU plugins fill identity buffers with: any
+// dtype's elements read from it are fill_identity's, bit for bit.
+TEST_CASE("Core.CpuReduce.identity_pattern_holds_fill_identity_elements") {
+  for (plx_dtype dtype = 0; dtype < PLX_DTYPE_COUNT; ++dtype)
+    for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op) {
+      uint64_t pattern = 0;
+      REQUIRE(plexus::core::identity_pattern(dtype, op, &pattern));
+      uint8_t filled[8] = {};
+      REQUIRE(plexus::core::fill_identity(dtype, op, filled, 8 / plexus::core::kDtypeBytes[dtype]) == PLX_OK);
+      INFO("dtype ", dtype, " op ", op);
+      CHECK(std::memcmp(&pattern, filled, 8) == 0);
+    }
+  uint64_t pattern = 0;
+  CHECK(plexus::core::identity_pattern(PLX_FLOAT32, PLX_SUM, &pattern));
+  CHECK(pattern == 0x8000000080000000ull);  // -0.0f twice: x + -0.0 == x for x = +0.0 too
+  CHECK(plexus::core::identity_pattern(PLX_BFLOAT16, PLX_MAX, &pattern));
+  CHECK(pattern == 0xFF80FF80FF80FF80ull);
+  CHECK_FALSE(plexus::core::identity_pattern(PLX_INT8, 9, &pattern));
+  CHECK_FALSE(plexus::core::identity_pattern(77, PLX_SUM, &pattern));
 }

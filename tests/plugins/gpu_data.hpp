@@ -1,7 +1,7 @@
 // What the GPU plugins' tests share about data: byte buffers, a
-// non-blocking stream, random inputs that keep every reduction finite, and
-// the reference that core's scalar CPU reduction computes (the numerics the
-// kernels promise bit for bit).
+// non-blocking stream, random inputs that keep every reduction finite, the
+// reference that core's scalar CPU reduction computes (the numerics the
+// kernels promise bit for bit), and byte-for-byte comparison.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/cpu_reduce.hpp"
@@ -54,6 +55,16 @@ inline Bytes random_input(uint64_t seed, plx_dtype dtype, uint64_t count) {
     }
   }
   return v;
+}
+
+// Compares every byte; on a difference fails naming the first differing
+// element (of `es` bytes) and `what`.
+inline void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {
+  REQUIRE(got.size() == want.size());
+  if (std::memcmp(got.data(), want.data(), got.size()) == 0) return;
+  size_t i = 0;
+  while (i < got.size() && got[i] == want[i]) ++i;
+  FAIL(what, ": first differing element ", i / es, " (byte ", i, ")");
 }
 
 // The inputs reduced in rank order by core's scalar path.

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "core/dtype.hpp"
+#include "core/names.hpp"
 
 namespace plexus::bench {
 namespace {
@@ -71,9 +72,6 @@ constexpr const char *usage_text =
 
 const char *const coll_names[] = {"all_reduce", "reduce", "broadcast", "all_gather", "reduce_scatter", "gather",
                                    "queue"};
-const char *const dtype_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
-                                   "float16", "bfloat16", "float32", "float64"};
-const char *const redop_names[] = {"sum", "prod", "min", "max", "avg"};
 const char *const mem_names[] = {"host", "shared_host", "device", "device_pool"};
 
 template <size_t N>
@@ -132,15 +130,15 @@ std::string apply_value(std::string_view flag, std::string_view value, Options *
     if (!i) return bad();
     o->coll = static_cast<Coll>(*i);
   } else if (flag == "-d" || flag == "--dtype") {
-    const auto i = index_of(dtype_names, value);
+    const auto i = index_of(core::kDtypeNames, value);
     if (!i) return bad();
     o->dtype = *i;
   } else if (flag == "--wire") {
-    const auto i = index_of(dtype_names, value);
+    const auto i = index_of(core::kDtypeNames, value);
     if (!i || (*i != PLX_FLOAT16 && *i != PLX_BFLOAT16 && *i != PLX_FLOAT32 && *i != PLX_FLOAT64)) return bad();
     o->wire = *i;
   } else if (flag == "-o" || flag == "--redop") {
-    const auto i = index_of(redop_names, value);
+    const auto i = index_of(core::kReduceOpNames, value);
     if (!i) return bad();
     o->redop = *i;
   } else if (flag == "-b" || flag == "--minbytes" || flag == "-e" || flag == "--maxbytes") {
@@ -291,9 +289,9 @@ double bus_factor(Coll c, int32_t nranks) {
 }
 
 const char *coll_name(Coll c) { return coll_names[static_cast<int>(c)]; }
-const char *dtype_name(plx_dtype dtype) { return dtype_names[dtype]; }
+const char *dtype_name(plx_dtype dtype) { return core::kDtypeNames[dtype]; }
 size_t dtype_bytes(plx_dtype dtype) { return core::kDtypeBytes[dtype]; }
-const char *redop_name(plx_reduce_op op) { return redop_names[op]; }
+const char *redop_name(plx_reduce_op op) { return core::kReduceOpNames[op]; }
 const char *mem_name(Mem m) { return mem_names[static_cast<int>(m)]; }
 
 const char *column_mem(const Options &o, const std::string &label) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <cstdlib>
 #include <random>
@@ -20,6 +21,7 @@
 
 #include "plexus/plexus.h"
 #include "tests/gpu_skip.hpp"
+#include "tests/plugins/gpu_no_contribution.hpp"
 #include "tests/plugins/gpu_ranks.hpp"
 
 namespace {
@@ -149,6 +151,51 @@ TEST_CASE("plugins.nccl.gpu.one_rank_collectives") {
     CHECK(info.gpu_count >= 1);
     CHECK(std::string(json).find("\"host\"") != std::string::npos);
     CHECK(std::string(json).find("\"gpus\"") != std::string::npos);
+  });
+}
+
+// Two sums of different identities (-0.0 and +inf) by the absent rank in
+// one group: the buffers they read are filled when made and never written
+// again, so the group's kernels, which run at plx_group_end, read both.
+void group_without_contribution(plx_comm_h comm, int rank, int nranks) {
+  const int absent = nranks - 1;
+  const uint64_t n = 5003;
+  Stream stream;
+  DeviceBuffer<float> send(n), sum(n), min(n);
+  send.upload(data_of(rank, n));
+  sum.fill(-7.0f), min.fill(-7.0f);
+  plx_coll_options o = PLX_COLL_OPTIONS_INIT;
+  if (rank == absent) o.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+  const float *in = rank == absent ? nullptr : send.get();
+  PLX_OK_OR_FAIL(plx_group_start(comm));
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, in, sum.get(), n, PLX_FLOAT32, PLX_SUM, &o, stream.s));
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, in, min.get(), n, PLX_FLOAT32, PLX_MIN, &o, stream.s));
+  PLX_OK_OR_FAIL(plx_group_end(comm));
+  stream.sync();
+  std::vector<float> want_sum(n, -0.0f), want_min(n, INFINITY);
+  for (int r = 0; r < nranks; ++r) {
+    if (r == absent) continue;
+    const std::vector<float> x = data_of(r, n);
+    for (size_t i = 0; i < n; ++i) want_sum[i] += x[i], want_min[i] = std::min(want_min[i], x[i]);
+  }
+  const std::vector<float> got_sum = sum.download(), got_min = min.download();
+  for (size_t i = 0; i < n; ++i) {
+    REQUIRE(std::signbit(got_sum[i]) == std::signbit(want_sum[i]));
+    REQUIRE(got_sum[i] == want_sum[i]);
+    REQUIRE(got_min[i] == want_min[i]);
+  }
+}
+
+// A rank that contributes nothing: alone (the result is the identity) and,
+// with two GPUs, beside one that does; NCCL's average is left out (it
+// pre-scales each input, not bit-identical to core's sum then divide).
+TEST_CASE("plugins.nccl.gpu.no_contribution") {
+  const int nranks = plexus::test::cuda_devices() >= 2 ? 2 : 1;
+  run_nccl_ranks("plugins.nccl.gpu.no_contribution", nranks, [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    plexus::test::check_no_contribution(comm, rank, nranks, 1001, 262147, false);
+    group_without_contribution(comm, rank, nranks);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
 }
 

@@ -36,7 +36,7 @@ TEST_CASE("plugins.nccl.description_lists_params_and_caps") {
     CHECK_MESSAGE(nccl.find(param) != std::string::npos, param);
   for (const char *cap : {"all_reduce", "gather", "send", "recv", "split", "abort", "async_status",
                           "stream_ordered", "graph_capture", "mem_alloc", "defragment", "topology",
-                          "thread_ranks", "group", "multi_node"})
+                          "thread_ranks", "group", "multi_node", "no_contribution"})
     CHECK_MESSAGE(nccl.find(cap) != std::string::npos, cap);
   CHECK(nccl.find("NCCL 2.") != std::string::npos);  // build info names NCCL's version
   CHECK(nccl.find("bfloat16") != std::string::npos);

@@ -19,6 +19,7 @@
 namespace plexus::test::p2p {
 
 using test::Bytes;
+using test::check_same;
 using test::reference;
 using test::Stream;
 
@@ -46,14 +47,6 @@ struct Device {
 // Rank `rank`'s input; `salt` varies it between calls of one test.
 inline Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt = 0) {
   return random_input(0x9e37u * (rank + 1) + 131u * dtype + salt, dtype, count);
-}
-
-inline void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {
-  REQUIRE(got.size() == want.size());
-  if (std::memcmp(got.data(), want.data(), got.size()) == 0) return;
-  size_t i = 0;
-  while (i < got.size() && got[i] == want[i]) ++i;
-  FAIL(what, ": first differing element ", i / es, " (byte ", i, ")");
 }
 
 // Polls the async status until it leaves PLX_OK/IN_PROGRESS (bounded).

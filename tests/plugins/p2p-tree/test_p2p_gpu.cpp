@@ -21,6 +21,7 @@
 
 #include "core/cpu_reduce.hpp"
 #include "plexus/plexus.h"
+#include "tests/plugins/gpu_no_contribution.hpp"
 #include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
 
 namespace {
@@ -242,6 +243,19 @@ TEST_CASE("plugins.p2p_tree.gpu.graph_capture_replays") {
                 [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, nranks, rank);
     check_graph_replays(comm, rank, nranks);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+// One-shot (1001 elements) and two-shot or bulk (2^20 + 3) with a rank
+// that contributes nothing; on one GPU the single rank's result is the
+// identity itself.
+TEST_CASE("plugins.p2p_tree.gpu.no_contribution") {
+  const int nranks = cuda_devices() >= 2 ? 2 : 1;
+  run_p2p_ranks("plugins.p2p_tree.gpu.no_contribution", nranks,
+                [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    plexus::test::check_no_contribution(comm, rank, nranks, 1001, (1u << 20) + 3, true);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
 }
