@@ -57,9 +57,12 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
 // nccl_coll.cpp
 plx_status collective(void *comm, const plx_coll_desc *desc);
 // nccl_widen.cpp: half-type reductions over more than 2 ranks run in float32
-// (PLX-P-8). issue_widened checks nothing: the caller has checked the buffers.
+// (PLX-P-8); float32 reductions travel as opts->wire_dtype (float16 or
+// bfloat16). Neither issue_* checks anything: the caller has checked the
+// buffers and the wire dtype.
 bool needs_widening(const Comm &c, const plx_coll_desc &d);
 plx_status issue_widened(Comm &c, const plx_coll_desc &d, ncclResult_t *result);
+plx_status issue_on_wire(Comm &c, const plx_coll_desc &d, ncclResult_t *result);
 // At a group's end: finishes what the group widened once NCCL has
 // launched, else only frees the pool blocks; the first error.
 plx_status finish_group_reductions(Comm &c, bool launched);

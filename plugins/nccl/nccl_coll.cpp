@@ -9,6 +9,7 @@
 
 #include "core/cuda_status.hpp"
 #include "core/dtype.hpp"
+#include "core/names.hpp"
 #include "core/status.hpp"
 #include "plugins/nccl/nccl_backend.hpp"
 
@@ -54,18 +55,31 @@ inline plx_status check_pair(Comm &c, const void *send, void *recv) {
   return send == recv ? PLX_OK : check_device(c, recv, "recv");
 }
 
+bool is_reduction(int32_t coll) {
+  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
+}
+
+// A float32 reduction sent as float16 or bfloat16 (nccl_widen.cpp; a build
+// without nvcc has no conversion kernels, and declines it).
+bool narrows_on_wire(const plx_coll_desc &d) {
+  const int32_t wire = d.options->wire_dtype;
+  return PLEXUS_NCCL_WIDEN && d.dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16) &&
+         is_reduction(d.coll);
+}
+
 [[gnu::cold]] plx_status reject_options(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
   if (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION)
     return core::fail(PLX_ERR_UNSUPPORTED, "nccl: option flags {:#x} are not supported", o.flags);
-  return core::fail(PLX_ERR_UNSUPPORTED, "nccl: opts->wire_dtype {} is not supported: NCCL sends "
-                    "the buffer's own dtype ({})", o.wire_dtype, d.dtype);
+  return core::fail(PLX_ERR_UNSUPPORTED, "nccl: opts->wire_dtype {} for a {} of dtype {}: only float32 "
+                    "reductions travel as float16 or bfloat16{}", o.wire_dtype, core::coll_name(d.coll), d.dtype,
+                    PLEXUS_NCCL_WIDEN ? "" : ", and not in this build (no nvcc, no conversion kernels)");
 }
 
 bool options_supported(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
   return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 &&
-         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
+         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER || narrows_on_wire(d));
 }
 
 // Root copies its own part (unless in place) before the group, so a failed
@@ -102,16 +116,19 @@ plx_status gather(Comm &c, const plx_coll_desc &d, cudaStream_t stream, ncclResu
   return PLX_OK;
 }
 
-// A half-type reduction that nccl_widen.cpp runs in float32.
-[[gnu::cold]] plx_status issue_wide(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
+// A reduction that nccl_widen.cpp runs through a block of another
+// precision: a half type accumulated in float32, or float32 on a half-type
+// wire.
+[[gnu::cold]] plx_status issue_converted(Comm &c, const plx_coll_desc &d, bool on_wire, ncclResult_t *result) {
   const bool sends_only = d.coll == PLX_COLL_REDUCE && c.rank() != d.root;
   if (plx_status s = sends_only ? check_device(c, d.send, "send") : check_pair(c, d.send, d.recv)) return s;
-  return issue_widened(c, d, result);
+  return on_wire ? issue_on_wire(c, d, result) : issue_widened(c, d, result);
 }
 
 // Issues the NCCL call of one collective; *result is NCCL's answer.
 plx_status issue(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
-  if (needs_widening(c, d)) [[unlikely]] return issue_wide(c, d, result);
+  if (narrows_on_wire(d)) [[unlikely]] return issue_converted(c, d, true, result);
+  if (needs_widening(c, d)) [[unlikely]] return issue_converted(c, d, false, result);
   auto *stream = static_cast<cudaStream_t>(d.stream);
   ncclComm_t comm = c.nccl();
   const ncclDataType_t dt = d.dtype >= 0 ? nccl_dtypes[d.dtype] : ncclFloat32;

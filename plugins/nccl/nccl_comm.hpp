@@ -50,20 +50,26 @@ struct Params {
   uint64_t widen_gather_max_bytes = 64 * 1024;   // WIDEN_GATHER_MAX_BYTES
 };
 
-// A float32-accumulated reduction's last step (nccl_widen.cpp), after NCCL:
-// reduce the all-gathered half-type inputs in rank order, or round the
-// float32 result, into the caller's buffer; then free the pool block. A
-// group keeps these until its end, when NCCL has been launched.
+// A converted reduction's last step (nccl_widen.cpp), after NCCL: a half-type
+// reduction accumulated in float32 reduces the all-gathered inputs in rank
+// order, or rounds the float32 result, into the caller's buffer; a float32
+// reduction sent as a half type widens the result into it; then the pool
+// block is freed. A group keeps these until its end, when NCCL has launched.
+enum class Finish {
+  narrow,           // the float32 result rounded into the caller's half-type buffer
+  reduce_gathered,  // the gathered half-type inputs reduced in rank order into it
+  widen,            // the half-type result (a float32 call's wire dtype) into the caller's float32 buffer
+};
 struct PendingFinish {
   void *block = nullptr;         // from the comm's widen pool
-  const void *result = nullptr;  // inside block: float32 result, or rank 0's gathered input
+  const void *result = nullptr;  // inside block: the result, or rank 0's gathered input
   void *out = nullptr;           // null: nothing to write (a reduce's non-root)
   uint64_t count = 0;
   uint64_t stride = 0;           // gathered: elements between ranks' inputs
-  bool gathered = false;
+  Finish finish = Finish::narrow;
   int32_t op = PLX_SUM;
   int32_t nranks = 1;
-  plx_dtype dtype = PLX_BFLOAT16;
+  plx_dtype dtype = PLX_BFLOAT16;  // the half type: the caller's, or the wire's
   cudaStream_t stream = nullptr;
 };
 

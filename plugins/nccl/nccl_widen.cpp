@@ -13,6 +13,10 @@
 // With 2 ranks NCCL adds the two inputs once and rounds once, which is
 // already float32 accumulation, so nothing changes there (WIDEN_HALF=2
 // takes these paths anyway, so 2 GPUs can test them).
+// And the other way, a float32 reduction sent as float16 or bfloat16
+// (opts->wire_dtype): the input rounded into a block, NCCL reduces the half
+// type in place (so every contribution and partial sum is rounded to it,
+// as a wire dtype allows), the result widened into the caller's buffer.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -30,12 +34,23 @@ namespace {
 #if PLEXUS_NCCL_WIDEN
 constexpr ncclRedOp_t float_ops[PLX_REDUCE_OP_COUNT] = {ncclSum, ncclProd, ncclMin, ncclMax, ncclAvg};
 
+constexpr ncclDataType_t half_types[2] = {ncclFloat16, ncclBfloat16};
+ncclDataType_t nccl_half(plx_dtype dtype) { return half_types[dtype == PLX_BFLOAT16]; }
+
+cudaError_t finish(const PendingFinish &f) {
+  if (f.out == nullptr) return cudaSuccess;
+  switch (f.finish) {
+    case Finish::reduce_gathered:
+      return kernels::launch_reduce_gathered(f.result, f.stride, f.nranks, f.out, f.count, f.dtype, f.op, f.stream);
+    case Finish::widen:
+      return kernels::launch_widen(f.result, static_cast<float *>(f.out), f.count, f.dtype, f.stream);
+    default:
+      return kernels::launch_narrow(static_cast<const float *>(f.result), f.out, f.count, f.dtype, f.stream);
+  }
+}
+
 plx_status finish_and_free(const PendingFinish &f) {
-  cudaError_t done = cudaSuccess;
-  if (f.out != nullptr && f.gathered)
-    done = kernels::launch_reduce_gathered(f.result, f.stride, f.nranks, f.out, f.count, f.dtype, f.op, f.stream);
-  else if (f.out != nullptr)
-    done = kernels::launch_narrow(static_cast<const float *>(f.result), f.out, f.count, f.dtype, f.stream);
+  const cudaError_t done = finish(f);
   const cudaError_t freed = cudaFreeAsync(f.block, f.stream);
   PLX_CUDA_CHECK(done);
   PLX_CUDA_CHECK(freed);
@@ -60,12 +75,12 @@ plx_status issue_into_block(Comm &c, const plx_coll_desc &d, uint64_t in_count, 
   cudaMemPool_t pool = nullptr;
   if (plx_status s = c.widen_pool(&pool)) return s;
   const uint64_t at = d.coll == PLX_COLL_REDUCE_SCATTER ? static_cast<uint64_t>(c.rank()) * d.count : 0;
-  const uint64_t bytes = f->gathered ? in_count * static_cast<uint64_t>(c.nranks()) * 2 : in_count * sizeof(float);
+  const bool gathered = f->finish == Finish::reduce_gathered;
+  const uint64_t bytes = gathered ? in_count * static_cast<uint64_t>(c.nranks()) * 2 : in_count * sizeof(float);
   PLX_CUDA_CHECK(cudaMallocFromPoolAsync(&f->block, bytes, pool, f->stream));
-  if (f->gathered) {
-    const ncclDataType_t half = d.dtype == PLX_FLOAT16 ? ncclFloat16 : ncclBfloat16;
+  if (gathered) {
     f->result = static_cast<const uint16_t *>(f->block) + at;
-    *result = ncclAllGather(d.send, f->block, in_count, half, c.nccl(), f->stream);
+    *result = ncclAllGather(d.send, f->block, in_count, nccl_half(f->dtype), c.nccl(), f->stream);
     return PLX_OK;
   }
   f->result = static_cast<const float *>(f->block) + at;
@@ -76,6 +91,37 @@ plx_status issue_into_block(Comm &c, const plx_coll_desc &d, uint64_t in_count, 
   }
   *result = reduce_block(c, d, static_cast<float *>(f->block), f->result);
   return PLX_OK;
+}
+
+// A float32 reduction's input rounded to its wire dtype into f->block
+// (allocated here); f describes the widening that follows NCCL.
+plx_status narrow_into_block(Comm &c, const plx_coll_desc &d, PendingFinish *f) {
+  const uint64_t n = static_cast<uint64_t>(c.nranks());
+  const uint64_t in_count = d.coll == PLX_COLL_REDUCE_SCATTER ? d.count * n : d.count;
+  f->finish = Finish::widen;
+  f->out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
+  f->count = d.count, f->op = d.op, f->nranks = c.nranks();
+  f->dtype = static_cast<plx_dtype>(d.options->wire_dtype), f->stream = static_cast<cudaStream_t>(d.stream);
+  cudaMemPool_t pool = nullptr;
+  if (plx_status s = c.widen_pool(&pool)) return s;
+  PLX_CUDA_CHECK(cudaMallocFromPoolAsync(&f->block, in_count * 2, pool, f->stream));
+  const uint64_t at = d.coll == PLX_COLL_REDUCE_SCATTER ? static_cast<uint64_t>(c.rank()) * d.count : 0;
+  f->result = static_cast<const uint16_t *>(f->block) + at;
+  const cudaError_t e = kernels::launch_narrow(static_cast<const float *>(d.send), f->block, in_count, f->dtype, f->stream);
+  if (e == cudaSuccess) return PLX_OK;
+  (void)cudaFreeAsync(f->block, f->stream);
+  return core::fail_cuda(e, "nccl: rounding the float32 input to its wire dtype");
+}
+
+// After NCCL took the block: finish now, or at the group's end; NCCL's own
+// error (which the caller maps) only frees the block.
+plx_status finish_now_or_at_group_end(Comm &c, const PendingFinish &f, ncclResult_t result) {
+  if (result != ncclSuccess) {
+    (void)cudaFreeAsync(f.block, f.stream);
+    return PLX_OK;
+  }
+  if (c.group_depth > 0) return c.pending_finishes.push_back(f), PLX_OK;
+  return finish_and_free(f);
 }
 #endif
 
@@ -98,14 +144,23 @@ plx_status issue_widened(Comm &c, const plx_coll_desc &d, ncclResult_t *result) 
   f.out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
   f.count = d.count, f.stride = in_count, f.op = d.op, f.nranks = c.nranks();
   f.dtype = static_cast<plx_dtype>(d.dtype), f.stream = static_cast<cudaStream_t>(d.stream);
-  f.gathered = in_count * 2 <= c.params().widen_gather_max_bytes;
+  f.finish = in_count * 2 <= c.params().widen_gather_max_bytes ? Finish::reduce_gathered : Finish::narrow;
   if (plx_status s = issue_into_block(c, d, in_count, &f, result)) return s;
-  if (*result != ncclSuccess) {  // the caller maps NCCL's error
-    (void)cudaFreeAsync(f.block, f.stream);
-    return PLX_OK;
-  }
-  if (c.group_depth > 0) return c.pending_finishes.push_back(f), PLX_OK;
-  return finish_and_free(f);
+  return finish_now_or_at_group_end(c, f, *result);
+}
+
+plx_status issue_on_wire(Comm &c, const plx_coll_desc &d, ncclResult_t *result) {
+  core::ScopedDevice device(c.device());
+  if (device.status() != PLX_OK) return device.status();
+  PendingFinish f;
+  if (plx_status s = narrow_into_block(c, d, &f)) return s;
+  auto *block = static_cast<uint16_t *>(f.block);
+  const ncclDataType_t half = nccl_half(f.dtype);
+  const ncclRedOp_t op = float_ops[d.op];
+  if (d.coll == PLX_COLL_ALL_REDUCE) *result = ncclAllReduce(block, block, d.count, half, op, c.nccl(), f.stream);
+  else if (d.coll == PLX_COLL_REDUCE) *result = ncclReduce(block, block, d.count, half, op, d.root, c.nccl(), f.stream);
+  else *result = ncclReduceScatter(block, const_cast<void *>(f.result), d.count, half, op, c.nccl(), f.stream);
+  return finish_now_or_at_group_end(c, f, *result);
 }
 
 plx_status finish_group_reductions(Comm &c, bool launched) {
@@ -121,6 +176,11 @@ plx_status finish_group_reductions(Comm &c, bool launched) {
   return first;
 }
 #else
+plx_status issue_on_wire(Comm &, const plx_coll_desc &, ncclResult_t *) {
+  return core::fail(PLX_ERR_UNSUPPORTED, "nccl: this build has no conversion kernels (built without nvcc), "
+                    "so float32 reductions travel as float32 only");
+}
+
 plx_status issue_widened(Comm &, const plx_coll_desc &, ncclResult_t *) {
   return core::fail(PLX_ERR_UNSUPPORTED, "nccl: float16/bfloat16 sum, prod and avg over more than 2 ranks "
                     "accumulate in float32 through kernels of their own, and this build has none (built "

@@ -64,7 +64,7 @@ inline void check_same(const Bytes &got, const Bytes &want, size_t es, const std
   if (std::memcmp(got.data(), want.data(), got.size()) == 0) return;
   size_t i = 0;
   while (i < got.size() && got[i] == want[i]) ++i;
-  FAIL(what, ": first differing element ", i / es, " (byte ", i, ")");
+  FAIL(what, ": first differing element ", i / es, " (byte ", i, ") of ", got.size() / es);
 }
 
 // The inputs reduced in rank order by core's scalar path.
@@ -74,6 +74,56 @@ inline Bytes reference(plx_dtype dtype, plx_reduce_op op, const std::vector<Byte
   for (const Bytes &b : inputs) srcs.push_back(b.data());
   REQUIRE(plexus::core::reduce_into(dtype, op, out.data(), srcs.data(), static_cast<int>(srcs.size()), count,
                                     plexus::core::CpuIsa::scalar) == PLX_OK);
+  return out;
+}
+
+// float32 to bfloat16 or float16, round to nearest even (inputs are finite).
+inline uint16_t narrow_to(plx_dtype wire, float f) {
+  if (wire == PLX_FLOAT16) {
+    const _Float16 h = static_cast<_Float16>(f);
+    uint16_t bits;
+    std::memcpy(&bits, &h, 2);
+    return bits;
+  }
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+inline float widen_from(plx_dtype wire, uint16_t bits) {
+  if (wire == PLX_FLOAT16) {
+    _Float16 h;
+    std::memcpy(&h, &bits, 2);
+    return static_cast<float>(h);
+  }
+  const uint32_t wide = uint32_t{bits} << 16;
+  float f;
+  std::memcpy(&f, &wide, 4);
+  return f;
+}
+
+// float32 inputs sent as `wire` (bfloat16 or float16): every input and the
+// result rounded to it, accumulated in float32 in rank order.
+inline Bytes wire_reference(plx_dtype wire, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
+  std::vector<Bytes> narrowed;
+  for (const Bytes &in : inputs) {
+    Bytes n(count * 2);
+    for (uint64_t i = 0; i < count; ++i) {
+      float f;
+      std::memcpy(&f, in.data() + i * 4, 4);
+      const uint16_t h = narrow_to(wire, f);
+      std::memcpy(n.data() + i * 2, &h, 2);
+    }
+    narrowed.push_back(std::move(n));
+  }
+  const Bytes reduced = reference(wire, op, narrowed, count);
+  Bytes out(count * 4);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint16_t h;
+    std::memcpy(&h, reduced.data() + i * 2, 2);
+    const float f = widen_from(wire, h);
+    std::memcpy(out.data() + i * 4, &f, 4);
+  }
   return out;
 }
 

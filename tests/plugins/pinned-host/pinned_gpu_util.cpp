@@ -70,66 +70,6 @@ std::vector<Bytes> inputs_of(int nranks, plx_dtype dtype, uint64_t count, uint32
   return inputs;
 }
 
-namespace {
-
-// float32 to bfloat16 or float16, round to nearest even (inputs are finite).
-uint16_t narrow(plx_dtype wire, float f) {
-  if (wire == PLX_FLOAT16) {
-    const _Float16 h = static_cast<_Float16>(f);
-    uint16_t bits;
-    std::memcpy(&bits, &h, 2);
-    return bits;
-  }
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
-
-float widen(plx_dtype wire, uint16_t bits) {
-  if (wire == PLX_FLOAT16) {
-    _Float16 h;
-    std::memcpy(&h, &bits, 2);
-    return static_cast<float>(h);
-  }
-  const uint32_t wide = uint32_t{bits} << 16;
-  float f;
-  std::memcpy(&f, &wide, 4);
-  return f;
-}
-
-}  // namespace
-
-Bytes wire_reference(plx_dtype wire, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count) {
-  std::vector<Bytes> narrowed;
-  for (const Bytes &in : inputs) {
-    Bytes n(count * 2);
-    for (uint64_t i = 0; i < count; ++i) {
-      float f;
-      std::memcpy(&f, in.data() + i * 4, 4);
-      const uint16_t h = narrow(wire, f);
-      std::memcpy(n.data() + i * 2, &h, 2);
-    }
-    narrowed.push_back(std::move(n));
-  }
-  const Bytes reduced = reference(wire, op, narrowed, count);  // float32 accumulation, one rounding
-  Bytes out(count * 4);
-  for (uint64_t i = 0; i < count; ++i) {
-    uint16_t h;
-    std::memcpy(&h, reduced.data() + i * 2, 2);
-    const float f = widen(wire, h);
-    std::memcpy(out.data() + i * 4, &f, 4);
-  }
-  return out;
-}
-
-void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {
-  REQUIRE(got.size() == want.size());
-  if (std::memcmp(got.data(), want.data(), got.size()) == 0) return;
-  size_t i = 0;
-  while (i < got.size() && got[i] == want[i]) ++i;
-  FAIL(what, ": first differing element ", i / es, " (byte ", i, ") of ", got.size() / es);
-}
-
 const char *algo_text(int32_t algo) {
   switch (algo) {
     case PLX_ALGO_LOW_LATENCY: return "low-latency";

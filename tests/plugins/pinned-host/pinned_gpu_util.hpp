@@ -27,6 +27,8 @@
 namespace plexus::test::pinned {
 
 using test::Bytes;
+using test::check_same;
+using test::wire_reference;
 using test::cuda_devices;
 using test::reference;
 using test::Stream;
@@ -59,10 +61,6 @@ struct Device {
 // finite floats of moderate size (products of a few stay finite), any
 // bits for integers.
 Bytes input_of(int rank, plx_dtype dtype, uint64_t count, uint32_t salt = 0);
-// float32 inputs sent as `wire` (bfloat16 or float16): every input and the
-// result rounded to it, accumulated in float32.
-Bytes wire_reference(plx_dtype wire, plx_reduce_op op, const std::vector<Bytes> &inputs, uint64_t count);
-void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what);
 // Every rank's inputs for one call.
 std::vector<Bytes> inputs_of(int nranks, plx_dtype dtype, uint64_t count, uint32_t salt);
 
