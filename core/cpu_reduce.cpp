@@ -312,4 +312,24 @@ plx_status reduce_into_both(plx_dtype dtype, plx_reduce_op op, void *dst, void *
   return PLX_OK;
 }
 
+// AVX2 vectors where the CPU has them (the AVX-512 reductions add nothing
+// that matters to a conversion), the scalar rounding for the rest.
+plx_status narrow_floats(const float *src, void *dst, size_t n, plx_dtype wire, CpuIsa isa) {
+  if (wire != PLX_BFLOAT16 && wire != PLX_FLOAT16)
+    return fail(PLX_ERR_INVALID_ARGUMENT, "narrow_floats: wire dtype {} is not float16 or bfloat16", wire);
+  auto *out = static_cast<uint16_t *>(dst);
+  size_t i = isa >= CpuIsa::avx2 ? detail::narrow_avx2(src, out, n, wire) : 0;
+  for (; i < n; ++i) out[i] = wire == PLX_BFLOAT16 ? float_to_bfloat16(canonical(src[i])) : float_to_half(canonical(src[i]));
+  return PLX_OK;
+}
+
+plx_status widen_floats(const void *src, float *dst, size_t n, plx_dtype wire, CpuIsa isa) {
+  if (wire != PLX_BFLOAT16 && wire != PLX_FLOAT16)
+    return fail(PLX_ERR_INVALID_ARGUMENT, "widen_floats: wire dtype {} is not float16 or bfloat16", wire);
+  const auto *in = static_cast<const uint16_t *>(src);
+  size_t i = isa >= CpuIsa::avx2 ? detail::widen_avx2(in, dst, n, wire) : 0;
+  for (; i < n; ++i) dst[i] = wire == PLX_BFLOAT16 ? bfloat16_to_float(in[i]) : half_to_float(in[i]);
+  return PLX_OK;
+}
+
 }  // namespace plexus::core

@@ -68,6 +68,14 @@ plx_status fill_identity(plx_dtype dtype, plx_reduce_op op, void *dst, size_t co
 // for an unknown dtype or op.
 bool identity_pattern(plx_dtype dtype, plx_reduce_op op, uint64_t *pattern);
 
+// float32 to `wire` (PLX_FLOAT16 or PLX_BFLOAT16) and back, element by
+// element, rounding as the reductions do (nearest even, NaN canonical): a
+// float32 reduction sent as a half type through host memory (shm-native).
+// PLX_ERR_INVALID_ARGUMENT for another wire dtype. `isa` as for reduce_into
+// (AVX2 vectors from avx2 up; the tests compare it with scalar).
+plx_status narrow_floats(const float *src, void *dst, size_t n, plx_dtype wire, CpuIsa isa = active_cpu_isa());
+plx_status widen_floats(const void *src, float *dst, size_t n, plx_dtype wire, CpuIsa isa = active_cpu_isa());
+
 namespace detail {
 
 // One validated call, as the per-ISA kernels receive it.
@@ -86,6 +94,10 @@ struct ReduceCall {
 void reduce_scalar(const ReduceCall &call);
 bool reduce_avx2(const ReduceCall &call);
 bool reduce_avx512(const ReduceCall &call);
+// narrow_floats / widen_floats in AVX2 (+F16C) vectors: how many leading
+// elements they converted (0 where not built), the rest is the caller's.
+size_t narrow_avx2(const float *src, uint16_t *dst, size_t n, plx_dtype wire);
+size_t widen_avx2(const uint16_t *src, float *dst, size_t n, plx_dtype wire);
 
 }  // namespace detail
 }  // namespace plexus::core

@@ -163,9 +163,34 @@ struct Float64Vec {
 #include "core/cpu_reduce_kernel.inc"
 #undef PLX_KERNEL_TARGET
 
+// Whole vectors of float32 to the half type H (stores round as the
+// reductions do, NaN canonical) and back (loads are exact; a NaN keeps its
+// payload, made quiet, as half_to_float does); the caller converts the tail.
+template <class H>
+PLX_AVX2 size_t narrow_vectors(const float *src, uint16_t *dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) H::store(dst + i, Float32Vec::load(src + i));
+  return i;
+}
+
+template <class H>
+PLX_AVX2 size_t widen_vectors(const uint16_t *src, float *dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, H::load(src + i));
+  return i;
+}
+
 }  // namespace
 
 bool reduce_avx2(const ReduceCall &c) { return reduce_dispatch(c); }
+
+size_t narrow_avx2(const float *src, uint16_t *dst, size_t n, plx_dtype wire) {
+  return wire == PLX_FLOAT16 ? narrow_vectors<Float16Vec>(src, dst, n) : narrow_vectors<BFloat16Vec>(src, dst, n);
+}
+
+size_t widen_avx2(const uint16_t *src, float *dst, size_t n, plx_dtype wire) {
+  return wire == PLX_FLOAT16 ? widen_vectors<Float16Vec>(src, dst, n) : widen_vectors<BFloat16Vec>(src, dst, n);
+}
 
 }  // namespace plexus::core::detail
 
@@ -173,6 +198,8 @@ bool reduce_avx2(const ReduceCall &c) { return reduce_dispatch(c); }
 
 namespace plexus::core::detail {
 bool reduce_avx2(const ReduceCall &) { return false; }
+size_t narrow_avx2(const float *, uint16_t *, size_t, plx_dtype) { return 0; }
+size_t widen_avx2(const uint16_t *, float *, size_t, plx_dtype) { return 0; }
 }  // namespace plexus::core::detail
 
 #endif

@@ -56,6 +56,8 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats);
 
 // nccl_coll.cpp
 plx_status collective(void *comm, const plx_coll_desc *desc);
+// NCCL's operator for plexus op `op` (a valid PLX_* op) on this communicator.
+ncclRedOp_t nccl_op(const Comm &c, int32_t op);
 // nccl_widen.cpp: half-type reductions over more than 2 ranks run in float32
 // (PLX-P-8); float32 reductions travel as opts->wire_dtype (float16 or
 // bfloat16). Neither issue_* checks anything: the caller has checked the

@@ -32,8 +32,6 @@ namespace plexus::nccl {
 namespace {
 
 #if PLEXUS_NCCL_WIDEN
-constexpr ncclRedOp_t float_ops[PLX_REDUCE_OP_COUNT] = {ncclSum, ncclProd, ncclMin, ncclMax, ncclAvg};
-
 constexpr ncclDataType_t half_types[2] = {ncclFloat16, ncclBfloat16};
 ncclDataType_t nccl_half(plx_dtype dtype) { return half_types[dtype == PLX_BFLOAT16]; }
 
@@ -61,7 +59,7 @@ plx_status finish_and_free(const PendingFinish &f) {
 // form (this rank's part of the block receives the result).
 ncclResult_t reduce_block(Comm &c, const plx_coll_desc &d, float *block, const void *result) {
   auto *stream = static_cast<cudaStream_t>(d.stream);
-  const ncclRedOp_t op = float_ops[d.op];
+  const ncclRedOp_t op = nccl_op(c, d.op);
   if (d.coll == PLX_COLL_ALL_REDUCE) return ncclAllReduce(block, block, d.count, ncclFloat32, op, c.nccl(), stream);
   if (d.coll == PLX_COLL_REDUCE) return ncclReduce(block, block, d.count, ncclFloat32, op, d.root, c.nccl(), stream);
   return ncclReduceScatter(block, static_cast<float *>(const_cast<void *>(result)), d.count, ncclFloat32, op,
@@ -156,7 +154,7 @@ plx_status issue_on_wire(Comm &c, const plx_coll_desc &d, ncclResult_t *result) 
   if (plx_status s = narrow_into_block(c, d, &f)) return s;
   auto *block = static_cast<uint16_t *>(f.block);
   const ncclDataType_t half = nccl_half(f.dtype);
-  const ncclRedOp_t op = float_ops[d.op];
+  const ncclRedOp_t op = nccl_op(c, d.op);
   if (d.coll == PLX_COLL_ALL_REDUCE) *result = ncclAllReduce(block, block, d.count, half, op, c.nccl(), f.stream);
   else if (d.coll == PLX_COLL_REDUCE) *result = ncclReduce(block, block, d.count, half, op, d.root, c.nccl(), f.stream);
   else *result = ncclReduceScatter(block, const_cast<void *>(f.result), d.count, half, op, c.nccl(), f.stream);

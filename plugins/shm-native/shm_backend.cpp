@@ -198,6 +198,7 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats) {
 }
 
 plx_status collective(void *comm, const plx_coll_desc *desc) {
+  if (narrows_on_wire(*desc)) [[unlikely]] return run_on_wire(as_comm(comm), *desc);
   return run_collective(as_comm(comm), *desc);
 }
 

@@ -1,7 +1,10 @@
 #include "plugins/shm-native/shm_coll.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "core/cpu_reduce.hpp"
 #include "core/dtype.hpp"
 #include "core/names.hpp"
 #include "core/status.hpp"
@@ -57,6 +60,32 @@ plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
     default:
       return core::fail(PLX_ERR_UNSUPPORTED, "shm-native: {} is not implemented", core::coll_name(desc.coll));
   }
+}
+
+bool narrows_on_wire(const plx_coll_desc &d) {
+  const int32_t wire = d.options->wire_dtype;
+  const bool reduction = d.coll == PLX_COLL_ALL_REDUCE || d.coll == PLX_COLL_REDUCE || d.coll == PLX_COLL_REDUCE_SCATTER;
+  return reduction && d.dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16);
+}
+
+plx_status run_on_wire(Comm &comm, const plx_coll_desc &d) {
+  const auto wire = static_cast<plx_dtype>(d.options->wire_dtype);
+  const bool gives = !(d.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION);
+  const bool gets = d.coll != PLX_COLL_REDUCE || comm.rank() == d.root;
+  const size_t in_count = d.coll == PLX_COLL_REDUCE_SCATTER ? d.count * static_cast<size_t>(comm.nranks()) : d.count;
+  std::vector<uint16_t> &in = comm.wire_input(), &out = comm.wire_result();
+  if (gives) in.resize(std::max(in.size(), in_count));
+  if (gets) out.resize(std::max(out.size(), d.count));
+  if (gives)
+    if (plx_status s = core::narrow_floats(static_cast<const float *>(d.send), in.data(), in_count, wire)) return s;
+  plx_coll_options options = *d.options;
+  options.wire_dtype = -1;
+  plx_coll_desc narrowed = d;
+  narrowed.dtype = wire, narrowed.options = &options;
+  narrowed.send = gives ? in.data() : nullptr;
+  narrowed.recv = gets ? out.data() : nullptr;
+  if (plx_status s = run_collective(comm, narrowed)) return s;
+  return gets ? core::widen_floats(out.data(), static_cast<float *>(d.recv), d.count, wire) : PLX_OK;
 }
 
 plx_status barrier(Op &op) {

@@ -77,6 +77,12 @@ struct Op {
 };
 
 plx_status run_collective(Comm &comm, const plx_coll_desc &desc);
+// A float32 all-reduce, reduce or reduce-scatter whose opts->wire_dtype is
+// float16 or bfloat16: the input rounded to it, the reduction run in it
+// (accumulated in float32, rounded once), the result widened into recv. The
+// slots carry half the bytes; the two conversions are the price.
+bool narrows_on_wire(const plx_coll_desc &desc);
+plx_status run_on_wire(Comm &comm, const plx_coll_desc &desc);
 
 // Whether a reduction's input fits a rank's InlineInput line.
 bool fits_inline(const Op &op);

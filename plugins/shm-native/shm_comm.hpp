@@ -217,6 +217,10 @@ class Comm {
   }
   // Where an LL all-reduce gathers the peers' lines of its share.
   std::vector<uint8_t> &ll_staging() { return ll_staging_; }
+  // A float32 reduction sent as a half type: its input and result in the
+  // wire dtype (shm_coll.cpp), kept at the largest size used.
+  std::vector<uint16_t> &wire_input() { return wire_input_; }
+  std::vector<uint16_t> &wire_result() { return wire_result_; }
 
   static constexpr size_t control_page_bytes = 4096;  // the control words' page
   // The control segment: the control words, then any LL lines.
@@ -250,6 +254,7 @@ class Comm {
   uint64_t ll_seq_ = 0;
   size_t ll_cursor_[2] = {0, 0};
   std::vector<uint8_t> ll_staging_;
+  std::vector<uint16_t> wire_input_, wire_result_;
   uint64_t region_[2] = {0, 0};  // where in slot p the current step p's data is
   uint64_t cursor_[2] = {0, 0};  // where the next rotating step's region in slot p starts
   uint64_t rotate_min_bytes_ = 0;  // Params::rotate_min_bytes for nranks_

@@ -425,3 +425,67 @@ TEST_CASE("Core.CpuReduce.identity_pattern_holds_fill_identity_elements") {
   CHECK_FALSE(plexus::core::identity_pattern(PLX_INT8, 9, &pattern));
   CHECK_FALSE(plexus::core::identity_pattern(77, PLX_SUM, &pattern));
 }
+
+// narrow_floats against the compiler's float16 conversion and, for
+// bfloat16, against the definition (the nearest of the two neighbours, ties
+// to the even one); widen_floats is exact. Random floats of every exponent,
+// and the edges: zeros, infinities, NaN, float16's largest finite value and
+// the first that rounds to inf, its subnormals, exact ties.
+void check_conversions(CpuIsa isa) {
+  std::mt19937 gen(20261129);
+  std::vector<float> values = {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65519.0f, 65520.0f, -70000.0f,
+                               0x1p-24f, 0x1p-25f, 0x1.8p-25f, 0x1p-14f, 0x1.ffcp-15f, 1.0f + 0x1p-11f,
+                               1.0f + 0x1p-8f, 1.0f + 0x3p-8f, 3.0e38f, 1e-40f};
+  for (int i = 0; i < 100000; ++i) {
+    const uint32_t bits = gen();
+    const float f = std::bit_cast<float>(bits);
+    if (!std::isnan(f)) values.push_back(f);
+  }
+  std::vector<uint16_t> half(values.size()), bf(values.size());
+  REQUIRE(plexus::core::narrow_floats(values.data(), half.data(), values.size(), PLX_FLOAT16, isa) == PLX_OK);
+  REQUIRE(plexus::core::narrow_floats(values.data(), bf.data(), values.size(), PLX_BFLOAT16, isa) == PLX_OK);
+  std::vector<float> back(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float x = values[i];
+    INFO("value ", x);
+    CHECK(half[i] == std::bit_cast<uint16_t>(static_cast<_Float16>(x)));
+    const float lo = std::bit_cast<float>(uint32_t(std::bit_cast<uint32_t>(x) & 0xFFFF0000u));
+    const float hi = std::nextafter(lo, std::copysign(INFINITY, x));
+    const float hi16 = std::bit_cast<float>(uint32_t(std::bit_cast<uint32_t>(hi) + 0xFFFFu) & 0xFFFF0000u);
+    const float got = std::bit_cast<float>(uint32_t(bf[i]) << 16);
+    // Past the largest finite bfloat16 the upper neighbour is inf, at 2^128 for rounding.
+    const double hi_at = std::isinf(hi16) && !std::isinf(x) ? std::copysign(0x1p128, x) : double(hi16);
+    const double dlo = std::fabs(double(x) - lo), dhi = std::fabs(double(x) - hi_at);
+    const bool lo_even = ((std::bit_cast<uint32_t>(lo) >> 16) & 1u) == 0;
+    CHECK(got == (dlo < dhi || (dlo == dhi && lo_even) ? lo : hi16));
+  }
+  REQUIRE(plexus::core::widen_floats(half.data(), back.data(), half.size(), PLX_FLOAT16, isa) == PLX_OK);
+  for (size_t i = 0; i < half.size(); ++i)
+    CHECK(std::bit_cast<uint32_t>(back[i]) == std::bit_cast<uint32_t>(static_cast<float>(std::bit_cast<_Float16>(half[i]))));
+  REQUIRE(plexus::core::widen_floats(bf.data(), back.data(), bf.size(), PLX_BFLOAT16, isa) == PLX_OK);
+  for (size_t i = 0; i < bf.size(); ++i) CHECK(std::bit_cast<uint32_t>(back[i]) == uint32_t(bf[i]) << 16);
+  // NaN: canonical once narrowed, whatever its sign and payload; widened, a
+  // half NaN keeps its payload (made quiet), as vcvtph2ps does. Nine of
+  // each, so the vectors see them as well as the tail.
+  std::vector<float> nans(9, std::nanf(""));
+  nans[3] = std::bit_cast<float>(0xFF812345u);
+  std::vector<uint16_t> h(9);
+  REQUIRE(plexus::core::narrow_floats(nans.data(), h.data(), 9, PLX_FLOAT16, isa) == PLX_OK);
+  CHECK(h == std::vector<uint16_t>(9, 0x7E00));
+  REQUIRE(plexus::core::narrow_floats(nans.data(), h.data(), 9, PLX_BFLOAT16, isa) == PLX_OK);
+  CHECK(h == std::vector<uint16_t>(9, 0x7FC0));
+  h.assign(9, 0x7C01), h[4] = 0xFE00, h[8] = 0x7D55;
+  REQUIRE(plexus::core::widen_floats(h.data(), nans.data(), 9, PLX_FLOAT16, isa) == PLX_OK);
+  CHECK(std::bit_cast<uint32_t>(nans[0]) == 0x7FC02000u);
+  CHECK(std::bit_cast<uint32_t>(nans[4]) == 0xFFC00000u);
+  CHECK(std::bit_cast<uint32_t>(nans[8]) == 0x7FEAA000u);
+  CHECK(plexus::core::narrow_floats(nans.data(), h.data(), 1, PLX_FLOAT32, isa) == PLX_ERR_INVALID_ARGUMENT);
+  CHECK(plexus::core::widen_floats(h.data(), nans.data(), 1, PLX_INT8, isa) == PLX_ERR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("Core.CpuReduce.narrow_and_widen_floats") {
+  for (CpuIsa isa : {CpuIsa::scalar, std::min(CpuIsa::avx2, detect_cpu_isa())}) {
+    INFO("isa ", cpu_isa_name(isa));
+    check_conversions(isa);
+  }
+}

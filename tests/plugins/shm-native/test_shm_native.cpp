@@ -172,6 +172,51 @@ TEST_CASE("ShmNative.AllReduce.no_contribution_adds_nothing") {
   }) == 0);
 }
 
+// float32 sent as bfloat16 or float16: each rank's input rounded to the wire
+// type, added in rank order in float32, the sum rounded to the wire type
+// once, then widened (here with the compiler's own conversions).
+float wire_round(float x, plx_dtype wire) {
+  if (wire == PLX_FLOAT16) return static_cast<float>(static_cast<_Float16>(x));
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
+std::vector<float> expected_on_wire(size_t n, int nranks, plx_dtype wire) {
+  std::vector<float> sum(n, 0.0f);
+  for (int r = 0; r < nranks; ++r) {
+    const std::vector<float> x = random_floats(n, 1000 + r);
+    for (size_t i = 0; i < n; ++i) sum[i] = r == 0 ? wire_round(x[i], wire) : sum[i] + wire_round(x[i], wire);
+  }
+  for (float &v : sum) v = wire_round(v, wire);
+  return sum;
+}
+
+TEST_CASE("ShmNative.AllReduce.wire_dtype_rounds_inputs_and_result") {
+  CHECK(run_ranks(3, [](plx_comm_h c, int r) {
+    for (plx_dtype wire : {PLX_BFLOAT16, PLX_FLOAT16})
+      for (size_t n : {size_t{5}, size_t{600000}}) {  // one-shot and two-shot
+        plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+        opts.wire_dtype = wire;
+        std::vector<float> send = random_floats(n, 1000 + r), recv(n, -777.0f);
+        if (plx_all_reduce(c, send.data(), recv.data(), n, PLX_FLOAT32, PLX_SUM, &opts, nullptr)) return 1;
+        const std::vector<float> want = expected_on_wire(n, 3, wire);
+        if (std::memcmp(recv.data(), want.data(), n * 4) != 0) return 2;
+        if (plx_all_reduce(c, send.data(), send.data(), n, PLX_FLOAT32, PLX_SUM, &opts, nullptr)) return 3;
+        if (std::memcmp(send.data(), want.data(), n * 4) != 0) return 4;
+        // reduce-scatter: block r of the same sums, 3n elements a rank
+        const std::vector<float> all = expected_on_wire(3 * n, 3, wire);
+        send = random_floats(3 * n, 1000 + r);
+        std::vector<float> part(n, -777.0f);
+        if (plx_reduce_scatter(c, send.data(), part.data(), n, PLX_FLOAT32, PLX_SUM, &opts, nullptr)) return 5;
+        if (std::memcmp(part.data(), all.data() + r * n, n * 4) != 0) return 6;
+      }
+    return 0;
+  }) == 0);
+}
+
 TEST_CASE("ShmNative.Split.and_threads_as_ranks") {
   CHECK(run_ranks(4, [](plx_comm_h c, int r) {
     plx_comm_h half = nullptr;
