@@ -32,7 +32,7 @@ void back_off(int round) {
 
 Comm::Comm(ncclComm_t nccl, const CommSetup &setup, const Params &params)
     : setup_(setup), params_(params), nccl_(nccl), control_(nccl), identity_buffers_(setup.device),
-      user_pool_("nccl", setup.device, params.defrag_threshold) {
+      user_pool_("nccl", setup.device, params.defrag_threshold), widen_pool_(setup.device) {
   tracking_ = setup.timeout_ms >= 0;
 }
 
@@ -327,8 +327,6 @@ Comm::~Comm() {
     if (slot.event) (void)cudaEventDestroy(slot.event);
   if (scratch_) (void)cudaFreeAsync(scratch_, internal_stream_);
   if (internal_stream_) (void)cudaStreamDestroy(internal_stream_);
-  // Blocks still in flight are released when their frees run.
-  if (widen_pool_) (void)cudaMemPoolDestroy(widen_pool_);
   (void)cudaGetLastError();
   user_pool_.reset();
   // Leaving marks this rank as gone cleanly, not lost, for the others.

@@ -33,6 +33,7 @@
 
 #include "core/comm_device_pool.hpp"
 #include "core/identity_buffers.hpp"
+#include "core/scratch_pool.hpp"
 #include "core/rendezvous.hpp"
 #include "plexus/plugin.h"
 #include "plugins/nccl/nccl_domain.hpp"
@@ -236,11 +237,8 @@ class Comm {
 
   // The pool behind plx_mem_alloc (PLX_MEM_DEVICE), made on first use.
   core::CommDevicePool &user_pool() { return user_pool_; }
-  // The pool of widened reductions' float32 blocks (stream-ordered, keeps
-  // what it has between calls), made on first use on the comm's device.
-  plx_status widen_pool(cudaMemPool_t *out);
-  // Gives the widen pool's unused memory back (plx_mem_trim); bytes released.
-  uint64_t trim_widen_pool();
+  // The pool of converted reductions' blocks (nccl_widen.cpp).
+  core::ScratchPool &widen_pool() { return widen_pool_; }
   // Finishing steps of the open group's widened reductions (user thread only).
   std::vector<PendingFinish> pending_finishes;
 
@@ -312,7 +310,7 @@ class Comm {
   bool watchdog_stop_ = false;
 
   core::CommDevicePool user_pool_;
-  cudaMemPool_t widen_pool_ = nullptr;
+  core::ScratchPool widen_pool_;
 };
 
 int64_t now_ns();

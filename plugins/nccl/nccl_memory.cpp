@@ -24,7 +24,7 @@ plx_status mem_defragment(void *comm, int32_t, uint64_t *released) {
 // a trim gives back all it keeps, on top of what the user pool releases.
 plx_status mem_trim(void *comm, int32_t, uint64_t keep_bytes, uint64_t *released) {
   if (plx_status s = pool_of(comm).trim(keep_bytes, released)) return s;
-  const uint64_t widened = static_cast<Comm *>(comm)->trim_widen_pool();
+  const uint64_t widened = static_cast<Comm *>(comm)->widen_pool().trim();
   if (released != nullptr) *released += widened;
   return PLX_OK;
 }

@@ -71,7 +71,7 @@ ncclResult_t reduce_block(Comm &c, const plx_coll_desc &d, float *block, const v
 plx_status issue_into_block(Comm &c, const plx_coll_desc &d, uint64_t in_count, PendingFinish *f,
                             ncclResult_t *result) {
   cudaMemPool_t pool = nullptr;
-  if (plx_status s = c.widen_pool(&pool)) return s;
+  if (plx_status s = c.widen_pool().get(&pool)) return s;
   const uint64_t at = d.coll == PLX_COLL_REDUCE_SCATTER ? static_cast<uint64_t>(c.rank()) * d.count : 0;
   const bool gathered = f->finish == Finish::reduce_gathered;
   const uint64_t bytes = gathered ? in_count * static_cast<uint64_t>(c.nranks()) * 2 : in_count * sizeof(float);
@@ -101,7 +101,7 @@ plx_status narrow_into_block(Comm &c, const plx_coll_desc &d, PendingFinish *f) 
   f->count = d.count, f->op = d.op, f->nranks = c.nranks();
   f->dtype = static_cast<plx_dtype>(d.options->wire_dtype), f->stream = static_cast<cudaStream_t>(d.stream);
   cudaMemPool_t pool = nullptr;
-  if (plx_status s = c.widen_pool(&pool)) return s;
+  if (plx_status s = c.widen_pool().get(&pool)) return s;
   PLX_CUDA_CHECK(cudaMallocFromPoolAsync(&f->block, in_count * 2, pool, f->stream));
   const uint64_t at = d.coll == PLX_COLL_REDUCE_SCATTER ? static_cast<uint64_t>(c.rank()) * d.count : 0;
   f->result = static_cast<const uint16_t *>(f->block) + at;
@@ -187,30 +187,5 @@ plx_status issue_widened(Comm &, const plx_coll_desc &, ncclResult_t *) {
 
 plx_status finish_group_reductions(Comm &, bool) { return PLX_OK; }
 #endif
-
-plx_status Comm::widen_pool(cudaMemPool_t *out) {
-  if (widen_pool_ == nullptr) {
-    cudaMemPoolProps props{};
-    props.allocType = cudaMemAllocationTypePinned;
-    props.location.type = cudaMemLocationTypeDevice;
-    props.location.id = device();
-    PLX_CUDA_CHECK(cudaMemPoolCreate(&widen_pool_, &props));
-    // Kept between calls: a decode loop reuses the same sizes, and memory
-    // given back at every synchronisation would be mapped again each time.
-    uint64_t keep = UINT64_MAX;
-    PLX_CUDA_CHECK(cudaMemPoolSetAttribute(widen_pool_, cudaMemPoolAttrReleaseThreshold, &keep));
-  }
-  *out = widen_pool_;
-  return PLX_OK;
-}
-
-uint64_t Comm::trim_widen_pool() {
-  if (widen_pool_ == nullptr) return 0;
-  uint64_t before = 0, after = 0;
-  (void)cudaMemPoolGetAttribute(widen_pool_, cudaMemPoolAttrReservedMemCurrent, &before);
-  (void)cudaMemPoolTrimTo(widen_pool_, 0);
-  (void)cudaMemPoolGetAttribute(widen_pool_, cudaMemPoolAttrReservedMemCurrent, &after);
-  return before > after ? before - after : 0;
-}
 
 }  // namespace plexus::nccl

@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 #include "core/status.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/widen.hpp"
 #include "plugins/p2p-tree/p2p_backend.hpp"
 #include "plugins/p2p-tree/p2p_pipe.hpp"
 #include "plugins/p2p-tree/p2p_plan.hpp"
@@ -51,14 +52,24 @@ inline plx_status check_pair(Comm &c, const void *send, const void *recv) {
   const plx_coll_options &o = *d.options;
   if (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION)
     return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: option flags {:#x} are not supported", o.flags);
-  return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: opts->wire_dtype {} is not supported (v1 sends "
-                    "the buffer's own dtype, {})", o.wire_dtype, d.dtype);
+  return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: opts->wire_dtype {} for a {} of dtype {}: only float32 "
+                    "reductions travel as float16 or bfloat16", o.wire_dtype, coll_name(d.coll), d.dtype);
+}
+
+bool is_reduction(int32_t coll) {
+  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
+}
+
+// A float32 reduction sent as float16 or bfloat16 (run_on_wire).
+bool narrows_on_wire(const plx_coll_desc &d) {
+  const int32_t wire = d.options->wire_dtype;
+  return d.dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16) && is_reduction(d.coll);
 }
 
 bool options_supported(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
   return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 &&
-         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER);
+         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER || narrows_on_wire(d));
 }
 
 // A failed launch leaves the peers waiting for this rank: sticky, so they
@@ -289,6 +300,42 @@ plx_status route(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   return issue(c, d, stream);
 }
 
+// The float32 call `d` as the same reduction of its wire dtype's values in
+// `block` (its input first, then its result).
+plx_coll_desc on_wire(const plx_coll_desc &d, uint16_t *block, uint64_t in_count, bool gets,
+                      plx_coll_options *options) {
+  *options = *d.options;
+  options->wire_dtype = -1;
+  plx_coll_desc narrowed = d;
+  narrowed.dtype = d.options->wire_dtype, narrowed.options = options;
+  narrowed.send = block, narrowed.recv = gets ? block + in_count : nullptr;
+  return narrowed;
+}
+
+// The input rounded to the wire dtype into a pool block, the reduction run
+// in that dtype (float32 accumulation in rank order, one rounding: every
+// contribution and the result rounded to it, and every rank gets the same
+// bits), the result widened into recv, the block freed behind it: all on
+// the caller's stream (in a capture, the graph's allocation and free nodes).
+[[gnu::cold]] plx_status run_on_wire(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+  const auto wire = static_cast<plx_dtype>(d.options->wire_dtype);
+  const uint64_t in_count = d.coll == PLX_COLL_REDUCE_SCATTER ? d.count * static_cast<uint64_t>(c.nranks()) : d.count;
+  const bool gets = d.coll != PLX_COLL_REDUCE || c.rank() == d.root;
+  cudaMemPool_t pool = nullptr;
+  if (plx_status s = c.wire_pool().get(&pool)) return s;
+  void *block = nullptr;
+  PLX_CUDA_CHECK(cudaMallocFromPoolAsync(&block, (in_count + d.count) * 2, pool, stream));
+  plx_coll_options options;
+  const plx_coll_desc narrowed = on_wire(d, static_cast<uint16_t *>(block), in_count, gets, &options);
+  cudaError_t err = kernels::launch_narrow(static_cast<const float *>(d.send), block, in_count, wire, stream);
+  plx_status s = err == cudaSuccess ? route(c, narrowed, stream) : launch_failed(c, err, "narrowing");
+  if (s == PLX_OK && gets)
+    if ((err = kernels::launch_widen(narrowed.recv, static_cast<float *>(d.recv), d.count, wire, stream)) != cudaSuccess)
+      s = launch_failed(c, err, "widening");
+  (void)cudaFreeAsync(block, stream);
+  return s;
+}
+
 plx_status run(Comm &c, const plx_coll_desc &d) {
   if (d.count > 0 || d.coll == PLX_COLL_GATHER)  // gather's counts may be set where count is 0
     if (plx_status s = check_buffers(c, d)) return s;
@@ -297,6 +344,7 @@ plx_status run(Comm &c, const plx_coll_desc &d) {
   if (device.status() != PLX_OK) [[unlikely]] return device.status();
   core::log_trace("p2p-tree: rank {}: {} count {} dtype {} op {} root {} on stream {}", c.rank(),
                   coll_name(d.coll), d.count, d.dtype, d.op, d.root, d.stream);
+  if (narrows_on_wire(d) && d.count > 0) [[unlikely]] return run_on_wire(c, d, static_cast<cudaStream_t>(d.stream));
   return route(c, d, static_cast<cudaStream_t>(d.stream));
 }
 

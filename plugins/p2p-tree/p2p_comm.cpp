@@ -18,7 +18,7 @@ int64_t now_ns() {
 }
 
 Comm::Comm(const CommSetup &setup, const Params &params)
-    : setup_(setup), params_(params), identity_buffers_(setup.device),
+    : setup_(setup), params_(params), identity_buffers_(setup.device), wire_pool_(setup.device),
       user_pool_("p2p-tree", setup.device, params.defrag_threshold) {
   peers_.rank = setup.rank;
   peers_.nranks = setup.nranks;

@@ -34,6 +34,7 @@
 #include "core/comm_device_pool.hpp"
 #include "core/identity_buffers.hpp"
 #include "core/names.hpp"
+#include "core/scratch_pool.hpp"
 #include "core/rendezvous.hpp"
 #include "kernels/ce.hpp"
 #include "kernels/kernels.hpp"
@@ -261,6 +262,8 @@ class Comm {
   CopyEngines &copy_engines() { return copy_engines_; }
   // What this rank sends when it contributes nothing (p2p_coll.cpp).
   core::IdentityBuffers &identity_buffers() { return identity_buffers_; }
+  // A float32 reduction's blocks in its wire dtype (p2p_coll.cpp).
+  core::ScratchPool &wire_pool() { return wire_pool_; }
   void count_call(int32_t coll, int32_t algo);
   void stats(int32_t coll, plx_op_stats *out) const;
 
@@ -327,6 +330,7 @@ class Comm {
   PointerCache pointer_cache_;
   CopyEngines copy_engines_;
   core::IdentityBuffers identity_buffers_;
+  core::ScratchPool wire_pool_;
   std::atomic<uint64_t> algo_calls_[PLX_COLL_KIND_COUNT][PLX_OP_STATS_ALGO_SLOTS] = {};
   std::atomic<int32_t> last_algo_[PLX_COLL_KIND_COUNT] = {};
 

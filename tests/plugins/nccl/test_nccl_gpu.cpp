@@ -22,6 +22,7 @@
 #include "plexus/plexus.h"
 #include "tests/gpu_skip.hpp"
 #include "tests/plugins/gpu_no_contribution.hpp"
+#include "tests/plugins/gpu_wire.hpp"
 #include "tests/plugins/gpu_ranks.hpp"
 
 namespace {
@@ -208,63 +209,13 @@ void group_without_contribution(plx_comm_h comm, int rank, int nranks) {
   }
 }
 
-// float32 reductions sent as bfloat16 and float16 (opts->wire_dtype): every
-// input and the result rounded to the wire type. With 1 or 2 ranks NCCL adds
-// once and rounds once, and these inputs (multiples of 1/256 under 4) add
-// exactly in float32, so the result is core's bit for bit. Each rank's input
-// is count x nranks elements: all of it for reduce-scatter, the first count
-// for all-reduce and reduce (the reference is element by element).
-void wire_case(plx_comm_h comm, int rank, int nranks, plx_dtype wire, plx_reduce_op op, uint64_t count) {
-  using plexus::test::Bytes;
-  using plexus::test::check_same;
-  const std::string what = std::string("wire ") + plx_dtype_string(wire) + " op " + std::to_string(op) +
-                           " count " + std::to_string(count);
-  std::vector<Bytes> inputs;
-  for (int r = 0; r < nranks; ++r)
-    inputs.push_back(plexus::test::random_input(31u * r + 7u * op + count, PLX_FLOAT32, count * nranks));
-  const Bytes want = plexus::test::wire_reference(wire, op, inputs, count * nranks);
-  const size_t bytes = count * 4;
-  plx_coll_options o = PLX_COLL_OPTIONS_INIT;
-  o.wire_dtype = wire;
-  plexus::test::Stream stream;
-  DeviceBuffer<uint8_t> send(bytes * nranks), recv(bytes);
-  send.upload(inputs[rank]);
-  recv.upload(Bytes(bytes, 0xA5));
-  PLX_OK_OR_FAIL(plx_all_reduce(comm, send.get(), recv.get(), count, PLX_FLOAT32, op, &o, stream.s));
-  stream.sync();
-  check_same(recv.download(), Bytes(want.begin(), want.begin() + bytes), 4, what + " all_reduce");
-  const int root = nranks - 1;
-  recv.upload(Bytes(bytes, 0xA5));
-  PLX_OK_OR_FAIL(plx_reduce(comm, send.get(), rank == root ? recv.get() : nullptr, count, PLX_FLOAT32, op, root, &o,
-                            stream.s));
-  stream.sync();
-  if (rank == root) check_same(recv.download(), Bytes(want.begin(), want.begin() + bytes), 4, what + " reduce");
-  recv.upload(Bytes(bytes, 0xA5));
-  PLX_OK_OR_FAIL(plx_reduce_scatter(comm, send.get(), recv.get(), count, PLX_FLOAT32, op, &o, stream.s));
-  stream.sync();
-  check_same(recv.download(), Bytes(want.begin() + rank * bytes, want.begin() + (rank + 1) * bytes), 4,
-             what + " reduce_scatter");
-}
-
-void check_wire(plx_comm_h comm, int rank, int nranks) {
-  for (plx_dtype wire : {PLX_BFLOAT16, PLX_FLOAT16})
-    for (plx_reduce_op op : {PLX_SUM, PLX_PROD, PLX_MIN, PLX_MAX})
-      for (uint64_t count : {uint64_t{1001}, uint64_t{262147}}) wire_case(comm, rank, nranks, wire, op, count);
-  // Only float32 reductions narrow: the rest keep their refusal.
-  plexus::test::Stream stream;
-  DeviceBuffer<float> buf(64);
-  plx_coll_options o = PLX_COLL_OPTIONS_INIT;
-  o.wire_dtype = PLX_BFLOAT16;
-  CHECK(plx_broadcast(comm, buf.get(), buf.get(), 64, PLX_FLOAT32, 0, &o, stream.s) == PLX_ERR_UNSUPPORTED);
-  CHECK(std::string(plx_last_error()).find("only float32 reductions") != std::string::npos);
-  CHECK(plx_all_reduce(comm, buf.get(), buf.get(), 32, PLX_FLOAT64, PLX_SUM, &o, stream.s) == PLX_ERR_UNSUPPORTED);
-}
-
+// float32 sent as bfloat16 and float16 (tests/plugins/gpu_wire.hpp): bit for
+// bit on 1 or 2 ranks, where NCCL adds once and rounds once.
 TEST_CASE("plugins.nccl.gpu.wire_precision") {
   const int nranks = plexus::test::cuda_devices() >= 2 ? 2 : 1;
   run_nccl_ranks("plugins.nccl.gpu.wire_precision", nranks, [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, nranks, rank);
-    check_wire(comm, rank, nranks);
+    plexus::test::check_wire_precision(comm, rank, nranks, 1001, 262147);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
 }

@@ -22,6 +22,7 @@
 #include "core/cpu_reduce.hpp"
 #include "plexus/plexus.h"
 #include "tests/plugins/gpu_no_contribution.hpp"
+#include "tests/plugins/gpu_wire.hpp"
 #include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
 
 namespace {
@@ -256,6 +257,18 @@ TEST_CASE("plugins.p2p_tree.gpu.no_contribution") {
                 [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, nranks, rank);
     plexus::test::check_no_contribution(comm, rank, nranks, 1001, (1u << 20) + 3, true);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+}
+
+// float32 sent as bfloat16 and float16: the one-shot (1001) and two-shot or
+// bulk (2^20 + 3) kernels of the wire type, bit for bit on any rank count.
+TEST_CASE("plugins.p2p_tree.gpu.wire_precision") {
+  const int nranks = cuda_devices() >= 2 ? 2 : 1;
+  run_p2p_ranks("plugins.p2p_tree.gpu.wire_precision", nranks,
+                [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    plexus::test::check_wire_precision(comm, rank, nranks, 1001, (1u << 20) + 3);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
 }

@@ -52,7 +52,7 @@ TEST_CASE("plugins.p2p_tree.description_lists_params_and_caps") {
     CHECK_MESSAGE(p2p.find(param) != std::string::npos, param);
   for (const char *cap : {"all_reduce", "reduce", "broadcast", "all_gather", "gather", "reduce_scatter", "barrier",
                           "abort", "async_status", "stream_ordered", "graph_capture", "mem_alloc",
-                          "defragment", "topology", "thread_ranks", "no_contribution"})
+                          "defragment", "topology", "thread_ranks", "no_contribution", "wire_precision"})
     CHECK_MESSAGE(p2p.find(cap) != std::string::npos, cap);
   CHECK(p2p.find("CUDA ") != std::string::npos);
   CHECK(p2p.find("bfloat16") != std::string::npos);
