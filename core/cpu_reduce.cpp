@@ -319,7 +319,8 @@ plx_status narrow_floats(const float *src, void *dst, size_t n, plx_dtype wire, 
     return fail(PLX_ERR_INVALID_ARGUMENT, "narrow_floats: wire dtype {} is not float16 or bfloat16", wire);
   auto *out = static_cast<uint16_t *>(dst);
   size_t i = isa >= CpuIsa::avx2 ? detail::narrow_avx2(src, out, n, wire) : 0;
-  for (; i < n; ++i) out[i] = wire == PLX_BFLOAT16 ? float_to_bfloat16(canonical(src[i])) : float_to_half(canonical(src[i]));
+  for (; i < n; ++i)
+    out[i] = wire == PLX_BFLOAT16 ? float_to_bfloat16(canonical(src[i])) : float_to_half(canonical(src[i]));
   return PLX_OK;
 }
 

@@ -11,6 +11,7 @@
 #include "core/cpu_reduce.hpp"
 #include "core/cuda_status.hpp"
 #include "core/dtype.hpp"
+#include "core/names.hpp"
 
 namespace plexus::core {
 namespace {
@@ -110,11 +111,10 @@ uint64_t IdentityBuffers::bytes_held() const {
 
 plx_status stand_in_for_absent_rank(IdentityBuffers &buffers, const plx_coll_desc &desc, int32_t nranks,
                                     const char *plugin, plx_coll_options *options, plx_coll_desc *stand_in) {
-  const bool scatters = desc.coll == PLX_COLL_REDUCE_SCATTER;
-  if (desc.coll != PLX_COLL_ALL_REDUCE && desc.coll != PLX_COLL_REDUCE && !scatters)
+  if (!is_reduction(desc.coll))
     return fail(PLX_ERR_UNSUPPORTED, "{}: PLX_COLL_FLAG_NO_CONTRIBUTION applies to all-reduce, reduce and "
-                "reduce-scatter, not to collective kind {}", plugin, desc.coll);
-  const uint64_t count = scatters ? desc.count * static_cast<uint64_t>(nranks) : desc.count;
+                "reduce-scatter, not to {}", plugin, coll_name(desc.coll));
+  const uint64_t count = desc.coll == PLX_COLL_REDUCE_SCATTER ? desc.count * static_cast<uint64_t>(nranks) : desc.count;
   const void *identity = nullptr;
   if (count > 0)
     if (plx_status s = buffers.get(desc.dtype, desc.op, count, &identity)) return s;

@@ -1,9 +1,10 @@
-// The names of the ABI's enumerations as messages, statistics and JSON
-// spell them: one table each, for the loader and every plugin.
+// The ABI's enumerations as messages, statistics and JSON spell them, one
+// table each for the loader and every plugin; and which collectives reduce.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include "plexus/types.h"
 
@@ -32,6 +33,19 @@ constexpr const char *name_in(const char *const (&names)[N], int32_t value) {
 constexpr const char *coll_name(int32_t coll) {
   const char *name = name_in(kCollNames, coll);
   return name != nullptr ? name : "collective";
+}
+
+// All-reduce, reduce and reduce-scatter: the collectives an operator, a
+// rank that contributes nothing and a wire dtype apply to.
+constexpr bool is_reduction(int32_t coll) {
+  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
+}
+
+// A float32 reduction whose opts->wire_dtype is float16 or bfloat16: the
+// one pairing the plugins that honour a wire dtype narrow (the others send
+// their own dtype or are refused).
+constexpr bool float32_on_half_wire(int32_t coll, int32_t dtype, int32_t wire) {
+  return is_reduction(coll) && dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16);
 }
 
 }  // namespace plexus::core

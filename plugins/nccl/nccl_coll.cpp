@@ -54,16 +54,10 @@ inline plx_status check_pair(Comm &c, const void *send, void *recv) {
   return send == recv ? PLX_OK : check_device(c, recv, "recv");
 }
 
-bool is_reduction(int32_t coll) {
-  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
-}
-
 // A float32 reduction sent as float16 or bfloat16 (nccl_widen.cpp; a build
 // without nvcc has no conversion kernels, and declines it).
 bool narrows_on_wire(const plx_coll_desc &d) {
-  const int32_t wire = d.options->wire_dtype;
-  return PLEXUS_NCCL_WIDEN && d.dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16) &&
-         is_reduction(d.coll);
+  return PLEXUS_NCCL_WIDEN && core::float32_on_half_wire(d.coll, d.dtype, d.options->wire_dtype);
 }
 
 [[gnu::cold]] plx_status reject_options(const plx_coll_desc &d) {

@@ -105,7 +105,8 @@ plx_status narrow_into_block(Comm &c, const plx_coll_desc &d, PendingFinish *f) 
   PLX_CUDA_CHECK(cudaMallocFromPoolAsync(&f->block, in_count * 2, pool, f->stream));
   const uint64_t at = d.coll == PLX_COLL_REDUCE_SCATTER ? static_cast<uint64_t>(c.rank()) * d.count : 0;
   f->result = static_cast<const uint16_t *>(f->block) + at;
-  const cudaError_t e = kernels::launch_narrow(static_cast<const float *>(d.send), f->block, in_count, f->dtype, f->stream);
+  const auto *in = static_cast<const float *>(d.send);
+  const cudaError_t e = kernels::launch_narrow(in, f->block, in_count, f->dtype, f->stream);
   if (e == cudaSuccess) return PLX_OK;
   (void)cudaFreeAsync(f->block, f->stream);
   return core::fail_cuda(e, "nccl: rounding the float32 input to its wire dtype");

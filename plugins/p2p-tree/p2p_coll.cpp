@@ -56,14 +56,9 @@ inline plx_status check_pair(Comm &c, const void *send, const void *recv) {
                     "reductions travel as float16 or bfloat16", o.wire_dtype, coll_name(d.coll), d.dtype);
 }
 
-bool is_reduction(int32_t coll) {
-  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
-}
-
 // A float32 reduction sent as float16 or bfloat16 (run_on_wire).
 bool narrows_on_wire(const plx_coll_desc &d) {
-  const int32_t wire = d.options->wire_dtype;
-  return d.dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16) && is_reduction(d.coll);
+  return core::float32_on_half_wire(d.coll, d.dtype, d.options->wire_dtype);
 }
 
 bool options_supported(const plx_coll_desc &d) {
@@ -329,9 +324,8 @@ plx_coll_desc on_wire(const plx_coll_desc &d, uint16_t *block, uint64_t in_count
   const plx_coll_desc narrowed = on_wire(d, static_cast<uint16_t *>(block), in_count, gets, &options);
   cudaError_t err = kernels::launch_narrow(static_cast<const float *>(d.send), block, in_count, wire, stream);
   plx_status s = err == cudaSuccess ? route(c, narrowed, stream) : launch_failed(c, err, "narrowing");
-  if (s == PLX_OK && gets)
-    if ((err = kernels::launch_widen(narrowed.recv, static_cast<float *>(d.recv), d.count, wire, stream)) != cudaSuccess)
-      s = launch_failed(c, err, "widening");
+  if (s == PLX_OK && gets) err = kernels::launch_widen(narrowed.recv, static_cast<float *>(d.recv), d.count, wire, stream);
+  if (s == PLX_OK && err != cudaSuccess) s = launch_failed(c, err, "widening");
   (void)cudaFreeAsync(block, stream);
   return s;
 }

@@ -18,9 +18,7 @@ namespace {
 
 bool contributes(const plx_coll_desc &d) { return !(d.options->flags & PLX_COLL_FLAG_NO_CONTRIBUTION); }
 
-bool is_reduction(int32_t coll) {
-  return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
-}
+using core::is_reduction;
 
 [[gnu::cold]] plx_status reject_kind(Comm &c, const void *p, const char *arg, plx_mem_kind kind, int device) {
   if (kind != PLX_MEM_DEVICE)

@@ -63,9 +63,7 @@ plx_status run_collective(Comm &comm, const plx_coll_desc &desc) {
 }
 
 bool narrows_on_wire(const plx_coll_desc &d) {
-  const int32_t wire = d.options->wire_dtype;
-  const bool reduction = d.coll == PLX_COLL_ALL_REDUCE || d.coll == PLX_COLL_REDUCE || d.coll == PLX_COLL_REDUCE_SCATTER;
-  return reduction && d.dtype == PLX_FLOAT32 && (wire == PLX_FLOAT16 || wire == PLX_BFLOAT16);
+  return core::float32_on_half_wire(d.coll, d.dtype, d.options->wire_dtype);
 }
 
 plx_status run_on_wire(Comm &comm, const plx_coll_desc &d) {
