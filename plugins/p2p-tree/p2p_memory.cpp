@@ -55,8 +55,13 @@ plx_status mem_stats(void *comm, int32_t kind, uint32_t tag, plx_mem_stats *stat
 plx_status mem_defragment(void *comm, int32_t, uint64_t *released) {
   return pool_of(comm).defragment(released);
 }
+// The wire pool (p2p_coll.cpp) holds only transient blocks, so a trim gives
+// back all it keeps, on top of what the user pool releases.
 plx_status mem_trim(void *comm, int32_t, uint64_t keep_bytes, uint64_t *released) {
-  return pool_of(comm).trim(keep_bytes, released);
+  if (plx_status s = pool_of(comm).trim(keep_bytes, released)) return s;
+  const uint64_t wire = comm_of(comm).wire_pool().trim();
+  if (released != nullptr) *released += wire;
+  return PLX_OK;
 }
 plx_status mem_pressure(void *comm, int32_t, plx_pressure *level) { return pool_of(comm).pressure(level); }
 
