@@ -1,6 +1,7 @@
 #include "loader/unique_id.hpp"
 
 #include <cstring>
+#include <string_view>
 
 #include "core/status.hpp"
 
@@ -53,10 +54,11 @@ plx_status check_unique_id(const char *fn, const plx_unique_id *id, const char *
   if (header.checksum != unique_id_checksum(*id))
     return core::fail(PLX_ERR_INVALID_ARGUMENT,
                       "{}: id is corrupted (checksum mismatch): pass the 256 bytes unchanged", fn);
-  if (std::memchr(header.plugin, '\0', sizeof(header.plugin)) == nullptr ||
-      std::strcmp(header.plugin, plugin) != 0)
-    return core::fail(PLX_ERR_INVALID_ARGUMENT,
-                      "{}: id was made by backend '{:.31s}', not by '{}'", fn, header.plugin, plugin);
+  // The name may fill its field without a NUL (a forged id): never strlen it.
+  const std::string_view made_by(header.plugin, strnlen(header.plugin, sizeof(header.plugin)));
+  if (made_by.size() == sizeof(header.plugin) || made_by != plugin)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: id was made by backend '{}', not by '{}'", fn,
+                      made_by.substr(0, sizeof(header.plugin) - 1), plugin);
   if (!zero_padded(header))
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: id's reserved header bytes are not zero (made by "
                       "a newer plexus, or altered and resealed): pass the id of plx_get_unique_id", fn);

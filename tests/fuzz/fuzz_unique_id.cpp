@@ -39,6 +39,7 @@ constexpr const char *kPlugin = "shm-native";
 struct World {
   plx_backend_h backend = nullptr;
   std::string job_segment;   // another job's rendezvous, held by a child process
+  uint64_t job_nonce = 0;    // its secret: only the job's ranks hold it
   std::string user_segment;  // a segment that is not private to this user
   pid_t job_pid = -1;
 };
@@ -86,6 +87,7 @@ void start_other_job() {
   plexus::core::RendezvousId rid;
   std::memcpy(&rid, plexus::loader::unique_id_payload(&id), sizeof(rid));
   world.job_segment = rid.name;
+  world.job_nonce = rid.nonce;
   const pid_t fuzzer = ::getpid();
   world.job_pid = ::fork();
   if (world.job_pid == 0) {
@@ -94,7 +96,7 @@ void start_other_job() {
     config.init_timeout_ms = -1;
     plx_comm_h comm = nullptr;
     plx_comm_init(world.backend, &id, 2, 0, &config, &comm);
-    ::_exit(1);  // only reached when the rendezvous failed
+    for (;;) ::pause();  // only reached when the rendezvous failed: still the one to unlink the names
   }
   for (int i = 0; i < 1000 && !segment_exists(world.job_segment); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -179,6 +181,11 @@ void forged_id(FuzzedDataProvider &in) {
   std::memcpy(&rid, plexus::loader::unique_id_payload(&id), sizeof(rid));
   std::memset(rid.name, 0, sizeof(rid.name));
   std::memcpy(rid.name, name.data(), name.size());
+  // The job's own nonce makes the id the job's: a holder of it is one of its
+  // ranks, whose mismatched call fails the job (and removes its segment).
+  // 64 random bits cannot be guessed, but the fuzzer reads them off the
+  // comparison (libFuzzer's CMP tracing), so a forged id never carries them.
+  if (target == 1 && rid.nonce == world.job_nonce) rid.nonce ^= 1;
   std::memcpy(plexus::loader::unique_id_payload(&id), &rid, sizeof(rid));
   plexus::loader::seal_unique_id(&id, kPlugin);
   const plx_status s = init(id, nranks, rank);

@@ -300,3 +300,20 @@ TEST_CASE("Loader.UniqueId.only_bytes_as_sealed_pass") {
     CHECK(plexus::core::last_message().find("reserved header bytes are not zero") != std::string::npos);
   }
 }
+
+// A plugin's id whose name fills its 32 bytes without a NUL, checksum
+// resealed (what fuzz.unique_id forged): refused, and the message names
+// the first 31 bytes without reading past the field (ASan stage).
+TEST_CASE("Loader.UniqueId.name_without_nul_is_refused_within_its_field") {
+  plx_unique_id id{};
+  seal_unique_id(&id, "shm-native");
+  auto *header = reinterpret_cast<UniqueIdHeader *>(id.bytes);
+  std::memset(header->plugin, 'x', sizeof(header->plugin));
+  header->checksum = unique_id_checksum(id);
+  REQUIRE(check_unique_id("fuzz", &id, "shm-native") == PLX_ERR_INVALID_ARGUMENT);
+  const std::string message = plexus::core::last_message();
+  CHECK(message.find("made by backend '" + std::string(31, 'x') + "', not by 'shm-native'") != std::string::npos);
+  seal_unique_id(&id, "shm-native");
+  CHECK(check_unique_id("fuzz", &id, "shm-native") == PLX_OK);
+  CHECK(check_unique_id("fuzz", &id, "shm-nativ") == PLX_ERR_INVALID_ARGUMENT);
+}
