@@ -218,8 +218,16 @@ plx_status mem_defragment(void *comm, int32_t, uint64_t *released) {
   return as_comm(comm).pool().pool().defragment(released);
 }
 
+// The wire dtype's two buffers (shm_coll.cpp) hold nothing between calls:
+// a trim gives them back too, on top of what the pool releases.
 plx_status mem_trim(void *comm, int32_t, uint64_t keep_bytes, uint64_t *released) {
-  return as_comm(comm).pool().pool().trim(keep_bytes, released);
+  Comm &c = as_comm(comm);
+  if (plx_status s = c.pool().pool().trim(keep_bytes, released)) return s;
+  const uint64_t wire = (c.wire_input().capacity() + c.wire_result().capacity()) * sizeof(uint16_t);
+  std::vector<uint16_t>().swap(c.wire_input());
+  std::vector<uint16_t>().swap(c.wire_result());
+  if (released != nullptr) *released += wire;
+  return PLX_OK;
 }
 
 plx_status mem_pressure(void *comm, int32_t, plx_pressure *level) {
