@@ -220,6 +220,26 @@ TEST_CASE("ShmNative.AllReduce.wire_dtype_rounds_inputs_and_result") {
   }) == 0);
 }
 
+// Both options at once: rank 1 adds nothing and the others' float32 travels
+// as bfloat16, so each rank's result is the wire-rounded sum of ranks 0 and 2.
+TEST_CASE("ShmNative.AllReduce.no_contribution_on_a_half_type_wire") {
+  CHECK(run_ranks(3, [](plx_comm_h c, int r) {
+    const size_t n = 70001;
+    plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+    opts.wire_dtype = PLX_BFLOAT16;
+    if (r == 1) opts.flags = PLX_COLL_FLAG_NO_CONTRIBUTION;
+    const std::vector<float> send = random_floats(n, 1000 + r);
+    std::vector<float> recv(n, -777.0f);
+    if (plx_all_reduce(c, r == 1 ? nullptr : send.data(), recv.data(), n, PLX_FLOAT32, PLX_SUM, &opts, nullptr))
+      return 1;
+    const std::vector<float> x0 = random_floats(n, 1000), x2 = random_floats(n, 1002);
+    for (size_t i = 0; i < n; ++i)
+      if (recv[i] != wire_round(wire_round(x0[i], PLX_BFLOAT16) + wire_round(x2[i], PLX_BFLOAT16), PLX_BFLOAT16))
+        return 2;
+    return 0;
+  }) == 0);
+}
+
 TEST_CASE("ShmNative.Split.and_threads_as_ranks") {
   CHECK(run_ranks(4, [](plx_comm_h c, int r) {
     plx_comm_h half = nullptr;
