@@ -57,6 +57,15 @@ inline Bytes random_input(uint64_t seed, plx_dtype dtype, uint64_t count) {
   return v;
 }
 
+// An output's bytes before the call (no result ever looks like them).
+inline Bytes poison_bytes(size_t n) { return Bytes(n, 0xA5); }
+
+// A call's status, with the library's message when it is not PLX_OK.
+inline void require_ok(plx_status s, const std::string &what) {
+  INFO(what, ": ", std::string(plx_last_error()));
+  REQUIRE(s == PLX_OK);
+}
+
 // Compares every byte; on a difference fails naming the first differing
 // element (of `es` bytes) and `what`.
 inline void check_same(const Bytes &got, const Bytes &want, size_t es, const std::string &what) {

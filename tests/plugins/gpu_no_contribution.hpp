@@ -28,8 +28,6 @@ struct AbsentCase {
   uint64_t count;
 };
 
-inline Bytes poison_bytes(size_t n) { return Bytes(n, 0xA5); }
-
 inline std::string describe(const AbsentCase &k, const char *what) {
   return std::string(what) + " dtype " + std::to_string(k.dtype) + " op " + std::to_string(k.op) + " count " +
          std::to_string(k.count);
@@ -65,17 +63,18 @@ inline void all_reduce_and_reduce_without(plx_comm_h comm, int rank, int nranks,
   send.upload(rank == absent ? poison_bytes(bytes) : inputs[rank]);
   recv.upload(poison_bytes(bytes));
   const void *in = rank == absent ? nullptr : send.get();
-  REQUIRE(plx_all_reduce(comm, in, recv.get(), k.count, k.dtype, k.op, &o, stream.s) == PLX_OK);
+  require_ok(plx_all_reduce(comm, in, recv.get(), k.count, k.dtype, k.op, &o, stream.s), describe(k, "all_reduce"));
   stream.sync();
   check_same(recv.download(), want, es, describe(k, "all_reduce"));
-  REQUIRE(plx_all_reduce(comm, send.get(), send.get(), k.count, k.dtype, k.op, &o, stream.s) == PLX_OK);
+  require_ok(plx_all_reduce(comm, send.get(), send.get(), k.count, k.dtype, k.op, &o, stream.s),
+             describe(k, "all_reduce in place"));
   stream.sync();
   check_same(send.download(), want, es, describe(k, "all_reduce in place"));
   if (rank != absent) send.upload(inputs[rank]);
   for (int root : {0, absent}) {
     recv.upload(poison_bytes(bytes));
-    REQUIRE(plx_reduce(comm, in, rank == root ? recv.get() : nullptr, k.count, k.dtype, k.op, root, &o, stream.s) ==
-            PLX_OK);
+    require_ok(plx_reduce(comm, in, rank == root ? recv.get() : nullptr, k.count, k.dtype, k.op, root, &o, stream.s),
+               describe(k, "reduce"));
     stream.sync();
     if (rank == root) check_same(recv.download(), want, es, describe(k, "reduce"));
   }
@@ -92,7 +91,8 @@ inline void reduce_scatter_without(plx_comm_h comm, int rank, int nranks, const 
   if (rank != absent) send.upload(inputs[rank]);
   recv.upload(poison_bytes(bytes));
   const void *in = rank == absent ? nullptr : send.get();
-  REQUIRE(plx_reduce_scatter(comm, in, recv.get(), k.count, k.dtype, k.op, &o, stream.s) == PLX_OK);
+  require_ok(plx_reduce_scatter(comm, in, recv.get(), k.count, k.dtype, k.op, &o, stream.s),
+             describe(k, "reduce_scatter"));
   stream.sync();
   const Bytes want(all.begin() + rank * bytes, all.begin() + (rank + 1) * bytes);
   check_same(recv.download(), want, es, describe(k, "reduce_scatter"));
@@ -111,10 +111,10 @@ inline void captured_without(plx_comm_h comm, int rank, int nranks, const Stream
   recv.upload(poison_bytes(bytes));
   REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
   const plx_status s = plx_all_reduce(comm, rank == absent ? nullptr : send.get(), recv.get(), k.count, k.dtype,
-                                      k.op, &o, stream.s);
+                                      k.op, &o, stream.s);  // checked after the capture ends
   cudaGraph_t graph = nullptr;
   REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
-  REQUIRE(s == PLX_OK);
+  require_ok(s, describe(k, "captured all_reduce"));
   cudaGraphExec_t exec = nullptr;
   REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
   for (int replay = 0; replay < 2; ++replay) {

@@ -17,11 +17,6 @@
 
 namespace plexus::test {
 
-inline void require_ok(plx_status s, const std::string &what) {
-  INFO(what, ": ", std::string(plx_last_error()));
-  REQUIRE(s == PLX_OK);
-}
-
 // All-reduce, reduce (to the last rank; the others pass no recv) and
 // reduce-scatter of float32 sent as `wire`, outputs poisoned, every byte
 // against wire_reference: each rank's input is count x nranks elements, all
@@ -40,17 +35,17 @@ inline void wire_case(plx_comm_h comm, int rank, int nranks, plx_dtype wire, plx
   Stream stream;
   DeviceBuffer<uint8_t> send(bytes * nranks), recv(bytes);
   send.upload(inputs[rank]);
-  recv.upload(Bytes(bytes, 0xA5));
+  recv.upload(poison_bytes(bytes));
   require_ok(plx_all_reduce(comm, send.get(), recv.get(), count, PLX_FLOAT32, op, &o, stream.s), what);
   stream.sync();
   check_same(recv.download(), Bytes(want.begin(), want.begin() + bytes), 4, what + " all_reduce");
   const int root = nranks - 1;
-  recv.upload(Bytes(bytes, 0xA5));
+  recv.upload(poison_bytes(bytes));
   require_ok(plx_reduce(comm, send.get(), rank == root ? recv.get() : nullptr, count, PLX_FLOAT32, op, root, &o,
                         stream.s), what);
   stream.sync();
   if (rank == root) check_same(recv.download(), Bytes(want.begin(), want.begin() + bytes), 4, what + " reduce");
-  recv.upload(Bytes(bytes, 0xA5));
+  recv.upload(poison_bytes(bytes));
   require_ok(plx_reduce_scatter(comm, send.get(), recv.get(), count, PLX_FLOAT32, op, &o, stream.s), what);
   stream.sync();
   check_same(recv.download(), Bytes(want.begin() + rank * bytes, want.begin() + (rank + 1) * bytes), 4,
