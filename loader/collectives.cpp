@@ -67,6 +67,17 @@ plx_status begin(Call *c, plx_coll_kind coll, const plx_coll_options *opts) {
   return PLX_OK;
 }
 
+// A wire dtype other than the data's own needs a backend that declares it
+// honours one (PLX-L-24): any other would send the data as it is, and the
+// caller would not learn that the choice was ignored.
+plx_status check_wire(const Call &c, plx_dtype dtype) {
+  const int32_t wire = c.options.wire_dtype;
+  const plx_plugin_info &info = *c.comm->backend->lib->info;
+  if (wire == -1 || wire == dtype || (info.capabilities & PLX_CAP_WIRE_PRECISION)) return PLX_OK;
+  return core::fail(PLX_ERR_UNSUPPORTED, "{}: backend '{}' does not declare PLX_CAP_WIRE_PRECISION: opts->wire_dtype "
+                    "{} for {} data", c.fn, info.name, dtype_name(wire), dtype_name(dtype));
+}
+
 plx_status check_dtype(const Call &c, plx_dtype dtype, uint64_t count, uint64_t multiplier) {
   if (dtype_name(dtype) == nullptr)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: dtype {} is not a plx_dtype (0..{})", c.fn, dtype, PLX_DTYPE_COUNT - 1);
@@ -77,7 +88,7 @@ plx_status check_dtype(const Call &c, plx_dtype dtype, uint64_t count, uint64_t 
   const plx_plugin_info &info = *c.comm->backend->lib->info;
   if (!(info.dtype_mask & PLX_BIT(dtype)))
     return core::fail(PLX_ERR_UNSUPPORTED, "{}: backend '{}' does not support dtype {}", c.fn, info.name, dtype_name(dtype));
-  return PLX_OK;
+  return check_wire(c, dtype);
 }
 
 plx_status check_op(const Call &c, plx_reduce_op op) {

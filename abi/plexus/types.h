@@ -242,7 +242,11 @@ typedef struct plx_coll_options {
   uint32_t flags;
   /** Send the data on the wire as this dtype (a float32 all-reduce sent as
    *  bfloat16), or -1 for the buffer's own dtype. Only float types; the
-   *  result is still written in the buffer's dtype. */
+   *  result is rounded to the wire dtype and written in the buffer's dtype,
+   *  the same bits on every rank. A requirement, not a hint: a backend
+   *  without PLX_CAP_WIRE_PRECISION, or a pairing the backend does not
+   *  carry (shipped plugins: float32 reductions as float16 or bfloat16), is
+   *  PLX_ERR_UNSUPPORTED (PLX-L-24, PLX-P-24). */
   int32_t wire_dtype;
   /** A PLX_ALGO_* hint; PLX_ALGO_AUTO lets the backend choose. */
   int32_t algorithm;

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include "core/coll_options.hpp"
 #include "core/cuda_status.hpp"
 #include "core/dtype.hpp"
 #include "core/names.hpp"
@@ -64,15 +65,15 @@ bool narrows_on_wire(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
   if (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION)
     return core::fail(PLX_ERR_UNSUPPORTED, "nccl: option flags {:#x} are not supported", o.flags);
-  return core::fail(PLX_ERR_UNSUPPORTED, "nccl: opts->wire_dtype {} for a {} of dtype {}: only float32 "
-                    "reductions travel as float16 or bfloat16{}", o.wire_dtype, core::coll_name(d.coll), d.dtype,
-                    PLEXUS_NCCL_WIDEN ? "" : ", and not in this build (no nvcc, no conversion kernels)");
+  return core::refuse_wire_dtype("nccl", d,
+                                 PLEXUS_NCCL_WIDEN ? "" : ", and not in this build (no nvcc, no conversion kernels)");
 }
 
 bool options_supported(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
-  return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 &&
-         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER || narrows_on_wire(d));
+  const bool built = PLEXUS_NCCL_WIDEN || !core::float32_on_half_wire(d.coll, d.dtype, o.wire_dtype);
+  return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 && built &&
+         core::wire_dtype_honoured(d.coll, d.dtype, o.wire_dtype);
 }
 
 // Root copies its own part (unless in place) before the group, so a failed

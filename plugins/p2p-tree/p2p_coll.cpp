@@ -7,6 +7,7 @@
 // host synchronisation (so it can be captured in a CUDA graph).
 #include <cuda_runtime_api.h>
 
+#include "core/coll_options.hpp"
 #include "core/cuda_status.hpp"
 #include "core/dtype.hpp"
 #include "core/log.hpp"
@@ -52,8 +53,7 @@ inline plx_status check_pair(Comm &c, const void *send, const void *recv) {
   const plx_coll_options &o = *d.options;
   if (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION)
     return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: option flags {:#x} are not supported", o.flags);
-  return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: opts->wire_dtype {} for a {} of dtype {}: only float32 "
-                    "reductions travel as float16 or bfloat16", o.wire_dtype, coll_name(d.coll), d.dtype);
+  return core::refuse_wire_dtype("p2p-tree", d);
 }
 
 // A float32 reduction sent as float16 or bfloat16 (run_on_wire).
@@ -63,8 +63,7 @@ bool narrows_on_wire(const plx_coll_desc &d) {
 
 bool options_supported(const plx_coll_desc &d) {
   const plx_coll_options &o = *d.options;
-  return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 &&
-         (o.wire_dtype == -1 || o.wire_dtype == d.dtype || d.coll == PLX_COLL_BARRIER || narrows_on_wire(d));
+  return (o.flags & ~PLX_COLL_FLAG_NO_CONTRIBUTION) == 0 && core::wire_dtype_honoured(d.coll, d.dtype, o.wire_dtype);
 }
 
 // A failed launch leaves the peers waiting for this rank: sticky, so they

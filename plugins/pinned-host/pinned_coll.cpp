@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/coll_options.hpp"
 #include "core/cuda_status.hpp"
 #include "core/dtype.hpp"
 #include "core/log.hpp"
@@ -82,8 +83,7 @@ plx_status wire_dtype(const Comm &c, const plx_coll_desc &d, int32_t *wire) {
   if (is_reduction(d.coll)) *wire = wire_of(d.dtype, o.wire_dtype, c.params().wire);
   else if (o.wire_dtype != -1 && o.wire_dtype != d.dtype) *wire = -1;
   if (*wire >= 0) return PLX_OK;
-  return core::fail(PLX_ERR_UNSUPPORTED, "pinned-host: opts->wire_dtype {} for a {} of dtype {}: only float32 "
-                    "reductions travel as bfloat16 or float16", o.wire_dtype, coll_name(d.coll), d.dtype);
+  return core::refuse_wire_dtype("pinned-host", d);
 }
 
 // A failed launch leaves the peers waiting for this rank: sticky, so they

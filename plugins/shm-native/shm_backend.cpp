@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/coll_options.hpp"
 #include "core/host_topology.hpp"
 #include "core/params.hpp"
 #include "core/status.hpp"
@@ -198,6 +199,8 @@ plx_status comm_stats(void *comm, int32_t coll, plx_op_stats *stats) {
 }
 
 plx_status collective(void *comm, const plx_coll_desc *desc) {
+  if (!core::wire_dtype_honoured(desc->coll, desc->dtype, desc->options->wire_dtype)) [[unlikely]]
+    return core::refuse_wire_dtype("shm-native", *desc);
   if (narrows_on_wire(*desc)) [[unlikely]] return run_on_wire(as_comm(comm), *desc);
   return run_collective(as_comm(comm), *desc);
 }

@@ -136,8 +136,12 @@ TEST_CASE("Loader.Validate.options") {
   CHECK_FAILS(all_reduce_with(f, o), PLX_ERR_INVALID_ARGUMENT, "opts->flags 0x80 has unknown bits");
   o = PLX_COLL_OPTIONS_INIT, o.wire_dtype = PLX_INT32;
   CHECK_FAILS(all_reduce_with(f, o), PLX_ERR_INVALID_ARGUMENT, "opts->wire_dtype 2 must be -1 or a float");
+  o = PLX_COLL_OPTIONS_INIT, o.wire_dtype = PLX_FLOAT32;
+  CHECK_OK(all_reduce_with(f, o));  // the data's own dtype: nothing to honour
   o = PLX_COLL_OPTIONS_INIT, o.wire_dtype = PLX_BFLOAT16;
-  CHECK_OK(all_reduce_with(f, o));
+  CHECK_FAILS(all_reduce_with(f, o), PLX_ERR_UNSUPPORTED, "backend 'fixture-good' does not declare "
+              "PLX_CAP_WIRE_PRECISION: opts->wire_dtype bfloat16 for float32 data");
+  CHECK_OK(plx_barrier(f.comm.handle, &o, nullptr));  // a barrier carries no data
   o = PLX_COLL_OPTIONS_INIT, o.algorithm = 99;
   CHECK_FAILS(all_reduce_with(f, o), PLX_ERR_INVALID_ARGUMENT, "opts->algorithm 99 is not a plx_algorithm");
   o = PLX_COLL_OPTIONS_INIT, o.algorithm = PLX_ALGO_RING;

@@ -214,7 +214,8 @@ std::string validate(const Options &o) {
   if (o.rewrite_input && (on_device(o) || is_queue(o)))
     return "--rewrite-input works on host collectives only: drop --mem device and --op queue";
   if (o.graph && !on_device(o)) return "--graph needs --mem device or device_pool: only stream-ordered calls are captured";
-  if (o.wire >= 0 && o.dtype < PLX_FLOAT16) return "--wire needs a float dtype (-d): integers travel as themselves";
+  if (o.wire >= 0 && o.wire != o.dtype && o.dtype != PLX_FLOAT32)
+    return "--wire other than the data's dtype needs -d float32: only float32 travels as a half type";
   for (const std::string &b : o.backends)
     if (b.empty()) return "--backends has an empty entry";
   for (size_t i = 0; i < o.backends.size(); ++i)

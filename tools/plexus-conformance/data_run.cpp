@@ -225,10 +225,15 @@ void check_buffers(Run &run) {
                  "the send buffer was modified");
 }
 
+// A float32 case sent as a narrower float is PLX-P-24's; the rest PLX-P-8's.
+const char *requirement_of(const DataCase &c) {
+  return c.wire >= 0 && c.wire != c.dtype ? "PLX-P-24" : "PLX-P-8";
+}
+
 }  // namespace
 
 void run_data_case(RankContext &ctx, plx_comm_h comm, const DataCase &c) {
-  CaseScope check(ctx.out, "PLX-P-8", data_group(c), data_case_name(c));
+  CaseScope check(ctx.out, requirement_of(c), data_group(c), data_case_name(c));
   Run run(ctx, comm, c, check);
   if (!prepare(run)) return;
   const Clock::time_point start = Clock::now();

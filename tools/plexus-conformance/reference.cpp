@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace plexus::conformance {
 namespace {
@@ -88,6 +89,22 @@ struct Tolerance {
   }
 };
 
+// A float32 result that travelled as a half type was rounded to it
+// (PLX-P-24): every element is a value of the wire dtype. The tolerance
+// alone passes a backend that ignores the wire dtype (float32 is closer).
+bool off_the_wire(double have, int32_t wire) {
+  if (wire == PLX_FLOAT16) return widen(narrow<Half>(have)) != have;
+  if (wire == PLX_BFLOAT16) return widen(narrow<BFloat>(have)) != have;
+  return false;
+}
+
+template <typename T>
+void note_off_the_wire(const InputRule &rule, double have, uint64_t j, Mismatch *m) {
+  if (!std::is_same_v<T, float> || !off_the_wire(have, rule.wire) || m->count++ > 0) return;
+  m->first = fmt::format("element {} got {:.9g}, not a {} value: a result that travels as {} is rounded "
+                         "to it (PLX-P-24)", j, have, plx_dtype_string(rule.wire), plx_dtype_string(rule.wire));
+}
+
 template <typename T>
 void compare_floats(const InputRule &rule, const void *got, uint64_t base, uint64_t count, Mismatch *m) {
   double acc[kBlock], magnitude[kBlock];
@@ -98,7 +115,10 @@ void compare_floats(const InputRule &rule, const void *got, uint64_t base, uint6
     for (size_t j = 0; j < n; ++j) {
       const double want = rule.op == PLX_AVG ? acc[j] / rule.nranks : acc[j];
       const double have = widen(load<T>(got, done + j)), tol = tolerance(want, magnitude[j]);
-      if (std::fabs(have - want) <= tol) continue;  // false for NaN too
+      if (std::fabs(have - want) <= tol) {  // false for NaN too
+        note_off_the_wire<T>(rule, have, done + j, m);
+        continue;
+      }
       if (m->count++ == 0)
         m->first =
             fmt::format("element {} got {:.9g} want {:.9g} (tolerance {:.3g})", done + j, have, want, tol);

@@ -115,6 +115,18 @@ void Results::check_hashes() {
     }
 }
 
+// "[PLX-P-24] [PLX-P-8]": every requirement a failing case of g broke, in
+// the order of its first such case.
+static std::string failed_requirements(const GroupResult &g) {
+  std::vector<std::string> seen;
+  for (const CaseResult &c : g.cases)
+    if (c.failed > 0 && std::find(seen.begin(), seen.end(), c.requirement) == seen.end())
+      seen.push_back(c.requirement);
+  std::string text;
+  for (const std::string &r : seen) text += (text.empty() ? "[" : " [") + r + "]";
+  return text;
+}
+
 // "FAIL  all_reduce bfloat16 sum  [PLX-P-8] 3 of 20 cases: size 7 ...: rank 1: element 2 ..."
 static std::string group_line(const GroupResult &g) {
   const Verdict v = g.verdict();
@@ -124,7 +136,7 @@ static std::string group_line(const GroupResult &g) {
   if (v == Verdict::pass) return fmt::format("PASS  {}  ({} case{})", g.name, n, n == 1 ? "" : "s");
   const auto bad = std::find_if(g.cases.begin(), g.cases.end(), [](auto &c) { return c.failed > 0; });
   const auto failed = std::count_if(g.cases.begin(), g.cases.end(), [](auto &c) { return c.failed > 0; });
-  return fmt::format("FAIL  {}  [{}] {} of {} cases: {}: {}", g.name, bad->requirement, failed, n, bad->name,
+  return fmt::format("FAIL  {}  {} {} of {} cases: {}: {}", g.name, failed_requirements(g), failed, n, bad->name,
                      bad->detail);
 }
 

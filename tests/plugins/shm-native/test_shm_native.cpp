@@ -240,6 +240,25 @@ TEST_CASE("ShmNative.AllReduce.no_contribution_on_a_half_type_wire") {
   }) == 0);
 }
 
+// A wire dtype shm-native does not carry is refused, as on every shipped
+// plugin (PLX-P-24), before any rank waits for another; the communicator
+// stays usable.
+TEST_CASE("ShmNative.Options.wire_dtype_it_does_not_carry_is_refused") {
+  CHECK(run_ranks(2, [](plx_comm_h c, int r) {
+    plx_coll_options opts = PLX_COLL_OPTIONS_INIT;
+    opts.wire_dtype = PLX_BFLOAT16;
+    std::vector<double> d(9, r + 0.5);
+    if (plx_all_reduce(c, d.data(), d.data(), 9, PLX_FLOAT64, PLX_SUM, &opts, nullptr) != PLX_ERR_UNSUPPORTED ||
+        !std::strstr(plx_last_error(), "shm-native: opts->wire_dtype bfloat16 for all_reduce of float64"))
+      return 1;
+    std::vector<float> mine(9, r + 1.5f), all(18, -777.0f);
+    if (plx_all_gather(c, mine.data(), all.data(), 9, PLX_FLOAT32, &opts, nullptr) != PLX_ERR_UNSUPPORTED) return 2;
+    opts.wire_dtype = PLX_FLOAT32;  // the data's own: an ordinary call
+    if (plx_all_gather(c, mine.data(), all.data(), 9, PLX_FLOAT32, &opts, nullptr)) return 3;
+    return all[0] == 1.5f && all[17] == 2.5f ? 0 : 4;
+  }) == 0);
+}
+
 TEST_CASE("ShmNative.Split.and_threads_as_ranks") {
   CHECK(run_ranks(4, [](plx_comm_h c, int r) {
     plx_comm_h half = nullptr;
