@@ -8,6 +8,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
+#include "kernels/wire_io.cuh"
 
 namespace plexus::kernels {
 namespace device {
@@ -54,26 +55,25 @@ __device__ __forceinline__ void ll_send(const Peers &p, uint64_t epoch, uint64_t
 }
 
 // Every thread sends its vectors first and only then waits, so no thread
-// waits for a line whose sender is itself waiting.
-template <class E, int Op>
+// waits for a line whose sender is itself waiting. Wire: float32 buffers,
+// E's half type on the lines (ReduceArgs::float32_io).
+template <class E, int Op, bool Wire>
 __global__ void __launch_bounds__(kThreads, 2) one_shot_kernel(Peers p, ReduceArgs a) {
-  using S = typename E::S;
-  constexpr uint64_t V = 16 / sizeof(S);
+  constexpr uint64_t V = 16 / sizeof(typename E::S);
   const uint64_t epoch = begin_epoch(p);
   const uint64_t vecs = (a.total + V - 1) / V, first = blockIdx.x * blockDim.x + threadIdx.x;
   const uint64_t step = uint64_t{gridDim.x} * blockDim.x;
-  const auto *in = static_cast<const S *>(a.in);
-  for (uint64_t i = first; i < vecs; i += step) ll_send(p, epoch, i, vecs, load_vec(in, i, a.total, false));
+  for (uint64_t i = first; i < vecs; i += step) ll_send(p, epoch, i, vecs, load_input<E, Wire>(a.in, i, a.total));
   bool ok = true;
   for (uint64_t i = first; ok && i < vecs; i += step) {
     VecReduce<E, Op> r;
     for (int q = 0; ok && q < p.nranks; ++q) {
       uint4 x = make_uint4(0, 0, 0, 0);
-      if (q == p.rank) x = load_vec(in, i, a.total, false);
+      if (q == p.rank) x = load_input<E, Wire>(a.in, i, a.total);
       else ok = ll_receive(p, epoch, q, i, vecs, a.coll, &x);
       r.add(x, q == 0);
     }
-    if (ok && a.out != nullptr) store_vec(static_cast<S *>(a.out), i, a.total, r.result(p.nranks));
+    if (ok && a.out != nullptr) store_result<E, Wire>(a.out, i, a.total, r.result(p.nranks));
   }
   end_epoch(p, epoch);
 }
@@ -408,8 +408,9 @@ enum class Reduction { one_shot, bulk_one_shot, two_shot };
 
 // The launch of one reduction kernel for the (element, op) pair that
 // with_types picks; the grid follows the bytes each block shares out
-// (two-shot: one rank's chunk; the one-shots: the whole input).
-template <Reduction K>
+// (two-shot: one rank's chunk; the one-shots: the whole input). Wire: the
+// one-shot over float32 buffers (with_half_types picks E).
+template <Reduction K, bool Wire = false>
 struct ReduceLaunch {
   const Peers &p;
   const ReduceArgs &a;
@@ -420,7 +421,7 @@ struct ReduceLaunch {
     const uint64_t bytes = elements * sizeof(typename E::S);
     if constexpr (K == Reduction::one_shot) {
       const LLGrid g = ll_grid(bytes / 16 + (bytes % 16 != 0), p.max_blocks, p.ll_threads);
-      return launch(one_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
+      return launch(one_shot_kernel<E, Op, Wire>, g.blocks, g.threads, p, stream, p, a);
     }
     const unsigned blocks = blocks_for(bytes, p.max_blocks);
     if constexpr (K == Reduction::bulk_one_shot)
@@ -439,7 +440,10 @@ struct ReduceLaunch {
 }  // namespace device
 
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  return device::with_types(args.dtype, args.op, device::ReduceLaunch<device::Reduction::one_shot>{peers, args, stream});
+  using device::Reduction;
+  if (args.float32_io)
+    return device::with_half_types(args.dtype, args.op, device::ReduceLaunch<Reduction::one_shot, true>{peers, args, stream});
+  return device::with_types(args.dtype, args.op, device::ReduceLaunch<Reduction::one_shot>{peers, args, stream});
 }
 
 cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {

@@ -154,6 +154,10 @@ struct ReduceArgs {
   int32_t op = 0;               // PLX_SUM .. PLX_AVG
   int32_t scatter_only = 0;     // reduce-scatter: write my chunk to out, no all-gather phase
   int32_t coll = 0;             // PLX_COLL_* for error records
+  // The one-shots (LL and LL128 lines): in and out are float32 buffers
+  // whose values travel and are reduced as `dtype`, a half type (a wire
+  // dtype): rounded on load, widened on store (kernels/wire_io.cuh).
+  int32_t float32_io = 0;
   // Two-shot: the registration out lies in (0: none), posted to the peers
   // when this rank's acknowledged table holds it.
   uint64_t out_reg = 0;

@@ -7,6 +7,7 @@
 #include "kernels/device_common.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
+#include "kernels/wire_io.cuh"
 
 namespace plexus::kernels {
 namespace device {
@@ -51,6 +52,39 @@ __device__ __forceinline__ void store_piece(S *data, uint64_t total, LanePiece p
     if (j < count && first + j < total) p[j] = x.e[j];
 }
 
+// The float32 of a lane's piece of E's half type (8 or 4 elements: 32 or
+// 16 bytes) as one or two float pieces.
+__device__ __forceinline__ LanePiece float_piece(LanePiece half, uint32_t which) {
+  return {half.begin * 2 + which * 16, 16u};
+}
+
+// A lane's piece of the caller's input: its own elements, or (Wire, a
+// float32 buffer) the same elements rounded to E's half type.
+template <class E, bool Wire>
+__device__ __forceinline__ uint4 load_input_piece(const void *in, uint64_t total, LanePiece piece) {
+  if constexpr (!Wire) {
+    return load_piece(static_cast<const typename E::S *>(in), total, piece);
+  } else {
+    const auto *f = static_cast<const float *>(in);
+    const uint4 lo = load_piece(f, total, float_piece(piece, 0));
+    const uint4 hi = piece.bytes == 16 ? load_piece(f, total, float_piece(piece, 1)) : make_uint4(0, 0, 0, 0);
+    return narrow_pair<E>(lo, hi);
+  }
+}
+
+// A lane's piece of the result into the caller's output, widened for Wire.
+template <class E, bool Wire>
+__device__ __forceinline__ void store_result_piece(void *out, uint64_t total, LanePiece piece, uint4 v) {
+  if constexpr (!Wire) {
+    store_piece(static_cast<typename E::S *>(out), total, piece, v);
+  } else {
+    uint4 lo, hi;
+    widen_pair<E>(v, &lo, &hi);
+    store_piece(static_cast<float *>(out), total, float_piece(piece, 0), lo);
+    if (piece.bytes == 16) store_piece(static_cast<float *>(out), total, float_piece(piece, 1), hi);
+  }
+}
+
 __device__ __forceinline__ bool flag_lane(uint32_t lane) { return (lane & 7u) == 7u; }
 
 // A tile into this rank's slot at rank q, at tile position `at`: one
@@ -88,15 +122,14 @@ __device__ __forceinline__ bool ll128_receive(const Peers &p, uint64_t epoch, in
 // Tile `tile` of the data reduced in rank order: this rank's piece from its
 // input, every peer's from its lines at position `at` of this rank's slot.
 // False (for the whole warp) when a wait gave up.
-template <class E, int Op>
+template <class E, int Op, bool Wire = false>
 __device__ __forceinline__ bool reduce_tile(const Peers &p, const ReduceArgs &a, uint64_t epoch, uint64_t tile,
                                             uint64_t at, uint4 *out) {
-  using S = typename E::S;
   const uint32_t lane = threadIdx.x % 32;
   VecReduce<E, Op> r;
   for (int q = 0; q < p.nranks; ++q) {
     uint4 x = make_uint4(0, 0, 0, 0);
-    if (q == p.rank) x = load_piece(static_cast<const S *>(a.in), a.total, ll128_piece(tile, lane));
+    if (q == p.rank) x = load_input_piece<E, Wire>(a.in, a.total, ll128_piece(tile, lane));
     else if (!ll128_receive(p, epoch, q, at, lane, a.coll, &x)) return false;
     r.add(x, q == 0);
   }
@@ -107,19 +140,19 @@ __device__ __forceinline__ bool reduce_tile(const Peers &p, const ReduceArgs &a,
 // Warps take tiles in turn (all 32 lanes of a warp always together, as the
 // line stores and the flag votes need); each warp sends all its tiles before
 // it waits for any, so no warp waits on a sender that is itself waiting.
-template <class E, int Op>
+// Wire: float32 buffers, E's half type on the lines (ReduceArgs::float32_io).
+template <class E, int Op, bool Wire>
 __global__ void __launch_bounds__(kThreads, 2) ll128_one_shot_kernel(Peers p, ReduceArgs a) {
-  using S = typename E::S;
   const uint64_t epoch = begin_epoch(p);
-  const uint64_t tiles = ll128_tiles(a.total * sizeof(S));
+  const uint64_t tiles = ll128_tiles(a.total * sizeof(typename E::S));
   const uint32_t lane = threadIdx.x % 32;
   const uint64_t first = (uint64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32;
   const uint64_t step = uint64_t{gridDim.x} * blockDim.x / 32;
-  const auto *in = static_cast<const S *>(a.in);
-  for (uint64_t t = first; t < tiles; t += step) ll128_send(p, epoch, t, lane, load_piece(in, a.total, ll128_piece(t, lane)));
+  for (uint64_t t = first; t < tiles; t += step)
+    ll128_send(p, epoch, t, lane, load_input_piece<E, Wire>(a.in, a.total, ll128_piece(t, lane)));
   uint4 v;
-  for (uint64_t t = first; t < tiles && reduce_tile<E, Op>(p, a, epoch, t, t, &v); t += step)
-    if (a.out != nullptr) store_piece(static_cast<S *>(a.out), a.total, ll128_piece(t, lane), v);
+  for (uint64_t t = first; t < tiles && reduce_tile<E, Op, Wire>(p, a, epoch, t, t, &v); t += step)
+    if (a.out != nullptr) store_result_piece<E, Wire>(a.out, a.total, ll128_piece(t, lane), v);
   end_epoch(p, epoch);
 }
 
@@ -175,8 +208,9 @@ __global__ void __launch_bounds__(kThreads, 2) ll128_two_shot_kernel(Peers p, Re
 
 // One lane per 16 bytes of line (ll_grid over the lanes of the tiles each
 // warp position serves, so whole warps: its thread counts are multiples of
-// 32): all the tiles for the one-shot, one chunk's for the two-shot.
-template <bool TwoShot>
+// 32): all the tiles for the one-shot, one chunk's for the two-shot. Wire:
+// the one-shot over float32 buffers (with_half_types picks E).
+template <bool TwoShot, bool Wire = false>
 struct LL128Launch {
   const Peers &p;
   const ReduceArgs &a;
@@ -187,7 +221,7 @@ struct LL128Launch {
     const uint64_t lanes = (TwoShot ? (tiles + p.nranks - 1) / p.nranks : tiles) * 32;
     const LLGrid g = ll_grid(lanes, p.max_blocks, p.ll_threads);
     if constexpr (TwoShot) return launch(ll128_two_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
-    else return launch(ll128_one_shot_kernel<E, Op>, g.blocks, g.threads, p, stream, p, a);
+    else return launch(ll128_one_shot_kernel<E, Op, Wire>, g.blocks, g.threads, p, stream, p, a);
   }
 };
 
@@ -195,6 +229,7 @@ struct LL128Launch {
 }  // namespace device
 
 cudaError_t launch_one_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
+  if (args.float32_io) return device::with_half_types(args.dtype, args.op, device::LL128Launch<false, true>{peers, args, stream});
   return device::with_types(args.dtype, args.op, device::LL128Launch<false>{peers, args, stream});
 }
 

@@ -7,6 +7,7 @@
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
 #include "kernels/widen.hpp"
+#include "kernels/wire_io.cuh"
 
 namespace plexus::kernels {
 namespace device {
@@ -37,13 +38,8 @@ __device__ __forceinline__ void each_group(uint64_t n, bool vectors, Whole whole
 template <class E>
 __global__ void widen_kernel(const uint16_t *src, float *dst, uint64_t n, bool vectors) {
   const auto whole = [=](uint64_t t) {
-    Vec<uint16_t> in;
-    in.v = reinterpret_cast<const uint4 *>(src)[t];
-    Vec<float> lo, hi;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) lo.e[j] = E::load(in.e[j]), hi.e[j] = E::load(in.e[4 + j]);
-    reinterpret_cast<uint4 *>(dst)[2 * t] = lo.v;
-    reinterpret_cast<uint4 *>(dst)[2 * t + 1] = hi.v;
+    auto *out = reinterpret_cast<uint4 *>(dst);
+    widen_pair<E>(reinterpret_cast<const uint4 *>(src)[t], &out[2 * t], &out[2 * t + 1]);
   };
   each_group(n, vectors, whole, [=](uint64_t i) { dst[i] = E::load(src[i]); });
 }
@@ -51,13 +47,8 @@ __global__ void widen_kernel(const uint16_t *src, float *dst, uint64_t n, bool v
 template <class E>
 __global__ void narrow_kernel(const float *src, uint16_t *dst, uint64_t n, bool vectors) {
   const auto whole = [=](uint64_t t) {
-    Vec<float> lo, hi;
-    lo.v = reinterpret_cast<const uint4 *>(src)[2 * t];
-    hi.v = reinterpret_cast<const uint4 *>(src)[2 * t + 1];
-    Vec<uint16_t> out;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) out.e[j] = E::store(lo.e[j]), out.e[4 + j] = E::store(hi.e[j]);
-    reinterpret_cast<uint4 *>(dst)[t] = out.v;
+    const auto *in = reinterpret_cast<const uint4 *>(src);
+    reinterpret_cast<uint4 *>(dst)[t] = narrow_pair<E>(in[2 * t], in[2 * t + 1]);
   };
   each_group(n, vectors, whole, [=](uint64_t i) { dst[i] = E::store(src[i]); });
 }

@@ -306,13 +306,42 @@ plx_coll_desc on_wire(const plx_coll_desc &d, uint16_t *block, uint64_t in_count
   return narrowed;
 }
 
-// The input rounded to the wire dtype into a pool block, the reduction run
-// in that dtype (float32 accumulation in rank order, one rounding: every
-// contribution and the result rounded to it, and every rank gets the same
-// bits), the result widened into recv, the block freed behind it: all on
-// the caller's stream (in a capture, the graph's allocation and free nodes).
-[[gnu::cold]] plx_status run_on_wire(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
+// Whether one one-shot launch carries the call `as_wire` (the float32 call
+// with the wire dtype as its dtype): an all-reduce or reduce on the full
+// graph that takes the one-shot (LL or LL128 lines) in a single piece.
+bool one_launch_on_wire(const Comm &c, const plx_coll_desc &as_wire) {
+  if (as_wire.coll != PLX_COLL_ALL_REDUCE && as_wire.coll != PLX_COLL_REDUCE) return false;
+  const uint64_t bytes = as_wire.count * core::kDtypeBytes[as_wire.dtype];
+  int32_t pipe = PLX_ALGO_AUTO;
+  if (pipe_reduce_algo(c, as_wire, bytes, &pipe) != PLX_OK || pipe != PLX_ALGO_AUTO) return false;
+  return choose_algo(c, as_wire, bytes) == PLX_ALGO_ONE_SHOT && bytes <= launch_capacity(c, PLX_ALGO_ONE_SHOT);
+}
+
+// That one launch: the kernel rounds the float32 input to the wire dtype as
+// it loads it and widens the result as it stores it (kernels/wire_io.cuh),
+// so the call costs what the half-type call costs, with the numerics of
+// the stand-in below, bit for bit.
+plx_status wire_one_shot(Comm &c, const plx_coll_desc &d, plx_dtype wire, cudaStream_t stream) {
+  kernels::ReduceArgs a;
+  a.dtype = wire, a.op = d.op, a.coll = d.coll, a.float32_io = 1;
+  a.in = d.send, a.out = d.coll == PLX_COLL_REDUCE && c.rank() != d.root ? nullptr : d.recv;
+  a.total = d.count;
+  c.count_call(d.coll, PLX_ALGO_ONE_SHOT);
+  const cudaError_t err = launch_reduce(c, PLX_ALGO_ONE_SHOT, a, stream);
+  return err == cudaSuccess ? PLX_OK : launch_failed(c, err, "one-shot on the wire dtype");
+}
+
+// The stand-in for the rest: the input rounded to the wire dtype into a pool
+// block, the reduction run in that dtype (float32 accumulation in rank
+// order, one rounding: every contribution and the result rounded to it, and
+// every rank gets the same bits), the result widened into recv, the block
+// freed behind it: all on the caller's stream (in a capture, the graph's
+// allocation and free nodes).
+plx_status run_on_wire(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   const auto wire = static_cast<plx_dtype>(d.options->wire_dtype);
+  plx_coll_desc as_wire = d;
+  as_wire.dtype = wire;
+  if (one_launch_on_wire(c, as_wire)) return wire_one_shot(c, d, wire, stream);
   const uint64_t in_count = d.coll == PLX_COLL_REDUCE_SCATTER ? d.count * static_cast<uint64_t>(c.nranks()) : d.count;
   const bool gets = d.coll != PLX_COLL_REDUCE || c.rank() == d.root;
   cudaMemPool_t pool = nullptr;

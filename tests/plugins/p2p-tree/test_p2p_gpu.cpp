@@ -261,8 +261,10 @@ TEST_CASE("plugins.p2p_tree.gpu.no_contribution") {
   });
 }
 
-// float32 sent as bfloat16 and float16: the one-shot (1001) and two-shot or
-// bulk (2^20 + 3) kernels of the wire type, bit for bit on any rank count.
+// float32 sent as bfloat16 and float16, bit for bit on any rank count: the
+// one-shot that converts in its own loads and stores (1001: LL128 lines
+// where NVLink joins every pair) and the stand-in around the two-shot or
+// bulk kernels of the wire type (2^20 + 3; reduce-scatter at every size).
 TEST_CASE("plugins.p2p_tree.gpu.wire_precision") {
   const int nranks = cuda_devices() >= 2 ? 2 : 1;
   run_p2p_ranks("plugins.p2p_tree.gpu.wire_precision", nranks,
@@ -271,6 +273,20 @@ TEST_CASE("plugins.p2p_tree.gpu.wire_precision") {
     plexus::test::check_wire_precision(comm, rank, nranks, 1001, (1u << 20) + 3);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
+}
+
+// The converting one-shot with LL lines (PCIe machines' lines): 1001 and
+// 30001 elements (60002 bytes on the wire, one launch).
+TEST_CASE("plugins.p2p_tree.gpu.wire_precision_ll_lines") {
+  const int nranks = cuda_devices() >= 2 ? 2 : 1;
+  setenv("PLEXUS_P2P_TREE_LL128", "0", 1);
+  run_p2p_ranks("plugins.p2p_tree.gpu.wire_precision_ll_lines", nranks,
+                [nranks](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_h comm = join(b, id, nranks, rank);
+    plexus::test::check_wire_precision(comm, rank, nranks, 1001, 30001);
+    CHECK(plx_comm_destroy(comm) == PLX_OK);
+  });
+  unsetenv("PLEXUS_P2P_TREE_LL128");
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.timeout_when_a_rank_skips") {
