@@ -243,11 +243,18 @@ plx_status Comm::check_same_params(const PeerCard &card, int32_t q) const {
                     "every rank must set the same", setup_.rank, q, name);
 }
 
+// Two ranks on one GPU: kernels of two processes there take turns, so
+// waits for each other never end; threads of one process run side by side
+// while the grids fit, which SHARED_GPU allows for tests on one GPU.
+bool Comm::may_share_gpu(const PeerCard &card) const {
+  return params_.shared_gpu && card.process == this_process_token();
+}
+
 plx_status Comm::check_cards(const std::vector<PeerCard> &cards) {
   for (int32_t q = 0; q < setup_.nranks; ++q) {
     if (plx_status s = check_same_params(cards[q], q)) return s;
-    if (q != setup_.rank && std::strncmp(cards[q].pci_bus_id, cards[setup_.rank].pci_bus_id,
-                                         sizeof(cards[q].pci_bus_id)) == 0)
+    if (q != setup_.rank && !may_share_gpu(cards[q]) &&
+        std::strncmp(cards[q].pci_bus_id, cards[setup_.rank].pci_bus_id, sizeof(cards[q].pci_bus_id)) == 0)
       return core::fail(PLX_ERR_UNSUPPORTED, "p2p-tree: ranks {} and {} share the GPU {}; p2p-tree needs "
                         "one GPU per rank (kernels of two processes on one GPU wait for each other "
                         "but do not run together)", setup_.rank, q, cards[q].pci_bus_id);

@@ -109,6 +109,7 @@ struct Params {
   }
   bool copy_by_size(uint64_t bytes, int32_t nranks) const { return nranks == 2 && bytes >= copy_min_bytes; }
   bool enable = true;  // PLEXUS_P2P_TREE_ENABLE=0 declines every machine
+  bool shared_gpu = false;  // PLEXUS_P2P_TREE_SHARED_GPU: thread ranks may share a GPU (tests)
   double defrag_threshold = 0.30;
 
   // The all-reduce algorithm auto picks on nranks > 1 ranks (ll128: the
@@ -292,6 +293,7 @@ class Comm {
   plx_status exchange_cards(std::vector<PeerCard> *cards);
   plx_status check_same_params(const PeerCard &card, int32_t q) const;
   plx_status check_cards(const std::vector<PeerCard> &cards);
+  bool may_share_gpu(const PeerCard &card) const;
   plx_status map_peer(int32_t peer, const PeerCard &card);
   plx_status use_block_in_process(int32_t peer, const PeerCard &card);
   // p2p_links.cpp

@@ -94,6 +94,7 @@ plx_status read_params(const plx_host_services &s, Params *p) {
   if (plx_status st = int_param(s, "WATCHDOG_POLL_MS", 1, 10000, &p->watchdog_poll_ms)) return st;
   if (plx_status st = bool_param(s, "ENABLE", &p->enable)) return st;
   if (plx_status st = bool_param(s, "PDL", &p->dependent_launch)) return st;
+  if (plx_status st = bool_param(s, "SHARED_GPU", &p->shared_gpu)) return st;
   if (plx_status st = int_param(s, "LL_THREADS", 32, kernels::kThreads, &p->ll_threads)) return st;
   if (p->ll_threads % 32 != 0)
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "p2p-tree: PLEXUS_P2P_TREE_LL_THREADS={} must be a "

@@ -88,6 +88,11 @@ const plx_param_decl params[] = {
     {sizeof(plx_param_decl), PLX_PARAM_BOOL, "PROBE_PEER_COPIES", "1",
      "1: plx_backend_open proves peer access per GPU pair with a real copy (and declines when one "
      "fails); 0: trusts cudaDeviceCanAccessPeer."},
+    {sizeof(plx_param_decl), PLX_PARAM_BOOL, "SHARED_GPU", "0",
+     "For tests on one GPU: 1 lets ranks that are threads of one process share a GPU (their kernels "
+     "run side by side only while every rank's grid fits on it at once: keep (MAX_BLOCKS + COPY_BLOCKS) "
+     "x ranks well under the SMs, or the waits end in PLX_ERR_TIMEOUT). Ranks of different processes never "
+     "share one."},
 };
 
 constexpr uint32_t all_dtypes = (1u << PLX_DTYPE_COUNT) - 1;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,6 +20,20 @@
 namespace plexus::test {
 
 using Bytes = std::vector<uint8_t>;
+
+// What the shared checks do before every collective they launch: nothing,
+// unless ranks that are threads on one GPU (p2p-tree's SHARED_GPU test) set
+// a barrier here. A rank that synchronises the device (cudaFree, an upload)
+// while a peer's kernel waits for this rank's kernel would wait forever; met
+// before each launch, every rank has done its synchronising first.
+inline std::function<void()> &before_collective() {
+  static std::function<void()> hook;
+  return hook;
+}
+
+inline void meet_peers() {
+  if (before_collective()) before_collective()();
+}
 
 struct Stream {
   cudaStream_t s = nullptr;

@@ -63,9 +63,11 @@ inline void all_reduce_and_reduce_without(plx_comm_h comm, int rank, int nranks,
   send.upload(rank == absent ? poison_bytes(bytes) : inputs[rank]);
   recv.upload(poison_bytes(bytes));
   const void *in = rank == absent ? nullptr : send.get();
+  meet_peers();
   require_ok(plx_all_reduce(comm, in, recv.get(), k.count, k.dtype, k.op, &o, stream.s), describe(k, "all_reduce"));
   stream.sync();
   check_same(recv.download(), want, es, describe(k, "all_reduce"));
+  meet_peers();
   require_ok(plx_all_reduce(comm, send.get(), send.get(), k.count, k.dtype, k.op, &o, stream.s),
              describe(k, "all_reduce in place"));
   stream.sync();
@@ -73,6 +75,7 @@ inline void all_reduce_and_reduce_without(plx_comm_h comm, int rank, int nranks,
   if (rank != absent) send.upload(inputs[rank]);
   for (int root : {0, absent}) {
     recv.upload(poison_bytes(bytes));
+    meet_peers();
     require_ok(plx_reduce(comm, in, rank == root ? recv.get() : nullptr, k.count, k.dtype, k.op, root, &o, stream.s),
                describe(k, "reduce"));
     stream.sync();
@@ -91,6 +94,7 @@ inline void reduce_scatter_without(plx_comm_h comm, int rank, int nranks, const 
   if (rank != absent) send.upload(inputs[rank]);
   recv.upload(poison_bytes(bytes));
   const void *in = rank == absent ? nullptr : send.get();
+  meet_peers();
   require_ok(plx_reduce_scatter(comm, in, recv.get(), k.count, k.dtype, k.op, &o, stream.s),
              describe(k, "reduce_scatter"));
   stream.sync();
@@ -109,16 +113,19 @@ inline void captured_without(plx_comm_h comm, int rank, int nranks, const Stream
   DeviceBuffer<uint8_t> send(bytes), recv(bytes);
   if (rank != absent) send.upload(inputs[rank]);
   recv.upload(poison_bytes(bytes));
+  meet_peers();  // every rank's capture begins and ends with the others'
   REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
   const plx_status s = plx_all_reduce(comm, rank == absent ? nullptr : send.get(), recv.get(), k.count, k.dtype,
                                       k.op, &o, stream.s);  // checked after the capture ends
   cudaGraph_t graph = nullptr;
   REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
+  meet_peers();
   require_ok(s, describe(k, "captured all_reduce"));
   cudaGraphExec_t exec = nullptr;
   REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
   for (int replay = 0; replay < 2; ++replay) {
     recv.upload(poison_bytes(bytes));
+    meet_peers();
     REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
     stream.sync();
     check_same(recv.download(), reference(k.dtype, k.op, inputs, k.count), 8, describe(k, "captured all_reduce"));

@@ -1,0 +1,123 @@
+// p2p-tree's protocol with 2 and 4 ranks on ONE GPU: the ranks are threads
+// of one process on GPU 0 (PLEXUS_P2P_TREE_SHARED_GPU=1; grids of at most 8
+// blocks and 8 copy blocks, so every rank's kernel is resident at once; with
+// the default 128 copy blocks two 2-rank grids of the two-shot in rounds did
+// not fit, and waited out the timeout), meeting at a barrier
+// before every collective (meet_peers: a rank's cudaFree or upload waits for
+// the whole device, so it must not come after a peer's launch that waits
+// for this rank's). No NVLink is crossed,
+// so this says nothing of speed or of LL128 (which needs NVLink between every
+// pair and stays off here); it runs the flags, the epochs, the LL lines and
+// the exchange areas of every all-reduce kernel with several ranks where a
+// machine has a single GPU. Outputs poisoned, every element against core's
+// CPU reduction; the options of DESIGN §3 (a rank that adds nothing, a
+// half-type wire: all-reduce and reduce, whose one-shot converts in the
+// kernel; not reduce-scatter, see check_wire_precision) bit for bit.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <barrier>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "plexus/plexus.h"
+#include "tests/plugins/gpu_no_contribution.hpp"
+#include "tests/plugins/gpu_wire.hpp"
+#include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
+
+namespace {
+
+using namespace plexus::test::p2p;  // Stream, Device, input_of, reference, check_same, ScopedEnv
+
+// A communicator of `nranks` with every rank on GPU 0.
+plx_comm_h join_on_gpu0(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+  plx_comm_config config = PLX_COMM_CONFIG_INIT;
+  config.cuda_device = 0;
+  config.timeout_ms = 20000;
+  REQUIRE(cudaSetDevice(0) == cudaSuccess);
+  plx_comm_h comm = nullptr;
+  const plx_status s = plx_comm_init(b, &id, nranks, rank, &config, &comm);
+  INFO("rank ", rank, ": ", plx_last_error());
+  REQUIRE(s == PLX_OK);
+  return comm;
+}
+
+// Float32 sums through the LL one-shot (7), the bulk one-shot (65537), the
+// two-shot in one launch (300001) and in two (1500001 floats against 4 MiB
+// areas), unaligned by one element; then bfloat16 in place.
+void check_every_kernel(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
+  uint32_t salt = 0;
+  for (uint64_t count : {uint64_t{7}, uint64_t{65537}, uint64_t{300001}, uint64_t{1500001}})
+    for (plx_dtype dtype : {PLX_FLOAT32, PLX_BFLOAT16}) {
+      const size_t es = plx_dtype_size(dtype), bytes = count * es;
+      const bool in_place = dtype == PLX_BFLOAT16;
+      std::vector<Bytes> inputs;
+      for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, dtype, count, ++salt));
+      Device send(bytes + es), recv(bytes + es);
+      send.put(es, inputs[rank]);
+      recv.put(0, Bytes(bytes + es, 0xa5));
+      uint8_t *out = in_place ? send.p + es : recv.p + es;
+      plexus::test::meet_peers();
+      PLX_OK_OR_FAIL(plx_all_reduce(comm, send.p + es, out, count, dtype, PLX_SUM, nullptr, stream.s));
+      stream.sync();
+      check_same((in_place ? send : recv).get(es, bytes), reference(dtype, PLX_SUM, inputs, count), es,
+                 std::string(plx_dtype_string(dtype)) + " count " + std::to_string(count));
+    }
+}
+
+void shared_rank(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+  plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
+  Stream stream;
+  check_every_kernel(comm, rank, nranks, stream);
+  plexus::test::check_wire_precision(comm, rank, nranks, 1001, 30001, /*with_reduce_scatter=*/false);
+  plexus::test::check_no_contribution(comm, rank, nranks, 1001, 300001, true);
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
+}
+
+void run_shared(const char *test_case, int nranks) {
+  const ScopedEnv shared("PLEXUS_P2P_TREE_SHARED_GPU", "1");
+  const ScopedEnv blocks("PLEXUS_P2P_TREE_MAX_BLOCKS", "8");
+  const ScopedEnv copiers("PLEXUS_P2P_TREE_COPY_BLOCKS", "8");  // the two-shot in rounds adds these
+  const ScopedEnv slots("PLEXUS_P2P_TREE_SLOT_BYTES", "4M", true);
+  run_p2p_ranks(test_case, 1, [nranks](plx_backend_h b, const plx_unique_id &id, int) {
+    std::barrier<> meeting(nranks);
+    plexus::test::before_collective() = [&meeting] { meeting.arrive_and_wait(); };
+    std::vector<std::thread> threads;
+    std::atomic<int> failed{0};
+    for (int r = 0; r < nranks; ++r)
+      threads.emplace_back([&, r] {
+        try {  // a REQUIRE throws; it must not leave the thread
+          shared_rank(b, id, nranks, r);
+        } catch (...) {
+          ++failed;
+          meeting.arrive_and_drop();  // the others' later meetings go on without it
+        }
+      });
+    for (std::thread &t : threads) t.join();
+    plexus::test::before_collective() = nullptr;
+    CHECK(failed == 0);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_two_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_two_ranks", 2); }
+
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_four_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_four_ranks", 4); }
+
+// Ranks of two processes on one GPU stay refused, SHARED_GPU or not: their
+// kernels would take turns and wait for each other forever.
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_refuses_two_processes") {
+  const ScopedEnv shared("PLEXUS_P2P_TREE_SHARED_GPU", "1");
+  run_p2p_ranks("plugins.p2p_tree.gpu.shared_gpu_refuses_two_processes", 2,
+                [](plx_backend_h b, const plx_unique_id &id, int rank) {
+    plx_comm_config config = PLX_COMM_CONFIG_INIT;
+    config.cuda_device = 0;
+    config.init_timeout_ms = 20000;
+    REQUIRE(cudaSetDevice(0) == cudaSuccess);
+    plx_comm_h comm = nullptr;
+    CHECK(plx_comm_init(b, &id, 2, rank, &config, &comm) == PLX_ERR_UNSUPPORTED);
+    CHECK(std::string(plx_last_error()).find("share the GPU") != std::string::npos);
+  });
+}
