@@ -440,10 +440,10 @@ struct ReduceLaunch {
 }  // namespace device
 
 cudaError_t launch_one_shot(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  using device::Reduction;
+  using device::ReduceLaunch, device::Reduction;
   if (args.float32_io)
-    return device::with_half_types(args.dtype, args.op, device::ReduceLaunch<Reduction::one_shot, true>{peers, args, stream});
-  return device::with_types(args.dtype, args.op, device::ReduceLaunch<Reduction::one_shot>{peers, args, stream});
+    return device::with_half_types(args.dtype, args.op, ReduceLaunch<Reduction::one_shot, true>{peers, args, stream});
+  return device::with_types(args.dtype, args.op, ReduceLaunch<Reduction::one_shot>{peers, args, stream});
 }
 
 cudaError_t launch_one_shot_bulk(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {

@@ -229,7 +229,8 @@ struct LL128Launch {
 }  // namespace device
 
 cudaError_t launch_one_shot_ll128(const Peers &peers, const ReduceArgs &args, cudaStream_t stream) {
-  if (args.float32_io) return device::with_half_types(args.dtype, args.op, device::LL128Launch<false, true>{peers, args, stream});
+  if (args.float32_io)
+    return device::with_half_types(args.dtype, args.op, device::LL128Launch<false, true>{peers, args, stream});
   return device::with_types(args.dtype, args.op, device::LL128Launch<false>{peers, args, stream});
 }
 

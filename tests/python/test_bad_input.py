@@ -58,6 +58,8 @@ ROWS = [
     ("both buffers None", lambda b, c: c.all_reduce(None), plexus.InvalidArgument, ["None"]),
     ("wire dtype not float", lambda b, c: c.all_reduce(A, wire_dtype="int32"), plexus.InvalidArgument,
      ["plx_all_reduce", "wire_dtype"]),
+    ("wire dtype not carried", lambda b, c: c.all_reduce(np.ones(8, np.float64), wire_dtype="bfloat16"),
+     plexus.Unsupported, ["shm-native", "wire_dtype bfloat16", "float64"]),
     ("unknown algorithm", lambda b, c: c.all_reduce(A, algorithm="magic"), plexus.InvalidArgument,
      ["algorithm", "magic"]),
     ("unknown coll", lambda b, c: c.stats("scan"), plexus.InvalidArgument, ["coll", "scan"]),

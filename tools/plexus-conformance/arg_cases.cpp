@@ -104,6 +104,9 @@ std::vector<ArgCase> collective_cases(RankContext &ctx, plx_comm_h comm) {
   if (!ctx.has_cap(PLX_CAP_NO_CONTRIBUTION))
     cases.push_back({"PLX-L-24", "no-contribution flag undeclared", PLX_ERR_UNSUPPORTED, ar,
                      m.all_reduce([](Call &c) { c.options.flags = PLX_COLL_FLAG_NO_CONTRIBUTION; })});
+  if (!ctx.has_cap(PLX_CAP_WIRE_PRECISION))  // a wire dtype is never dropped in silence
+    cases.push_back({"PLX-L-24", "wire dtype undeclared", PLX_ERR_UNSUPPORTED, ar,
+                     m.all_reduce([](Call &c) { c.options.wire_dtype = PLX_BFLOAT16; })});
   if (const int32_t d = first_missing(ctx.props.dtype_mask, PLX_DTYPE_COUNT); d >= 0)
     cases.push_back({"PLX-L-21", "dtype the backend lacks", PLX_ERR_UNSUPPORTED, ar,
                      m.all_reduce([d](Call &c) { c.dtype = d; })});
