@@ -264,7 +264,7 @@ if has_step memcheck && command -v compute-sanitizer >/dev/null; then
   # sanitizer follows the forked ranks: --target-processes all)
   sanitize_cases=${PLEXUS_SANITIZE_CASES:-"p2p-tree:p2p_tree:one_rank p2p-tree:p2p_tree:two_ranks_all_reduce_every_type
     p2p-tree:p2p_tree:two_ranks_other_collectives p2p-tree:p2p_tree:pipe_forced_ring:pipe
-    p2p-tree:p2p_tree:pipe_forced_kary_tree:pipe pinned-host:pinned_host:one_rank
+    p2p-tree:p2p_tree:pipe_forced_kary_tree:pipe p2p-tree:p2p_tree:wire_precision_ll_lines pinned-host:pinned_host:one_rank
     pinned-host:pinned_host:two_ranks_all_reduce_every_type pinned-host:pinned_host:two_ranks_copies
     nccl:nccl:one_rank_collectives nccl:nccl:two_ranks_collectives"}
   for tool in ${PLEXUS_SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
