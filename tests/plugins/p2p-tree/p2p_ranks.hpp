@@ -2,7 +2,11 @@
 // opening p2p-tree, which ends a test quietly on GPUs without peer access.
 #pragma once
 
+#include <atomic>
 #include <cstdlib>
+#include <functional>
+#include <thread>
+#include <vector>
 
 #include "tests/plugins/gpu_ranks.hpp"
 
@@ -16,6 +20,26 @@ inline void run_p2p_ranks(const char *test_case, int nranks,
                           const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
                           int killed_rank = -1) {
   run_gpu_ranks("p2p-tree", test_case, nranks, body, killed_rank, /*skip_when_declined=*/true);
+}
+
+// rank(r) for r < nranks, each on a thread of its own; the number of ranks
+// that threw (a failed REQUIRE must not leave its thread), each calling
+// on_throw() first so the others can go on without it.
+inline int run_thread_ranks(int nranks, const std::function<void(int)> &rank,
+                            const std::function<void()> &on_throw = {}) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int r = 0; r < nranks; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        rank(r);
+      } catch (...) {
+        ++failed;
+        if (on_throw) on_throw();
+      }
+    });
+  for (std::thread &t : threads) t.join();
+  return failed;
 }
 
 // A variable set before the ranks fork (every rank must see the same) and

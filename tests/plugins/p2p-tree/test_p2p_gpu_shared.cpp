@@ -15,10 +15,8 @@
 // kernel; not reduce-scatter, see check_wire_precision) bit for bit.
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <barrier>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "plexus/plexus.h"
@@ -83,18 +81,9 @@ void run_shared(const char *test_case, int nranks) {
   run_p2p_ranks(test_case, 1, [nranks](plx_backend_h b, const plx_unique_id &id, int) {
     std::barrier<> meeting(nranks);
     plexus::test::before_collective() = [&meeting] { meeting.arrive_and_wait(); };
-    std::vector<std::thread> threads;
-    std::atomic<int> failed{0};
-    for (int r = 0; r < nranks; ++r)
-      threads.emplace_back([&, r] {
-        try {  // a REQUIRE throws; it must not leave the thread
-          shared_rank(b, id, nranks, r);
-        } catch (...) {
-          ++failed;
-          meeting.arrive_and_drop();  // the others' later meetings go on without it
-        }
-      });
-    for (std::thread &t : threads) t.join();
+    // A rank that fails leaves the meetings, so the others' go on without it.
+    const int failed = run_thread_ranks(nranks, [&](int r) { shared_rank(b, id, nranks, r); },
+                                        [&meeting] { meeting.arrive_and_drop(); });
     plexus::test::before_collective() = nullptr;
     CHECK(failed == 0);
   });

@@ -9,7 +9,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -144,17 +143,7 @@ TEST_CASE("plugins.p2p_tree.gpu.thread_ranks") {
   const int nranks = std::min(cuda_devices(), 4);
   const ScopedEnv slots("PLEXUS_P2P_TREE_SLOT_BYTES", "4M");  // 1500001 floats: two launches
   run_p2p_ranks("plugins.p2p_tree.gpu.thread_ranks", 1, [nranks](plx_backend_h b, const plx_unique_id &id, int) {
-    std::vector<std::thread> threads;
-    std::atomic<int> failed{0};
-    for (int r = 0; r < nranks; ++r)
-      threads.emplace_back([&, r] {
-        try {  // a REQUIRE throws; it must not leave the thread
-          thread_rank(b, id, nranks, r);
-        } catch (...) {
-          ++failed;
-        }
-      });
-    for (std::thread &t : threads) t.join();
+    const int failed = run_thread_ranks(nranks, [&](int r) { thread_rank(b, id, nranks, r); });
     CHECK(failed == 0);
   });
 }
