@@ -42,7 +42,7 @@ struct Params {
   uint64_t oneshot_max_bytes = 64 << 10;
   // Results of reductions whose messages, summed over the ranks, are this
   // large bypass the caches (Op::streams_result).
-  uint64_t stream_min_bytes = 12 << 20;
+  uint64_t stream_min_bytes = uint64_t{128} << 20;
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
   int32_t sleep_after_us = 1000;     // and time awake before it (SleepGate); 0 when outnumbered

@@ -28,7 +28,7 @@ const plx_param_decl params[] = {
      "Microseconds a wait stays awake (polling, then yielding) before it sleeps on a futex, when "
      "every rank has a CPU of its own (when they outnumber their CPUs: 0, after YIELD yields). "
      "0: sleep after YIELD yields."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "12M",
+    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "128M",
      "Two-shot reductions whose messages, summed over the ranks, reach this size write the result "
      "with streaming (non-temporal) stores."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "THREADS", "0",

@@ -42,6 +42,19 @@ int float_sum_in_place_case(plx_comm_h comm, int rank, int nranks, size_t n, uin
   return std::memcmp(buf.data(), expected_sum(n, nranks, seed).data(), n * sizeof(float)) == 0 ? 0 : 2;
 }
 
+// The same sum into a recv one element past a 16-byte boundary, poisoned
+// on both sides: a streaming copy's unaligned head and its tail land
+// exactly, and nothing is written outside recv.
+int float_sum_unaligned_case(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t seed) {
+  const std::vector<float> send = random_floats(n, seed + rank);
+  std::vector<float> area(n + 8, -777.0f);
+  float *recv = area.data() + 1;
+  if (plx_all_reduce(comm, send.data(), recv, n, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) != PLX_OK) return 1;
+  if (std::memcmp(recv, expected_sum(n, nranks, seed).data(), n * sizeof(float)) != 0) return 2;
+  const auto poisoned = [](float v) { return v == -777.0f; };
+  return poisoned(area[0]) && std::all_of(recv + n, area.data() + area.size(), poisoned) ? 0 : 3;
+}
+
 // int8 max over 1 to 60 elements: both sides of the 56-byte inline limit.
 int int8_max_case(plx_comm_h comm, int rank, int nranks, size_t n) {
   std::vector<int8_t> send(n), recv(n, 0), want(n, INT8_MIN);
@@ -216,4 +229,35 @@ TEST_CASE("ShmNative.Threads.helpers_split_two_shot_steps_and_stay_exact") {
   unsetenv("PLEXUS_SHM_NATIVE_THREADS_POLL_US");
   unsetenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES");
   unsetenv("PLEXUS_SHM_NATIVE_THREADS");
+}
+
+// Results written with streaming stores (STREAM_MIN_BYTES down to 64K, so
+// that small two-shots stream): the own share reduced piece by piece and
+// copied out, the peers' shares copied out, by the rank alone and split
+// over helper threads; all-reduce, to a root, in place and into an
+// unaligned recv, each bit for bit against the reference.
+TEST_CASE("ShmNative.Streaming.results_written_with_streaming_stores_stay_exact") {
+  setenv("PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES", "64K", 1);
+  setenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES", "4K", 1);
+  for (const char *threads : {"1", "2"}) {
+    setenv("PLEXUS_SHM_NATIVE_THREADS", threads, 1);
+    CAPTURE(threads);
+    for (int nranks : {2, 3, 4}) {
+      CAPTURE(nranks);
+      CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
+        uint32_t seed = 1700;
+        for (size_t n : {size_t{45001}, size_t{262147}, size_t{700003}}) {  // two-shot, 1 to 3 chunks
+          if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
+          if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 5;
+          if (int code = float_sum_in_place_case(c, r, nranks, n, seed++)) return 10 + code;
+          if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
+          if (int code = float_sum_unaligned_case(c, r, nranks, n, seed++)) return 30 + code;
+        }
+        return 0;
+      }) == 0);
+    }
+  }
+  unsetenv("PLEXUS_SHM_NATIVE_THREADS");
+  unsetenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES");
+  unsetenv("PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES");
 }
