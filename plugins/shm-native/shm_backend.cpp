@@ -12,6 +12,7 @@
 #include "core/status.hpp"
 #include "plugins/shm-native/shm_coll.hpp"
 #include "plugins/shm-native/shm_queue.hpp"
+#include "plugins/shm-native/stream_copy.hpp"
 
 namespace plexus::shm_native {
 namespace {
@@ -33,14 +34,18 @@ plx_status size_param(const plx_host_services &s, const char *name, uint64_t *va
   return PLX_OK;
 }
 
-// ROTATE_MIN_BYTES: a size, or "auto" for the one by rank count.
-plx_status rotate_param(const plx_host_services &s, uint64_t *value) {
-  const char *text = s.param_get("shm-native", "ROTATE_MIN_BYTES");
+// A size, or "auto" for `automatic` (ROTATE_MIN_BYTES: by rank count;
+// STREAM_MIN_BYTES: by CPU).
+plx_status size_or_auto_param(const plx_host_services &s, const char *name, uint64_t automatic, uint64_t *value) {
+  const char *text = s.param_get("shm-native", name);
   if (text != nullptr && std::string_view(text) == "auto") {
-    *value = rotate_min_by_ranks;
+    *value = automatic;
     return PLX_OK;
   }
-  return size_param(s, "ROTATE_MIN_BYTES", value);
+  if (text != nullptr && !core::parse_size(text))
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_{}={} is neither a size "
+                      "(bytes, or a number with K, M or G) nor auto", name, text);
+  return size_param(s, name, value);
 }
 
 int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback) {
@@ -54,11 +59,14 @@ int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback
 plx_status read_params(const plx_host_services &s, Params *p) {
   for (auto [name, value] : {std::pair{"SLOT_BYTES", &p->slot_bytes}, std::pair{"SLOT_MIN_BYTES", &p->slot_min_bytes},
                               std::pair{"ONESHOT_MAX_BYTES", &p->oneshot_max_bytes},
-                              std::pair{"STREAM_MIN_BYTES", &p->stream_min_bytes},
                               std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes},
                               std::pair{"LL_MAX_BYTES", &p->ll_max_bytes}})
     if (plx_status status = size_param(s, name, value)) return status;
-  if (plx_status status = rotate_param(s, &p->rotate_min_bytes)) return status;
+  if (plx_status status = size_or_auto_param(s, "ROTATE_MIN_BYTES", rotate_min_by_ranks, &p->rotate_min_bytes))
+    return status;
+  if (plx_status status = size_or_auto_param(s, "STREAM_MIN_BYTES", stream_min_by_cpu, &p->stream_min_bytes))
+    return status;
+  if (p->stream_min_bytes == stream_min_by_cpu) p->stream_min_bytes = auto_stream_min_bytes(cpu_vendor());
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
   p->sleep_after_us = int_param(s, "SLEEP_AFTER_US", p->sleep_after_us);

@@ -51,12 +51,8 @@ struct Op {
   void copy_result(void *dst, const void *src, size_t bytes) const;
   // Whether copy_result uses streaming stores for this message: when the
   // messages of all ranks together (what the host's caches must hold) reach
-  // STREAM_MIN_BYTES (128M). Below, the results stay in the caches for the
-  // next use. On the 2-core dev machine (32 MiB L3) streaming lost at every
-  // size of 2-4 ranks up to 32 MiB each (2 ranks, 8 MiB: 590-612 us against
-  // 458-483 without; 4 ranks, 32 MiB: 6.7-6.9 ms against 6.4-6.5); on 32
-  // cores (300 MiB L3) it won at 16 ranks, 8 MiB (128 MiB in all): 2.4-2.7
-  // ms against 2.8-3.1.
+  // STREAM_MIN_BYTES (by default by CPU vendor: auto_stream_min_bytes).
+  // Below, the results stay in the caches for the next use.
   bool streams_result() const {
     return desc.count * elem_bytes * static_cast<uint64_t>(comm.nranks()) >= comm.params().stream_min_bytes;
   }

@@ -27,6 +27,8 @@ namespace plexus::shm_native {
 
 // Params::rotate_min_bytes when it is left to the rank count.
 inline constexpr uint64_t rotate_min_by_ranks = UINT64_MAX;
+// Params::stream_min_bytes when it is left to the CPU (stream_copy.hpp).
+inline constexpr uint64_t stream_min_by_cpu = UINT64_MAX;
 
 // ROTATE_MIN_BYTES "auto": 8 KiB up to 4 ranks, 16 KiB beyond. On the 32-core
 // GPU host (session 23, five alternating rounds) an 8 KiB all-reduce took
@@ -41,8 +43,10 @@ struct Params {
   uint64_t slot_min_bytes = 64 << 10;  // the first size of a slot
   uint64_t oneshot_max_bytes = 64 << 10;
   // Results of reductions whose messages, summed over the ranks, are this
-  // large bypass the caches (Op::streams_result).
-  uint64_t stream_min_bytes = uint64_t{128} << 20;
+  // large bypass the caches (Op::streams_result); stream_min_by_cpu (the
+  // default, "auto"): auto_stream_min_bytes for this CPU, resolved when the
+  // parameters are read.
+  uint64_t stream_min_bytes = stream_min_by_cpu;
   int32_t spin_iterations = 2000;    // polls before yielding
   int32_t yield_iterations = 200;    // yields before sleeping on the futex
   int32_t sleep_after_us = 1000;     // and time awake before it (SleepGate); 0 when outnumbered

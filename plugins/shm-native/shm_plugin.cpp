@@ -28,9 +28,11 @@ const plx_param_decl params[] = {
      "Microseconds a wait stays awake (polling, then yielding) before it sleeps on a futex, when "
      "every rank has a CPU of its own (when they outnumber their CPUs: 0, after YIELD yields). "
      "0: sleep after YIELD yields."},
-    {sizeof(plx_param_decl), PLX_PARAM_SIZE, "STREAM_MIN_BYTES", "128M",
-     "Two-shot reductions whose messages, summed over the ranks, reach this size write the result "
-     "with streaming (non-temporal) stores."},
+    // A size or "auto", a string as ROTATE_MIN_BYTES below.
+    {sizeof(plx_param_decl), PLX_PARAM_STRING, "STREAM_MIN_BYTES", "auto",
+     "A size (bytes, K, M or G) or auto: two-shot reductions whose messages, summed over the ranks, "
+     "reach this size write the result with streaming (non-temporal) stores; auto: 12M on Intel "
+     "CPUs, 1G on others."},
     {sizeof(plx_param_decl), PLX_PARAM_INT, "THREADS", "0",
      "Threads per rank (the caller and helpers) that split the copies and reductions of large "
      "reduction steps; 0: the CPUs of the ranks' affinity masks shared out evenly, at most 8, 1 "

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <emmintrin.h>
 #endif
 
@@ -39,5 +40,21 @@ void stream_copy(void *dst, const void *src, size_t bytes) {
 void stream_copy(void *dst, const void *src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
 #endif
+
+std::string cpu_vendor() {
+#if defined(__x86_64__)
+  unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return {};
+  char id[12];  // CPUID leaf 0 spells the vendor in EBX, EDX, ECX
+  std::memcpy(id, &ebx, 4), std::memcpy(id + 4, &edx, 4), std::memcpy(id + 8, &ecx, 4);
+  return std::string(id, sizeof(id));
+#else
+  return {};
+#endif
+}
+
+uint64_t auto_stream_min_bytes(std::string_view vendor) {
+  return vendor == "GenuineIntel" ? uint64_t{12} << 20 : uint64_t{1} << 30;
+}
 
 }  // namespace plexus::shm_native

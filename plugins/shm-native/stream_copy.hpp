@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace plexus::shm_native {
 
@@ -12,5 +15,18 @@ namespace plexus::shm_native {
 // (x86-64: SSE2, always), ordinary memcpy elsewhere. Ends with a store fence,
 // so the bytes are visible like ordinary stores once it returns.
 void stream_copy(void *dst, const void *src, size_t bytes);
+
+// This CPU's vendor id from CPUID ("GenuineIntel", "AuthenticAMD", ...);
+// empty where there is no CPUID.
+std::string cpu_vendor();
+
+// STREAM_MIN_BYTES "auto" (the default) on a CPU of this vendor: 12 MiB of
+// messages in all on Intel, where streaming results won (32 cores, 16
+// ranks, 8 MiB: 2.4-2.7 ms against 2.8-3.1; 16 cores, 4 and 8 ranks, 4-8
+// MiB: 10-25% in medians of four alternating rounds); 1 GiB elsewhere: on
+// AMD (the 2-core dev machine) it lost or tied at every size measured, 2-4
+// ranks up to 512 MiB in all (2 ranks, 8 MiB: 589-612 us against 458-483
+// without), and without CPUID stream_copy is a memcpy anyway.
+uint64_t auto_stream_min_bytes(std::string_view vendor);
 
 }  // namespace plexus::shm_native

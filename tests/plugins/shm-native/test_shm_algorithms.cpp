@@ -235,7 +235,8 @@ TEST_CASE("ShmNative.Threads.helpers_split_two_shot_steps_and_stay_exact") {
 // that small two-shots stream): the own share reduced piece by piece and
 // copied out, the peers' shares copied out, by the rank alone and split
 // over helper threads; all-reduce, to a root, in place and into an
-// unaligned recv, each bit for bit against the reference.
+// unaligned recv, each bit for bit against the reference. The parameter
+// takes a size or "auto" and refuses other words, naming itself.
 TEST_CASE("ShmNative.Streaming.results_written_with_streaming_stores_stay_exact") {
   setenv("PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES", "64K", 1);
   setenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES", "4K", 1);
@@ -259,5 +260,15 @@ TEST_CASE("ShmNative.Streaming.results_written_with_streaming_stores_stay_exact"
   }
   unsetenv("PLEXUS_SHM_NATIVE_THREADS");
   unsetenv("PLEXUS_SHM_NATIVE_THREADS_MIN_BYTES");
+  for (const char *value : {"auto", "1G"}) {  // the default by CPU, and a size
+    setenv("PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES", value, 1);
+    plx_backend_h backend = nullptr;
+    CHECK(plx_backend_open("shm-native", &backend) == PLX_OK);
+    if (backend) plx_backend_close(backend);
+  }
+  setenv("PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES", "soon", 1);
+  plx_backend_h backend = nullptr;
+  CHECK(plx_backend_open("shm-native", &backend) != PLX_OK);
+  CHECK(std::strstr(plx_last_error(), "STREAM_MIN_BYTES=soon") != nullptr);
   unsetenv("PLEXUS_SHM_NATIVE_STREAM_MIN_BYTES");
 }
