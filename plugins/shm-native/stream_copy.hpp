@@ -21,12 +21,13 @@ void stream_copy(void *dst, const void *src, size_t bytes);
 std::string cpu_vendor();
 
 // STREAM_MIN_BYTES "auto" (the default) on a CPU of this vendor: 12 MiB of
-// messages in all on Intel, where streaming results won (32 cores, 16
-// ranks, 8 MiB: 2.4-2.7 ms against 2.8-3.1; 16 cores, 4 and 8 ranks, 4-8
-// MiB: 10-25% in medians of four alternating rounds); 1 GiB elsewhere: on
-// AMD (the 2-core dev machine) it lost or tied at every size measured, 2-4
-// ranks up to 512 MiB in all (2 ranks, 8 MiB: 589-612 us against 458-483
-// without), and without CPUID stream_copy is a memcpy anyway.
+// messages in all on Intel, where streaming results mostly won (32 cores,
+// 16 ranks, 8 MiB: 2.4-2.7 ms against 2.8-3.1; 16 cores, medians of 3-4
+// alternating rounds: 4 and 8 ranks, 2-16 MiB, 8-59% faster; but 16 ranks,
+// 1-4 MiB, 11-17% slower, and identical runs spread by +-20%); 1 GiB
+// elsewhere: on AMD (the 2-core dev machine) it lost or tied at every size
+// measured, 2-4 ranks up to 512 MiB in all (2 ranks, 8 MiB: 589-612 us
+// against 458-483 without), and without CPUID stream_copy is a memcpy.
 uint64_t auto_stream_min_bytes(std::string_view vendor);
 
 }  // namespace plexus::shm_native
