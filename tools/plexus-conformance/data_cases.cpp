@@ -74,6 +74,7 @@ struct Planner {
       no_contribution(c);
     if (is_reduction(c.coll) && is_float_dtype(c.dtype) && (props.capabilities & PLX_CAP_WIRE_PRECISION))
       wire_precision(c);
+    if (props.capabilities & PLX_CAP_WIRE_PRECISION) other_wire_pairings(c);
     if (!full && !representative(props, c.coll, c.dtype, c.op)) return;
     const uint64_t large = kLargeBytes / plx_dtype_size(c.dtype);
     for (const bool in_place : {false, true})
@@ -98,6 +99,23 @@ struct Planner {
     }
   }
 
+  // Pairings a backend may refuse (wire_may_be_refused): float32 copies as
+  // each declared half type, float64 sums as float32; small counts, out of
+  // place.
+  void other_wire_pairings(const DataCase &c) {
+    std::vector<plx_dtype> wires;
+    if (!is_reduction(c.coll) && c.dtype == PLX_FLOAT32) wires = {PLX_FLOAT16, PLX_BFLOAT16};
+    if (is_reduction(c.coll) && c.dtype == PLX_FLOAT64 && c.op == PLX_SUM) wires = {PLX_FLOAT32};
+    for (const plx_dtype wire : wires) {
+      if (!has(props.dtype_mask, wire)) continue;
+      for (const uint64_t count : {uint64_t{7}, uint64_t{1023}}) {
+        DataCase w{c.coll, c.dtype, c.op, count, false, false, false, 0, c.mem, 0};
+        w.wire = wire;
+        add(w);
+      }
+    }
+  }
+
   void collective(plx_coll_kind coll) {
     for (plx_dtype d = 0; d < PLX_DTYPE_COUNT; ++d) {
       if (!has(props.dtype_mask, d)) continue;
@@ -114,6 +132,11 @@ struct Planner {
 
 bool is_reduction(plx_coll_kind coll) {
   return coll == PLX_COLL_ALL_REDUCE || coll == PLX_COLL_REDUCE || coll == PLX_COLL_REDUCE_SCATTER;
+}
+
+bool wire_may_be_refused(const DataCase &c) {
+  if (c.wire < 0 || c.wire == c.dtype) return false;
+  return !(is_reduction(c.coll) && c.dtype == PLX_FLOAT32 && (c.wire == PLX_FLOAT16 || c.wire == PLX_BFLOAT16));
 }
 
 std::string data_group(const DataCase &c) {
@@ -166,8 +189,9 @@ std::vector<std::string> plan_notes(const plx_backend_props &props) {
   // Topology, pools, defragment, queues, groups and registration have
   // sessions of their own.
   if (props.capabilities & PLX_CAP_WIRE_PRECISION)
-    notes.push_back("wire precision is tested as float32 sent as narrower float dtypes and floats sent as "
-                    "themselves; other pairs (a half type sent wider, float64 narrower) are not");
+    notes.push_back("wire precision is tested as float32 reductions sent as narrower float dtypes, floats "
+                    "sent as themselves, and float32 copies and float64 sums sent narrower (refused or "
+                    "rounded); a half type sent wider is not");
   return notes;
 }
 

@@ -27,6 +27,10 @@ struct DataCase {
 };
 
 bool is_reduction(plx_coll_kind coll);
+// A wire dtype beyond float32 reductions on a half-type wire (a copy sent
+// narrower, float64 sent as float32): PLX-P-24 lets the backend refuse it
+// with PLX_ERR_UNSUPPORTED or carry it rounded, never send its own dtype.
+bool wire_may_be_refused(const DataCase &c);
 std::string data_group(const DataCase &c);  // "all_reduce float32 sum", "... device pool"
 std::string data_case_name(const DataCase &c);  // "size 1023 in-place unaligned root 1"
 // Gather's per-rank counts (varied or not).
@@ -39,7 +43,9 @@ std::vector<uint64_t> gather_counts(const DataCase &c, int32_t nranks);
 // With PLX_CAP_NO_CONTRIBUTION, reductions also run with one rank adding
 // nothing (small sizes; 1 Mi + 3 for float32 sum, or all with `full`).
 // With PLX_CAP_WIRE_PRECISION, float32 reductions also travel as every
-// narrower float dtype the backend declares, and every float as itself.
+// narrower float dtype the backend declares, and every float as itself;
+// float32 copies ask for a declared half-type wire and float64 sums for a
+// float32 one, which the backend may refuse (wire_may_be_refused).
 std::vector<DataCase> plan_data_cases(const plx_backend_props &props, int32_t nranks, bool full,
                                      const std::vector<MemSource> &sources);
 // What the plan leaves out, and why, for the report.

@@ -153,11 +153,11 @@ plx_status call(Run &run) {
     case PLX_COLL_ALL_REDUCE: return plx_all_reduce(run.comm, s, r, c.count, c.dtype, c.op, &o, st);
     case PLX_COLL_REDUCE: return plx_reduce(run.comm, s, r, c.count, c.dtype, c.op, c.root, &o, st);
     case PLX_COLL_REDUCE_SCATTER: return plx_reduce_scatter(run.comm, s, r, c.count, c.dtype, c.op, &o, st);
-    case PLX_COLL_BROADCAST: return plx_broadcast(run.comm, s, r, c.count, c.dtype, c.root, nullptr, st);
-    case PLX_COLL_ALL_GATHER: return plx_all_gather(run.comm, s, r, c.count, c.dtype, nullptr, st);
+    case PLX_COLL_BROADCAST: return plx_broadcast(run.comm, s, r, c.count, c.dtype, c.root, &o, st);
+    case PLX_COLL_ALL_GATHER: return plx_all_gather(run.comm, s, r, c.count, c.dtype, &o, st);
     default:
       return plx_gather(run.comm, s, r, c.count, c.varied ? run.counts.data() : nullptr, c.dtype, c.root,
-                        nullptr, st);
+                        &o, st);
   }
 }
 
@@ -181,7 +181,7 @@ void check_shared_output(Run &run, const std::vector<Segment> &want, bool reduct
   if (reduction)
     expect_match(run, check_reduction(run.rule, run.recv_ptr, 0, c.count), "output");
   else
-    expect_match(run, check_copies(run.rule, run.recv_ptr, want), "output");
+    expect_match(run, check_copies(run.rule, run.recv_ptr, want, c.wire >= 0), "output");
 }
 
 // Reduce: root holds the result; other ranks' buffers stay as they were.
@@ -210,7 +210,8 @@ void check_output(Run &run) {
       return check_shared_output(run, every_rank(run, std::vector<uint64_t>(run.nranks(), n)), false);
     default:
       if (run.is_root())
-        expect_match(run, check_copies(run.rule, run.recv_ptr, every_rank(run, run.counts)), "root's output");
+        expect_match(run, check_copies(run.rule, run.recv_ptr, every_rank(run, run.counts), c.wire >= 0),
+                     "root's output");
   }
 }
 
@@ -225,7 +226,21 @@ void check_buffers(Run &run) {
                  "the send buffer was modified");
 }
 
-// A float32 case sent as a narrower float is PLX-P-24's; the rest PLX-P-8's.
+// A wire pairing refused as PLX-P-24 allows: with a message that names the
+// wire dtype, and nothing written.
+void check_refusal(Run &run, const Outcome &o) {
+  const char *wire = plx_dtype_string(run.c.wire);
+  run.check.expect(o.detail.find(wire) != std::string::npos,
+                   "refused with PLX_ERR_UNSUPPORTED, but the message does not name the wire dtype {}: {}", wire,
+                   o.detail);
+  if (!fetch(run)) return;
+  check_buffers(run);
+  if (run.recv)
+    run.check.expect(run.recv->untouched(0, run.recv->bytes()), "refused with PLX_ERR_UNSUPPORTED, but recv was "
+                     "written");
+}
+
+// A case sent as a narrower float is PLX-P-24's; the rest PLX-P-8's.
 const char *requirement_of(const DataCase &c) {
   return c.wire >= 0 && c.wire != c.dtype ? "PLX-P-24" : "PLX-P-8";
 }
@@ -238,6 +253,7 @@ void run_data_case(RankContext &ctx, plx_comm_h comm, const DataCase &c) {
   if (!prepare(run)) return;
   const Clock::time_point start = Clock::now();
   const Outcome o = settle(comm, call(run), start, run.stream, kStreamWaitMs);
+  if (o.status == PLX_ERR_UNSUPPORTED && !o.deferred && wire_may_be_refused(c)) return check_refusal(run, o);
   if (!o.ok()) {
     check.expect(false, "{}: {} after {:.0f} ms", plx_coll_string(c.coll), o.text(), o.ms);
     return;

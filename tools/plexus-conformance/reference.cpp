@@ -89,19 +89,21 @@ struct Tolerance {
   }
 };
 
-// A float32 result that travelled as a half type was rounded to it
-// (PLX-P-24): every element is a value of the wire dtype. The tolerance
-// alone passes a backend that ignores the wire dtype (float32 is closer).
-bool off_the_wire(double have, int32_t wire) {
-  if (wire == PLX_FLOAT16) return widen(narrow<Half>(have)) != have;
-  if (wire == PLX_BFLOAT16) return widen(narrow<BFloat>(have)) != have;
-  return false;
+// v rounded to the wire dtype (to nearest even), or v where the wire is
+// not a narrower float (-1, the data's own dtype, an integer).
+double round_to_wire(double v, int32_t wire) {
+  if (wire == PLX_FLOAT16) return widen(narrow<Half>(v));
+  if (wire == PLX_BFLOAT16) return widen(narrow<BFloat>(v));
+  if (wire == PLX_FLOAT32) return widen(narrow<float>(v));
+  return v;
 }
 
-template <typename T>
+// A result that travelled as a narrower float was rounded to it
+// (PLX-P-24): every element is a value of the wire dtype. The tolerance
+// alone passes a backend that ignores the wire dtype (its own is closer).
 void note_off_the_wire(const InputRule &rule, double have, uint64_t j, Mismatch *m) {
-  if (!std::is_same_v<T, float> || !off_the_wire(have, rule.wire) || m->count++ > 0) return;
-  m->first = fmt::format("element {} got {:.9g}, not a {} value: a result that travels as {} is rounded "
+  if (round_to_wire(have, rule.wire) == have || m->count++ > 0) return;
+  m->first = fmt::format("element {} got {:.17g}, not a {} value: a result that travels as {} is rounded "
                          "to it (PLX-P-24)", j, have, plx_dtype_string(rule.wire), plx_dtype_string(rule.wire));
 }
 
@@ -116,7 +118,7 @@ void compare_floats(const InputRule &rule, const void *got, uint64_t base, uint6
       const double want = rule.op == PLX_AVG ? acc[j] / rule.nranks : acc[j];
       const double have = widen(load<T>(got, done + j)), tol = tolerance(want, magnitude[j]);
       if (std::fabs(have - want) <= tol) {  // false for NaN too
-        note_off_the_wire<T>(rule, have, done + j, m);
+        note_off_the_wire(rule, have, done + j, m);
         continue;
       }
       if (m->count++ == 0)
@@ -153,6 +155,17 @@ std::string describe_element(uint64_t j, const void *have, const void *want) {
                      int_text(widen(load<T>(want, 0)), b));
 }
 
+// A copy that travelled as a narrower float (PLX-P-24): the expected
+// elements rounded to the wire dtype.
+void round_block_to_wire(const InputRule &rule, void *block, uint64_t n) {
+  with_dtype(rule.dtype, [&]<typename T>(T) {
+    if constexpr (is_float_type<T>) {
+      auto *v = static_cast<T *>(block);
+      for (uint64_t j = 0; j < n; ++j) v[j] = narrow<T>(round_to_wire(widen(v[j]), rule.wire));
+    }
+  });
+}
+
 }  // namespace
 
 std::string Mismatch::describe() const {
@@ -173,7 +186,8 @@ Mismatch check_reduction(const InputRule &rule, const void *got, uint64_t base, 
 
 // Generate the expected bytes, compare with memcmp, and only look at single
 // elements where a block differs.
-Mismatch check_copies(const InputRule &rule, const void *got, const std::vector<Segment> &segments) {
+Mismatch check_copies(const InputRule &rule, const void *got, const std::vector<Segment> &segments,
+                      bool through_wire) {
   const size_t es = plx_dtype_size(rule.dtype);
   std::vector<uint8_t> want(kBlock * es);
   const auto *have = static_cast<const uint8_t *>(got);
@@ -183,6 +197,7 @@ Mismatch check_copies(const InputRule &rule, const void *got, const std::vector<
     for (uint64_t done = 0; done < s.count; done += kBlock) {
       const uint64_t n = std::min<uint64_t>(kBlock, s.count - done);
       fill_input(rule, s.rank, s.first + done, n, want.data());
+      if (through_wire) round_block_to_wire(rule, want.data(), n);
       const uint8_t *h = have + (at + done) * es;
       if (std::memcmp(h, want.data(), n * es) == 0) continue;
       for (uint64_t j = 0; j < n; ++j)

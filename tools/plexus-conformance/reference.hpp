@@ -32,6 +32,9 @@ struct Segment {
 
 // got against the segments laid end to end, bit for bit (data movement,
 // and inputs that must stay untouched).
-Mismatch check_copies(const InputRule &rule, const void *got, const std::vector<Segment> &segments);
+// through_wire: the copies travelled as rule.wire (PLX-P-24), so each is
+// the input rounded to it.
+Mismatch check_copies(const InputRule &rule, const void *got, const std::vector<Segment> &segments,
+                      bool through_wire = false);
 
 }  // namespace plexus::conformance
