@@ -8,8 +8,10 @@
 // for plx_comm_async_status to say PLX_OK, and copies the outputs back.
 #include "data_run.hpp"
 
+#include <cctype>
 #include <cstring>
 #include <optional>
+#include <string_view>
 
 #include "buffers.hpp"
 #include "reference.hpp"
@@ -226,11 +228,22 @@ void check_buffers(Run &run) {
                  "the send buffer was modified");
 }
 
+// Whether `text` holds `word` as a word of its own ("float16" is not in
+// "bfloat16").
+bool names_word(std::string_view text, std::string_view word) {
+  const auto is_word_char = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) != 0; };
+  for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    const size_t end = at + word.size();
+    if ((at == 0 || !is_word_char(text[at - 1])) && (end == text.size() || !is_word_char(text[end]))) return true;
+  }
+  return false;
+}
+
 // A wire pairing refused as PLX-P-24 allows: with a message that names the
 // wire dtype, and nothing written.
 void check_refusal(Run &run, const Outcome &o) {
   const char *wire = plx_dtype_string(run.c.wire);
-  run.check.expect(o.detail.find(wire) != std::string::npos,
+  run.check.expect(names_word(o.detail, wire),
                    "refused with PLX_ERR_UNSUPPORTED, but the message does not name the wire dtype {}: {}", wire,
                    o.detail);
   if (!fetch(run)) return;
