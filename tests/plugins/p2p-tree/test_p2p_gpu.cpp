@@ -193,6 +193,10 @@ TEST_CASE("plugins.p2p_tree.gpu.one_rank") {
       for (plx_reduce_op op = 0; op < PLX_REDUCE_OP_COUNT; ++op)
         check_all_reduce(comm, rank, 1, dtype, op, 1001, PLX_ALGO_AUTO, false, stream);
     check_other_collectives(comm, rank, 1);
+    plx_op_stats op_stats{};
+    op_stats.struct_size = sizeof(op_stats);
+    PLX_OK_OR_FAIL(plx_comm_stats(comm, PLX_COLL_ALL_REDUCE, &op_stats));
+    CHECK(op_stats.last_algorithm == PLX_ALGO_COPY);  // one rank: the result is the input, copied
     std::vector<float> host(64, 1.0f);
     CHECK(plx_all_reduce(comm, host.data(), host.data(), 64, PLX_FLOAT32, PLX_SUM, nullptr, nullptr) ==
           PLX_ERR_UNSUPPORTED);
