@@ -91,6 +91,14 @@ void alternate(plx_comm_h comm, int rank, int nranks, const Stream &stream, int3
     }
 }
 
+template <int32_t First>
+void alternating(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+  plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
+  Stream stream;
+  alternate(comm, rank, nranks, stream, First);
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
+}
+
 void shared_rank(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
   plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
   Stream stream;
@@ -100,7 +108,9 @@ void shared_rank(plx_backend_h b, const plx_unique_id &id, int nranks, int rank)
   CHECK(plx_comm_destroy(comm) == PLX_OK);
 }
 
-void run_shared(const char *test_case, int nranks, void (*body)(plx_backend_h, const plx_unique_id &, int, int) = shared_rank) {
+using RankBody = void (*)(plx_backend_h, const plx_unique_id &, int nranks, int rank);
+
+void run_shared(const char *test_case, int nranks, RankBody body = shared_rank) {
   const ScopedEnv shared("PLEXUS_P2P_TREE_SHARED_GPU", "1");
   const ScopedEnv blocks("PLEXUS_P2P_TREE_MAX_BLOCKS", "8");
   const ScopedEnv copiers("PLEXUS_P2P_TREE_COPY_BLOCKS", "8");  // the two-shot in rounds adds these
@@ -121,21 +131,11 @@ void run_shared(const char *test_case, int nranks, void (*body)(plx_backend_h, c
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_two_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_two_ranks", 2); }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_bulk_then_two_shot") {
-  run_shared("plugins.p2p_tree.gpu.shared_gpu_bulk_then_two_shot", 2, [](plx_backend_h b, const plx_unique_id &id, int n, int r) {
-    plx_comm_h comm = join_on_gpu0(b, id, n, r);
-    Stream stream;
-    alternate(comm, r, n, stream, PLX_ALGO_ONE_SHOT);
-    CHECK(plx_comm_destroy(comm) == PLX_OK);
-  });
+  run_shared("plugins.p2p_tree.gpu.shared_gpu_bulk_then_two_shot", 2, alternating<PLX_ALGO_ONE_SHOT>);
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_two_shot_then_two_shot") {
-  run_shared("plugins.p2p_tree.gpu.shared_gpu_two_shot_then_two_shot", 2, [](plx_backend_h b, const plx_unique_id &id, int n, int r) {
-    plx_comm_h comm = join_on_gpu0(b, id, n, r);
-    Stream stream;
-    alternate(comm, r, n, stream, PLX_ALGO_TWO_SHOT);
-    CHECK(plx_comm_destroy(comm) == PLX_OK);
-  });
+  run_shared("plugins.p2p_tree.gpu.shared_gpu_two_shot_then_two_shot", 2, alternating<PLX_ALGO_TWO_SHOT>);
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_four_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_four_ranks", 4); }
