@@ -282,8 +282,8 @@ plx_status one_rank_copy(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
 // only ones a partly connected machine has; else issue's algorithms.
 plx_status route(Comm &c, const plx_coll_desc &d, cudaStream_t stream) {
   const uint64_t bytes = d.count * core::dtype_bytes(d.dtype);
-  if (c.nranks() == 1 && d.coll <= PLX_COLL_REDUCE_SCATTER)  // the data collectives
-    return one_rank_copy(c, d, stream);
+  const bool moves_data = d.coll != PLX_COLL_BARRIER && d.coll != PLX_COLL_SEND && d.coll != PLX_COLL_RECV;
+  if (c.nranks() == 1 && moves_data) return one_rank_copy(c, d, stream);
   int32_t algo = PLX_ALGO_AUTO;
   switch (d.coll) {
     case PLX_COLL_ALL_REDUCE:
