@@ -22,30 +22,24 @@ struct Backend {
   std::shared_ptr<StagingReport> staging;
 };
 
-// Leaves *value as it is when the variable is not set.
-plx_status size_param(const plx_host_services &s, const char *name, uint64_t *value) {
+// Leaves *value as it is when the variable is not set. With `automatic`
+// the word "auto" is a value too, standing for *automatic (ROTATE_MIN_BYTES:
+// by rank count; STREAM_MIN_BYTES: by CPU).
+plx_status size_param(const plx_host_services &s, const char *name, uint64_t *value,
+                      const uint64_t *automatic = nullptr) {
   const char *text = s.param_get("shm-native", name);
   if (text == nullptr) return PLX_OK;
-  const auto v = core::parse_size(text);
-  if (!v)
-    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_{}={} is not a size "
-                      "(bytes, or a number with K, M or G)", name, text);
-  *value = *v;
-  return PLX_OK;
-}
-
-// A size, or "auto" for `automatic` (ROTATE_MIN_BYTES: by rank count;
-// STREAM_MIN_BYTES: by CPU).
-plx_status size_or_auto_param(const plx_host_services &s, const char *name, uint64_t automatic, uint64_t *value) {
-  const char *text = s.param_get("shm-native", name);
-  if (text != nullptr && std::string_view(text) == "auto") {
-    *value = automatic;
+  if (automatic != nullptr && std::string_view(text) == "auto") {
+    *value = *automatic;
     return PLX_OK;
   }
-  if (text != nullptr && !core::parse_size(text))
-    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_{}={} is neither a size "
-                      "(bytes, or a number with K, M or G) nor auto", name, text);
-  return size_param(s, name, value);
+  const auto v = core::parse_size(text);
+  if (!v)
+    return core::fail(PLX_ERR_INVALID_ARGUMENT, "shm-native: PLEXUS_SHM_NATIVE_{}={} is {}", name, text,
+                      automatic ? "neither a size (bytes, or a number with K, M or G) nor auto"
+                                : "not a size (bytes, or a number with K, M or G)");
+  *value = *v;
+  return PLX_OK;
 }
 
 int32_t int_param(const plx_host_services &s, const char *name, int32_t fallback) {
@@ -62,10 +56,8 @@ plx_status read_params(const plx_host_services &s, Params *p) {
                               std::pair{"THREADS_MIN_BYTES", &p->threads_min_bytes},
                               std::pair{"LL_MAX_BYTES", &p->ll_max_bytes}})
     if (plx_status status = size_param(s, name, value)) return status;
-  if (plx_status status = size_or_auto_param(s, "ROTATE_MIN_BYTES", rotate_min_by_ranks, &p->rotate_min_bytes))
-    return status;
-  if (plx_status status = size_or_auto_param(s, "STREAM_MIN_BYTES", stream_min_by_cpu, &p->stream_min_bytes))
-    return status;
+  if (plx_status status = size_param(s, "ROTATE_MIN_BYTES", &p->rotate_min_bytes, &rotate_min_by_ranks)) return status;
+  if (plx_status status = size_param(s, "STREAM_MIN_BYTES", &p->stream_min_bytes, &stream_min_by_cpu)) return status;
   if (p->stream_min_bytes == stream_min_by_cpu) p->stream_min_bytes = auto_stream_min_bytes(cpu_vendor());
   p->spin_iterations = int_param(s, "SPIN", p->spin_iterations);
   p->yield_iterations = int_param(s, "YIELD", p->yield_iterations);
