@@ -80,6 +80,17 @@ int last_algorithm(plx_comm_h comm, plx_coll_kind coll) {
   return plx_comm_stats(comm, coll, &stats) == PLX_OK ? stats.last_algorithm : -1;
 }
 
+// A two-shot's sums of n elements: all-reduce (which must have gone
+// two-shot), in place, and to the last rank, each with inputs of its own
+// seed (*seed advances).
+int two_shot_sum_cases(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t *seed) {
+  if (int code = float_sum_case(comm, rank, nranks, n, (*seed)++, false)) return code;
+  if (last_algorithm(comm, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 5;
+  if (int code = float_sum_in_place_case(comm, rank, nranks, n, (*seed)++)) return 10 + code;
+  if (int code = float_sum_case(comm, rank, nranks, n, (*seed)++, true)) return 20 + code;
+  return 0;
+}
+
 // A float32 sum (or reduce to the last rank) of pool buffers larger than
 // the slots, checked bit for bit against the rank-order reference.
 int pool_sum_case(plx_comm_h comm, int rank, int nranks, size_t n, uint32_t seed, bool to_root) {
@@ -208,10 +219,7 @@ TEST_CASE("ShmNative.Threads.helpers_split_two_shot_steps_and_stay_exact") {
       CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
         uint32_t seed = 1300;
         for (size_t n : {size_t{45001}, size_t{65536}, size_t{262147}, size_t{700003}}) {  // two-shot from 128 KiB
-          if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
-          if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 5;
-          if (int code = float_sum_in_place_case(c, r, nranks, n, seed++)) return 10 + code;
-          if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
+          if (int code = two_shot_sum_cases(c, r, nranks, n, &seed)) return code;
           if (int code = int8_max_case(c, r, nranks, n / 3)) return 30 + code;
           if (int code = pool_sum_case(c, r, nranks, n, seed++, false)) return 50 + code;  // read in place
           if (int code = pool_sum_case(c, r, nranks, n, seed++, true)) return 60 + code;
@@ -248,10 +256,7 @@ TEST_CASE("ShmNative.Streaming.results_written_with_streaming_stores_stay_exact"
       CHECK(run_ranks(nranks, [&](plx_comm_h c, int r) {
         uint32_t seed = 1700;
         for (size_t n : {size_t{45001}, size_t{262147}, size_t{700003}}) {  // two-shot, 1 to 3 chunks
-          if (int code = float_sum_case(c, r, nranks, n, seed++, false)) return code;
-          if (last_algorithm(c, PLX_COLL_ALL_REDUCE) != PLX_ALGO_TWO_SHOT) return 5;
-          if (int code = float_sum_in_place_case(c, r, nranks, n, seed++)) return 10 + code;
-          if (int code = float_sum_case(c, r, nranks, n, seed++, true)) return 20 + code;
+          if (int code = two_shot_sum_cases(c, r, nranks, n, &seed)) return code;
           if (int code = float_sum_unaligned_case(c, r, nranks, n, seed++)) return 30 + code;
         }
         return 0;
