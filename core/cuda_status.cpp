@@ -74,10 +74,10 @@ plx_status pointer_kind(const void *ptr, plx_mem_kind *kind, int *device) {
   return PLX_OK;
 }
 
-plx_status driver_entry(const char *name, void **fn) {
+plx_status driver_entry(const char *name, void **fn, int cuda_version) {
   cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
   const cudaError_t err =
-      cudaGetDriverEntryPointByVersion(name, fn, 12000, cudaEnableDefault, &found);
+      cudaGetDriverEntryPointByVersion(name, fn, static_cast<unsigned>(cuda_version), cudaEnableDefault, &found);
   if (err != cudaSuccess) return fail_cuda(err, fmt::format("cudaGetDriverEntryPoint({})", name));
   if (found != cudaDriverEntryPointSuccess || *fn == nullptr)
     return fail(PLX_ERR_UNSUPPORTED, "the CUDA driver has no {}", name);

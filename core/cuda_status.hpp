@@ -51,14 +51,15 @@ class ScopedDevice {
 // PLX_MEM_HOST (unregistered, device -1). Never fails for a host pointer.
 plx_status pointer_kind(const void *ptr, plx_mem_kind *kind, int *device);
 
-// The driver entry point `name` ("cuMemCreate") of at least CUDA 12.0's
-// ABI, through cudaGetDriverEntryPointByVersion. UNSUPPORTED when absent.
-plx_status driver_entry(const char *name, void **fn);
+// The driver entry point `name` ("cuMemCreate") of the ABI of CUDA
+// `cuda_version` (12000: 12.0; later calls need their version), through
+// cudaGetDriverEntryPointByVersion. UNSUPPORTED when the driver lacks it.
+plx_status driver_entry(const char *name, void **fn, int cuda_version = 12000);
 
 template <typename Fn>
-plx_status driver_entry(const char *name, Fn **fn) {
+plx_status driver_entry(const char *name, Fn **fn, int cuda_version = 12000) {
   void *raw = nullptr;
-  const plx_status status = driver_entry(name, &raw);
+  const plx_status status = driver_entry(name, &raw, cuda_version);
   *fn = reinterpret_cast<Fn *>(raw);
   return status;
 }

@@ -6,6 +6,7 @@
 // moves by stores into the peers' memory: a store over NVLink is posted,
 // a load is a round trip, so writers push and readers read locally.
 #include "kernels/device_common.cuh"
+#include "kernels/module_anchor.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
 #include "kernels/wire_io.cuh"
@@ -456,3 +457,5 @@ cudaError_t launch_two_shot(const Peers &peers, const ReduceArgs &args, cudaStre
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(allreduce)

@@ -2,6 +2,7 @@
 // exchanges), the reduction in rank order, the copy-out.
 #include "kernels/ce.hpp"
 #include "kernels/device_common.cuh"
+#include "kernels/module_anchor.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
 
@@ -121,3 +122,5 @@ cudaError_t launch_ce_exit(const Peers &peers, uint32_t pieces, int32_t coll, cu
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(ce)

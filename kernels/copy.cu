@@ -2,6 +2,7 @@
 // protocol is in kernels.hpp): bytes through the input areas, with the same
 // signal/wait and epoch rules as the reductions.
 #include "kernels/device_common.cuh"
+#include "kernels/module_anchor.cuh"
 
 namespace plexus::kernels {
 namespace device {
@@ -100,3 +101,5 @@ cudaError_t launch_barrier(const Peers &peers, int32_t coll, cudaStream_t stream
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(copy)

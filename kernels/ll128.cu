@@ -5,6 +5,7 @@
 // flag per 8 data bytes) sends twice the bytes; LL128 sends 16/15.
 // Two-shot: the same lines, reduce-scatter then all-gather.
 #include "kernels/device_common.cuh"
+#include "kernels/module_anchor.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
 #include "kernels/wire_io.cuh"
@@ -239,3 +240,5 @@ cudaError_t launch_two_shot_ll128(const Peers &peers, const ReduceArgs &args, cu
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(ll128)

@@ -4,6 +4,7 @@
 // bounded by the deadline and the abort word like every wait), a flag
 // published after the stream's copies, and the reduction in rank order of
 // the chunk's copies in device memory, whose last block publishes ce_done.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pinned_packs.cuh"
 
 namespace plexus::kernels::pinned {
@@ -86,3 +87,5 @@ cudaError_t launch_ce_reduce(const Channel &c, const CeReduceArgs &a, cudaStream
 }
 
 }  // namespace plexus::kernels::pinned
+
+PLEXUS_KERNEL_MODULE(pinned_ce)

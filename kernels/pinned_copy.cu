@@ -2,6 +2,7 @@
 // root stages, the others read), all-gather (everyone stages and reads
 // everyone) and gather (everyone stages, the root reads). Step i moves
 // bytes [i * step, ...) of every rank's part.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pinned_common.cuh"
 
 namespace plexus::kernels::pinned {
@@ -61,3 +62,5 @@ cudaError_t launch_copy(const Channel &c, const CopyArgs &a, cudaStream_t stream
 }
 
 }  // namespace plexus::kernels::pinned
+
+PLEXUS_KERNEL_MODULE(pinned_copy)

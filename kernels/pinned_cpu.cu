@@ -6,6 +6,7 @@
 // (the numerics of reduce_ops.cuh, bit for bit) into that part of rank q's
 // stage. Every rank waits for every part (a non-root of reduce too: its
 // done must also mean the helpers have read its stage) and copies them out.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pinned_packs.cuh"
 
 namespace plexus::kernels::pinned {
@@ -90,3 +91,5 @@ cudaError_t launch_cpu_star(const Channel &c, const ReduceArgs &a, cudaStream_t 
 }
 
 }  // namespace plexus::kernels::pinned
+
+PLEXUS_KERNEL_MODULE(pinned_cpu)

@@ -3,6 +3,7 @@
 // polls the peers' lines, with no flag and no fence between data and
 // signal. Reductions combine the ranks in rank order, so every rank gets
 // the same bits; copies serve broadcast, all-gather, gather and barrier.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pinned_common.cuh"
 
 namespace plexus::kernels::pinned {
@@ -335,3 +336,5 @@ cudaError_t launch_ll_copy(const Channel &c, const CopyArgs &a, cudaStream_t str
 }
 
 }  // namespace plexus::kernels::pinned
+
+PLEXUS_KERNEL_MODULE(pinned_ll)

@@ -2,6 +2,7 @@
 // covers elements [i * step, ...) of every rank's block; each rank stages
 // those of the blocks the others own (segment q of its stage for rank q),
 // then reduces its own block's elements over all ranks in rank order.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pinned_packs.cuh"
 
 namespace plexus::kernels::pinned {
@@ -61,3 +62,5 @@ cudaError_t launch_reduce_scatter(const Channel &c, const ReduceArgs &a, cudaStr
 }
 
 }  // namespace plexus::kernels::pinned
+
+PLEXUS_KERNEL_MODULE(pinned_scatter)

@@ -1,5 +1,6 @@
 // launch_two_shot (pinned_reduce.cuh): its 60 instantiations apart from
 // one-shot's, so the two compile in parallel.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pinned_reduce.cuh"
 
 namespace plexus::kernels::pinned {
@@ -9,3 +10,5 @@ cudaError_t launch_two_shot(const Channel &c, const ReduceArgs &a, cudaStream_t 
 }
 
 }  // namespace plexus::kernels::pinned
+
+PLEXUS_KERNEL_MODULE(pinned_two_shot)

@@ -18,6 +18,7 @@
 // FIFOs. Partials travel as the accumulator type (float for float16 and
 // bfloat16), inputs and results as the dtype. Results are bit-identical on
 // every rank: each chunk's result is computed at one rank and copied.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pipe_common.cuh"
 
 namespace plexus::kernels {
@@ -119,3 +120,5 @@ cudaError_t launch_ring(const Peers &peers, const PipeArgs &args, cudaStream_t s
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(ring)

@@ -16,6 +16,7 @@
 // down slice t - kTreeLag, which the root sent in its step t after all of
 // slice t - kTreeLag came up: dependencies point to earlier steps or down
 // the same step's up halves, so no wait closes a cycle.
+#include "kernels/module_anchor.cuh"
 #include "kernels/pipe_common.cuh"
 
 namespace plexus::kernels {
@@ -162,3 +163,5 @@ cudaError_t launch_tree(const Peers &peers, const PipeArgs &args, cudaStream_t s
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(tree)

@@ -4,6 +4,7 @@
 // reduction of all-gathered half-type inputs (small messages).
 #include <algorithm>
 
+#include "kernels/module_anchor.cuh"
 #include "kernels/reduce_ops.cuh"
 #include "kernels/vectors.cuh"
 #include "kernels/widen.hpp"
@@ -119,3 +120,5 @@ cudaError_t launch_reduce_gathered(const void *gathered, uint64_t stride, int32_
 }
 
 }  // namespace plexus::kernels
+
+PLEXUS_KERNEL_MODULE(widen)

@@ -3,8 +3,10 @@
 #include <chrono>
 
 #include "core/cuda_status.hpp"
+#include "core/kernel_loading.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
+#include "kernels/modules.hpp"
 #include "plugins/nccl/nccl_status.hpp"
 
 namespace plexus::nccl {
@@ -67,10 +69,15 @@ plx_status Comm::create(ncclComm_t nccl, const CommSetup &setup, const Params &p
   return PLX_OK;
 }
 
-// The internal stream, the scratch buffer and the progress events.
-// Stream-ordered allocation: freeing it later does not synchronise the
-// device (cudaFree would, and could wait on another communicator's hang).
+// The conversion kernels (loaded now, none at its first launch:
+// core/kernel_loading.hpp says why), the internal stream, the scratch
+// buffer and the progress events. Stream-ordered allocation: freeing it
+// later does not synchronise the device (cudaFree would, and could wait on
+// another communicator's hang).
 plx_status Comm::prepare() {
+#if PLEXUS_NCCL_WIDEN
+  if (plx_status s = core::load_kernels(kernels::widen_modules(), fmt::format("nccl: rank {}", setup_.rank))) return s;
+#endif
   PLX_CUDA_CHECK(cudaStreamCreateWithFlags(&internal_stream_, cudaStreamNonBlocking));
   PLX_CUDA_CHECK(cudaMallocAsync(&scratch_, kScratchBytes, internal_stream_));
   PLX_CUDA_CHECK(cudaMemsetAsync(scratch_, 0, kScratchBytes, internal_stream_));

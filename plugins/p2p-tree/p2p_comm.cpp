@@ -7,8 +7,10 @@
 #include <cstring>
 
 #include "core/cuda_status.hpp"
+#include "core/kernel_loading.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
+#include "kernels/modules.hpp"
 
 namespace plexus::p2p_tree {
 
@@ -46,6 +48,8 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
     c->rendezvous_->post_failure(s, core::last_message());
     return s;
   };
+  // Every kernel now, none at its first launch (core/kernel_loading.hpp says why).
+  if (plx_status s = core::load_kernels(kernels::p2p_tree_modules(), who)) return fail_all(s);
   if (plx_status s = c->resolve_max_blocks()) return fail_all(s);
   core::log_debug("{}: allocating the exchange block ({} bytes per area)", who, params.slot_bytes);
   if (plx_status s = c->make_block()) return fail_all(s);

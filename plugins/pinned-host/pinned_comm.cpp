@@ -8,8 +8,10 @@
 #include <cstring>
 
 #include "core/cuda_status.hpp"
+#include "core/kernel_loading.hpp"
 #include "core/log.hpp"
 #include "core/status.hpp"
+#include "kernels/modules.hpp"
 
 namespace plexus::pinned_host {
 
@@ -48,6 +50,8 @@ plx_status Comm::create(const core::RendezvousId &id, const CommSetup &setup, co
     c->rendezvous_->post_failure(s, core::last_message());
     return s;
   };
+  // Every kernel now, none at its first launch (core/kernel_loading.hpp says why).
+  if (plx_status s = core::load_kernels(kernels::pinned_host_modules(), c->who())) return fail_all(s);
   if (plx_status s = c->make_state()) return fail_all(s);
   std::vector<PeerCard> cards;
   if (plx_status s = c->join_segment(&cards)) return fail_all(s);

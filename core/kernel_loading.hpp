@@ -1,0 +1,37 @@
+// Every kernel of a plugin loaded when a communicator is created, not at
+// its first launch. Since CUDA 12.2 the runtime loads each kernel lazily,
+// at its first launch, and a load may wait for the whole context to go
+// idle. A collective kernel spins until its peers' kernels run; when a
+// peer's first launch of some kernel is a lazy load in the same context
+// (ranks as threads of one process, two of them on one GPU), that load
+// waits for the spinning kernel and the spinning kernel for the launch:
+// both hang until the communicator's timeout. NCCL loads its kernels at
+// init for the same reason.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "plexus/types.h"
+
+namespace plexus::core {
+
+// Loads, on the current device's context, every kernel of the modules that
+// hold `anchors` (one kernel's address from each .cu file: a file is a
+// module), and logs at debug level, as `who`, how many it loaded and in
+// what time; kernels already loaded cost a query each. PLX_OK without
+// loading anything when the driver predates CUDA 12.4's module
+// enumeration (logged: its kernels then still load lazily); PLX_ERR_DEVICE
+// naming the driver call that failed.
+plx_status load_kernels(std::span<const void *const> anchors, std::string_view who);
+
+// The kernels of those modules on the current device, and how many of them
+// are not loaded yet (the tests' view of load_kernels). UNSUPPORTED when
+// the driver predates the enumeration.
+struct KernelCount {
+  int total = 0;
+  int unloaded = 0;
+};
+plx_status count_kernels(std::span<const void *const> anchors, KernelCount *count);
+
+}  // namespace plexus::core
