@@ -21,6 +21,7 @@ namespace {
 
 const char *const role_var = "PLEXUS_GPU_TEST_RANK";
 const char *const id_var = "PLEXUS_GPU_TEST_ID";
+const char *const fresh_var = "PLEXUS_GPU_TEST_FRESH";
 
 std::string to_hex(const plx_unique_id &id) {
   std::string out;
@@ -42,13 +43,16 @@ bool from_hex(const char *text, plx_unique_id *id) {
   return true;
 }
 
-pid_t spawn_rank(const char *test_case, int rank, const plx_unique_id &id) {
+bool starts_with(const char *text, const char *prefix) { return std::strncmp(text, prefix, std::strlen(prefix)) == 0; }
+
+// This binary again, only test_case selected, with the environment less the
+// test roles and plus `extra` ("NAME=value" entries).
+pid_t spawn_case(const char *test_case, const std::vector<std::string> &extra) {
   std::vector<std::string> env_text;
   for (char **e = environ; *e; ++e)
-    if (std::strncmp(*e, role_var, std::strlen(role_var)) && std::strncmp(*e, id_var, std::strlen(id_var)))
+    if (!starts_with(*e, role_var) && !starts_with(*e, id_var) && !starts_with(*e, fresh_var))
       env_text.emplace_back(*e);
-  env_text.push_back(std::string(role_var) + "=" + std::to_string(rank));
-  env_text.push_back(std::string(id_var) + "=" + to_hex(id));
+  env_text.insert(env_text.end(), extra.begin(), extra.end());
   std::vector<char *> envp;
   for (std::string &e : env_text) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -58,6 +62,11 @@ pid_t spawn_rank(const char *test_case, int rank, const plx_unique_id &id) {
   pid_t pid = -1;
   REQUIRE(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()) == 0);
   return pid;
+}
+
+pid_t spawn_rank(const char *test_case, int rank, const plx_unique_id &id) {
+  return spawn_case(test_case, {std::string(role_var) + "=" + std::to_string(rank),
+                                std::string(id_var) + "=" + to_hex(id)});
 }
 
 // Exit code of a child, or -1 after killing it when it outlives the bound.
@@ -80,6 +89,21 @@ int reap(pid_t pid, std::chrono::seconds bound) {
 int cuda_devices() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+void run_in_fresh_process(const char *test_case, const std::function<void()> &body) {
+  if (std::getenv(fresh_var) != nullptr) {  // the child
+    body();
+    return;
+  }
+  const int exit_code = reap(spawn_case(test_case, {std::string(fresh_var) + "=1"}), std::chrono::seconds(120));
+  if (exit_code == 77) {
+    skip_case("the fresh process skipped every case (its output is above)");
+    return;
+  }
+  const std::string name = test_case;
+  INFO("the fresh process running ", name, " failed; its doctest output is above");
+  CHECK(exit_code == 0);
 }
 
 plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int rank, int timeout_ms,
@@ -106,7 +130,8 @@ void run_gpu_ranks(const char *backend_spec, const char *test_case, int nranks,
     skip_case(std::string(backend_spec) + " declined this machine: " + plx_last_error());
     return;
   }
-  INFO("plx_backend_open(", backend_spec, "): ", plx_last_error());
+  const std::string spec = backend_spec, open_error = plx_last_error();  // INFO keeps references: named values
+  INFO("plx_backend_open(", spec, "): ", open_error);
   REQUIRE(opened == PLX_OK);
   plx_unique_id id{};
   if (const char *role = std::getenv(role_var)) {  // a child: one rank

@@ -27,6 +27,13 @@ void run_gpu_ranks(const char *backend_spec, const char *test_case, int nranks,
                    const std::function<void(plx_backend_h, const plx_unique_id &, int)> &body,
                    int killed_rank = -1, bool skip_when_declined = false);
 
+// Runs body in a fresh process: this test binary again with only
+// test_case selected, so a CUDA context that no earlier case touched (no
+// kernel loaded yet, say). The child runs body; the parent waits (bounded)
+// for it and checks it exited 0, or reports the case skipped when every
+// case of the child was (exit 77).
+void run_in_fresh_process(const char *test_case, const std::function<void()> &body);
+
 // A communicator of `nranks` on the rank's device with these timeouts.
 plx_comm_h join(plx_backend_h backend, const plx_unique_id &id, int nranks, int rank,
                 int timeout_ms = 20000, int init_timeout_ms = 30000);

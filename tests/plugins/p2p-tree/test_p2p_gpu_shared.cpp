@@ -16,7 +16,9 @@
 #include <doctest/doctest.h>
 
 #include <barrier>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -45,9 +47,10 @@ plx_comm_h join_on_gpu0(plx_backend_h b, const plx_unique_id &id, int nranks, in
 // Float32 sums, unaligned by one element, then bfloat16 in place: 7 by the
 // LL one-shot; 65537 by the LL one-shot on 2 ranks, the bulk one-shot on 4;
 // 300001 by the bulk one-shot on 2 ranks, the two-shot in one launch on 4;
-// 1500001 by the two-shot in two launches (4 MiB areas). On 2 ranks that
-// last call follows bulk one-shots, which deadlocks in about a third of the
-// runs (shared_gpu_bulk_then_two_shot; open, docs/plugins/p2p-tree.md).
+// 1500001 by the two-shot in two launches (4 MiB areas): on 2 ranks the
+// first two-shot of the process, which hung in about a third of the runs
+// while the plugin left its kernels to CUDA's lazy loading
+// (shared_gpu_first_launch_while_peer_waits).
 void check_every_kernel(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
   uint32_t salt = 0;
   for (uint64_t count : {uint64_t{7}, uint64_t{65537}, uint64_t{300001}, uint64_t{1500001}})
@@ -68,30 +71,73 @@ void check_every_kernel(plx_comm_h comm, int rank, int nranks, const Stream &str
     }
 }
 
+// A float32 sum of `count` elements over every rank, on random inputs,
+// into a poisoned output: enqueue() starts it; check(), once the caller
+// has synchronised the stream, compares every element with core's sum.
+struct FloatSum {
+  uint64_t count;
+  std::vector<Bytes> inputs;
+  Device send, recv;
+  FloatSum(int rank, int nranks, uint64_t n, uint32_t *salt) : count(n), send(n * 4), recv(n * 4) {
+    for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, PLX_FLOAT32, count, ++*salt));
+    send.put(0, inputs[rank]);
+    recv.put(0, Bytes(count * 4, 0xa5));
+  }
+  void enqueue(plx_comm_h comm, int32_t algo, const Stream &stream) const {
+    plx_coll_options options = PLX_COLL_OPTIONS_INIT;
+    options.algorithm = algo;
+    PLX_OK_OR_FAIL(plx_all_reduce(comm, send.p, recv.p, count, PLX_FLOAT32, PLX_SUM, &options, stream.s));
+  }
+  void check(const std::string &what) const {
+    check_same(recv.get(0, count * 4), reference(PLX_FLOAT32, PLX_SUM, inputs, count), 4,
+               what + " count " + std::to_string(count));
+  }
+};
+
 // Float32 sums of 300001 elements by `first` (options->algorithm: the bulk
 // one-shot, or the two-shot), each followed by a two-shot of two launches
-// (1500001 elements against 4 MiB areas), ten rounds back to back. With the
-// bulk one-shot first, 2 ranks on one GPU deadlock at the first two-launch
-// call (rank 0's second launch waits out the timeout; open, see
-// docs/plugins/p2p-tree.md); with the two-shot first they pass.
+// (1500001 elements against 4 MiB areas), ten rounds back to back. Run
+// alone, in a process whose kernels CUDA loaded lazily, the bulk one-shot
+// first hung at the first two-launch call about every other run (see
+// shared_gpu_first_launch_while_peer_waits); the two-shot first passed.
 void alternate(plx_comm_h comm, int rank, int nranks, const Stream &stream, int32_t first) {
   uint32_t salt = 500;
   for (int round = 0; round < 10; ++round)
     for (auto [count, algo] : {std::pair{uint64_t{300001}, first}, std::pair{uint64_t{1500001}, PLX_ALGO_TWO_SHOT}}) {
-      const size_t bytes = count * sizeof(float);
-      std::vector<Bytes> inputs;
-      for (int r = 0; r < nranks; ++r) inputs.push_back(input_of(r, PLX_FLOAT32, count, ++salt));
-      Device send(bytes), recv(bytes);
-      send.put(0, inputs[rank]);
-      recv.put(0, Bytes(bytes, 0xa5));
-      plx_coll_options options = PLX_COLL_OPTIONS_INIT;
-      options.algorithm = algo;
+      const FloatSum sum(rank, nranks, count, &salt);
       plexus::test::meet_peers();
-      PLX_OK_OR_FAIL(plx_all_reduce(comm, send.p, recv.p, count, PLX_FLOAT32, PLX_SUM, &options, stream.s));
+      sum.enqueue(comm, algo, stream);
       stream.sync();
-      check_same(recv.get(0, bytes), reference(PLX_FLOAT32, PLX_SUM, inputs, count), 4,
-                 "round " + std::to_string(round) + " count " + std::to_string(count));
+      sum.check("round " + std::to_string(round));
     }
+}
+
+// Rank 1 starts 300 ms after rank 0, which meanwhile enqueues an LL
+// one-shot (whose kernel ran once already: it now waits for rank 1's) and
+// then the first two-shot of the process. Had the two-shot's kernel still
+// to be loaded at that launch (CUDA's lazy loading), the load would wait
+// for the context to go idle, so for rank 0's one-shot, which waits for
+// rank 1's launch, which waits for the load: both ranks hung until the
+// timeout. The plugin loads every kernel when the communicator is made
+// (core/kernel_loading.hpp), so both calls end once rank 1 joins.
+void first_launch_while_peer_waits(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+  plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
+  Stream stream;
+  uint32_t salt = 900;
+  const FloatSum warm_up(rank, nranks, 7, &salt);
+  plexus::test::meet_peers();
+  warm_up.enqueue(comm, PLX_ALGO_ONE_SHOT, stream);
+  stream.sync();
+  warm_up.check("the warm-up one-shot");
+  const FloatSum waiting(rank, nranks, 7, &salt), first(rank, nranks, 300001, &salt);
+  plexus::test::meet_peers();
+  if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  waiting.enqueue(comm, PLX_ALGO_ONE_SHOT, stream);
+  first.enqueue(comm, PLX_ALGO_TWO_SHOT, stream);
+  stream.sync();
+  waiting.check("the one-shot waiting for rank 1");
+  first.check("the first two-shot");
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
 }
 
 template <int32_t First>
@@ -129,16 +175,28 @@ void run_shared(const char *test_case, int nranks, RankBody body = shared_rank) 
   });
 }
 
+// Two ranks in a process of their own, whose kernels CUDA loads lazily
+// (the default since CUDA 12.2) whatever the caller's environment says:
+// no earlier case of this binary has loaded any.
+void run_shared_afresh(const char *test_case, RankBody body) {
+  const ScopedEnv lazy("CUDA_MODULE_LOADING", "LAZY");
+  plexus::test::run_in_fresh_process(test_case, [test_case, body] { run_shared(test_case, 2, body); });
+}
+
 }  // namespace
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_two_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_two_ranks", 2); }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_bulk_then_two_shot") {
-  run_shared("plugins.p2p_tree.gpu.shared_gpu_bulk_then_two_shot", 2, alternating<PLX_ALGO_ONE_SHOT>);
+  run_shared_afresh("plugins.p2p_tree.gpu.shared_gpu_bulk_then_two_shot", alternating<PLX_ALGO_ONE_SHOT>);
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_two_shot_then_two_shot") {
   run_shared("plugins.p2p_tree.gpu.shared_gpu_two_shot_then_two_shot", 2, alternating<PLX_ALGO_TWO_SHOT>);
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_first_launch_while_peer_waits") {
+  run_shared_afresh("plugins.p2p_tree.gpu.shared_gpu_first_launch_while_peer_waits", first_launch_while_peer_waits);
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_four_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_four_ranks", 4); }

@@ -1,0 +1,54 @@
+// core::load_kernels on the kernel libraries' modules, linked into this
+// binary, which launches none of their kernels: under CUDA's lazy loading
+// (meson runs it with CUDA_MODULE_LOADING=LAZY) almost none is loaded at
+// first; after load_kernels every one is, and a second call loads none.
+#include <doctest/doctest.h>
+
+#include <cuda_runtime_api.h>
+
+#include "core/kernel_loading.hpp"
+#include "core/status.hpp"
+#include "kernels/modules.hpp"
+#include "tests/gpu_skip.hpp"
+
+namespace {
+
+using plexus::core::KernelCount;
+
+// The counts of `modules`, or false after marking the case skipped where
+// this driver cannot enumerate a module's kernels.
+template <class Modules>
+bool count_or_skip(const Modules &modules, KernelCount *count) {
+  const plx_status s = plexus::core::count_kernels(modules, count);
+  if (s == PLX_ERR_UNSUPPORTED) {
+    plexus::test::skip_case(plexus::core::last_message());
+    return false;
+  }
+  INFO(plexus::core::last_message());
+  REQUIRE(s == PLX_OK);
+  return true;
+}
+
+template <class Modules>
+void check_loads_every_kernel(const Modules &modules, int at_least) {
+  REQUIRE(cudaSetDevice(0) == cudaSuccess);
+  KernelCount before, after;
+  if (!count_or_skip(modules, &before)) return;
+  CHECK(before.total >= at_least);
+  CHECK(before.unloaded >= before.total - static_cast<int>(modules.size()));  // only the anchors, to find them
+  REQUIRE(plexus::core::load_kernels(modules, "test") == PLX_OK);
+  REQUIRE(count_or_skip(modules, &after));
+  CHECK(after.total == before.total);
+  CHECK(after.unloaded == 0);
+  REQUIRE(plexus::core::load_kernels(modules, "test again") == PLX_OK);
+}
+
+}  // namespace
+
+TEST_CASE("core.kernel_loading.p2p_tree_modules") {
+  check_loads_every_kernel(plexus::kernels::p2p_tree_modules(), 400);
+}
+
+TEST_CASE("core.kernel_loading.pinned_host_modules") {
+  check_loads_every_kernel(plexus::kernels::pinned_host_modules(), 300);
+}
