@@ -35,6 +35,10 @@ void check_loads_every_kernel(const Modules &modules, int at_least) {
   KernelCount before, after;
   if (!count_or_skip(modules, &before)) return;
   CHECK(before.total >= at_least);
+  if (before.unloaded == 0) {  // run by hand with CUDA_MODULE_LOADING=EAGER: nothing left to load
+    plexus::test::skip_case("every kernel is loaded already (CUDA_MODULE_LOADING=EAGER?)");
+    return;
+  }
   CHECK(before.unloaded >= before.total - static_cast<int>(modules.size()));  // only the anchors, to find them
   REQUIRE(plexus::core::load_kernels(modules, "test") == PLX_OK);
   REQUIRE(count_or_skip(modules, &after));
