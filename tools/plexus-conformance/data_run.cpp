@@ -253,6 +253,16 @@ void check_refusal(Run &run, const Outcome &o) {
                      "written");
 }
 
+// How the backend took a pairing PLX-P-24 lets it refuse, once per pairing
+// among the report's notes (a passing case's line does not say).
+void note_pairing(Run &run, bool refused) {
+  const DataCase &c = run.c;
+  const char *wire = plx_dtype_string(c.wire);
+  run.ctx.out.note(fmt::format("PLX-P-24: {} {}{} on a {} wire: {}", plx_coll_string(c.coll), plx_dtype_string(c.dtype),
+                               c.op >= 0 ? fmt::format(" {}", plx_reduce_op_string(c.op)) : "", wire,
+                               refused ? "refused (PLX_ERR_UNSUPPORTED)" : fmt::format("carried as {}", wire)));
+}
+
 // A case sent as a narrower float is PLX-P-24's; the rest PLX-P-8's.
 const char *requirement_of(const DataCase &c) {
   return c.wire >= 0 && c.wire != c.dtype ? "PLX-P-24" : "PLX-P-8";
@@ -266,11 +276,16 @@ void run_data_case(RankContext &ctx, plx_comm_h comm, const DataCase &c) {
   if (!prepare(run)) return;
   const Clock::time_point start = Clock::now();
   const Outcome o = settle(comm, call(run), start, run.stream, kStreamWaitMs);
-  if (o.status == PLX_ERR_UNSUPPORTED && !o.deferred && wire_may_be_refused(c)) return check_refusal(run, o);
+  const bool refusable = wire_may_be_refused(c);
+  if (o.status == PLX_ERR_UNSUPPORTED && !o.deferred && refusable) {
+    note_pairing(run, true);
+    return check_refusal(run, o);
+  }
   if (!o.ok()) {
     check.expect(false, "{}: {} after {:.0f} ms", plx_coll_string(c.coll), o.text(), o.ms);
     return;
   }
+  if (refusable) note_pairing(run, false);
   if (!fetch(run)) return;
   check_buffers(run);
   check_output(run);

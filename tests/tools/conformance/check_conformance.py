@@ -14,7 +14,8 @@ than the ranks asked for (the kit refuses to start, exit status 2). --expect REQ
 and a FAIL line that names [REQ]: a fixture plugin that breaks REQ must be
 caught, and for that reason. --expect skip: the run must be such a skip.
 Either way the run must end by itself (the kit kills hung ranks) and leave
-no process behind.
+no process behind. --expect-line REGEX (repeatable): some line of the
+report must match each (a note, say).
 """
 import argparse
 import json
@@ -70,6 +71,7 @@ def main():
     parser.add_argument("--expect", required=True, help="'pass' or the requirement that must fail")
     parser.add_argument("--json", help="also write and check this JSON report")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--expect-line", action="append", default=[], help="a regex some report line must match")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = [c for c in args.command if c != "--"]
@@ -93,6 +95,9 @@ def main():
         problem = judge_pass(proc, lines, args.json)
     else:
         problem = judge_fail(proc, lines, args.expect)
+    missing = [r for r in args.expect_line if not any(re.search(r, l) for l in lines)]
+    if not problem and missing:
+        problem = f"no line of the report matches {missing[0]!r}"
     if problem:
         print(f"check_conformance: {problem}", file=sys.stderr)
         return 1
