@@ -84,17 +84,26 @@ plx_status visit_modules(const ModuleDriver &d, std::span<const void *const> anc
   return PLX_OK;
 }
 
+// The device memory in use now, for the debug log's cost of loading.
+uint64_t device_bytes_used() {
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) return (void)cudaGetLastError(), 0;
+  return total - free;
+}
+
 }  // namespace
 
 plx_status load_kernels(std::span<const void *const> anchors, std::string_view who) {
   const ModuleDriver *d = module_driver();
   if (d == nullptr) return PLX_OK;
   const auto start = std::chrono::steady_clock::now();
+  const uint64_t used_before = device_bytes_used();
   KernelCount count;
   if (plx_status s = visit_modules(*d, anchors, true, &count)) return s;
   const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
-  log_debug("{}: loaded {} of its {} kernels in {:.1f} ms (the others were loaded already)", who, count.unloaded,
-            count.total, took.count());
+  const double grew_mib = (static_cast<double>(device_bytes_used()) - static_cast<double>(used_before)) / (1 << 20);
+  log_debug("{}: loaded {} of its {} kernels (the others were loaded already) in {:.1f} ms; device memory in "
+            "use {:+.1f} MiB", who, count.unloaded, count.total, took.count(), grew_mib);
   return PLX_OK;
 }
 

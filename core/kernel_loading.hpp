@@ -18,8 +18,9 @@ namespace plexus::core {
 
 // Loads, on the current device's context, every kernel of the modules that
 // hold `anchors` (one kernel's address from each .cu file: a file is a
-// module), and logs at debug level, as `who`, how many it loaded and in
-// what time; kernels already loaded cost a query each. PLX_OK without
+// module), and logs at debug level, as `who`, how many it loaded, in what
+// time and how the device memory in use grew (the GPU's, other processes'
+// changes included); kernels already loaded cost a query each. PLX_OK without
 // loading anything when the driver predates CUDA 12.4's module
 // enumeration (logged: its kernels then still load lazily); PLX_ERR_DEVICE
 // naming the driver call that failed.
