@@ -2,11 +2,11 @@
 // its first launch. Since CUDA 12.2 the runtime loads each kernel lazily,
 // at its first launch, and a load may wait for the whole context to go
 // idle. A collective kernel spins until its peers' kernels run; when a
-// peer's first launch of some kernel is a lazy load in the same context
-// (ranks as threads of one process, two of them on one GPU), that load
-// waits for the spinning kernel and the spinning kernel for the launch:
-// both hang until the communicator's timeout. NCCL loads its kernels at
-// init for the same reason.
+// rank's first launch of some kernel is a lazy load while its previous
+// kernel spins for a peer in the same context (ranks as threads of one
+// process, two of them on one GPU), the load waits for the spinning kernel
+// and holds up the peer's launch that kernel waits for: both ranks hang
+// until the communicator's timeout. NCCL touches every kernel at init too.
 #pragma once
 
 #include <span>
