@@ -2,6 +2,7 @@
 // binary, which launches none of their kernels: under CUDA's lazy loading
 // (meson runs it with CUDA_MODULE_LOADING=LAZY) almost none is loaded at
 // first; after load_kernels every one is, and a second call loads none.
+// load_kernels also raises a stack limit set below what the kernels need.
 #include <doctest/doctest.h>
 
 #include <cuda_runtime_api.h>
@@ -55,4 +56,24 @@ TEST_CASE("core.kernel_loading.p2p_tree_modules") {
 
 TEST_CASE("core.kernel_loading.pinned_host_modules") {
   check_loads_every_kernel(plexus::kernels::pinned_host_modules(), 300);
+}
+
+// The application set a stack limit below what the tree kernels need (832
+// bytes a thread on sm_90): a first launch of one would resize local memory
+// while a peer's kernel spins, and wait for it. load_kernels raises it, also
+// when every kernel is loaded already (the cases above ran first).
+TEST_CASE("core.kernel_loading.raises_a_low_stack_limit") {
+  REQUIRE(cudaSetDevice(0) == cudaSuccess);
+  const auto modules = plexus::kernels::p2p_tree_modules();
+  REQUIRE(cudaDeviceSetLimit(cudaLimitStackSize, 64) == cudaSuccess);
+  size_t low = 0;
+  REQUIRE(cudaDeviceGetLimit(&low, cudaLimitStackSize) == cudaSuccess);
+  KernelCount loaded;
+  REQUIRE(plexus::core::load_kernels(modules, "test") == PLX_OK);
+  if (!count_or_skip(modules, &loaded)) return;
+  REQUIRE(loaded.unloaded == 0);
+  REQUIRE(loaded.local_bytes_max > low);  // else this case would not test anything
+  size_t raised = 0;
+  REQUIRE(cudaDeviceGetLimit(&raised, cudaLimitStackSize) == cudaSuccess);
+  CHECK(raised >= loaded.local_bytes_max);
 }

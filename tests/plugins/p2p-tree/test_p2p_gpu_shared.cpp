@@ -178,9 +178,19 @@ void run_shared(const char *test_case, int nranks, RankBody body = shared_rank) 
 // Two ranks in a process of their own, whose kernels CUDA loads lazily
 // (the default since CUDA 12.2) whatever the caller's environment says:
 // no earlier case of this binary has loaded any.
-void run_shared_afresh(const char *test_case, RankBody body) {
+// With `stack_limit`, the process first lowers the stack limit to it (the
+// application's choice), so that a launch needing more local memory than its
+// kernels before resizes the context's local memory, unless the plugin
+// raised the limit when the communicator was made (core/kernel_loading.hpp).
+void run_shared_afresh(const char *test_case, RankBody body, size_t stack_limit = 0) {
   const ScopedEnv lazy("CUDA_MODULE_LOADING", "LAZY");
-  plexus::test::run_in_fresh_process(test_case, [test_case, body] { run_shared(test_case, 2, body); });
+  plexus::test::run_in_fresh_process(test_case, [test_case, body, stack_limit] {
+    if (stack_limit != 0 && plexus::test::cuda_devices() > 0) {  // without a GPU, run_shared skips the case
+      REQUIRE(cudaSetDevice(0) == cudaSuccess);
+      REQUIRE(cudaDeviceSetLimit(cudaLimitStackSize, stack_limit) == cudaSuccess);
+    }
+    run_shared(test_case, 2, body);
+  });
 }
 
 }  // namespace
@@ -197,6 +207,14 @@ TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_two_shot_then_two_shot") {
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_first_launch_while_peer_waits") {
   run_shared_afresh("plugins.p2p_tree.gpu.shared_gpu_first_launch_while_peer_waits", first_launch_while_peer_waits);
+}
+
+// The same under a stack limit of 64 bytes a thread: the warm-up's kernel
+// needs 128 on sm_90, the two-shot's 192 or more, so its first launch would
+// resize local memory, which waits for the one-shot spinning for rank 1.
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_first_launch_under_a_low_stack_limit") {
+  run_shared_afresh("plugins.p2p_tree.gpu.shared_gpu_first_launch_under_a_low_stack_limit",
+                    first_launch_while_peer_waits, 64);
 }
 
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_four_ranks") { run_shared("plugins.p2p_tree.gpu.shared_gpu_four_ranks", 4); }
