@@ -22,8 +22,7 @@ namespace plexus::test {
 // against wire_reference: each rank's input is count x nranks elements, all
 // of it for reduce-scatter, the first count for all-reduce and reduce (the
 // reference is element by element).
-inline void wire_case(plx_comm_h comm, int rank, int nranks, plx_dtype wire, plx_reduce_op op, uint64_t count,
-                      bool with_reduce_scatter = true) {
+inline void wire_case(plx_comm_h comm, int rank, int nranks, plx_dtype wire, plx_reduce_op op, uint64_t count) {
   const std::string what = std::string("wire ") + plx_dtype_string(wire) + " op " + std::to_string(op) +
                            " count " + std::to_string(count);
   std::vector<Bytes> inputs;
@@ -48,7 +47,6 @@ inline void wire_case(plx_comm_h comm, int rank, int nranks, plx_dtype wire, plx
                         stream.s), what);
   stream.sync();
   if (rank == root) check_same(recv.download(), Bytes(want.begin(), want.begin() + bytes), 4, what + " reduce");
-  if (!with_reduce_scatter) return;
   recv.upload(poison_bytes(bytes));
   meet_peers();
   require_ok(plx_reduce_scatter(comm, send.get(), recv.get(), count, PLX_FLOAT32, op, &o, stream.s), what);
@@ -59,14 +57,10 @@ inline void wire_case(plx_comm_h comm, int rank, int nranks, plx_dtype wire, plx
 
 // Both wire types, sum, prod, min and max, at `small` and `large` elements;
 // then what stays refused: a wire dtype on a broadcast, or on float64.
-// with_reduce_scatter false leaves reduce-scatter out (ranks sharing one GPU:
-// p2p-tree's stand-in maps its scratch pool on first use, which may wait
-// for the whole device, and so for a peer's kernel that waits for this rank).
-inline void check_wire_precision(plx_comm_h comm, int rank, int nranks, uint64_t small, uint64_t large,
-                                 bool with_reduce_scatter = true) {
+inline void check_wire_precision(plx_comm_h comm, int rank, int nranks, uint64_t small, uint64_t large) {
   for (plx_dtype wire : {PLX_BFLOAT16, PLX_FLOAT16})
     for (plx_reduce_op op : {PLX_SUM, PLX_PROD, PLX_MIN, PLX_MAX})
-      for (uint64_t count : {small, large}) wire_case(comm, rank, nranks, wire, op, count, with_reduce_scatter);
+      for (uint64_t count : {small, large}) wire_case(comm, rank, nranks, wire, op, count);
   Stream stream;
   DeviceBuffer<float> buf(64);
   plx_coll_options o = PLX_COLL_OPTIONS_INIT;

@@ -12,7 +12,8 @@
 // machine has a single GPU. Outputs poisoned, every element against core's
 // CPU reduction; the options of DESIGN §3 (a rank that adds nothing, a
 // half-type wire: all-reduce and reduce, whose one-shot converts in the
-// kernel; not reduce-scatter, see check_wire_precision) bit for bit.
+// kernel, and reduce-scatter, whose stand-in allocates from the scratch
+// pool, which does not wait for the device) bit for bit.
 #include <doctest/doctest.h>
 
 #include <barrier>
@@ -25,6 +26,7 @@
 #include "plexus/plexus.h"
 #include "tests/plugins/gpu_no_contribution.hpp"
 #include "tests/plugins/gpu_wire.hpp"
+#include "tests/plugins/p2p-tree/p2p_first_calls.hpp"
 #include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
 
 namespace {
@@ -140,6 +142,12 @@ void first_launch_while_peer_waits(plx_backend_h b, const plx_unique_id &id, int
   CHECK(plx_comm_destroy(comm) == PLX_OK);
 }
 
+void first_wire_call(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+  plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
+  first_wire_call_while_peer_waits(comm, rank, nranks);
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
+}
+
 template <int32_t First>
 void alternating(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
   plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
@@ -152,7 +160,7 @@ void shared_rank(plx_backend_h b, const plx_unique_id &id, int nranks, int rank)
   plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
   Stream stream;
   check_every_kernel(comm, rank, nranks, stream);
-  plexus::test::check_wire_precision(comm, rank, nranks, 1001, 30001, /*with_reduce_scatter=*/false);
+  plexus::test::check_wire_precision(comm, rank, nranks, 1001, 30001);
   plexus::test::check_no_contribution(comm, rank, nranks, 1001, 300001, true);
   CHECK(plx_comm_destroy(comm) == PLX_OK);
 }
@@ -233,4 +241,12 @@ TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_refuses_two_processes") {
     CHECK(plx_comm_init(b, &id, 2, rank, &config, &comm) == PLX_ERR_UNSUPPORTED);
     CHECK(std::string(plx_last_error()).find("share the GPU") != std::string::npos);
   });
+}
+
+// test_p2p_gpu_threads.cpp's first wire calls on one GPU: the stand-in's
+// first allocations from its scratch pool, made while the one-shot before
+// them spins for rank 1, must not wait for the device (on an H200 a first
+// mapping took 9–13 ms with a kernel spinning; cudaFree waited for it).
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_first_wire_call_while_peer_waits") {
+  run_shared_afresh("plugins.p2p_tree.gpu.shared_gpu_first_wire_call_while_peer_waits", first_wire_call);
 }

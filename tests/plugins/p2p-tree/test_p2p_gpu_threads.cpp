@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "plexus/plexus.h"
+#include "tests/plugins/p2p-tree/p2p_first_calls.hpp"
 #include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
 
 namespace {
@@ -25,9 +26,6 @@ using plexus::test::p2p::cuda_devices;
 using plexus::test::p2p::join;
 using plexus::test::p2p::run_p2p_ranks;
 using namespace plexus::test::p2p;  // Stream, Device, input_of, reference, check_same
-using plexus::test::poison_bytes;
-using plexus::test::random_input;
-using plexus::test::wire_reference;
 
 constexpr uint8_t kPoison = 0xa5;
 
@@ -130,49 +128,6 @@ void check_graph(plx_comm_h comm, int rank, int nranks, const Stream &stream) {
   cudaGraphDestroy(graph);
 }
 
-// Rank 1 starts 300 ms late; meanwhile rank 0 enqueues a one-shot that
-// waits for it, then its first float32 reduce-scatter and large all-reduce
-// on a bfloat16 wire (the stand-in: the scratch pool's first mappings).
-// Were a first use inside those calls to wait for the whole device while
-// it kept rank 1 from launching (as CUDA's lazy kernel loading did to two
-// ranks on one GPU), both ranks would hang until the timeout. Every buffer
-// is filled before the ranks meet: an upload synchronises the device.
-void first_wire_call_while_peer_waits(plx_backend_h b, const plx_unique_id &id, int nranks, int rank,
-                                      std::barrier<> &ready) {
-  plx_comm_h comm = join(b, id, nranks, rank);
-  Stream stream;
-  const uint64_t small = 7, count = (uint64_t{1} << 20) + 3;
-  std::vector<Bytes> waiting_inputs, wire_inputs;
-  for (int r = 0; r < nranks; ++r) {
-    waiting_inputs.push_back(input_of(r, PLX_FLOAT32, small, 77));
-    wire_inputs.push_back(random_input(4099u * r + 11u, PLX_FLOAT32, count * nranks));
-  }
-  const Bytes want = wire_reference(PLX_BFLOAT16, PLX_SUM, wire_inputs, count * nranks);
-  const size_t bytes = count * 4;
-  DeviceBuffer<uint8_t> small_send(small * 4), small_recv(small * 4), send(bytes * nranks), scattered(bytes),
-      reduced(bytes);
-  small_send.upload(waiting_inputs[rank]);
-  small_recv.upload(poison_bytes(small * 4));
-  send.upload(wire_inputs[rank]);
-  scattered.upload(poison_bytes(bytes));
-  reduced.upload(poison_bytes(bytes));
-  ready.arrive_and_wait();
-  if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  plx_coll_options one_shot = PLX_COLL_OPTIONS_INIT, wire = PLX_COLL_OPTIONS_INIT;
-  one_shot.algorithm = PLX_ALGO_ONE_SHOT;
-  wire.wire_dtype = PLX_BFLOAT16;
-  PLX_OK_OR_FAIL(plx_all_reduce(comm, small_send.get(), small_recv.get(), small, PLX_FLOAT32, PLX_SUM, &one_shot,
-                                stream.s));
-  PLX_OK_OR_FAIL(plx_reduce_scatter(comm, send.get(), scattered.get(), count, PLX_FLOAT32, PLX_SUM, &wire, stream.s));
-  PLX_OK_OR_FAIL(plx_all_reduce(comm, send.get(), reduced.get(), count, PLX_FLOAT32, PLX_SUM, &wire, stream.s));
-  stream.sync();
-  check_same(small_recv.download(), reference(PLX_FLOAT32, PLX_SUM, waiting_inputs, small), 4, "the waiting one-shot");
-  check_same(scattered.download(), Bytes(want.begin() + rank * bytes, want.begin() + (rank + 1) * bytes), 4,
-             "the first wire reduce-scatter");
-  check_same(reduced.download(), Bytes(want.begin(), want.begin() + bytes), 4, "the first wire all-reduce");
-  CHECK(plx_comm_destroy(comm) == PLX_OK);
-}
-
 void thread_rank(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
   plx_comm_h comm = join(b, id, nranks, rank);
   Stream stream;
@@ -204,9 +159,14 @@ TEST_CASE("plugins.p2p_tree.gpu.thread_ranks_first_wire_call_while_peer_waits") 
   const ScopedEnv lazy("CUDA_MODULE_LOADING", "LAZY");
   plexus::test::run_in_fresh_process(name, [] {
     run_p2p_ranks(name, 1, [](plx_backend_h b, const plx_unique_id &id, int) {
-      std::barrier<> ready(2);
-      const int failed = run_thread_ranks(2, [&](int r) { first_wire_call_while_peer_waits(b, id, 2, r, ready); },
-                                          [&ready] { ready.arrive_and_drop(); });
+      std::barrier<> meeting(2);
+      plexus::test::before_collective() = [&meeting] { meeting.arrive_and_wait(); };
+      const int failed = run_thread_ranks(2, [&](int r) {
+        plx_comm_h comm = join(b, id, 2, r);
+        first_wire_call_while_peer_waits(comm, r, 2);
+        CHECK(plx_comm_destroy(comm) == PLX_OK);
+      }, [&meeting] { meeting.arrive_and_drop(); });
+      plexus::test::before_collective() = nullptr;
       CHECK(failed == 0);
     });
   });
