@@ -25,10 +25,10 @@ namespace plexus::core {
 // local memory a thread of one of them needs where it is lower, and logs at
 // debug level, as `who`, how many it loaded, in what time and how the device
 // memory in use grew (the GPU's, other processes' changes included); kernels
-// already loaded cost two queries each. PLX_OK without
-// loading anything when the driver predates CUDA 12.4's module
+// already loaded cost two queries each. PLX_OK without loading anything or
+// touching the limit when the driver predates CUDA 12.4's module
 // enumeration (logged: its kernels then still load lazily); PLX_ERR_DEVICE
-// naming the driver call that failed.
+// naming the driver or runtime call that failed.
 plx_status load_kernels(std::span<const void *const> anchors, std::string_view who);
 
 // The kernels of those modules on the current device, and how many of them
