@@ -102,6 +102,7 @@ plx_status visit_modules(const ModuleDriver &d, std::span<const void *const> anc
 // 2 KiB returned only when a spinning kernel ended, 1.5 s later. A spinning
 // collective kernel waits for a peer, so that is the lazy load's hang again
 // (docs/performance.md, session 28). At init no kernel of ours waits yet.
+// NCCL does the same at init when NCCL_SET_STACK_SIZE=1 (off by default).
 plx_status reserve_local_memory(size_t local_bytes_max, std::string_view who) {
   size_t limit = 0;
   PLX_CUDA_CHECK(cudaDeviceGetLimit(&limit, cudaLimitStackSize));

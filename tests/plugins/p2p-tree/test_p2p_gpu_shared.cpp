@@ -187,9 +187,9 @@ void run_shared(const char *test_case, int nranks, RankBody body = shared_rank) 
 // (the default since CUDA 12.2) whatever the caller's environment says:
 // no earlier case of this binary has loaded any.
 // With `stack_limit`, the process first lowers the stack limit to it (the
-// application's choice), so that a launch needing more local memory than its
-// kernels before resizes the context's local memory, unless the plugin
-// raised the limit when the communicator was made (core/kernel_loading.hpp).
+// application's choice): the first launch of a kernel needing more local
+// memory than every one before it then resizes the context's local memory,
+// unless the plugin raised the limit at plx_comm_init (core/kernel_loading.hpp).
 void run_shared_afresh(const char *test_case, RankBody body, size_t stack_limit = 0) {
   const ScopedEnv lazy("CUDA_MODULE_LOADING", "LAZY");
   plexus::test::run_in_fresh_process(test_case, [test_case, body, stack_limit] {
