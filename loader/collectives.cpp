@@ -106,9 +106,12 @@ plx_status check_rank_arg(const Call &c, const char *arg, int32_t value) {
                     "ranks", c.fn, arg, value, c.comm->size);
 }
 
-plx_status check_buffer(const Call &c, const char *arg, const void *p, bool needed) {
-  if (!needed || p != nullptr) return PLX_OK;
-  return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: {} is NULL", c.fn, arg);
+// A buffer the call reads or writes (`needed`) of `bytes`: not NULL, and not
+// running past the end of the pool block it starts in (PLX-L-33).
+plx_status check_buffer(const Call &c, const char *arg, const void *p, bool needed, uint64_t bytes) {
+  if (!needed) return PLX_OK;
+  if (p == nullptr) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: {} is NULL", c.fn, arg);
+  return c.comm->blocks.check(c.fn, arg, p, bytes);
 }
 
 bool contributes(const Call &c) { return !(c.options.flags & PLX_COLL_FLAG_NO_CONTRIBUTION); }
@@ -140,8 +143,9 @@ plx_status reduction(Call *c, plx_coll_kind coll, const void *send, void *recv, 
   if (root >= 0 || coll == PLX_COLL_REDUCE)
     if (plx_status s = check_rank_arg(*c, "root", root)) return s;
   const bool receives = coll == PLX_COLL_ALL_REDUCE || c->comm->rank == root;
-  if (plx_status s = check_buffer(*c, "send", send, count > 0 && contributes(*c))) return s;
-  if (plx_status s = check_buffer(*c, "recv", recv, count > 0 && receives)) return s;
+  const uint64_t bytes = count * plx_dtype_size(dtype);
+  if (plx_status s = check_buffer(*c, "send", send, count > 0 && contributes(*c), bytes)) return s;
+  if (plx_status s = check_buffer(*c, "recv", recv, count > 0 && receives, bytes)) return s;
   set_data(c, send, recv, count, dtype, stream);
   c->desc.op = op, c->desc.root = root;
   return dispatch(c, count * plx_dtype_size(dtype));
@@ -178,8 +182,9 @@ plx_status plx_broadcast(plx_comm_h comm, const void *send, void *recv, uint64_t
   if (plx_status s = begin(&c, PLX_COLL_BROADCAST, opts)) return s;
   if (plx_status s = check_dtype(c, dtype, count, 1)) return s;
   if (plx_status s = check_rank_arg(c, "root", root)) return s;
-  if (plx_status s = check_buffer(c, "send", send, count > 0 && comm->rank == root)) return s;
-  if (plx_status s = check_buffer(c, "recv", recv, count > 0)) return s;
+  const uint64_t bytes = count * plx_dtype_size(dtype);
+  if (plx_status s = check_buffer(c, "send", send, count > 0 && comm->rank == root, bytes)) return s;
+  if (plx_status s = check_buffer(c, "recv", recv, count > 0, bytes)) return s;
   set_data(&c, send, recv, count, dtype, stream);
   c.desc.root = root;
   return dispatch(&c, count * plx_dtype_size(dtype));
@@ -190,8 +195,9 @@ plx_status plx_all_gather(plx_comm_h comm, const void *send, void *recv, uint64_
   Call c{"plx_all_gather", comm, {}, {}};
   if (plx_status s = begin(&c, PLX_COLL_ALL_GATHER, opts)) return s;
   if (plx_status s = check_dtype(c, dtype, count, static_cast<uint64_t>(comm->size))) return s;
-  if (plx_status s = check_buffer(c, "send", send, count > 0)) return s;
-  if (plx_status s = check_buffer(c, "recv", recv, count > 0)) return s;
+  const uint64_t bytes = count * plx_dtype_size(dtype);
+  if (plx_status s = check_buffer(c, "send", send, count > 0, bytes)) return s;
+  if (plx_status s = check_buffer(c, "recv", recv, count > 0, bytes * comm->size)) return s;
   set_data(&c, send, recv, count, dtype, stream);
   return dispatch(&c, count * plx_dtype_size(dtype));
 }
@@ -208,8 +214,9 @@ plx_status plx_gather(plx_comm_h comm, const void *send, void *recv, uint64_t co
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: the counts add up past 2^64", c.fn);
   if (plx_status s = check_dtype(c, dtype, total, 1)) return s;
   if (plx_status s = check_rank_arg(c, "root", root)) return s;
-  if (plx_status s = check_buffer(c, "send", send, mine > 0)) return s;
-  if (plx_status s = check_buffer(c, "recv", recv, total > 0 && comm->rank == root)) return s;
+  const uint64_t size = plx_dtype_size(dtype);
+  if (plx_status s = check_buffer(c, "send", send, mine > 0, mine * size)) return s;
+  if (plx_status s = check_buffer(c, "recv", recv, total > 0 && comm->rank == root, total * size)) return s;
   set_data(&c, send, recv, mine, dtype, stream);
   c.desc.counts = counts, c.desc.root = root;
   return dispatch(&c, mine * plx_dtype_size(dtype));
@@ -222,8 +229,9 @@ plx_status plx_reduce_scatter(plx_comm_h comm, const void *send, void *recv, uin
   if (plx_status s = begin(&c, PLX_COLL_REDUCE_SCATTER, opts)) return s;
   if (plx_status s = check_dtype(c, dtype, count, static_cast<uint64_t>(comm->size))) return s;
   if (plx_status s = check_op(c, op)) return s;
-  if (plx_status s = check_buffer(c, "send", send, count > 0 && contributes(c))) return s;
-  if (plx_status s = check_buffer(c, "recv", recv, count > 0)) return s;
+  const uint64_t bytes = count * plx_dtype_size(dtype);
+  if (plx_status s = check_buffer(c, "send", send, count > 0 && contributes(c), bytes * comm->size)) return s;
+  if (plx_status s = check_buffer(c, "recv", recv, count > 0, bytes)) return s;
   set_data(&c, send, recv, count, dtype, stream);
   c.desc.op = op;
   return dispatch(&c, count * comm->size * plx_dtype_size(dtype));
@@ -241,7 +249,7 @@ static plx_status point_to_point(Call *c, plx_coll_kind coll, void *buf, uint64_
   if (plx_status s = begin(c, coll, opts)) return s;
   if (plx_status s = check_dtype(*c, dtype, count, 1)) return s;
   if (plx_status s = check_rank_arg(*c, "peer", peer)) return s;
-  if (plx_status s = check_buffer(*c, "buf", buf, count > 0)) return s;
+  if (plx_status s = check_buffer(*c, "buf", buf, count > 0, count * plx_dtype_size(dtype))) return s;
   set_data(c, coll == PLX_COLL_SEND ? buf : nullptr, coll == PLX_COLL_RECV ? buf : nullptr, count, dtype, stream);
   c->desc.peer = peer;
   return dispatch(c, count * plx_dtype_size(dtype));

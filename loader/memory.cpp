@@ -56,6 +56,7 @@ plx_status plx_mem_alloc(plx_comm_h comm, const plx_mem_alloc_params *params, vo
   plx_mem_alloc_params full = *params;
   full.struct_size = sizeof(full);
   const plx_status s = note_result(comm, PLX_CALL_SLOT(fn, comm->backend, mem_alloc, comm->state, &full, ptr));
+  if (s == PLX_OK) comm->blocks.add(*ptr, params->bytes);
   if (s == PLX_ERR_OUT_OF_MEMORY) return name_failure(fn, "params->bytes", s);
   return s == PLX_ERR_INVALID_ARGUMENT ? name_failure(fn, "params", s) : s;
 }
@@ -66,7 +67,9 @@ plx_status plx_mem_free(plx_comm_h comm, void *ptr) {
     return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: comm is NULL or not a live communicator", fn);
   if (ptr == nullptr) return PLX_OK;
   // Freeing works on a failed communicator too: memory is released, not moved.
-  return name_failure(fn, "ptr", PLX_CALL_SLOT(fn, comm->backend, mem_free, comm->state, ptr));
+  const plx_status s = PLX_CALL_SLOT(fn, comm->backend, mem_free, comm->state, ptr);
+  if (s == PLX_OK) comm->blocks.remove(ptr);
+  return name_failure(fn, "ptr", s);
 }
 
 plx_status plx_mem_register(plx_comm_h comm, void *ptr, uint64_t bytes, plx_mem_reg_h *handle) {

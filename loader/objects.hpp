@@ -11,6 +11,7 @@
 
 #include "core/status.hpp"
 #include "loader/plugin_lib.hpp"
+#include "loader/pool_blocks.hpp"
 #include "loader/report.hpp"
 #include "plexus/plexus.h"
 
@@ -56,6 +57,7 @@ struct plx_comm {
   std::string sticky_message;
   plexus::loader::OpCounters counters[PLX_COLL_KIND_COUNT];
   std::atomic<int32_t> live_queues{0};
+  plexus::loader::PoolBlocks blocks;  // from plx_mem_alloc, for PLX-L-33
 };
 
 struct plx_queue {

@@ -14,6 +14,7 @@ constexpr plx_status kInvalid = PLX_ERR_INVALID_ARGUMENT;
 struct Args {
   plx_comm_h comm = nullptr;  // nullptr: the world's communicator
   bool null_comm = false, null_send = false, null_recv = false;
+  int64_t send_in_block = -1, recv_in_block = -1;  // >= 0: the buffer is the world's pool block + this many bytes
   uint64_t count = 4;
   plx_dtype dtype = PLX_FLOAT32;
   plx_reduce_op op = PLX_SUM;
@@ -24,8 +25,13 @@ struct Args {
 using Collective = plx_status (*)(World &, const Args &);
 
 plx_comm_h comm_of(World &w, const Args &a) { return a.null_comm ? nullptr : a.comm ? a.comm : w.comm; }
-const void *send_of(World &w, const Args &a) { return a.null_send ? nullptr : w.send; }
-void *recv_of(World &w, const Args &a) { return a.null_recv ? nullptr : w.recv; }
+void *in_block(World &w, int64_t offset) { return static_cast<char *>(w.block) + offset; }
+const void *send_of(World &w, const Args &a) {
+  return a.null_send ? nullptr : a.send_in_block >= 0 ? in_block(w, a.send_in_block) : w.send;
+}
+void *recv_of(World &w, const Args &a) {
+  return a.null_recv ? nullptr : a.recv_in_block >= 0 ? in_block(w, a.recv_in_block) : w.recv;
+}
 
 plx_status all_reduce(World &w, const Args &a) {
   return plx_all_reduce(comm_of(w, a), send_of(w, a), recv_of(w, a), a.count, a.dtype, a.op, a.opts, nullptr);
@@ -84,6 +90,12 @@ void buffer_rows(std::vector<Row> *rows, const Shape &c) {
   add(rows, c, "bad enum", {.dtype = -1}, {"dtype -1"});
   add(rows, c, "count overflow", {.count = UINT64_MAX / 2}, {"count", "overflows"});
   add(rows, c, "count overflow", {.count = (1ull << 62) + 1, .dtype = PLX_FLOAT64}, {"count", "overflows"});
+  // The world's block holds 256 bytes, 64 floats (PLX-L-33); on one rank
+  // every buffer of these calls holds count elements.
+  add(rows, c, "block too small", {.send_in_block = 0, .count = 65},
+      {"send", "260 bytes", "runs 4 bytes past the end of its pool block", "256 bytes"});
+  add(rows, c, "block too small", {.recv_in_block = 128, .count = 40},
+      {"recv", "160 bytes", "runs 32 bytes past the end of its pool block"});
 }
 
 std::vector<Row> collective_table(const Shape &c) {

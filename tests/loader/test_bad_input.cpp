@@ -182,6 +182,27 @@ TEST_CASE("loader.bad_input.misaligned_host_buffers_are_accepted") {
   CHECK_OK(plx_all_reduce(w.comm, static_cast<char *>(w.block) + 1, recv + 1, 7, PLX_FLOAT32, PLX_MAX, nullptr, nullptr));
 }
 
+// A buffer that ends exactly at the end of its pool block, or lies wholly
+// inside it, is accepted (the counterpart of the "block too small" rows);
+// after the block is freed its range is no longer checked, and a new block
+// is checked against its own size.
+TEST_CASE("loader.bad_input.buffers_within_a_pool_block_are_accepted") {
+  World w;
+  float *block = static_cast<float *>(w.block);  // 64 floats
+  for (int i = 0; i < 64; ++i) block[i] = static_cast<float>(i);
+  CHECK_OK(plx_all_reduce(w.comm, block, block, 64, PLX_FLOAT32, PLX_SUM, nullptr, nullptr));
+  CHECK_OK(plx_all_reduce(w.comm, block + 60, w.recv, 4, PLX_FLOAT32, PLX_SUM, nullptr, nullptr));
+  CHECK(w.recv[3] == 63.0f);
+  CHECK_OK(plx_reduce_scatter(w.comm, w.send, block + 32, 32, PLX_FLOAT32, PLX_SUM, nullptr, nullptr));
+  const plx_mem_alloc_params small = {sizeof(small), PLX_MEM_SHARED_HOST, 64, 0, 0, 0};
+  void *other = nullptr;
+  REQUIRE(plx_mem_alloc(w.comm, &small, &other) == PLX_OK);
+  CHECK_FAILS(plx_broadcast(w.comm, other, other, 17, PLX_FLOAT32, 0, nullptr, nullptr), PLX_ERR_INVALID_ARGUMENT,
+              "64 bytes from plx_mem_alloc");
+  CHECK_OK(plx_broadcast(w.comm, other, other, 16, PLX_FLOAT32, 0, nullptr, nullptr));
+  REQUIRE(plx_mem_free(w.comm, other) == PLX_OK);
+}
+
 // A destroyed handle keeps its memory (loader/retired.hpp): later objects
 // never take its address, so a stale handle can never reach one of them.
 TEST_CASE("loader.bad_input.destroyed_handles_never_alias_new_ones") {

@@ -1,0 +1,35 @@
+// A communicator's pool blocks, for the collectives' extent check (pool_blocks.hpp).
+#include "loader/pool_blocks.hpp"
+
+#include <mutex>
+
+#include "core/status.hpp"
+
+namespace plexus::loader {
+
+void PoolBlocks::add(const void *block, uint64_t bytes) {
+  std::unique_lock lock(mutex_);
+  blocks_[reinterpret_cast<uintptr_t>(block)] = bytes;
+  live_.store(blocks_.size(), std::memory_order_relaxed);
+}
+
+void PoolBlocks::remove(const void *block) {
+  std::unique_lock lock(mutex_);
+  blocks_.erase(reinterpret_cast<uintptr_t>(block));
+  live_.store(blocks_.size(), std::memory_order_relaxed);
+}
+
+plx_status PoolBlocks::check(const char *fn, const char *arg, const void *p, uint64_t bytes) const {
+  if (live_.load(std::memory_order_relaxed) == 0 || bytes == 0) return PLX_OK;
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  std::shared_lock lock(mutex_);
+  auto next = blocks_.upper_bound(address);
+  if (next == blocks_.begin()) return PLX_OK;
+  const auto [start, size] = *std::prev(next);
+  const uint64_t offset = address - start;
+  if (offset >= size || bytes <= size - offset) return PLX_OK;
+  return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: {} ({}, {} bytes) runs {} bytes past the end of its pool block "
+                    "({:#x}, {} bytes from plx_mem_alloc)", fn, arg, p, bytes, bytes - (size - offset), start, size);
+}
+
+}  // namespace plexus::loader
