@@ -313,8 +313,12 @@ PLX_API plx_status plx_comm_routes(plx_comm_h comm, plx_format format, char *buf
  *  - send == recv (in place) is always allowed.
  *  - stream is a cudaStream_t for device buffers, NULL for host buffers.
  *  - opts may be NULL; see plx_coll_options.
+ *  - A buffer that starts inside a block from plx_mem_alloc on this
+ *    communicator must end inside it (PLX-L-33); other pointers are taken
+ *    as they are: the caller guarantees their size.
  *  - Every collective returns PLX_OK; PLX_ERR_INVALID_ARGUMENT (the message
- *    names the argument); PLX_ERR_UNSUPPORTED (dtype, op, memory kind or
+ *    names the argument, also a buffer running past its pool block);
+ *    PLX_ERR_UNSUPPORTED (dtype, op, memory kind or
  *    collective this backend lacks); PLX_ERR_TIMEOUT, PLX_ERR_PEER_LOST,
  *    PLX_ERR_ABORTED (sticky); PLX_ERR_DEVICE; PLX_ERR_SYSTEM.
  *    A stream-ordered call reports peer failures detected later through
