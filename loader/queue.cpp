@@ -61,6 +61,7 @@ plx_status plx_queue_enqueue(plx_queue_h queue, const void *msg, uint64_t bytes,
   const char *fn = "plx_queue_enqueue";
   if (plx_status s = check_queue(fn, queue)) return s;
   if (msg == nullptr && bytes > 0) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: msg is NULL", fn);
+  if (plx_status s = queue->comm->blocks.check(fn, "msg", msg, bytes)) return s;  // PLX-L-33
   if (plx_status s = check_timeout(fn, timeout_ms)) return s;
   return note_queue_result(queue->comm, PLX_CALL_SLOT(fn, queue->comm->backend, queue_enqueue, queue->state,
                                                       msg, bytes, timeout_ms));
@@ -72,6 +73,7 @@ plx_status plx_queue_dequeue(plx_queue_h queue, void *buf, uint64_t capacity, ui
   if (plx_status s = check_queue(fn, queue)) return s;
   if (buf == nullptr && capacity > 0) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: buf is NULL", fn);
   if (bytes == nullptr) return core::fail(PLX_ERR_INVALID_ARGUMENT, "{}: bytes is NULL", fn);
+  if (plx_status s = queue->comm->blocks.check(fn, "buf", buf, capacity)) return s;  // PLX-L-33
   if (plx_status s = check_timeout(fn, timeout_ms)) return s;
   return note_queue_result(queue->comm, PLX_CALL_SLOT(fn, queue->comm->backend, queue_dequeue, queue->state,
                                                       buf, capacity, bytes, timeout_ms));
