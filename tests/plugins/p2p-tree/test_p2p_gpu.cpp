@@ -23,6 +23,7 @@
 #include "plexus/plexus.h"
 #include "tests/plugins/gpu_no_contribution.hpp"
 #include "tests/plugins/gpu_wire.hpp"
+#include "tests/plugins/p2p-tree/p2p_faults.hpp"
 #include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
 
 namespace {
@@ -298,19 +299,7 @@ TEST_CASE("plugins.p2p_tree.gpu.timeout_when_a_rank_skips") {
   run_p2p_ranks("plugins.p2p_tree.gpu.timeout_when_a_rank_skips", 2,
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/1500);
-    if (rank == 0) {
-      Stream stream;
-      Device buf(4096);
-      PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
-      const auto start = std::chrono::steady_clock::now();
-      stream.sync();  // the kernel gives up by itself after the timeout
-      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-      CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_TIMEOUT);
-      CHECK(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_TIMEOUT);
-      CHECK(std::string(plx_last_error()).find("rank 1") != std::string::npos);
-    } else {
-      CHECK(wait_for_failure(comm, std::chrono::seconds(15)) == PLX_ERR_TIMEOUT);  // rank 0's, adopted
-    }
+    timeout_when_rank_1_skips(comm, rank);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
 }
@@ -320,19 +309,7 @@ TEST_CASE("plugins.p2p_tree.gpu.abort_reaches_the_peer") {
   run_p2p_ranks("plugins.p2p_tree.gpu.abort_reaches_the_peer", 2,
                 [](plx_backend_h b, const plx_unique_id &id, int rank) {
     plx_comm_h comm = join(b, id, 2, rank, /*timeout_ms=*/30000);
-    if (rank == 0) {
-      Stream stream;
-      Device buf(4096);
-      PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
-      const auto start = std::chrono::steady_clock::now();
-      stream.sync();  // rank 1's abort stops the waiting kernel long before the timeout
-      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-      CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_ABORTED);
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      CHECK(plx_comm_abort(comm) == PLX_OK);
-      CHECK(plx_barrier(comm, nullptr, nullptr) == PLX_ERR_ABORTED);
-    }
+    abort_reaches_rank_0(comm, rank);
     CHECK(plx_comm_destroy(comm) == PLX_OK);
   });
 }

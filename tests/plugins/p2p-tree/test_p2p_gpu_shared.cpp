@@ -26,6 +26,7 @@
 #include "plexus/plexus.h"
 #include "tests/plugins/gpu_no_contribution.hpp"
 #include "tests/plugins/gpu_wire.hpp"
+#include "tests/plugins/p2p-tree/p2p_faults.hpp"
 #include "tests/plugins/p2p-tree/p2p_first_calls.hpp"
 #include "tests/plugins/p2p-tree/p2p_gpu_check.hpp"
 
@@ -34,10 +35,10 @@ namespace {
 using namespace plexus::test::p2p;  // Stream, Device, input_of, reference, check_same, ScopedEnv
 
 // A communicator of `nranks` with every rank on GPU 0.
-plx_comm_h join_on_gpu0(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+plx_comm_h join_on_gpu0(plx_backend_h b, const plx_unique_id &id, int nranks, int rank, int32_t timeout_ms = 20000) {
   plx_comm_config config = PLX_COMM_CONFIG_INIT;
   config.cuda_device = 0;
-  config.timeout_ms = 20000;
+  config.timeout_ms = timeout_ms;
   REQUIRE(cudaSetDevice(0) == cudaSuccess);
   plx_comm_h comm = nullptr;
   const plx_status s = plx_comm_init(b, &id, nranks, rank, &config, &comm);
@@ -148,6 +149,13 @@ void first_wire_call(plx_backend_h b, const plx_unique_id &id, int nranks, int r
   CHECK(plx_comm_destroy(comm) == PLX_OK);
 }
 
+template <int32_t TimeoutMs, void (*Fault)(plx_comm_h, int)>
+void failing(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
+  plx_comm_h comm = join_on_gpu0(b, id, nranks, rank, TimeoutMs);
+  Fault(comm, rank);
+  CHECK(plx_comm_destroy(comm) == PLX_OK);
+}
+
 template <int32_t First>
 void alternating(plx_backend_h b, const plx_unique_id &id, int nranks, int rank) {
   plx_comm_h comm = join_on_gpu0(b, id, nranks, rank);
@@ -249,4 +257,17 @@ TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_refuses_two_processes") {
 // mapping took 9–13 ms with a kernel spinning; cudaFree waited for it).
 TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_first_wire_call_while_peer_waits") {
   run_shared_afresh("plugins.p2p_tree.gpu.shared_gpu_first_wire_call_while_peer_waits", first_wire_call);
+}
+
+// The fault paths of test_p2p_gpu.cpp with both ranks on one GPU, where
+// compute-sanitizer can watch them on a machine with one: a rank that never
+// joins (the waiting kernel's own deadline) and a rank that aborts (the
+// host's abort word stops the waiting kernel; plx_comm_abort makes no CUDA
+// call, so it does not wait for that kernel).
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_timeout_when_a_rank_skips") {
+  run_shared("plugins.p2p_tree.gpu.shared_gpu_timeout_when_a_rank_skips", 2, failing<1500, timeout_when_rank_1_skips>);
+}
+
+TEST_CASE("plugins.p2p_tree.gpu.shared_gpu_abort_reaches_the_peer") {
+  run_shared("plugins.p2p_tree.gpu.shared_gpu_abort_reaches_the_peer", 2, failing<30000, abort_reaches_rank_0>);
 }
