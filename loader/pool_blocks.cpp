@@ -7,21 +7,30 @@
 
 namespace plexus::loader {
 
+// Blocks do not overlap, so the last by start ends last.
+void PoolBlocks::update_span() {
+  const bool none = blocks_.empty();
+  span_begin_.store(none ? UINTPTR_MAX : blocks_.begin()->first, std::memory_order_relaxed);
+  span_end_.store(none ? 0 : blocks_.rbegin()->first + blocks_.rbegin()->second, std::memory_order_relaxed);
+}
+
 void PoolBlocks::add(const void *block, uint64_t bytes) {
   std::unique_lock lock(mutex_);
   blocks_[reinterpret_cast<uintptr_t>(block)] = bytes;
-  live_.store(blocks_.size(), std::memory_order_relaxed);
+  update_span();
 }
 
 void PoolBlocks::remove(const void *block) {
   std::unique_lock lock(mutex_);
   blocks_.erase(reinterpret_cast<uintptr_t>(block));
-  live_.store(blocks_.size(), std::memory_order_relaxed);
+  update_span();
 }
 
 plx_status PoolBlocks::check(const char *fn, const char *arg, const void *p, uint64_t bytes) const {
-  if (live_.load(std::memory_order_relaxed) == 0 || bytes == 0) return PLX_OK;
   const auto address = reinterpret_cast<uintptr_t>(p);
+  if (bytes == 0 || address < span_begin_.load(std::memory_order_relaxed) ||
+      address >= span_end_.load(std::memory_order_relaxed))
+    return PLX_OK;
   std::shared_lock lock(mutex_);
   auto next = blocks_.upper_bound(address);
   if (next == blocks_.begin()) return PLX_OK;

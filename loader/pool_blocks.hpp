@@ -21,14 +21,19 @@ class PoolBlocks {
   // After a successful plx_mem_free.
   void remove(const void *block);
   // PLX_ERR_INVALID_ARGUMENT, naming `fn` and `arg`, when [p, p + bytes)
-  // starts inside a live block and ends past it; PLX_OK otherwise. Costs one
-  // atomic load while the communicator has no block.
+  // starts inside a live block and ends past it; PLX_OK otherwise. A pointer
+  // outside the span of all blocks (every pointer while there is none) costs
+  // two atomic loads; one inside takes the shared lock.
   plx_status check(const char *fn, const char *arg, const void *p, uint64_t bytes) const;
 
  private:
+  void update_span();  // under the unique lock
+
   mutable std::shared_mutex mutex_;
-  std::map<uintptr_t, uint64_t> blocks_;  // start -> bytes
-  std::atomic<size_t> live_{0};           // blocks_.size(), read without the lock
+  std::map<uintptr_t, uint64_t> blocks_;  // start -> bytes; blocks never overlap
+  // [first block's start, last block's end), read without the lock; empty
+  // (begin above end) while there is no block.
+  std::atomic<uintptr_t> span_begin_{UINTPTR_MAX}, span_end_{0};
 };
 
 }  // namespace plexus::loader
