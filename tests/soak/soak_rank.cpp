@@ -25,6 +25,7 @@ constexpr int kSmallMax = 64;        // floats of a small all-reduce
 constexpr int kRandomMaxBits = 20;   // a random collective moves up to 1 MiB per rank
 constexpr size_t kLiveBlocks = 6;    // pool blocks kept alive at a time
 constexpr uint64_t kSettleBytes = 64 << 10;
+constexpr int kQueueMaxBits = 16;          // a queue message is up to 64 KiB: 16 of the ring's 4 KiB slots
 
 int count_fds() {
   int n = 0;
@@ -58,10 +59,14 @@ class Rank {
  public:
   Rank(plx_comm_h comm, const Settings &s, int32_t rank, RankReport *report)
       : comm_(comm), s_(s), rank_(rank), report_(report), gen_(s.seed),
-        host_send_(size_t{1} << kRandomMaxBits), host_recv_(host_send_.size() * s.nranks) {
+        host_send_(size_t{1} << kRandomMaxBits), host_recv_(host_send_.size() * s.nranks),
+        message_(size_t{1} << kQueueMaxBits) {
     for (int i = 0; i < kSmallMax; ++i) small_send_[i] = static_cast<float>(rank + 1);
   }
-  ~Rank() { free_live(); }
+  ~Rank() {
+    free_live();
+    if (queue_ != nullptr) plx_queue_destroy(queue_);
+  }
   bool run();
 
  private:
@@ -70,6 +75,9 @@ class Rank {
   bool random_collective();
   bool collective_on(uint8_t *send, uint8_t *recv, uint64_t bytes, int kind);
   bool prime();
+  bool make_queue();
+  bool queue_round();
+  bool pass_message(uint8_t *buf, uint64_t bytes, uint8_t salt);
   void *take_block(uint64_t bytes);
   void free_live();
   bool sample(int index, int64_t iteration);
@@ -83,6 +91,9 @@ class Rank {
   float small_send_[kSmallMax], small_recv_[kSmallMax] = {};
   std::vector<uint8_t> host_send_, host_recv_;
   std::deque<void *> live_;  // pool blocks, oldest first
+  std::vector<uint8_t> message_;
+  plx_queue_h queue_ = nullptr;
+  int32_t writer_ = 0;
 };
 
 bool Rank::fail(const char *what, plx_status s) {
@@ -145,6 +156,53 @@ bool Rank::random_collective() {
   return recv && collective_on(send, recv, bytes, kind);
 }
 
+// A queue written by the next rank in turn (collective: every rank makes it).
+bool Rank::make_queue() {
+  plx_queue_config c = PLX_QUEUE_CONFIG_INIT;
+  c.writer_rank = static_cast<int32_t>(report_->queues_made % s_.nranks);
+  if (plx_status st = plx_queue_create(comm_, &c, &queue_)) return fail("plx_queue_create", st);
+  writer_ = c.writer_rank;
+  ++report_->queues_made;
+  return true;
+}
+
+// The writer fills buf with the message and enqueues it; every reader
+// dequeues it into buf and checks its size and every byte.
+bool Rank::pass_message(uint8_t *buf, uint64_t bytes, uint8_t salt) {
+  auto byte = [salt](uint64_t i) { return static_cast<uint8_t>(i * 131 + salt); };
+  if (rank_ == writer_) {
+    for (uint64_t i = 0; i < bytes; ++i) buf[i] = byte(i);
+    const plx_status st = plx_queue_enqueue(queue_, buf, bytes, -1);
+    return st == PLX_OK || fail("plx_queue_enqueue", st);
+  }
+  uint64_t got = 0;
+  if (plx_status st = plx_queue_dequeue(queue_, buf, bytes, &got, -1)) return fail("plx_queue_dequeue", st);
+  for (uint64_t i = 0; i < bytes; ++i)
+    if (got != bytes || buf[i] != byte(i)) {
+      std::snprintf(report_->message, sizeof(report_->message), "queue message %lld: %llu bytes, byte %llu wrong",
+                    static_cast<long long>(report_->queue_messages), static_cast<unsigned long long>(got),
+                    static_cast<unsigned long long>(i));
+      return false;
+    }
+  return true;
+}
+
+// One message of random size (1 B to 64 KiB, so often chunked through the
+// ring) on malloc'd memory or a pool block, every rank drawing the same.
+// Every kQueueRemakeEvery messages a small all-reduce makes sure every
+// reader has its message, then the queue is destroyed and made again.
+bool Rank::queue_round() {
+  const uint64_t bytes = 1 + gen_() % (uint64_t{1} << (1 + gen_() % kQueueMaxBits));
+  const auto salt = static_cast<uint8_t>(gen_());
+  auto *buf = gen_() % 2 ? static_cast<uint8_t *>(take_block(bytes)) : message_.data();
+  if (buf == nullptr || !pass_message(buf, bytes, salt)) return false;
+  if (++report_->queue_messages % kQueueRemakeEvery != 0) return true;
+  if (!small_all_reduce()) return false;
+  plx_queue_destroy(queue_);
+  queue_ = nullptr;
+  return make_queue();
+}
+
 // Every kind once at the largest size, so that the slots have grown to
 // their cap before the first sample: growth is expected, not drift.
 bool Rank::prime() {
@@ -191,13 +249,14 @@ bool Rank::sample(int index, int64_t iteration) {
 bool Rank::run() {
   const int64_t warmup = std::max<int64_t>(s_.iterations / 20, std::min<int64_t>(s_.iterations, 2000));
   const int64_t step = std::max<int64_t>((s_.iterations - warmup) / (kSamples - 1), 1);
-  if (!prime()) return false;
+  if (!prime() || (s_.nranks > 1 && !make_queue())) return false;
   const auto start = std::chrono::steady_clock::now();
   int next = 0;
   for (int64_t i = 0; i < s_.iterations; ++i) {
     if (next < kSamples && i == warmup + next * step && !sample(next++, i)) return false;
     if (!small_all_reduce()) return false;
     if (i % s_.random_every == 0 && !random_collective()) return false;
+    if (queue_ != nullptr && i % s_.random_every == s_.random_every / 2 && !queue_round()) return false;
   }
   while (next < kSamples)
     if (!sample(next++, s_.iterations)) return false;

@@ -79,12 +79,14 @@ Drift drift_of(const RankReport &r) {
 void print_rank(int32_t r, const RankReport &rep, const Drift &d) {
   const double seconds = static_cast<double>(rep.elapsed_ns) / 1e9;
   fmt::print("soak.shm_native rank {}: {} small all-reduces ({:.2f} us each on average, random collectives "
-             "included), {} random collectives, {} pool allocations in {:.1f} s; from the warm-up (call {}) to "
+             "included), {} random collectives, {} pool allocations, {} queue messages over {} queues in {:.1f} s; "
+             "from the warm-up (call {}) to "
              "the end: RSS {} -> {} KiB (largest rise {} KiB), pool reserved {} -> {} bytes (largest rise {}), "
              "segments {} -> {}, bytes in use at every sample {}, reserved after trim {}, descriptors +{}, "
              "/dev/shm names {}, LeakSanitizer {}\n",
              r, rep.small_ops, seconds * 1e6 / static_cast<double>(std::max<int64_t>(rep.small_ops, 1)),
-             rep.random_ops, rep.allocations, seconds, rep.samples[0].iteration, rep.samples[0].rss_kib,
+             rep.random_ops, rep.allocations, rep.queue_messages, rep.queues_made, seconds, rep.samples[0].iteration,
+             rep.samples[0].rss_kib,
              rep.samples[kSamples - 1].rss_kib, d.rss_kib, rep.samples[0].pool.bytes_reserved,
              rep.samples[kSamples - 1].pool.bytes_reserved, d.reserved, rep.samples[0].pool.segment_count,
              rep.samples[kSamples - 1].pool.segment_count, d.in_use, d.kept, d.fds, d.names,
@@ -100,7 +102,11 @@ void print_rank(int32_t r, const RankReport &rep, const Drift &d) {
 void judge(int32_t r, const RankReport &rep, const Settings &s) {
   CAPTURE(r);
   CHECK_MESSAGE(rep.status == 0, rep.message);
-  CHECK(rep.small_ops == s.iterations);
+  // The small all-reduces, plus one before each time the queue is made again.
+  // One queue message at every call i with i % random_every == random_every / 2.
+  const int64_t every = s.random_every, messages = s.nranks > 1 ? (s.iterations + every - 1 - every / 2) / every : 0;
+  CHECK(rep.queue_messages == messages);
+  CHECK(rep.small_ops == s.iterations + messages / kQueueRemakeEvery);
   CHECK(rep.leaks == 0);
   CHECK(rep.fds_after == rep.fds_before);
   const Drift d = drift_of(rep);
