@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.hpp"
+#include "loader/handle_memory.hpp"
 #include "loader/plugin_lib.hpp"
 #include "loader/pool_blocks.hpp"
 #include "loader/report.hpp"
@@ -37,6 +38,7 @@ struct OpCounters {
 }  // namespace plexus::loader
 
 struct plx_backend {
+  PLX_HANDLE_MEMORY
   uint64_t magic = plexus::loader::backend_magic;
   const plexus::loader::PluginLib *lib = nullptr;
   void *state = nullptr;
@@ -48,6 +50,7 @@ struct plx_backend {
 };
 
 struct plx_comm {
+  PLX_HANDLE_MEMORY
   uint64_t magic = plexus::loader::comm_magic;
   plx_backend *backend = nullptr;
   void *state = nullptr;
@@ -61,6 +64,7 @@ struct plx_comm {
 };
 
 struct plx_queue {
+  PLX_HANDLE_MEMORY
   uint64_t magic = plexus::loader::queue_magic;
   plx_comm *comm = nullptr;
   void *state = nullptr;

@@ -1,30 +1,16 @@
-// What becomes of a handle's object when it is closed or destroyed.
-//
-// PLX-L-20 promises that a handle that is not live is rejected. Deleting
-// the object would make that a read of freed memory (an error ASan reports,
-// and glibc's tcache overwrites the magic anyway), and worse, a new object
-// could get the same address: a stale handle would then reach another
-// communicator. So the object is destroyed (everything it owns is freed)
-// but its memory stays allocated, with a magic of 0, for the life of the
-// process: a few hundred bytes per communicator, none reused.
+// What becomes of a handle's object when it is closed or destroyed: it is
+// destroyed (everything it owns is freed) and its memory goes back through
+// its type's operator delete (handle_memory.hpp), which clears its magic
+// and never hands its address out again, so PLX-L-20's check of a stale
+// handle reads no freed memory and never reaches another object.
 #pragma once
-
-#include <cstdint>
-#include <mutex>
-#include <new>
-#include <vector>
 
 namespace plexus::loader {
 
-// T's first member is its uint64_t magic (plx_backend, plx_comm, plx_queue).
+// T is plx_backend, plx_comm or plx_queue (PLX_HANDLE_MEMORY).
 template <typename T>
 void retire(T *object) {
-  static std::mutex mutex;
-  static auto *graveyard = new std::vector<void *>();  // keeps them reachable for LeakSanitizer
-  object->~T();
-  new (static_cast<void *>(object)) uint64_t(0);
-  std::lock_guard lock(mutex);
-  graveyard->push_back(object);
+  delete object;
 }
 
 }  // namespace plexus::loader

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -45,6 +47,41 @@ plx_queue_h make_queue(plx_comm_h comm) {
   plx_queue_h q = nullptr;
   REQUIRE_MESSAGE(plx_queue_create(comm, &qc, &q) == PLX_OK, plx_last_error());
   return q;
+}
+
+// Resident memory of this process, in KiB.
+long resident_kib() {
+  long pages = 0, resident = 0;
+  if (FILE *f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * 4;
+}
+
+// Destroyed queues keep no memory (loader/handle_memory.hpp): 10,000 made
+// and destroyed one after the other leave resident memory where it was
+// (when each destroyed plx_queue stayed allocated, the soak measured 42-45
+// bytes a queue, 440 KiB here), and no handle repeats an earlier one.
+TEST_CASE("loader.bad_input.destroyed_queues_keep_no_memory") {
+  World w;
+  constexpr int kQueues = 10000;
+  std::vector<plx_queue_h> handles(kQueues + 1000, nullptr);  // touched now, not while measuring
+  for (int i = 0; i < 1000; ++i) {  // malloc and the plugin settle
+    handles[kQueues + i] = make_queue(w.comm);
+    REQUIRE(plx_queue_destroy(handles[kQueues + i]) == PLX_OK);
+  }
+  const long before = resident_kib();
+  for (int i = 0; i < kQueues; ++i) {
+    handles[i] = make_queue(w.comm);
+    REQUIRE(plx_queue_destroy(handles[i]) == PLX_OK);
+  }
+  const long grew = resident_kib() - before;
+  MESSAGE("resident memory after ", kQueues, " queues made and destroyed: ", grew, " KiB more");
+  CHECK(grew < 256);
+  std::sort(handles.begin(), handles.end());
+  CHECK(std::adjacent_find(handles.begin(), handles.end()) == handles.end());
+  CHECK_FAILS(plx_queue_enqueue(handles[0], "x", 1, 0), PLX_ERR_INVALID_ARGUMENT, "not a live queue");
 }
 
 }  // namespace

@@ -29,12 +29,6 @@ constexpr int64_t kDefaultIterations = 20000;
 // What RSS may rise between the samples without being a leak: malloc's
 // arenas and the page cache of the slots settle in.
 constexpr int64_t kRssSlackKib = 2048;
-// A destroyed handle's object stays allocated, magic cleared, for the life
-// of the process (loader/retired.hpp: a stale handle must never reach a new
-// object at its address). plx_queue is 24 bytes: with malloc's header and
-// its entry in the list that keeps it, under 64. 300 million calls (292,969
-// queues) measured 12.8 MiB of growth, 45 bytes a queue.
-constexpr int64_t kRetiredQueueBytes = 64;
 
 int64_t env_int(const char *name, int64_t fallback) {
   const char *text = std::getenv(name);
@@ -121,7 +115,7 @@ void judge(int32_t r, const RankReport &rep, const Settings &s) {
   CHECK(d.fds == 0);
   CHECK(d.names == 0);
 #if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine holds freed memory: there LeakSanitizer judges
-  CHECK(d.rss_kib <= kRssSlackKib + rep.queues_made * kRetiredQueueBytes / 1024);
+  CHECK(d.rss_kib <= kRssSlackKib);
 #endif
   // Freed segments are kept for reuse (the reserved bytes follow the sizes
   // drawn); trimmed with every block freed, nothing may stay.

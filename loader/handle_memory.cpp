@@ -1,0 +1,112 @@
+// The handle objects' memory (handle_memory.hpp).
+#include "loader/handle_memory.hpp"
+
+#include <sys/mman.h>
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+namespace plexus::loader {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kReserveBytes = size_t{1} << 34;  // 16 GiB of addresses; memory only where touched
+constexpr size_t kSmallestSlot = 64;
+
+// A slot holds one object: a power of two up to a page (so none straddles
+// a page), whole pages beyond.
+size_t slot_bytes(size_t bytes) {
+  return bytes <= kPage ? std::bit_ceil(bytes < kSmallestSlot ? kSmallestSlot : bytes)
+                        : (bytes + kPage - 1) / kPage * kPage;
+}
+
+class Range {
+ public:
+  void *take(size_t bytes);
+  // False when `object` is not from the range (a heap fallback).
+  bool give_back(void *object, size_t bytes);
+
+ private:
+  bool reserve();
+  void *carve(size_t slot);
+
+  std::mutex mutex_;
+  uint8_t *base_ = nullptr;
+  bool tried_ = false;
+  size_t used_ = 0;
+  std::vector<uint32_t> live_;  // objects per page, for the pages carved so far
+};
+
+bool Range::reserve() {
+  if (tried_) return base_ != nullptr;
+  tried_ = true;
+  void *p = mmap(nullptr, kReserveBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p != MAP_FAILED) base_ = static_cast<uint8_t *>(p);
+  return base_ != nullptr;
+}
+
+void *Range::carve(size_t slot) {
+  const size_t align = slot < kPage ? slot : kPage;
+  const size_t start = (used_ + align - 1) / align * align;
+  if (start + slot > kReserveBytes) return nullptr;
+  used_ = start + slot;
+  const size_t pages = (used_ + kPage - 1) / kPage;
+  if (live_.size() < pages) {
+#if defined(__SANITIZE_ADDRESS__)  // live objects hold heap pointers: LeakSanitizer must look in here
+    __lsan_register_root_region(base_ + live_.size() * kPage, (pages - live_.size()) * kPage);
+#endif
+    live_.resize(pages, 0);
+  }
+  for (size_t page = start / kPage; page * kPage < start + slot; ++page) ++live_[page];
+  return base_ + start;
+}
+
+void *Range::take(size_t bytes) {
+  std::lock_guard lock(mutex_);
+  return reserve() ? carve(slot_bytes(bytes)) : nullptr;
+}
+
+bool Range::give_back(void *object, size_t bytes) {
+  auto *p = static_cast<uint8_t *>(object);
+  std::lock_guard lock(mutex_);
+  if (base_ == nullptr || p < base_ || p >= base_ + kReserveBytes) return false;
+  std::memset(p, 0, sizeof(uint64_t));  // the magic: a stale handle is not live
+  const size_t start = static_cast<size_t>(p - base_);
+  for (size_t page = start / kPage; page * kPage < start + slot_bytes(bytes); ++page)
+    if (--live_[page] == 0) (void)madvise(base_ + page * kPage, kPage, MADV_DONTNEED);  // reads zeros from now on
+  return true;
+}
+
+Range &range() {
+  static auto *r = new Range();  // never destroyed: objects may go during exit
+  return *r;
+}
+
+}  // namespace
+
+void *take_handle_memory(size_t bytes) {
+  if (void *p = range().take(bytes)) return p;
+  void *p = ::operator new(bytes, std::align_val_t{kSmallestSlot});
+  std::memset(p, 0, bytes);
+  return p;
+}
+
+void give_back_handle_memory(void *object, size_t bytes) {
+  if (range().give_back(object, bytes)) return;
+  // From the heap: kept, magic cleared, so that no object takes its address.
+  std::memset(object, 0, sizeof(uint64_t));
+  static std::mutex mutex;
+  static auto *kept = new std::vector<void *>();  // reachable for LeakSanitizer
+  std::lock_guard lock(mutex);
+  kept->push_back(object);
+}
+
+}  // namespace plexus::loader
