@@ -18,7 +18,8 @@ namespace plexus::loader {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kReserveBytes = size_t{1} << 34;  // 16 GiB of addresses; memory only where touched
+constexpr size_t kReserveBytes = size_t{1} << 34;  // 16 GiB of addresses, no access until opened
+constexpr size_t kOpenBytes = 64 << 10;            // opened for reading and writing this much at a time
 constexpr size_t kSmallestSlot = 64;
 
 // A slot holds one object: a power of two up to a page (so none straddles
@@ -36,35 +37,43 @@ class Range {
 
  private:
   bool reserve();
+  bool open_up_to(size_t end);
   void *carve(size_t slot);
 
   std::mutex mutex_;
   uint8_t *base_ = nullptr;
   bool tried_ = false;
-  size_t used_ = 0;
-  std::vector<uint32_t> live_;  // objects per page, for the pages carved so far
+  size_t used_ = 0, opened_ = 0;
+  std::vector<uint32_t> live_;  // objects per page, for the pages opened so far
 };
 
+// Addresses only: no access and, on a host that does not overcommit, no
+// commit charge until a stretch is opened.
 bool Range::reserve() {
   if (tried_) return base_ != nullptr;
   tried_ = true;
-  void *p = mmap(nullptr, kReserveBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = mmap(nullptr, kReserveBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p != MAP_FAILED) base_ = static_cast<uint8_t *>(p);
   return base_ != nullptr;
+}
+
+bool Range::open_up_to(size_t end) {
+  if (end <= opened_) return true;
+  const size_t to = (end + kOpenBytes - 1) / kOpenBytes * kOpenBytes;
+  if (to > kReserveBytes || mprotect(base_ + opened_, to - opened_, PROT_READ | PROT_WRITE) != 0) return false;
+#if defined(__SANITIZE_ADDRESS__)  // live objects hold heap pointers: LeakSanitizer must look in here
+  __lsan_register_root_region(base_ + opened_, to - opened_);
+#endif
+  opened_ = to;
+  live_.resize(opened_ / kPage, 0);
+  return true;
 }
 
 void *Range::carve(size_t slot) {
   const size_t align = slot < kPage ? slot : kPage;
   const size_t start = (used_ + align - 1) / align * align;
-  if (start + slot > kReserveBytes) return nullptr;
+  if (!open_up_to(start + slot)) return nullptr;
   used_ = start + slot;
-  const size_t pages = (used_ + kPage - 1) / kPage;
-  if (live_.size() < pages) {
-#if defined(__SANITIZE_ADDRESS__)  // live objects hold heap pointers: LeakSanitizer must look in here
-    __lsan_register_root_region(base_ + live_.size() * kPage, (pages - live_.size()) * kPage);
-#endif
-    live_.resize(pages, 0);
-  }
   for (size_t page = start / kPage; page * kPage < start + slot; ++page) ++live_[page];
   return base_ + start;
 }
@@ -77,7 +86,7 @@ void *Range::take(size_t bytes) {
 bool Range::give_back(void *object, size_t bytes) {
   auto *p = static_cast<uint8_t *>(object);
   std::lock_guard lock(mutex_);
-  if (base_ == nullptr || p < base_ || p >= base_ + kReserveBytes) return false;
+  if (base_ == nullptr || p < base_ || p >= base_ + opened_) return false;
   std::memset(p, 0, sizeof(uint64_t));  // the magic: a stale handle is not live
   const size_t start = static_cast<size_t>(p - base_);
   for (size_t page = start / kPage; page * kPage < start + slot_bytes(bytes); ++page)

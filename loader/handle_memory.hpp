@@ -4,7 +4,8 @@
 // the object into malloc would make that check a read of freed memory, and
 // worse, a new object could get the same address: a stale handle would then
 // reach another communicator. So these objects live in a range of addresses
-// reserved for them, carved in order and never handed out twice. When an
+// reserved for them (opened 64 KiB at a time), carved in order and never
+// handed out twice. When an
 // object goes, its magic (its first 8 bytes) is cleared, and a page whose
 // objects have all gone is given back to the system: it still reads as
 // zeros, so a stale handle into it finds no magic, and no memory is kept.
