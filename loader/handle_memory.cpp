@@ -18,7 +18,10 @@ namespace plexus::loader {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kReserveBytes = size_t{1} << 34;  // 16 GiB of addresses, no access until opened
+// 1 GiB of addresses, no access until opened: 16 million queues, or 4
+// million communicators, before objects come from the heap (and stay). Not
+// more: a process limited by RLIMIT_AS counts reserved addresses too.
+constexpr size_t kReserveBytes = size_t{1} << 30;
 constexpr size_t kOpenBytes = 64 << 10;            // opened for reading and writing this much at a time
 constexpr size_t kSmallestSlot = 64;
 
