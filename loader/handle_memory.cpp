@@ -10,7 +10,15 @@
 #include <new>
 #include <vector>
 
+// AddressSanitizer's LeakSanitizer: gcc says so with a macro, clang with a feature.
 #if defined(__SANITIZE_ADDRESS__)
+#define PLX_LEAK_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PLX_LEAK_SANITIZER 1
+#endif
+#endif
+#if defined(PLX_LEAK_SANITIZER)
 #include <sanitizer/lsan_interface.h>
 #endif
 
@@ -64,7 +72,7 @@ bool Range::open_up_to(size_t end) {
   if (end <= opened_) return true;
   const size_t to = (end + kOpenBytes - 1) / kOpenBytes * kOpenBytes;
   if (to > kReserveBytes || mprotect(base_ + opened_, to - opened_, PROT_READ | PROT_WRITE) != 0) return false;
-#if defined(__SANITIZE_ADDRESS__)  // live objects hold heap pointers: LeakSanitizer must look in here
+#if defined(PLX_LEAK_SANITIZER)  // live objects hold heap pointers: LeakSanitizer must look in here
   __lsan_register_root_region(base_ + opened_, to - opened_);
 #endif
   opened_ = to;

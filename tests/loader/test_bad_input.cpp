@@ -63,6 +63,8 @@ long resident_kib() {
 // and destroyed one after the other leave resident memory where it was
 // (when each destroyed plx_queue stayed allocated, the soak measured 42-45
 // bytes a queue, 440 KiB here), and no handle repeats an earlier one.
+// Under ASan and TSan only the handles are checked: their allocators hold
+// freed memory back (ASan's quarantine grew RSS by 8.6 MiB here).
 TEST_CASE("loader.bad_input.destroyed_queues_keep_no_memory") {
   World w;
   constexpr int kQueues = 10000;
@@ -78,7 +80,9 @@ TEST_CASE("loader.bad_input.destroyed_queues_keep_no_memory") {
   }
   const long grew = resident_kib() - before;
   MESSAGE("resident memory after ", kQueues, " queues made and destroyed: ", grew, " KiB more");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their allocators keep freed memory
   CHECK(grew < 256);
+#endif
   std::sort(handles.begin(), handles.end());
   CHECK(std::adjacent_find(handles.begin(), handles.end()) == handles.end());
   CHECK_FAILS(plx_queue_enqueue(handles[0], "x", 1, 0), PLX_ERR_INVALID_ARGUMENT, "not a live queue");
