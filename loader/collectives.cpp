@@ -148,7 +148,7 @@ plx_status reduction(Call *c, plx_coll_kind coll, const void *send, void *recv, 
   if (plx_status s = check_buffer(*c, "recv", recv, count > 0 && receives, bytes)) return s;
   set_data(c, send, recv, count, dtype, stream);
   c->desc.op = op, c->desc.root = root;
-  return dispatch(c, count * plx_dtype_size(dtype));
+  return dispatch(c, bytes);
 }
 
 uint64_t sum_counts(const uint64_t *counts, int32_t n, bool *overflow) {
@@ -187,7 +187,7 @@ plx_status plx_broadcast(plx_comm_h comm, const void *send, void *recv, uint64_t
   if (plx_status s = check_buffer(c, "recv", recv, count > 0, bytes)) return s;
   set_data(&c, send, recv, count, dtype, stream);
   c.desc.root = root;
-  return dispatch(&c, count * plx_dtype_size(dtype));
+  return dispatch(&c, bytes);
 }
 
 plx_status plx_all_gather(plx_comm_h comm, const void *send, void *recv, uint64_t count,
@@ -199,7 +199,7 @@ plx_status plx_all_gather(plx_comm_h comm, const void *send, void *recv, uint64_
   if (plx_status s = check_buffer(c, "send", send, count > 0, bytes)) return s;
   if (plx_status s = check_buffer(c, "recv", recv, count > 0, bytes * comm->size)) return s;
   set_data(&c, send, recv, count, dtype, stream);
-  return dispatch(&c, count * plx_dtype_size(dtype));
+  return dispatch(&c, bytes);
 }
 
 plx_status plx_gather(plx_comm_h comm, const void *send, void *recv, uint64_t count,
@@ -219,7 +219,7 @@ plx_status plx_gather(plx_comm_h comm, const void *send, void *recv, uint64_t co
   if (plx_status s = check_buffer(c, "recv", recv, total > 0 && comm->rank == root, total * size)) return s;
   set_data(&c, send, recv, mine, dtype, stream);
   c.desc.counts = counts, c.desc.root = root;
-  return dispatch(&c, mine * plx_dtype_size(dtype));
+  return dispatch(&c, mine * size);
 }
 
 plx_status plx_reduce_scatter(plx_comm_h comm, const void *send, void *recv, uint64_t count,
@@ -234,7 +234,7 @@ plx_status plx_reduce_scatter(plx_comm_h comm, const void *send, void *recv, uin
   if (plx_status s = check_buffer(c, "recv", recv, count > 0, bytes)) return s;
   set_data(&c, send, recv, count, dtype, stream);
   c.desc.op = op;
-  return dispatch(&c, count * comm->size * plx_dtype_size(dtype));
+  return dispatch(&c, bytes * comm->size);
 }
 
 plx_status plx_barrier(plx_comm_h comm, const plx_coll_options *opts, void *stream) {
@@ -249,10 +249,11 @@ static plx_status point_to_point(Call *c, plx_coll_kind coll, void *buf, uint64_
   if (plx_status s = begin(c, coll, opts)) return s;
   if (plx_status s = check_dtype(*c, dtype, count, 1)) return s;
   if (plx_status s = check_rank_arg(*c, "peer", peer)) return s;
-  if (plx_status s = check_buffer(*c, "buf", buf, count > 0, count * plx_dtype_size(dtype))) return s;
+  const uint64_t bytes = count * plx_dtype_size(dtype);
+  if (plx_status s = check_buffer(*c, "buf", buf, count > 0, bytes)) return s;
   set_data(c, coll == PLX_COLL_SEND ? buf : nullptr, coll == PLX_COLL_RECV ? buf : nullptr, count, dtype, stream);
   c->desc.peer = peer;
-  return dispatch(c, count * plx_dtype_size(dtype));
+  return dispatch(c, bytes);
 }
 
 plx_status plx_send(plx_comm_h comm, const void *buf, uint64_t count, plx_dtype dtype, int32_t peer,

@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -17,6 +16,7 @@
 
 #include "bad_input.hpp"
 #include "loader_test_util.hpp"
+#include "tests/resident_memory.hpp"
 
 namespace plx_test {
 
@@ -49,16 +49,6 @@ plx_queue_h make_queue(plx_comm_h comm) {
   return q;
 }
 
-// Resident memory of this process, in KiB.
-long resident_kib() {
-  long pages = 0, resident = 0;
-  if (FILE *f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return resident * 4;
-}
-
 // Destroyed queues keep no memory (loader/handle_memory.hpp): 10,000 made
 // and destroyed one after the other leave resident memory where it was
 // (when each destroyed plx_queue stayed allocated, the soak measured 42-45
@@ -73,12 +63,12 @@ TEST_CASE("loader.bad_input.destroyed_queues_keep_no_memory") {
     handles[kQueues + i] = make_queue(w.comm);
     REQUIRE(plx_queue_destroy(handles[kQueues + i]) == PLX_OK);
   }
-  const long before = resident_kib();
+  const int64_t before = plexus::test::resident_kib();
   for (int i = 0; i < kQueues; ++i) {
     handles[i] = make_queue(w.comm);
     REQUIRE(plx_queue_destroy(handles[i]) == PLX_OK);
   }
-  const long grew = resident_kib() - before;
+  const int64_t grew = plexus::test::resident_kib() - before;
   MESSAGE("resident memory after ", kQueues, " queues made and destroyed: ", grew, " KiB more");
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their allocators keep freed memory
   CHECK(grew < 256);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/resident_memory.hpp"
 #include "tests/soak/soak.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -44,15 +45,6 @@ int count_own_shm_names() {
     closedir(d);
   }
   return n;
-}
-
-int64_t rss_kib() {
-  long pages = 0, resident = 0;
-  if (FILE *f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 class Rank {
@@ -242,7 +234,7 @@ bool Rank::sample(int index, int64_t iteration) {
   trimmed.struct_size = sizeof(trimmed);
   plx_mem_stats_get(comm_, PLX_MEM_SHARED_HOST, PLX_MEM_TAG_ALL, &trimmed);
   x.reserved_after_trim = trimmed.bytes_reserved, x.segments_after_trim = trimmed.segment_count;
-  x.rss_kib = rss_kib(), x.fds = count_fds(), x.shm_names = count_own_shm_names();
+  x.rss_kib = test::resident_kib(), x.fds = count_fds(), x.shm_names = count_own_shm_names();
   return true;
 }
 

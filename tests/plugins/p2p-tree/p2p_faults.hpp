@@ -16,6 +16,16 @@
 
 namespace plexus::test::p2p {
 
+// Rank 0's all-reduce of 1024 floats in buf that rank 1 never joins:
+// returns once its kernel has ended (by its own deadline or an abort),
+// which must take under 10 s.
+inline void all_reduce_rank_1_does_not_join(plx_comm_h comm, const Stream &stream, const Device &buf) {
+  PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
+  const auto start = std::chrono::steady_clock::now();
+  stream.sync();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
 // comm's timeout is 1500 ms. Rank 0 enqueues an all-reduce that rank 1
 // never joins: its kernel gives up by itself, the failure is sticky and
 // names rank 1; rank 1 adopts rank 0's timeout.
@@ -23,10 +33,7 @@ inline void timeout_when_rank_1_skips(plx_comm_h comm, int rank) {
   if (rank == 0) {
     Stream stream;
     Device buf(4096);
-    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
-    const auto start = std::chrono::steady_clock::now();
-    stream.sync();  // the kernel gives up by itself after the timeout
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    all_reduce_rank_1_does_not_join(comm, stream, buf);  // the kernel gives up by itself after the timeout
     CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_TIMEOUT);
     CHECK(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s) == PLX_ERR_TIMEOUT);
     CHECK(std::string(plx_last_error()).find("rank 1") != std::string::npos);
@@ -42,10 +49,7 @@ inline void abort_reaches_rank_0(plx_comm_h comm, int rank) {
   if (rank == 0) {
     Stream stream;
     Device buf(4096);
-    PLX_OK_OR_FAIL(plx_all_reduce(comm, buf.p, buf.p, 1024, PLX_FLOAT32, PLX_SUM, nullptr, stream.s));
-    const auto start = std::chrono::steady_clock::now();
-    stream.sync();  // rank 1's abort stops the waiting kernel long before the timeout
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+    all_reduce_rank_1_does_not_join(comm, stream, buf);  // rank 1's abort stops the waiting kernel
     CHECK(wait_for_failure(comm, std::chrono::seconds(5)) == PLX_ERR_ABORTED);
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
